@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Runs every test in the solution. On a fresh Debian machine, run as root, it first installs
+# what the suite needs; run as another user, it prints the command that installs it and stops.
+# Exits non-zero when a test fails or when no test ran; ends with "N passed, N failed".
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+# ---- 1. Prerequisites -------------------------------------------------------------------------
+# Debian packages: a real Redis for the store and functional tests, and the grpcio peer
+# (Debian's python3, not a virtualenv's) for the interop tests.
+apt_missing=()
+command -v redis-server >/dev/null 2>&1 || apt_missing+=(redis-server)
+/usr/bin/python3 -c 'import grpc' >/dev/null 2>&1 || apt_missing+=(python3-grpcio)
+/usr/bin/python3 -c 'import google.protobuf' >/dev/null 2>&1 || apt_missing+=(python3-protobuf)
+/usr/bin/python3 -c 'import grpc_tools.protoc' >/dev/null 2>&1 || apt_missing+=(python3-grpc-tools)
+command -v node >/dev/null 2>&1 || apt_missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || apt_missing+=(npm)
+
+npm_missing=0
+for pkg in @grpc/grpc-js @grpc/proto-loader @bufbuild/buf; do
+  [ -f "tests/node_modules/$pkg/package.json" ] || npm_missing=1
+done
+
+if [ ${#apt_missing[@]} -gt 0 ] || [ $npm_missing -eq 1 ]; then
+  if [ "$(id -u)" -eq 0 ]; then
+    if [ ${#apt_missing[@]} -gt 0 ]; then
+      echo "run.sh: installing ${apt_missing[*]}"
+      apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_missing[@]}" >/dev/null
+    fi
+    if [ $npm_missing -eq 1 ]; then
+      echo "run.sh: installing the test suite's npm packages (tests/package-lock.json)"
+      (cd tests && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+  else
+    echo "run.sh: missing prerequisites. Install them with:" >&2
+    [ ${#apt_missing[@]} -gt 0 ] && echo "  sudo apt-get update && sudo apt-get install -y ${apt_missing[*]}" >&2
+    [ $npm_missing -eq 1 ] && echo "  (cd $root/tests && npm ci)" >&2
+    exit 2
+  fi
+fi
+
+# ---- 2. Proto lint ----------------------------------------------------------------------------
+echo "run.sh: buf lint"
+tests/node_modules/.bin/buf lint
+
+# ---- 3. Build once, then run every test project ---------------------------------------------
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+echo "run.sh: dotnet build"
+dotnet build ControlPlane.sln -c Release -nologo -v:q -clp:ErrorsOnly
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+dotnet test ControlPlane.sln -c Release --no-build -nologo -v:q \
+  --blame-hang-timeout 10m 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+
+# Sum the per-assembly summaries ("Passed!  - Failed: 0, Passed: 12, Skipped: 0, ...").
+read -r passed failed skipped < <(grep -E '(Passed|Failed)! +- +Failed: ' "$log" | awk -F'[:,]' '
+  { f += $2; p += $4; s += $6 } END { printf "%d %d %d\n", p, f, s }')
+echo
+echo "${passed} passed, ${failed} failed, ${skipped} skipped"
+if [ "$status" -ne 0 ] || [ "$failed" -ne 0 ]; then
+  exit 1
+fi
+if [ "$passed" -eq 0 ]; then
+  echo "run.sh: no test ran" >&2
+  exit 1
+fi
