@@ -1,0 +1,115 @@
+using ControlPlane.V1;
+
+namespace ControlPlane.Scheduler;
+
+/// <summary>
+/// Where runs, steps, attempts, queues, slots and events live. Every method is one atomic state
+/// change (one Lua script on Redis); the embedded and Redis implementations pass one contract suite.
+/// Failures that a caller can fix are <see cref="RunStoreException"/> with a <see cref="RunStoreError"/>.
+/// </summary>
+public interface IRunStore : IAsyncDisposable
+{
+    // ---- Runs (RunService) ------------------------------------------------------------------
+
+    /// <summary>
+    /// Validates <paramref name="spec"/> (throws <see cref="RunSpecValidationException"/> listing every
+    /// violation), then writes the run and its steps and queues the root steps. The same non-empty
+    /// <paramref name="idempotencyKey"/> returns the run it first created, with Created = false.
+    /// </summary>
+    Task<SubmitRunResult> SubmitRunAsync(RunSpec spec, string? idempotencyKey, CancellationToken cancellationToken = default);
+
+    /// <summary>The run with its steps and histories, or null when there is no such run.</summary>
+    Task<Run?> GetRunAsync(string runId, CancellationToken cancellationToken = default);
+
+    /// <summary>Runs newest first, without steps; filtered by state and labels; paged.</summary>
+    Task<RunPage> ListRunsAsync(RunQuery query, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Ready and blocked steps become CANCELLED; running attempts are flagged for cancellation
+    /// (signalled with <see cref="AttemptCancelRequested"/>); nothing new is dispatched. The run is
+    /// CANCELLING until its last attempt ends, then CANCELLED. Terminal runs: FailedPrecondition.
+    /// </summary>
+    Task<Run> CancelRunAsync(string runId, string reason, CancellationToken cancellationToken = default);
+
+    /// <summary>RUNNING/PENDING -> PAUSED: nothing new is dispatched; running attempts finish.</summary>
+    Task<Run> PauseRunAsync(string runId, CancellationToken cancellationToken = default);
+
+    /// <summary>PAUSED -> RUNNING (or straight to its terminal state when nothing is left to run).</summary>
+    Task<Run> ResumeRunAsync(string runId, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// A FAILED or CANCELLED run: its failed, cancelled and skipped steps go back to BLOCKED/READY with
+    /// a fresh attempt budget; succeeded steps keep their outputs. The run is RUNNING again.
+    /// </summary>
+    Task<Run> RetryRunAsync(string runId, CancellationToken cancellationToken = default);
+
+    /// <summary>Approves (SUCCEEDED) or rejects (FAILED) a gate in WAITING_APPROVAL.</summary>
+    Task<Run> DecideGateAsync(GateDecisionInput decision, CancellationToken cancellationToken = default);
+
+    /// <summary>Events with seq &gt; <paramref name="afterSeq"/>, oldest first, at most <paramref name="max"/>.</summary>
+    Task<IReadOnlyList<RunEvent>> ReadEventsAsync(string runId, long afterSeq, int max, CancellationToken cancellationToken = default);
+
+    /// <summary>The step's output; null when the step has none (not finished, or dropped after its consumers succeeded).</summary>
+    Task<StepOutput?> GetStepOutputAsync(string runId, string stepId, CancellationToken cancellationToken = default);
+
+    // ---- Agents (AgentService) --------------------------------------------------------------
+
+    /// <summary>
+    /// Registers or updates an agent (its queues, frameworks, handlers, slots) as CONNECTED. The attempts
+    /// it re-announces keep their leases when their tokens are still current; the rest come back
+    /// in <see cref="AgentSession.RevokedTokens"/> so the agent stops them.
+    /// </summary>
+    Task<AgentSession> ConnectAgentAsync(AgentRegistration registration, CancellationToken cancellationToken = default);
+
+    /// <summary>The agent's stream ended: it is DISCONNECTED; its attempts keep their leases until they expire.</summary>
+    Task DisconnectAgentAsync(string agentId, CancellationToken cancellationToken = default);
+
+    /// <summary>The agent takes nothing new (ClaimAsync returns nothing for it); signalled with <see cref="AgentDrainRequested"/>.</summary>
+    Task<Agent> DrainAgentAsync(string agentId, CancellationToken cancellationToken = default);
+
+    Task<IReadOnlyList<Agent>> ListAgentsAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Takes up to <see cref="ClaimRequest.MaxSteps"/> READY steps the agent can serve (its queues,
+    /// frameworks, handlers and free slots), round-robin by run within a queue, then by priority;
+    /// each only when the run cap, queue cap, concurrency-key cap and the run's budget allow, all
+    /// checked and taken atomically. A step whose estimate does not fit the remaining budget fails
+    /// (QUOTA_EXCEEDED) instead. Each claimed step is ASSIGNED with attempt+1, a new fencing token
+    /// and a lease, and comes back with its spec, inputs and last checkpoint.
+    /// </summary>
+    Task<IReadOnlyList<Assignment>> ClaimAsync(ClaimRequest request, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Applies a batch of attempt reports (started, progress, checkpoint, log, completed, failed) in
+    /// order, each checked against the step's current fencing token. Completion stores the output,
+    /// reconciles the budget, releases slots, unblocks children, drops inputs nobody needs any more
+    /// and finishes the run when every step is terminal. One outcome per report, in order.
+    /// </summary>
+    Task<IReadOnlyList<ReportOutcome>> ReportAsync(IReadOnlyList<AttemptReport> reports, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Extends the leases of the agent's attempts. Returns the tokens the agent must stop: stale ones
+    /// and ones flagged for cancellation.
+    /// </summary>
+    Task<IReadOnlyList<long>> RenewLeasesAsync(string agentId, IReadOnlyList<AttemptRef> attempts, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// The reaper: attempts whose lease expired go back to READY with attempt+1, the same checkpoint and
+    /// (at the next claim) a new token, or fail when out of attempts; their slots are freed. RETRY_WAIT
+    /// steps whose backoff elapsed become READY. Attempts running past their step timeout are failed
+    /// as timed out. Does at most <paramref name="max"/> of each.
+    /// </summary>
+    Task<MaintenanceResult> RunMaintenanceAsync(int max, CancellationToken cancellationToken = default);
+
+    /// <summary>Sets a cap shared across runs (queue or concurrency key); 0 removes it.</summary>
+    Task SetLimitAsync(LimitKind kind, string name, int limit, CancellationToken cancellationToken = default);
+
+    /// <summary>Queue depths and every slot counter (agent, run, queue, key) with its cap, plus budget reservations.</summary>
+    Task<StoreStats> GetStatsAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Delivers <see cref="StoreSignal"/>s raised by any process sharing this store (Redis: pub/sub),
+    /// until the returned handle is disposed. The handler must not block.
+    /// </summary>
+    Task<IAsyncDisposable> SubscribeAsync(Action<StoreSignal> handler, CancellationToken cancellationToken = default);
+}
