@@ -260,6 +260,34 @@ public sealed class ClientTransportTests
     }
 
     [Fact]
+    public async Task AsyncUnaryCall_GzipResponseMessage_Decompressed()
+    {
+        var text = new string('g', 20_000);
+        using var compressed = new MemoryStream();
+        using (var gzip = new GZipStream(compressed, CompressionLevel.Optimal, leaveOpen: true))
+        {
+            Bytes(text).WriteTo(gzip);
+        }
+
+        var frame = Frame(compressed.ToArray());
+        frame[0] = 1;
+        var acceptEncoding = new TaskCompletionSource<string?>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var respond = GrpcResponse(frame);
+        await using var server = await ClientRawServer.StartAsync(http =>
+        {
+            acceptEncoding.TrySetResult(http.Request.Headers["grpc-accept-encoding"]);
+            http.Response.Headers["grpc-encoding"] = "gzip";
+            return respond(http);
+        });
+        using var channel = RpcChannel.ForAddress(server.Address);
+
+        var response = await channel.AsyncUnaryCall(Unary, Bytes("x")).ResponseAsync.WaitAsync(Wait);
+
+        Assert.Equal(text, response.Value.ToStringUtf8());
+        Assert.Contains("gzip", await acceptEncoding.Task.WaitAsync(Wait), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task AsyncUnaryCall_CompressedFlagWithoutEncoding_FailsInternal()
     {
         var frame = Frame(Bytes("a").ToByteArray());
