@@ -1,0 +1,122 @@
+using System.Diagnostics;
+
+namespace ControlPlane.Interop.Tests;
+
+/// <summary>
+/// Where the interop peers live and how to start them: our InteropServer/InteropClient builds,
+/// Debian's /usr/bin/python3 with grpcio, node with tests/node_modules. A missing prerequisite
+/// fails with the command that installs it.
+/// </summary>
+public static class InteropEnvironment
+{
+    public const string PythonPath = "/usr/bin/python3";
+
+    /// <summary>The 16 interop cases every direction runs.</summary>
+    public static readonly string[] Cases =
+    [
+        "empty_unary", "large_unary", "client_streaming", "server_streaming", "ping_pong", "empty_stream",
+        "cancel_after_begin", "cancel_after_first_response", "timeout_on_sleeping_server", "custom_metadata",
+        "status_code_and_message", "special_status_message", "unimplemented_method", "unimplemented_service",
+        "client_compressed_unary", "server_compressed_unary",
+    ];
+
+    private static readonly Lazy<string> Root = new(FindRepositoryRoot);
+
+    public static TheoryData<string> CaseData => new(Cases);
+
+    public static string RepositoryRoot => Root.Value;
+
+    public static string InteropDirectory => Path.Combine(RepositoryRoot, "tests", "interop");
+
+    /// <summary>The build configuration this test assembly was built with (bin/&lt;Configuration&gt;/net10.0).</summary>
+    public static string Configuration =>
+        new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar)).Parent?.Name ?? "Debug";
+
+    public static string DotnetHost =>
+        Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host : "dotnet";
+
+    /// <summary>The built dll of one of our interop executables, e.g. "ControlPlane.InteropServer".</summary>
+    public static string OurAssembly(string project)
+    {
+        var path = Path.Combine(RepositoryRoot, "tests", project, "bin", Configuration, "net10.0", project + ".dll");
+        if (!File.Exists(path))
+        {
+            throw new InvalidOperationException(
+                $"{path} does not exist. Build the solution first: dotnet build ControlPlane.sln -c {Configuration}");
+        }
+
+        return path;
+    }
+
+    public static void RequirePython()
+    {
+        var hint = "Install Debian's grpcio peer: apt-get install -y python3-grpcio python3-grpc-tools python3-protobuf";
+        if (!File.Exists(PythonPath))
+        {
+            throw new InvalidOperationException($"{PythonPath} is missing. {hint}");
+        }
+
+        var (exitCode, output) = RunQuick(PythonPath, "-c \"import grpc, grpc_tools.protoc, google.protobuf\"");
+        if (exitCode != 0)
+        {
+            throw new InvalidOperationException($"{PythonPath} cannot import grpc/grpc_tools: {output.Trim()}. {hint}");
+        }
+    }
+
+    public static void RequireNode()
+    {
+        var (exitCode, output) = RunQuick("node", "--version");
+        if (exitCode != 0)
+        {
+            throw new InvalidOperationException($"node is not runnable ({output.Trim()}). Install it: apt-get install -y nodejs npm");
+        }
+
+        foreach (var package in new[] { "@grpc/grpc-js", "@grpc/proto-loader" })
+        {
+            if (!File.Exists(Path.Combine(RepositoryRoot, "tests", "node_modules", package, "package.json")))
+            {
+                throw new InvalidOperationException(
+                    $"tests/node_modules/{package} is missing. Install the test suite's npm packages: (cd {Path.Combine(RepositoryRoot, "tests")} && npm ci)");
+            }
+        }
+    }
+
+    private static (int ExitCode, string Output) RunQuick(string file, string arguments)
+    {
+        try
+        {
+            using var process = Process.Start(new ProcessStartInfo(file, arguments)
+            {
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+                UseShellExecute = false,
+            })!;
+            var stdout = process.StandardOutput.ReadToEndAsync();
+            var stderr = process.StandardError.ReadToEndAsync();
+            if (!process.WaitForExit(TimeSpan.FromSeconds(30)))
+            {
+                process.Kill(entireProcessTree: true);
+                return (-1, $"{file} {arguments} did not finish within 30 s");
+            }
+
+            return (process.ExitCode, stdout.Result + stderr.Result);
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            return (-1, e.Message);
+        }
+    }
+
+    private static string FindRepositoryRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "ControlPlane.sln")))
+            {
+                return dir.FullName;
+            }
+        }
+
+        throw new InvalidOperationException($"No ControlPlane.sln above {AppContext.BaseDirectory}; run the tests from the repository's build output.");
+    }
+}

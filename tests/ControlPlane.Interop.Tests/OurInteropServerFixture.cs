@@ -1,0 +1,13 @@
+namespace ControlPlane.Interop.Tests;
+
+/// <summary>Our ControlPlane.InteropServer (ControlPlane.Rpc's server).</summary>
+public sealed class OurInteropServerFixture : InteropServerFixture
+{
+    protected override PeerProcess StartServer() =>
+        PeerProcess.Start(
+            "ControlPlane.InteropServer",
+            InteropEnvironment.DotnetHost,
+            InteropEnvironment.InteropDirectory,
+            InteropEnvironment.OurAssembly("ControlPlane.InteropServer"),
+            "--port=0");
+}
