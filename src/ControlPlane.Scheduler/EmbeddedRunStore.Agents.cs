@@ -1,0 +1,478 @@
+using ControlPlane.Scheduler.Internal;
+using ControlPlane.V1;
+using Google.Protobuf.WellKnownTypes;
+
+namespace ControlPlane.Scheduler;
+
+// Agents, claims, attempt reports, leases and the reaper.
+public sealed partial class EmbeddedRunStore
+{
+    public Task<AgentSession> ConnectAgentAsync(AgentRegistration registration, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(registration);
+        if (!RunSpecValidator.IsValidName(registration.AgentId))
+        {
+            throw new RunStoreException(RunStoreError.InvalidArgument, $"agent_id '{registration.AgentId}' must match [a-z0-9][a-z0-9._-]{{0,62}}");
+        }
+
+        if (registration.Slots < 0)
+        {
+            throw new RunStoreException(RunStoreError.InvalidArgument, $"slots is {registration.Slots}; an agent needs 0 or more slots");
+        }
+
+        return Task.FromResult(Mutate(() =>
+        {
+            var now = Now;
+            if (!agents.TryGetValue(registration.AgentId, out var agent))
+            {
+                agent = new EmbeddedAgent(new Agent { AgentId = registration.AgentId }, registration);
+                agents[registration.AgentId] = agent;
+            }
+
+            agent.Registration = registration;
+            var a = agent.Agent;
+            a.Host = registration.Host;
+            a.Frameworks.Clear();
+            a.Frameworks.Add(registration.Frameworks);
+            a.Queues.Clear();
+            a.Queues.Add(agent.Queues);
+            a.Labels.Clear();
+            foreach (var (k, v) in registration.Labels)
+            {
+                a.Labels[k] = v;
+            }
+            a.Handlers.Clear();
+            a.Handlers.Add(registration.Handlers);
+            a.Slots = registration.Slots;
+            a.State = AgentState.Connected;
+            a.ConnectedAt = Timestamp.FromDateTimeOffset(now);
+            a.LastHeartbeatAt = a.ConnectedAt;
+
+            var revoked = new List<long>();
+            foreach (var attempt in registration.RunningAttempts)
+            {
+                if (activeByToken.TryGetValue(attempt.FencingToken, out var step)
+                    && step.Step.AgentId == registration.AgentId
+                    && step.Owner.Run.Id == attempt.RunId
+                    && step.Spec.Id == attempt.StepId
+                    && !step.CancelRequested)
+                {
+                    step.LeaseExpiresAt = now + options.LeaseDuration;
+                }
+                else
+                {
+                    revoked.Add(attempt.FencingToken);
+                }
+            }
+
+            foreach (var queue in agent.Queues)
+            {
+                readyQueuesTouched.Add(queue);
+            }
+
+            return new AgentSession(registration.AgentId, revoked);
+        }));
+    }
+
+    public Task DisconnectAgentAsync(string agentId, CancellationToken cancellationToken = default)
+    {
+        lock (gate)
+        {
+            if (agents.TryGetValue(agentId, out var agent))
+            {
+                agent.Agent.State = AgentState.Disconnected;
+            }
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public Task<Agent> DrainAgentAsync(string agentId, CancellationToken cancellationToken = default) =>
+        Task.FromResult(Mutate(() =>
+        {
+            if (!agents.TryGetValue(agentId, out var agent))
+            {
+                throw new RunStoreException(RunStoreError.NotFound, $"agent '{agentId}' not found; ListAgents shows the known agents");
+            }
+
+            if (agent.Agent.State == AgentState.Connected)
+            {
+                agent.Agent.State = AgentState.Draining;
+            }
+
+            pendingSignals.Add(new AgentDrainRequested(agentId));
+            return agent.Agent.Clone();
+        }));
+
+    public Task<IReadOnlyList<Agent>> ListAgentsAsync(CancellationToken cancellationToken = default)
+    {
+        lock (gate)
+        {
+            IReadOnlyList<Agent> list = agents.Values.OrderBy(a => a.Agent.AgentId, StringComparer.Ordinal).Select(a => a.Agent.Clone()).ToList();
+            return Task.FromResult(list);
+        }
+    }
+
+    public Task<IReadOnlyList<Assignment>> ClaimAsync(ClaimRequest request, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        return Task.FromResult(Mutate(() =>
+        {
+            if (!agents.TryGetValue(request.AgentId, out var agent))
+            {
+                throw new RunStoreException(RunStoreError.NotFound, $"agent '{request.AgentId}' is not connected; send Hello (ConnectAgent) first");
+            }
+
+            var claimed = new List<Assignment>();
+            if (agent.Agent.State != AgentState.Connected || request.MaxSteps <= 0)
+            {
+                return (IReadOnlyList<Assignment>)claimed;
+            }
+
+            foreach (var queue in agent.Queues)
+            {
+                ClaimFromQueue(agent, queue, request.MaxSteps, claimed);
+                if (claimed.Count >= request.MaxSteps || agent.FreeSlots <= 0)
+                {
+                    break;
+                }
+            }
+
+            return claimed;
+        }));
+    }
+
+    /// <summary>Round-robin over the runs with READY steps in the queue: one step per run per pass.</summary>
+    private void ClaimFromQueue(EmbeddedAgent agent, string queue, int maxSteps, List<Assignment> claimed)
+    {
+        var progress = true;
+        while (progress && claimed.Count < maxSteps && agent.FreeSlots > 0)
+        {
+            progress = false;
+            if (!rotation.TryGetValue(queue, out var list))
+            {
+                return;
+            }
+
+            foreach (var run in list.ToList())
+            {
+                if (claimed.Count >= maxSteps || agent.FreeSlots <= 0)
+                {
+                    return;
+                }
+
+                if (queueLimits.TryGetValue(queue, out var queueLimit) && queueUsed.GetValueOrDefault(queue) >= queueLimit)
+                {
+                    return;
+                }
+
+                if (run.Run.State is not (RunState.Pending or RunState.Running)
+                    || (run.Spec.Concurrency > 0 && run.Active >= run.Spec.Concurrency)
+                    || !run.Ready.TryGetValue(queue, out var ready))
+                {
+                    continue;
+                }
+
+                // Scan in order without copying the set; apply what the scan decided afterwards.
+                EmbeddedStep? chosen = null;
+                List<(EmbeddedStep Step, string Error)>? overBudget = null;
+                foreach (var step in ready)
+                {
+                    if (!agent.Serves(step) || step.Slots > agent.FreeSlots)
+                    {
+                        continue;
+                    }
+
+                    var key = step.Spec.ConcurrencyKey;
+                    if (key.Length > 0 && keyLimits.TryGetValue(key, out var keyLimit) && keyUsed.GetValueOrDefault(key) >= keyLimit)
+                    {
+                        continue;
+                    }
+
+                    if (QuotaExceeded(step) is { } quota)
+                    {
+                        (overBudget ??= []).Add((step, quota));
+                        continue;
+                    }
+
+                    if (BudgetWait(step) is not null)
+                    {
+                        continue;
+                    }
+
+                    chosen = step;
+                    break;
+                }
+
+                foreach (var (step, quota) in overBudget ?? [])
+                {
+                    // Refused before dispatch: it can never fit, so it fails for good.
+                    step.Step.Error = quota;
+                    SetStepState(step, StepState.Failed, quota);
+                    StepEnded(step);
+                    progress = true;
+                }
+
+                if (chosen is not null && chosen.Step.State == StepState.Ready && run.Run.State is RunState.Pending or RunState.Running)
+                {
+                    claimed.Add(Assign(agent, chosen));
+                    progress = true;
+                    if (run.RotationNodes.TryGetValue(queue, out var node))
+                    {
+                        // Served: go to the back of the rotation (the node's own list: a cascade may have replaced it).
+                        var owner = node.List!;
+                        owner.Remove(node);
+                        owner.AddLast(node);
+                    }
+                }
+            }
+        }
+    }
+
+    private Assignment Assign(EmbeddedAgent agent, EmbeddedStep step)
+    {
+        var run = step.Owner;
+        var now = Now;
+        step.Token = ++nextToken;
+        step.Step.Attempt++;
+        step.Step.AgentId = agent.Agent.AgentId;
+        step.Step.Progress = 0;
+        step.Step.ProgressMessage = "";
+        step.CancelRequested = false;
+        step.AssignedAt = now;
+        step.LeaseExpiresAt = now + options.LeaseDuration;
+        foreach (var (unit, estimate) in step.Spec.Estimate)
+        {
+            if (run.Spec.Budget.ContainsKey(unit))
+            {
+                step.Reserved[unit] = estimate;
+            }
+        }
+
+        RunEvents.AddUnits(run.Run.BudgetReserved, step.Reserved);
+        run.Active++;
+        queueUsed[step.Queue] = queueUsed.GetValueOrDefault(step.Queue) + 1;
+        if (step.Spec.ConcurrencyKey.Length > 0)
+        {
+            keyUsed[step.Spec.ConcurrencyKey] = keyUsed.GetValueOrDefault(step.Spec.ConcurrencyKey) + 1;
+        }
+
+        agent.Agent.UsedSlots += step.Slots;
+        activeByToken[step.Token] = step;
+        if (run.Run.State == RunState.Pending)
+        {
+            SetRunState(run, RunState.Running, $"step '{step.Spec.Id}' dispatched");
+        }
+
+        SetStepState(step, StepState.Assigned, $"claimed by agent {agent.Agent.AgentId}");
+
+        var spec = step.Spec.Clone();
+        spec.Queue = step.Queue;
+        spec.Slots = step.Slots;
+        var assignment = new Assignment
+        {
+            RunId = run.Run.Id,
+            StepId = step.Spec.Id,
+            Attempt = step.Step.Attempt,
+            FencingToken = step.Token,
+            Spec = spec,
+            LeaseExpiresAt = Timestamp.FromDateTimeOffset(step.LeaseExpiresAt),
+        };
+        foreach (var index in step.Needs)
+        {
+            var need = run.Steps[index];
+            if (need.Output is { } output)
+            {
+                assignment.Inputs.Add(new StepInput { StepId = need.Spec.Id, Data = output.Data, Uri = output.Uri, Type = output.Type });
+            }
+        }
+
+        if (step.Checkpoint is { } checkpoint)
+        {
+            assignment.Checkpoint = checkpoint;
+            assignment.HasCheckpoint = true;
+        }
+
+        return assignment;
+    }
+
+    public Task<IReadOnlyList<ReportOutcome>> ReportAsync(IReadOnlyList<AttemptReport> reports, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(reports);
+        return Task.FromResult(Mutate(() =>
+        {
+            var outcomes = new List<ReportOutcome>(reports.Count);
+            foreach (var report in reports)
+            {
+                outcomes.Add(Apply(report));
+            }
+
+            return (IReadOnlyList<ReportOutcome>)outcomes;
+        }));
+    }
+
+    private ReportOutcome Apply(AttemptReport report)
+    {
+        if (!runs.TryGetValue(report.Attempt.RunId, out var run) || !run.IndexById.TryGetValue(report.Attempt.StepId, out var index))
+        {
+            return ReportOutcome.UnknownAttempt;
+        }
+
+        var step = run.Steps[index];
+        if (step.Token != report.Attempt.FencingToken || !StepStateMachine.IsActive(step.Step.State))
+        {
+            LogStaleReport(logger, run.Run.Id, step.Spec.Id, report.Attempt.FencingToken, step.Token);
+            return ReportOutcome.StaleToken;
+        }
+
+        var attempt = step.Step.Attempt;
+        var message = report.Report;
+        switch (message.MessageCase)
+        {
+            case ConnectRequest.MessageOneofCase.StepStarted:
+                if (step.Step.State == StepState.Assigned)
+                {
+                    SetStepState(step, StepState.Running, "started");
+                }
+
+                break;
+
+            case ConnectRequest.MessageOneofCase.StepProgress:
+                var p = message.StepProgress;
+                step.Step.Progress = Math.Clamp(p.Percent, 0, 100);
+                step.Step.ProgressMessage = p.Message;
+                AppendEvent(run, (id, seq, t) => RunEvents.StepProgressed(id, seq, t, step.Spec.Id, attempt, step.Step.Progress, p.Message));
+                break;
+
+            case ConnectRequest.MessageOneofCase.StepCheckpoint:
+                var data = message.StepCheckpoint.Data;
+                if (data.Length > options.OutputInlineLimit)
+                {
+                    EndAttempt(step, null);
+                    AttemptFailed(step, $"checkpoint of {data.Length} bytes exceeds the {options.OutputInlineLimit}-byte limit; keep checkpoints small or store them elsewhere", permanent: true, leaseLost: false);
+                    break;
+                }
+
+                step.Checkpoint = data;
+                step.Step.HasCheckpoint = true;
+                AppendEvent(run, (id, seq, t) => RunEvents.StepCheckpointed(id, seq, t, step.Spec.Id, attempt, data.Length));
+                break;
+
+            case ConnectRequest.MessageOneofCase.StepLog:
+                var log = message.StepLog;
+                AppendEvent(run, (id, seq, t) => RunEvents.StepLogged(id, seq, t, step.Spec.Id, attempt, log.Stream, log.Lines));
+                break;
+
+            case ConnectRequest.MessageOneofCase.StepCompleted:
+                Complete(step, message.StepCompleted);
+                break;
+
+            case ConnectRequest.MessageOneofCase.StepFailed:
+                var failed = message.StepFailed;
+                EndAttempt(step, failed.Usage);
+                var error = failed.TimedOut ? $"timed out: {failed.Error}" : failed.Error;
+                AttemptFailed(step, string.IsNullOrEmpty(error) ? "failed" : error, failed.Permanent, leaseLost: false);
+                break;
+
+            default:
+                throw new RunStoreException(RunStoreError.InvalidArgument,
+                    $"report for step '{step.Spec.Id}' carries {message.MessageCase}; send one of StepStarted, StepProgress, StepCheckpoint, StepLog, StepCompleted, StepFailed");
+        }
+
+        return ReportOutcome.Accepted;
+    }
+
+    private void Complete(EmbeddedStep step, StepCompleted completed)
+    {
+        EndAttempt(step, completed.Usage);
+        if (step.CancelRequested)
+        {
+            // The run was cancelled while this attempt ran: its end is accepted, the step does not count as done.
+            AttemptFailed(step, "cancelled", permanent: true, leaseLost: false);
+            return;
+        }
+
+        if (completed.Output.Length > options.OutputInlineLimit)
+        {
+            AttemptFailed(step, $"output of {completed.Output.Length} bytes exceeds the {options.OutputInlineLimit}-byte inline limit; store it elsewhere and report output_uri", permanent: true, leaseLost: false);
+            return;
+        }
+
+        step.Output = new StepOutput { Data = completed.Output, Uri = completed.OutputUri, Type = step.Spec.OutputType };
+        step.Step.OutputSize = completed.Output.Length;
+        step.Step.OutputDropped = false;
+        step.Step.Error = "";
+        step.Step.Progress = 100;
+        SetStepState(step, StepState.Succeeded, "completed");
+        DropConsumedOutputs(step);
+        StepEnded(step);
+    }
+
+    public Task<IReadOnlyList<long>> RenewLeasesAsync(string agentId, IReadOnlyList<AttemptRef> attempts, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(attempts);
+        lock (gate)
+        {
+            var now = Now;
+            if (agents.TryGetValue(agentId, out var agent))
+            {
+                agent.Agent.LastHeartbeatAt = Timestamp.FromDateTimeOffset(now);
+            }
+
+            var stop = new List<long>();
+            foreach (var attempt in attempts)
+            {
+                if (!activeByToken.TryGetValue(attempt.FencingToken, out var step) || step.Step.AgentId != agentId)
+                {
+                    stop.Add(attempt.FencingToken);
+                    continue;
+                }
+
+                // A cancelled attempt keeps its lease so it can report how it ended.
+                step.LeaseExpiresAt = now + options.LeaseDuration;
+                if (step.CancelRequested)
+                {
+                    stop.Add(attempt.FencingToken);
+                }
+            }
+
+            return Task.FromResult<IReadOnlyList<long>>(stop);
+        }
+    }
+
+    public Task<MaintenanceResult> RunMaintenanceAsync(int max, CancellationToken cancellationToken = default) =>
+        Task.FromResult(Mutate(() =>
+        {
+            var now = Now;
+            var timedOut = activeByToken.Values
+                .Where(s => s.Spec.Timeout is { } t && now >= s.AssignedAt + t.ToTimeSpan())
+                .OrderBy(s => s.AssignedAt + s.Spec.Timeout.ToTimeSpan())
+                .Take(max)
+                .ToList();
+            foreach (var step in timedOut)
+            {
+                var limit = step.Spec.Timeout.ToTimeSpan();
+                pendingSignals.Add(new AttemptCancelRequested(step.Step.AgentId, step.Token, $"timed out after {limit}"));
+                EndAttempt(step, null);
+                AttemptFailed(step, $"timed out after {limit}", permanent: false, leaseLost: false);
+            }
+
+            var expired = activeByToken.Values.Where(s => s.LeaseExpiresAt <= now).OrderBy(s => s.LeaseExpiresAt).Take(max).ToList();
+            foreach (var step in expired)
+            {
+                LogLeaseExpired(logger, step.Owner.Run.Id, step.Spec.Id, step.Step.Attempt, step.Step.AgentId);
+                pendingSignals.Add(new AttemptCancelRequested(step.Step.AgentId, step.Token, "lease expired"));
+                var agentId = step.Step.AgentId;
+                EndAttempt(step, null);
+                AttemptFailed(step, $"lease expired on agent {agentId}", permanent: false, leaseLost: true);
+            }
+
+            var due = retryWaiting.Where(s => s.RetryDueAt <= now).OrderBy(s => s.RetryDueAt).Take(max).ToList();
+            foreach (var step in due)
+            {
+                SetStepState(step, StepState.Ready, $"retry backoff elapsed; attempt {step.Step.Attempt + 1} queued");
+            }
+
+            return new MaintenanceResult(expired.Count, due.Count, timedOut.Count);
+        }));
+}

@@ -1,0 +1,501 @@
+using ControlPlane.Scheduler.Internal;
+using ControlPlane.V1;
+using Google.Protobuf.WellKnownTypes;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace ControlPlane.Scheduler;
+
+/// <summary>
+/// The in-process <see cref="IRunStore"/> for dev mode and tests: the same semantics as the Redis store,
+/// with every call applied atomically under one lock. Signals go to subscribers after the lock is released.
+/// </summary>
+public sealed partial class EmbeddedRunStore : IRunStore
+{
+    private readonly Lock gate = new();
+    private readonly RunStoreOptions options;
+    private readonly TimeProvider time;
+    private readonly ILogger logger;
+
+    private readonly Dictionary<string, EmbeddedRun> runs = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> runIdByIdempotencyKey = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, EmbeddedAgent> agents = new(StringComparer.Ordinal);
+    private readonly Dictionary<long, EmbeddedStep> activeByToken = [];
+    private readonly HashSet<EmbeddedStep> retryWaiting = [];
+    private readonly Dictionary<string, LinkedList<EmbeddedRun>> rotation = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, long> queueUsed = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, long> keyUsed = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, int> queueLimits = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, int> keyLimits = new(StringComparer.Ordinal);
+
+    private readonly List<StoreSignal> pendingSignals = [];
+    private readonly HashSet<string> readyQueuesTouched = new(StringComparer.Ordinal);
+    private readonly HashSet<EmbeddedRun> runsTouched = [];
+    private readonly List<Action<StoreSignal>> subscribers = [];
+
+    private long nextToken;
+    private long nextRunSeq;
+    private long nextReadySeq;
+
+    public EmbeddedRunStore(RunStoreOptions? options = null, TimeProvider? timeProvider = null, ILogger<EmbeddedRunStore>? logger = null)
+    {
+        this.options = options ?? new RunStoreOptions();
+        this.options.Validate();
+        time = timeProvider ?? TimeProvider.System;
+        this.logger = logger ?? NullLogger<EmbeddedRunStore>.Instance;
+    }
+
+    private DateTimeOffset Now => time.GetUtcNow();
+
+    // ---- Runs ----------------------------------------------------------------------------------
+
+    public Task<SubmitRunResult> SubmitRunAsync(RunSpec spec, string? idempotencyKey, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        if (idempotencyKey is { Length: > 0 } && idempotencyKey.Length > options.MaxIdempotencyKeyLength)
+        {
+            throw new RunStoreException(RunStoreError.InvalidArgument,
+                $"idempotency_key is {idempotencyKey.Length} characters; at most {options.MaxIdempotencyKeyLength} are allowed");
+        }
+
+        RunSpecValidator.ThrowIfInvalid(spec);
+        return Task.FromResult(Mutate(() =>
+        {
+            if (idempotencyKey is { Length: > 0 } && runIdByIdempotencyKey.TryGetValue(idempotencyKey, out var existing))
+            {
+                return new SubmitRunResult(Snapshot(runs[existing], withSteps: true), Created: false);
+            }
+
+            var run = CreateRun(spec.Clone(), idempotencyKey ?? "");
+            return new SubmitRunResult(Snapshot(run, withSteps: true), Created: true);
+        }));
+    }
+
+    public Task<Run?> GetRunAsync(string runId, CancellationToken cancellationToken = default)
+    {
+        lock (gate)
+        {
+            return Task.FromResult(runs.TryGetValue(runId, out var run) ? Snapshot(run, withSteps: true) : null);
+        }
+    }
+
+    public Task<RunPage> ListRunsAsync(RunQuery query, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(query);
+        var pageSize = query.PageSize switch
+        {
+            < 0 => throw new RunStoreException(RunStoreError.InvalidArgument, $"page_size is {query.PageSize}; use 0 (100) or 1..{options.MaxPageSize}"),
+            0 => 100,
+            _ => Math.Min(query.PageSize, options.MaxPageSize),
+        };
+        var before = long.MaxValue;
+        if (!string.IsNullOrEmpty(query.PageToken) && !long.TryParse(query.PageToken, out before))
+        {
+            throw new RunStoreException(RunStoreError.InvalidArgument, "page_token is not one this server issued; pass next_page_token from the previous response");
+        }
+
+        lock (gate)
+        {
+            var matching = runs.Values
+                .Where(r => r.CreatedSeq < before)
+                .Where(r => query.State == RunState.Unspecified || r.Run.State == query.State)
+                .Where(r => query.Labels is null || query.Labels.All(l => r.Run.Labels.TryGetValue(l.Key, out var v) && v == l.Value))
+                .OrderByDescending(r => r.CreatedSeq)
+                .Take(pageSize + 1)
+                .ToList();
+            var page = matching.Take(pageSize).ToList();
+            var next = matching.Count > pageSize ? page[^1].CreatedSeq.ToString(System.Globalization.CultureInfo.InvariantCulture) : null;
+            return Task.FromResult(new RunPage(page.Select(r => Snapshot(r, withSteps: false)).ToList(), next));
+        }
+    }
+
+    public Task<Run> CancelRunAsync(string runId, string reason, CancellationToken cancellationToken = default) =>
+        Task.FromResult(Mutate(() =>
+        {
+            var run = FindRun(runId);
+            var state = run.Run.State;
+            if (state == RunState.Cancelling)
+            {
+                return Snapshot(run, withSteps: true);
+            }
+
+            if (RunStateMachine.IsTerminal(state))
+            {
+                throw new RunStoreException(RunStoreError.FailedPrecondition,
+                    $"run {runId} is already {StateNames.Of(state)}; only a run that has not finished can be cancelled");
+            }
+
+            var why = string.IsNullOrEmpty(reason) ? "cancelled" : $"cancelled: {reason}";
+            run.Run.Error = why;
+            foreach (var step in run.Steps)
+            {
+                if (StepStateMachine.IsActive(step.Step.State))
+                {
+                    step.CancelRequested = true;
+                    pendingSignals.Add(new AttemptCancelRequested(step.Step.AgentId, step.Token, why));
+                }
+                else if (!StepStateMachine.IsTerminal(step.Step.State))
+                {
+                    SetStepState(step, StepState.Cancelled, why);
+                    step.Step.Error = why;
+                }
+            }
+
+            SetRunState(run, run.Active > 0 ? RunState.Cancelling : RunState.Cancelled, why);
+            return Snapshot(run, withSteps: true);
+        }));
+
+    public Task<Run> PauseRunAsync(string runId, CancellationToken cancellationToken = default) =>
+        Task.FromResult(Mutate(() =>
+        {
+            var run = FindRun(runId);
+            switch (run.Run.State)
+            {
+                case RunState.Paused:
+                    break;
+                case RunState.Pending or RunState.Running:
+                    SetRunState(run, RunState.Paused, "paused");
+                    break;
+                default:
+                    throw new RunStoreException(RunStoreError.FailedPrecondition,
+                        $"run {runId} is {StateNames.Of(run.Run.State)}; only a PENDING or RUNNING run can be paused");
+            }
+
+            return Snapshot(run, withSteps: true);
+        }));
+
+    public Task<Run> ResumeRunAsync(string runId, CancellationToken cancellationToken = default) =>
+        Task.FromResult(Mutate(() =>
+        {
+            var run = FindRun(runId);
+            switch (run.Run.State)
+            {
+                case RunState.Running or RunState.Pending:
+                    break;
+                case RunState.Paused:
+                    if (run.Unfinished == 0)
+                    {
+                        FinishRun(run);
+                    }
+                    else
+                    {
+                        SetRunState(run, RunState.Running, "resumed");
+                        foreach (var queue in run.Ready.Keys)
+                        {
+                            readyQueuesTouched.Add(queue);
+                        }
+                    }
+
+                    break;
+                default:
+                    throw new RunStoreException(RunStoreError.FailedPrecondition,
+                        $"run {runId} is {StateNames.Of(run.Run.State)}; only a PAUSED run can be resumed");
+            }
+
+            return Snapshot(run, withSteps: true);
+        }));
+
+    public Task<Run> RetryRunAsync(string runId, CancellationToken cancellationToken = default) =>
+        Task.FromResult(Mutate(() =>
+        {
+            var run = FindRun(runId);
+            if (run.Run.State is not (RunState.Failed or RunState.Cancelled))
+            {
+                throw new RunStoreException(RunStoreError.FailedPrecondition,
+                    $"run {runId} is {StateNames.Of(run.Run.State)}; only a FAILED or CANCELLED run can be retried");
+            }
+
+            run.Run.Error = "";
+            run.Run.FinishedAt = null;
+            SetRunState(run, RunState.Running, "retried");
+            var reset = new List<EmbeddedStep>();
+            foreach (var step in run.Steps)
+            {
+                if (step.Step.State is StepState.Failed or StepState.Cancelled or StepState.Skipped)
+                {
+                    step.AttemptBase = step.Step.Attempt;
+                    step.CancelRequested = false;
+                    step.Step.Error = "";
+                    step.Step.Progress = 0;
+                    step.Step.ProgressMessage = "";
+                    step.Step.FinishedAt = null;
+                    SetStepState(step, StepState.Blocked, "run retried");
+                    reset.Add(step);
+                }
+            }
+
+            foreach (var step in reset)
+            {
+                Evaluate(step);
+            }
+
+            if (run.Unfinished == 0)
+            {
+                FinishRun(run);
+            }
+
+            return Snapshot(run, withSteps: true);
+        }));
+
+    public Task<Run> DecideGateAsync(GateDecisionInput decision, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(decision);
+        return Task.FromResult(Mutate(() =>
+        {
+            var run = FindRun(decision.RunId);
+            var step = FindStep(run, decision.StepId);
+            if (!step.IsGate)
+            {
+                throw new RunStoreException(RunStoreError.FailedPrecondition,
+                    $"step '{decision.StepId}' is a task, not a gate; only gates take approval decisions");
+            }
+
+            if (step.Step.State != StepState.WaitingApproval)
+            {
+                throw new RunStoreException(RunStoreError.FailedPrecondition,
+                    $"gate '{decision.StepId}' is {StateNames.Of(step.Step.State)}; only a gate in STEP_STATE_WAITING_APPROVAL can be decided");
+            }
+
+            step.Step.DecidedBy = decision.DecidedBy;
+            step.Step.DecisionComment = decision.Comment;
+            AppendEvent(run, (r, seq, now) => RunEvents.GateDecided(r, seq, now, step.Spec.Id, decision.Approve, decision.DecidedBy, decision.Comment));
+            var who = string.IsNullOrEmpty(decision.DecidedBy) ? "" : $" by {decision.DecidedBy}";
+            var comment = string.IsNullOrEmpty(decision.Comment) ? "" : $": {decision.Comment}";
+            if (decision.Approve)
+            {
+                SetStepState(step, StepState.Succeeded, $"approved{who}{comment}");
+                DropConsumedOutputs(step);
+            }
+            else
+            {
+                step.Step.Error = $"rejected{who}{comment}";
+                SetStepState(step, StepState.Failed, step.Step.Error);
+            }
+
+            StepEnded(step);
+            return Snapshot(run, withSteps: true);
+        }));
+    }
+
+    public Task<IReadOnlyList<RunEvent>> ReadEventsAsync(string runId, long afterSeq, int max, CancellationToken cancellationToken = default)
+    {
+        lock (gate)
+        {
+            var run = FindRun(runId);
+            var take = Math.Clamp(max, 0, options.EventReadBatch);
+            var from = (int)Math.Clamp(afterSeq, 0, run.Events.Count);
+            IReadOnlyList<RunEvent> events = run.Events.Skip(from).Take(take).Select(e => e.Clone()).ToList();
+            return Task.FromResult(events);
+        }
+    }
+
+    public Task<StepOutput?> GetStepOutputAsync(string runId, string stepId, CancellationToken cancellationToken = default)
+    {
+        lock (gate)
+        {
+            var step = FindStep(FindRun(runId), stepId);
+            return Task.FromResult(step.Output?.Clone());
+        }
+    }
+
+    public Task SetLimitAsync(LimitKind kind, string name, int limit, CancellationToken cancellationToken = default)
+    {
+        var limits = kind switch
+        {
+            LimitKind.Queue => queueLimits,
+            LimitKind.ConcurrencyKey => keyLimits,
+            _ => throw new RunStoreException(RunStoreError.InvalidArgument, "kind must be LIMIT_KIND_QUEUE or LIMIT_KIND_CONCURRENCY_KEY"),
+        };
+        if (!RunSpecValidator.IsValidName(name))
+        {
+            throw new RunStoreException(RunStoreError.InvalidArgument, $"name '{name}' must match [a-z0-9][a-z0-9._-]{{0,62}}");
+        }
+
+        if (limit < 0)
+        {
+            throw new RunStoreException(RunStoreError.InvalidArgument, $"limit is {limit}; use 0 to remove the cap or a positive number of steps");
+        }
+
+        Mutate(() =>
+        {
+            if (limit == 0)
+            {
+                limits.Remove(name);
+            }
+            else
+            {
+                limits[name] = limit;
+            }
+
+            // A raised cap may let waiting steps go.
+            if (kind == LimitKind.Queue)
+            {
+                readyQueuesTouched.Add(name);
+            }
+            else
+            {
+                foreach (var queue in rotation.Keys)
+                {
+                    readyQueuesTouched.Add(queue);
+                }
+            }
+
+            return 0;
+        });
+        return Task.CompletedTask;
+    }
+
+    public Task<StoreStats> GetStatsAsync(CancellationToken cancellationToken = default)
+    {
+        lock (gate)
+        {
+            var queueNames = new SortedSet<string>(StringComparer.Ordinal);
+            queueNames.UnionWith(rotation.Keys);
+            queueNames.UnionWith(queueUsed.Keys);
+            queueNames.UnionWith(queueLimits.Keys);
+            foreach (var agent in agents.Values)
+            {
+                queueNames.UnionWith(agent.Queues);
+            }
+
+            var queues = queueNames.Select(q => new QueueStats
+            {
+                Queue = q,
+                Ready = rotation.TryGetValue(q, out var rs) ? rs.Sum(r => (long)r.Ready[q].Count) : 0,
+                Running = queueUsed.GetValueOrDefault(q),
+                Agents = agents.Values.Count(a => a.Agent.State == AgentState.Connected && a.Queues.Contains(q)),
+            }).ToList();
+
+            var slots = new List<SlotUsage>();
+            slots.AddRange(agents.Values.OrderBy(a => a.Agent.AgentId, StringComparer.Ordinal)
+                .Select(a => new SlotUsage("agent", a.Agent.AgentId, a.Agent.UsedSlots, a.Agent.Slots)));
+            slots.AddRange(runs.Values.Where(r => r.Active != 0 || !RunStateMachine.IsTerminal(r.Run.State))
+                .OrderBy(r => r.CreatedSeq).Select(r => new SlotUsage("run", r.Run.Id, r.Active, r.Spec.Concurrency)));
+            slots.AddRange(queueUsed.Keys.Union(queueLimits.Keys).Order(StringComparer.Ordinal)
+                .Select(q => new SlotUsage("queue", q, queueUsed.GetValueOrDefault(q), queueLimits.GetValueOrDefault(q))));
+            slots.AddRange(keyUsed.Keys.Union(keyLimits.Keys).Order(StringComparer.Ordinal)
+                .Select(k => new SlotUsage("key", k, keyUsed.GetValueOrDefault(k), keyLimits.GetValueOrDefault(k))));
+
+            var reserved = new Dictionary<string, double>(StringComparer.Ordinal);
+            foreach (var run in runs.Values)
+            {
+                foreach (var (unit, amount) in run.Run.BudgetReserved)
+                {
+                    reserved[unit] = reserved.GetValueOrDefault(unit) + amount;
+                }
+            }
+
+            return Task.FromResult(new StoreStats(queues, slots, reserved));
+        }
+    }
+
+    public Task<IAsyncDisposable> SubscribeAsync(Action<StoreSignal> handler, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(handler);
+        lock (subscribers)
+        {
+            subscribers.Add(handler);
+        }
+
+        return Task.FromResult<IAsyncDisposable>(new Subscription(this, handler));
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        lock (subscribers)
+        {
+            subscribers.Clear();
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    // ---- Plumbing ------------------------------------------------------------------------------
+
+    /// <summary>Runs one state change under the lock, then publishes the signals it raised.</summary>
+    private T Mutate<T>(Func<T> change)
+    {
+        T result;
+        List<StoreSignal> signals;
+        lock (gate)
+        {
+            try
+            {
+                result = change();
+            }
+            finally
+            {
+                signals = TakeSignals();
+            }
+        }
+
+        Publish(signals);
+        return result;
+    }
+
+    private List<StoreSignal> TakeSignals()
+    {
+        var signals = new List<StoreSignal>(pendingSignals);
+        signals.AddRange(readyQueuesTouched.Where(q => rotation.ContainsKey(q)).Select(q => new ReadyWork(q)));
+        signals.AddRange(runsTouched.Select(r => new RunEventsAppended(r.Run.Id, r.Run.LastEventSeq)));
+        pendingSignals.Clear();
+        readyQueuesTouched.Clear();
+        runsTouched.Clear();
+        return signals;
+    }
+
+    private void Publish(List<StoreSignal> signals)
+    {
+        if (signals.Count == 0)
+        {
+            return;
+        }
+
+        Action<StoreSignal>[] handlers;
+        lock (subscribers)
+        {
+            handlers = [.. subscribers];
+        }
+
+        foreach (var signal in signals)
+        {
+            foreach (var handler in handlers)
+            {
+                try
+                {
+                    handler(signal);
+                }
+#pragma warning disable CA1031 // A faulty subscriber must not undo a committed state change.
+                catch (Exception ex)
+#pragma warning restore CA1031
+                {
+                    LogSubscriberFailed(logger, signal.GetType().Name, ex);
+                }
+            }
+        }
+    }
+
+    private EmbeddedRun FindRun(string runId) =>
+        runs.TryGetValue(runId, out var run)
+            ? run
+            : throw new RunStoreException(RunStoreError.NotFound, $"run '{runId}' not found; check the run id (ListRuns shows existing runs)");
+
+    private static EmbeddedStep FindStep(EmbeddedRun run, string stepId) =>
+        run.IndexById.TryGetValue(stepId, out var index)
+            ? run.Steps[index]
+            : throw new RunStoreException(RunStoreError.NotFound,
+                $"run '{run.Run.Id}' has no step '{stepId}'; its steps are {string.Join(", ", run.IndexById.Keys.Take(20))}");
+
+    private sealed class Subscription(EmbeddedRunStore store, Action<StoreSignal> handler) : IAsyncDisposable
+    {
+        public ValueTask DisposeAsync()
+        {
+            lock (store.subscribers)
+            {
+                store.subscribers.Remove(handler);
+            }
+
+            return ValueTask.CompletedTask;
+        }
+    }
+}

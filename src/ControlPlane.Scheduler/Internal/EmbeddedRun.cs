@@ -1,0 +1,38 @@
+using ControlPlane.V1;
+
+namespace ControlPlane.Scheduler.Internal;
+
+/// <summary>One run held by the embedded store: the Run message (without steps) plus the indexes the store needs.</summary>
+internal sealed class EmbeddedRun
+{
+    public EmbeddedRun(Run run, long createdSeq)
+    {
+        Run = run;
+        CreatedSeq = createdSeq;
+    }
+
+    /// <summary>The authoritative run message; its Steps field stays empty (steps live in <see cref="Steps"/>).</summary>
+    public Run Run { get; }
+
+    public RunSpec Spec => Run.Spec;
+
+    public long CreatedSeq { get; }
+
+    public EmbeddedStep[] Steps { get; set; } = [];
+
+    public Dictionary<string, int> IndexById { get; } = new(StringComparer.Ordinal);
+
+    public List<RunEvent> Events { get; } = [];
+
+    /// <summary>Attempts ASSIGNED or RUNNING: what the run cap counts.</summary>
+    public int Active { get; set; }
+
+    /// <summary>Steps not yet SUCCEEDED, FAILED, CANCELLED or SKIPPED.</summary>
+    public int Unfinished { get; set; }
+
+    /// <summary>READY steps per queue, best first.</summary>
+    public Dictionary<string, SortedSet<EmbeddedStep>> Ready { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>This run's place in each queue's round-robin rotation while it has READY steps there.</summary>
+    public Dictionary<string, LinkedListNode<EmbeddedRun>> RotationNodes { get; } = new(StringComparer.Ordinal);
+}

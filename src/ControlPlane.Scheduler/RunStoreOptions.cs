@@ -1,0 +1,54 @@
+namespace ControlPlane.Scheduler;
+
+/// <summary>Settings shared by every IRunStore implementation.</summary>
+public sealed class RunStoreOptions
+{
+    /// <summary>How long an attempt is owned without a heartbeat before the reaper requeues it. Default is 30 s.</summary>
+    public TimeSpan LeaseDuration { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Attempts a step may lose to lease expiry, counted like failed attempts; the step's retry policy
+    /// raises this bound but never lowers it, so a crashed agent does not fail a step without retries.
+    /// Default is 3.
+    /// </summary>
+    public int LeaseExpiryAttempts { get; set; } = 3;
+
+    /// <summary>Most events one ReadEvents/WatchRun read returns. Default is 256.</summary>
+    public int EventReadBatch { get; set; } = 256;
+
+    /// <summary>Largest inline output or checkpoint, in bytes. Default is 1 MiB.</summary>
+    public int OutputInlineLimit { get; set; } = 1024 * 1024;
+
+    /// <summary>Most reports one ReportAsync call applies in one atomic step. Default is 256.</summary>
+    public int ReportBatch { get; set; } = 256;
+
+    /// <summary>Largest ListRuns page. Default is 1000.</summary>
+    public int MaxPageSize { get; set; } = 1000;
+
+    /// <summary>Longest idempotency key accepted. Default is 128.</summary>
+    public int MaxIdempotencyKeyLength { get; set; } = 128;
+
+    /// <summary>Throws with a message naming the setting when a value is out of range.</summary>
+    public void Validate()
+    {
+        if (LeaseDuration <= TimeSpan.Zero)
+        {
+            throw new ArgumentException($"LeaseDuration must be positive (got {LeaseDuration}); set it to e.g. 00:00:30.", nameof(LeaseDuration));
+        }
+
+        Positive(LeaseExpiryAttempts, nameof(LeaseExpiryAttempts));
+        Positive(EventReadBatch, nameof(EventReadBatch));
+        Positive(OutputInlineLimit, nameof(OutputInlineLimit));
+        Positive(ReportBatch, nameof(ReportBatch));
+        Positive(MaxPageSize, nameof(MaxPageSize));
+        Positive(MaxIdempotencyKeyLength, nameof(MaxIdempotencyKeyLength));
+    }
+
+    private static void Positive(int value, string name)
+    {
+        if (value <= 0)
+        {
+            throw new ArgumentException($"{name} must be at least 1 (got {value}).", name);
+        }
+    }
+}

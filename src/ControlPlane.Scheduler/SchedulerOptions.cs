@@ -1,0 +1,142 @@
+using System.Globalization;
+using System.Net;
+using System.Text.RegularExpressions;
+
+namespace ControlPlane.Scheduler;
+
+/// <summary>Settings of one scheduler replica, bound from configuration (section "Scheduler", CP_ variables, flags).</summary>
+public sealed partial class SchedulerOptions
+{
+    /// <summary>Address the gRPC server listens on, HOST:PORT; port 0 picks a free port. Default is 127.0.0.1:7070.</summary>
+    public string Listen { get; set; } = "127.0.0.1:7070";
+
+    /// <summary>StackExchange.Redis configuration of the run store, e.g. "127.0.0.1:6379". Default is null: the in-process embedded store.</summary>
+    public string? Redis { get; set; }
+
+    /// <summary>Store namespace (Redis keys live under cp:{namespace}:). Default is "default".</summary>
+    public string Namespace { get; set; } = "default";
+
+    /// <summary>Identifies this replica in Welcome and in logs. Default is null: host name and process id.</summary>
+    public string? SchedulerId { get; set; }
+
+    /// <summary>How long an attempt stays owned without a heartbeat before the reaper requeues it. Default is 30 s.</summary>
+    public TimeSpan LeaseDuration { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How often agents must heartbeat; at most half the lease so one late heartbeat does not cost a lease. Default is 5 s.</summary>
+    public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How often the reaper runs (expired leases, timed-out attempts, retries whose backoff elapsed). Default is 1 s.</summary>
+    public TimeSpan MaintenanceInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Most expired leases, timeouts and released retries one maintenance pass handles of each. Default is 256.</summary>
+    public int MaintenanceBatch { get; set; } = 256;
+
+    /// <summary>Most steps one claim call gives an agent (never more than its free slots). Default is 64.</summary>
+    public int ClaimBatch { get; set; } = 64;
+
+    /// <summary>Most agent reports committed in one store call (group commit). Default is 256.</summary>
+    public int ReportBatch { get; set; } = 256;
+
+    /// <summary>Most events WatchRun reads per store call. Default is 256.</summary>
+    public int WatchBatch { get; set; } = 256;
+
+    /// <summary>A watcher re-reads the event log this often even without a wake-up, in case a signal was lost. Default is 5 s.</summary>
+    public TimeSpan WatchRecheckInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How long StopAsync waits for in-flight calls and the report pipeline before giving up. Default is 10 s.</summary>
+    public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>The replica id: <see cref="SchedulerId"/> or "HOST-PID".</summary>
+    public string EffectiveSchedulerId =>
+        string.IsNullOrEmpty(SchedulerId) ? $"{Environment.MachineName.ToLowerInvariant()}-{Environment.ProcessId}" : SchedulerId;
+
+    /// <summary>The store settings these options imply (the lease duration), for any IRunStore implementation.</summary>
+    public RunStoreOptions CreateStoreOptions() => new() { LeaseDuration = LeaseDuration };
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first wrong setting and how to fix it.</summary>
+    public void Validate()
+    {
+        _ = ParseListen(Listen);
+        if (Redis is not null && string.IsNullOrWhiteSpace(Redis))
+        {
+            throw new ArgumentException("Redis is empty; give HOST:PORT of a Redis server (e.g. 127.0.0.1:6379), or leave it unset for the embedded store.", nameof(Redis));
+        }
+
+        if (!NamePattern().IsMatch(Namespace ?? ""))
+        {
+            throw new ArgumentException($"Namespace '{Namespace}' must match [a-z0-9][a-z0-9._-]{{0,62}}, e.g. \"default\" or \"team-a\".", nameof(Namespace));
+        }
+
+        Positive(LeaseDuration, nameof(LeaseDuration), "00:00:30");
+        Positive(HeartbeatInterval, nameof(HeartbeatInterval), "00:00:05");
+        Positive(MaintenanceInterval, nameof(MaintenanceInterval), "00:00:01");
+        Positive(WatchRecheckInterval, nameof(WatchRecheckInterval), "00:00:05");
+        Positive(ShutdownTimeout, nameof(ShutdownTimeout), "00:00:10");
+        if (HeartbeatInterval * 2 > LeaseDuration)
+        {
+            throw new ArgumentException(
+                $"HeartbeatInterval ({HeartbeatInterval}) must be at most half of LeaseDuration ({LeaseDuration}) so one late heartbeat does not lose a lease; lower the interval or raise the lease.",
+                nameof(HeartbeatInterval));
+        }
+
+        InRange(MaintenanceBatch, nameof(MaintenanceBatch), 1, 100_000);
+        InRange(ClaimBatch, nameof(ClaimBatch), 1, 10_000);
+        InRange(ReportBatch, nameof(ReportBatch), 1, 10_000);
+        InRange(WatchBatch, nameof(WatchBatch), 1, 10_000);
+    }
+
+    /// <summary>Parses HOST:PORT (an IP address or "localhost", port 0-65535) into an endpoint.</summary>
+    public static IPEndPoint ParseListen(string? listen)
+    {
+        const string Hint = "use HOST:PORT such as 127.0.0.1:7070, 0.0.0.0:7070 or [::1]:7070 (port 0 picks a free port)";
+        if (string.IsNullOrWhiteSpace(listen))
+        {
+            throw new ArgumentException($"Listen is empty; {Hint}.", nameof(Listen));
+        }
+
+        var text = listen.Trim();
+        if (text.StartsWith("http://", StringComparison.OrdinalIgnoreCase))
+        {
+            text = text["http://".Length..].TrimEnd('/');
+        }
+
+        var colon = text.LastIndexOf(':');
+        if (colon <= 0 || colon == text.Length - 1)
+        {
+            throw new ArgumentException($"Listen '{listen}' has no port; {Hint}.", nameof(Listen));
+        }
+
+        var host = text[..colon].Trim('[', ']');
+        if (!int.TryParse(text[(colon + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out var port) || port > 65535)
+        {
+            throw new ArgumentException($"Listen '{listen}' has an invalid port '{text[(colon + 1)..]}'; {Hint}.", nameof(Listen));
+        }
+
+        IPAddress? address = host.Equals("localhost", StringComparison.OrdinalIgnoreCase) ? IPAddress.Loopback : null;
+        if (address is null && !IPAddress.TryParse(host, out address))
+        {
+            throw new ArgumentException($"Listen '{listen}' has host '{host}', which is not an IP address; {Hint}.", nameof(Listen));
+        }
+
+        return new IPEndPoint(address, port);
+    }
+
+    private static void Positive(TimeSpan value, string name, string example)
+    {
+        if (value <= TimeSpan.Zero)
+        {
+            throw new ArgumentException($"{name} must be positive (got {value}); set it to e.g. {example}.", name);
+        }
+    }
+
+    private static void InRange(int value, string name, int min, int max)
+    {
+        if (value < min || value > max)
+        {
+            throw new ArgumentException($"{name} must be between {min} and {max} (got {value}).", name);
+        }
+    }
+
+    [GeneratedRegex("^[a-z0-9][a-z0-9._-]{0,62}$", RegexOptions.CultureInvariant)]
+    private static partial Regex NamePattern();
+}

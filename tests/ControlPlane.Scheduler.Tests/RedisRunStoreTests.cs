@@ -1,0 +1,12 @@
+using ControlPlane.Scheduler.Redis;
+using ControlPlane.Tests.Shared;
+using Xunit;
+
+namespace ControlPlane.Scheduler.Tests;
+
+/// <summary>The contract suite against a real redis-server; each test gets its own key namespace.</summary>
+public sealed class RedisRunStoreTests(RedisServerFixture redis) : RunStoreContractTests, IClassFixture<RedisServerFixture>
+{
+    protected override async Task<IRunStore> CreateStoreAsync(RunStoreOptions options, TimeProvider time) =>
+        await RedisRunStore.ConnectAsync(redis.Configuration, "t" + Guid.NewGuid().ToString("N")[..12], options, time);
+}
