@@ -1,0 +1,120 @@
+using System.CommandLine;
+using ControlPlane.Client;
+using ControlPlane.Rpc;
+
+namespace ControlPlane.Cli.Internal;
+
+/// <summary>The cpctl command tree, its global options, and the mapping of failures to one stderr line and an exit code.</summary>
+internal static class Cpctl
+{
+    public const string DefaultScheduler = "http://127.0.0.1:7070";
+
+    /// <summary>Parses and runs one command line; returns the exit code.</summary>
+    public static async Task<int> RunAsync(string[] args, CliContext cli, bool handleTermination, CancellationToken cancellationToken)
+    {
+        var globals = new GlobalOptions();
+        var root = Build(cli, globals);
+        var parse = root.Parse(args);
+        if (parse.Errors.Count > 0)
+        {
+            foreach (var error in parse.Errors)
+            {
+                await cli.Error.WriteLineAsync("error: " + error.Message).ConfigureAwait(false);
+            }
+
+            await cli.Error.WriteLineAsync("Run 'cpctl --help' (or 'cpctl <command> --help') to see the usage.").ConfigureAwait(false);
+            return ExitCodes.InvalidInput;
+        }
+
+        var configuration = new InvocationConfiguration
+        {
+            Output = cli.Out,
+            Error = cli.Error,
+            EnableDefaultExceptionHandler = false,
+            ProcessTerminationTimeout = handleTermination ? TimeSpan.FromSeconds(5) : null,
+        };
+        return await parse.InvokeAsync(configuration, cancellationToken).ConfigureAwait(false);
+    }
+
+    private static RootCommand Build(CliContext cli, GlobalOptions globals)
+    {
+        var root = new RootCommand(
+            "cpctl: run the ControlPlane scheduler and agents, submit pipelines and follow their runs.\n" +
+            "Exit codes: 0 success, 1 failure, 2 invalid input, 3 the run did not succeed (--wait, watch).");
+        root.Options.Add(globals.Scheduler);
+        root.Options.Add(globals.Token);
+        root.Options.Add(globals.Output);
+
+        var handlers = new CommandHandlers(cli, globals);
+        root.Subcommands.Add(HostCommands.Server(handlers));
+        root.Subcommands.Add(HostCommands.Agent(handlers));
+        root.Subcommands.Add(HostCommands.Dev(handlers));
+        root.Subcommands.Add(RunCommands.Build(handlers));
+        root.Subcommands.Add(AgentCommands.Build(handlers));
+        return root;
+    }
+
+    /// <summary>Runs a command body, turning every failure into one clear stderr line and an exit code.</summary>
+    public static async Task<int> GuardAsync(CliContext cli, Func<Task<int>> body, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await body().ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            await cli.Error.WriteLineAsync("interrupted").ConfigureAwait(false);
+            return ExitCodes.Interrupted;
+        }
+        catch (RpcException ex) when (ex.StatusCode == StatusCode.Cancelled && cancellationToken.IsCancellationRequested)
+        {
+            await cli.Error.WriteLineAsync("interrupted").ConfigureAwait(false);
+            return ExitCodes.Interrupted;
+        }
+        catch (RpcException ex)
+        {
+            await cli.Error.WriteLineAsync(Describe(ex)).ConfigureAwait(false);
+            return ex.StatusCode == StatusCode.InvalidArgument ? ExitCodes.InvalidInput : ExitCodes.Failure;
+        }
+        catch (PipelineFileException ex)
+        {
+            foreach (var error in ex.Errors)
+            {
+                await cli.Error.WriteLineAsync(error.ToString()).ConfigureAwait(false);
+            }
+
+            return ExitCodes.InvalidInput;
+        }
+        catch (CliUsageException ex)
+        {
+            await cli.Error.WriteLineAsync("error: " + ex.Message).ConfigureAwait(false);
+            return ExitCodes.InvalidInput;
+        }
+        catch (ArgumentException ex)
+        {
+            await cli.Error.WriteLineAsync("error: " + ex.Message).ConfigureAwait(false);
+            return ExitCodes.InvalidInput;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            await cli.Error.WriteLineAsync("error: " + ex.Message).ConfigureAwait(false);
+            return ExitCodes.InvalidInput;
+        }
+    }
+
+    /// <summary><c>error: run r-123 not found (NOT_FOUND)</c>, with a hint where one helps.</summary>
+    public static string Describe(RpcException ex)
+    {
+        var code = TextRender.Name(ex.StatusCode);
+        var detail = ex.Status.Detail.Length > 0 ? ex.Status.Detail : "the call failed";
+        var hint = ex.StatusCode switch
+        {
+            StatusCode.Unavailable => "; is the scheduler running? Start one with 'cpctl server' or point --scheduler / CP_SCHEDULER at it",
+            StatusCode.Unauthenticated => "; pass a token with --token or CP_TOKEN",
+            StatusCode.Unimplemented => "; the address may not be a ControlPlane scheduler",
+            StatusCode.DeadlineExceeded => "; the scheduler did not answer in time",
+            _ => string.Empty,
+        };
+        return $"error: {detail} ({code}){hint}";
+    }
+}

@@ -1,0 +1,51 @@
+using System.Text;
+
+namespace ControlPlane.Cli.Internal;
+
+/// <summary>A compact, borderless table in the style of kubectl: upper-case headers, columns padded to fit.</summary>
+internal sealed class TextTable
+{
+    private readonly string[] headers;
+    private readonly List<string[]> rows = [];
+
+    public TextTable(params string[] headers)
+    {
+        this.headers = headers;
+    }
+
+    public int Count => rows.Count;
+
+    public void Add(params string[] cells)
+    {
+        if (cells.Length != headers.Length)
+        {
+            throw new ArgumentException($"A row has {cells.Length} cells; the table has {headers.Length} columns.", nameof(cells));
+        }
+
+        // Cells stay on one line so the table keeps its shape.
+        rows.Add(cells.Select(c => c.ReplaceLineEndings(" ")).ToArray());
+    }
+
+    public void Write(TextWriter writer)
+    {
+        var widths = new int[headers.Length];
+        foreach (var row in rows.Prepend(headers))
+        {
+            for (var i = 0; i < row.Length; i++)
+            {
+                widths[i] = Math.Max(widths[i], row[i].Length);
+            }
+        }
+
+        foreach (var row in rows.Prepend(headers))
+        {
+            var line = new StringBuilder();
+            for (var i = 0; i < row.Length; i++)
+            {
+                line.Append(i == row.Length - 1 ? row[i] : row[i].PadRight(widths[i] + 2));
+            }
+
+            writer.WriteLine(line.ToString().TrimEnd());
+        }
+    }
+}

@@ -1,0 +1,3 @@
+using ControlPlane.Cli.Internal;
+
+return await Cpctl.RunAsync(args, CliContext.FromConsole(), handleTermination: true, CancellationToken.None).ConfigureAwait(false);

@@ -1,0 +1,304 @@
+using System.Runtime.CompilerServices;
+using ControlPlane.Client.Internal;
+using ControlPlane.Rpc;
+using ControlPlane.V1;
+using Polly;
+using Polly.Retry;
+
+namespace ControlPlane.Client;
+
+/// <summary>
+/// Client of a ControlPlane scheduler: submit and follow runs, decide gates, manage agents.
+/// Thread-safe; create one per scheduler address and share it. Failures surface as
+/// <see cref="RpcException"/> carrying the server's status.
+/// </summary>
+public sealed class ControlPlaneClient : IDisposable
+{
+    private readonly RpcChannel channel;
+    private readonly ControlPlaneClientOptions options;
+    private readonly Metadata? headers;
+    private readonly ResiliencePipeline retry;
+
+    public ControlPlaneClient(ControlPlaneClientOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        this.options = options;
+
+        var channelOptions = options.ChannelOptions ?? new RpcChannelOptions();
+        if (options.ServerCertificateValidation is { } validation)
+        {
+            channelOptions.ServerCertificateValidation = validation;
+        }
+
+        channel = RpcChannel.ForAddress(options.Address, channelOptions);
+        if (options.BearerToken is { } token)
+        {
+            headers = new Metadata { { "authorization", "Bearer " + token } };
+        }
+
+        retry = options.MaxRetryAttempts == 0
+            ? ResiliencePipeline.Empty
+            : new ResiliencePipelineBuilder { TimeProvider = options.TimeProvider }
+                .AddRetry(new RetryStrategyOptions
+                {
+                    ShouldHandle = new PredicateBuilder().Handle<RpcException>(e => e.StatusCode == StatusCode.Unavailable),
+                    MaxRetryAttempts = options.MaxRetryAttempts,
+                    BackoffType = DelayBackoffType.Exponential,
+                    UseJitter = true,
+                    Delay = options.RetryBaseDelay,
+                    MaxDelay = options.RetryMaxDelay,
+                })
+                .Build();
+    }
+
+    /// <summary>Creates a client of the scheduler at <paramref name="address"/> with default options.</summary>
+    public ControlPlaneClient(string address)
+        : this(new ControlPlaneClientOptions { Address = address })
+    {
+    }
+
+    /// <summary>The scheduler's address.</summary>
+    public Uri Address => channel.Address;
+
+    /// <summary>
+    /// Validates and starts a run. With an idempotency key the call is retried on UNAVAILABLE, and submitting
+    /// the same key again returns the run it first created (<see cref="SubmitRunResponse.Created"/> false).
+    /// </summary>
+    public Task<SubmitRunResponse> SubmitRunAsync(RunSpec spec, string? idempotencyKey = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        var request = new SubmitRunRequest { Spec = spec, IdempotencyKey = idempotencyKey ?? string.Empty };
+        return UnaryAsync(ClientMethods.SubmitRun, request, idempotent: !string.IsNullOrEmpty(idempotencyKey), cancellationToken);
+    }
+
+    /// <summary>The run with its steps and history; NOT_FOUND when there is none.</summary>
+    public async Task<Run> GetRunAsync(string runId, CancellationToken cancellationToken = default)
+    {
+        RequireId(runId, nameof(runId));
+        var response = await UnaryAsync(ClientMethods.GetRun, new GetRunRequest { RunId = runId }, idempotent: true, cancellationToken).ConfigureAwait(false);
+        return response.Run;
+    }
+
+    /// <summary>One page of runs, newest first, filtered by the request's state and labels.</summary>
+    public Task<ListRunsResponse> ListRunsAsync(ListRunsRequest request, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        return UnaryAsync(ClientMethods.ListRuns, request, idempotent: true, cancellationToken);
+    }
+
+    /// <summary>Cancels the run: running attempts are told to stop and nothing new is dispatched.</summary>
+    public async Task<Run> CancelRunAsync(string runId, string? reason = null, CancellationToken cancellationToken = default)
+    {
+        RequireId(runId, nameof(runId));
+        var request = new CancelRunRequest { RunId = runId, Reason = reason ?? string.Empty };
+        return (await UnaryAsync(ClientMethods.CancelRun, request, idempotent: false, cancellationToken).ConfigureAwait(false)).Run;
+    }
+
+    /// <summary>Dispatches nothing new until <see cref="ResumeRunAsync"/>; running steps finish.</summary>
+    public async Task<Run> PauseRunAsync(string runId, CancellationToken cancellationToken = default)
+    {
+        RequireId(runId, nameof(runId));
+        return (await UnaryAsync(ClientMethods.PauseRun, new PauseRunRequest { RunId = runId }, idempotent: false, cancellationToken).ConfigureAwait(false)).Run;
+    }
+
+    /// <summary>Resumes a paused run.</summary>
+    public async Task<Run> ResumeRunAsync(string runId, CancellationToken cancellationToken = default)
+    {
+        RequireId(runId, nameof(runId));
+        return (await UnaryAsync(ClientMethods.ResumeRun, new ResumeRunRequest { RunId = runId }, idempotent: false, cancellationToken).ConfigureAwait(false)).Run;
+    }
+
+    /// <summary>Re-runs the failed, cancelled and skipped steps of a finished run, keeping succeeded outputs.</summary>
+    public async Task<Run> RetryRunAsync(string runId, CancellationToken cancellationToken = default)
+    {
+        RequireId(runId, nameof(runId));
+        return (await UnaryAsync(ClientMethods.RetryRun, new RetryRunRequest { RunId = runId }, idempotent: false, cancellationToken).ConfigureAwait(false)).Run;
+    }
+
+    /// <summary>Approves (or rejects) a gate step waiting for approval.</summary>
+    public async Task<Run> ApproveGateAsync(string runId, string stepId, bool approve = true, string? decidedBy = null, string? comment = null, CancellationToken cancellationToken = default)
+    {
+        RequireId(runId, nameof(runId));
+        RequireId(stepId, nameof(stepId));
+        var request = new ApproveGateRequest
+        {
+            RunId = runId,
+            StepId = stepId,
+            Decision = approve ? GateDecision.Approve : GateDecision.Reject,
+            DecidedBy = decidedBy ?? string.Empty,
+            Comment = comment ?? string.Empty,
+        };
+        return (await UnaryAsync(ClientMethods.ApproveGate, request, idempotent: false, cancellationToken).ConfigureAwait(false)).Run;
+    }
+
+    /// <summary>A step's output: inline bytes or a URI.</summary>
+    public async Task<StepOutput> GetStepOutputAsync(string runId, string stepId, CancellationToken cancellationToken = default)
+    {
+        RequireId(runId, nameof(runId));
+        RequireId(stepId, nameof(stepId));
+        var request = new GetStepOutputRequest { RunId = runId, StepId = stepId };
+        return (await UnaryAsync(ClientMethods.GetStepOutput, request, idempotent: true, cancellationToken).ConfigureAwait(false)).Output;
+    }
+
+    /// <summary>The agents the scheduler knows.</summary>
+    public async Task<IReadOnlyList<Agent>> ListAgentsAsync(CancellationToken cancellationToken = default)
+    {
+        var response = await UnaryAsync(ClientMethods.ListAgents, new ListAgentsRequest(), idempotent: true, cancellationToken).ConfigureAwait(false);
+        return response.Agents;
+    }
+
+    /// <summary>Tells an agent to finish what it runs and take nothing new.</summary>
+    public async Task<Agent> DrainAgentAsync(string agentId, CancellationToken cancellationToken = default)
+    {
+        RequireId(agentId, nameof(agentId));
+        var request = new DrainAgentRequest { AgentId = agentId };
+        return (await UnaryAsync(ClientMethods.DrainAgent, request, idempotent: false, cancellationToken).ConfigureAwait(false)).Agent;
+    }
+
+    /// <summary>Ready/running counts per queue and every slot counter with its cap.</summary>
+    public Task<GetStatsResponse> GetStatsAsync(CancellationToken cancellationToken = default) =>
+        UnaryAsync(ClientMethods.GetStats, new GetStatsRequest(), idempotent: true, cancellationToken);
+
+    /// <summary>Sets (or, with 0, removes) a queue cap or a concurrency-key cap shared across all runs.</summary>
+    public async Task SetLimitAsync(LimitKind kind, string name, int limit, CancellationToken cancellationToken = default)
+    {
+        RequireId(name, nameof(name));
+        var request = new SetLimitRequest { Kind = kind, Name = name, Limit = limit };
+        await UnaryAsync(ClientMethods.SetLimit, request, idempotent: true, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The run's events with seq greater than <paramref name="afterSeq"/>: the log replayed, then new events as
+    /// they happen. A cut-off stream is reopened from the last seq yielded, so each event comes exactly once and
+    /// in order. Ends when the run is terminal and its last event was yielded.
+    /// </summary>
+    public async IAsyncEnumerable<RunEvent> WatchRunAsync(string runId, long afterSeq = 0, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        RequireId(runId, nameof(runId));
+        ArgumentOutOfRangeException.ThrowIfNegative(afterSeq);
+        var last = afterSeq;
+        var terminal = false;
+        var idleEnds = 0;
+        while (true)
+        {
+            // Opening, up to the first message, goes through the retry pipeline: a scheduler that is down is
+            // retried with backoff, and a stream that yields something has made progress.
+            var lastAtOpen = last;
+            var (call, hasMessage) = await retry.ExecuteAsync(
+                static async (state, token) =>
+                {
+                    var (client, request) = state;
+                    var opened = client.channel.AsyncServerStreamingCall(ClientMethods.WatchRun, request, new CallOptions(client.headers, null, token));
+                    try
+                    {
+                        return (opened, await opened.ResponseStream.MoveNext(token).ConfigureAwait(false));
+                    }
+                    catch
+                    {
+                        opened.Dispose();
+                        throw;
+                    }
+                },
+                (this, new WatchRunRequest { RunId = runId, AfterSeq = last }),
+                cancellationToken).ConfigureAwait(false);
+
+            var cutOff = false;
+            using (call)
+            {
+                while (hasMessage)
+                {
+                    var runEvent = call.ResponseStream.Current.Event;
+                    if (runEvent is not null && runEvent.Seq > last)
+                    {
+                        last = runEvent.Seq;
+                        terminal = IsTerminal(runEvent);
+                        yield return runEvent;
+                    }
+
+                    try
+                    {
+                        hasMessage = await call.ResponseStream.MoveNext(cancellationToken).ConfigureAwait(false);
+                    }
+                    catch (RpcException ex) when (IsCutOff(ex, cancellationToken))
+                    {
+                        cutOff = true;
+                        break;
+                    }
+                }
+            }
+
+            if (!cutOff)
+            {
+                if (terminal)
+                {
+                    yield break;
+                }
+
+                // The server ended the stream without the run's final event (e.g. a replica shutting down):
+                // finish only when the run really is over and nothing is left to replay.
+                var run = await GetRunAsync(runId, cancellationToken).ConfigureAwait(false);
+                if (IsTerminal(run.State) && run.LastEventSeq <= last)
+                {
+                    yield break;
+                }
+            }
+
+            if (last > lastAtOpen)
+            {
+                idleEnds = 0;
+                continue;
+            }
+
+            // A stream that ends again and again without delivering anything must not spin forever.
+            if (++idleEnds > options.MaxRetryAttempts)
+            {
+                throw new RpcException(new Status(
+                    StatusCode.Unavailable,
+                    $"The watch of run {runId} ended {idleEnds} times in a row without delivering an event; the scheduler at {Address} keeps closing the stream."));
+            }
+
+            await Task.Delay(options.RetryBaseDelay, options.TimeProvider, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Closes the connection to the scheduler; calls still running fail.</summary>
+    public void Dispose() => channel.Dispose();
+
+    /// <summary>True for a run state no run leaves by itself.</summary>
+    public static bool IsTerminal(RunState state) => state is RunState.Succeeded or RunState.Failed or RunState.Cancelled;
+
+    private static bool IsTerminal(RunEvent runEvent) =>
+        runEvent.EventCase == RunEvent.EventOneofCase.RunStateChanged && IsTerminal(runEvent.RunStateChanged.ToState);
+
+    // A stream the transport or the server cut off (not one the caller cancelled) is worth reopening.
+    private static bool IsCutOff(RpcException ex, CancellationToken cancellationToken) =>
+        !cancellationToken.IsCancellationRequested
+        && ex.StatusCode is StatusCode.Unavailable or StatusCode.Internal or StatusCode.Cancelled;
+
+    private async Task<TResponse> UnaryAsync<TRequest, TResponse>(Method<TRequest, TResponse> method, TRequest request, bool idempotent, CancellationToken cancellationToken)
+        where TRequest : Google.Protobuf.IMessage<TRequest>, new()
+        where TResponse : Google.Protobuf.IMessage<TResponse>, new()
+    {
+        // One deadline for the whole call, retries included, as gRPC deadlines are meant.
+        DateTime? deadline = options.DefaultDeadline is { } timeout ? DateTime.UtcNow + timeout : null;
+        var pipeline = idempotent ? retry : ResiliencePipeline.Empty;
+        return await pipeline.ExecuteAsync(
+            static async (state, token) =>
+            {
+                var (client, method, request, deadline) = state;
+                using var call = client.channel.AsyncUnaryCall(method, request, new CallOptions(client.headers, deadline, token));
+                return await call.ResponseAsync.ConfigureAwait(false);
+            },
+            (this, method, request, deadline),
+            cancellationToken).ConfigureAwait(false);
+    }
+
+    private static void RequireId(string value, string name)
+    {
+        if (string.IsNullOrWhiteSpace(value))
+        {
+            throw new ArgumentException($"{name} is empty; pass the id shown by 'cpctl run ls' or returned by SubmitRunAsync.", name);
+        }
+    }
+}

@@ -1,0 +1,76 @@
+using System.Net.Security;
+using ControlPlane.Rpc;
+
+namespace ControlPlane.Client;
+
+/// <summary>Options of a <see cref="ControlPlaneClient"/>; validated when the client is created.</summary>
+public sealed class ControlPlaneClientOptions
+{
+    /// <summary>The scheduler's address: "http://host:port" (h2c) or "https://host:port" (TLS). Default is http://127.0.0.1:7070.</summary>
+    public string Address { get; set; } = "http://127.0.0.1:7070";
+
+    /// <summary>Validates the scheduler's certificate on https:// addresses; null uses the system trust store. Default is null.</summary>
+    public RemoteCertificateValidationCallback? ServerCertificateValidation { get; set; }
+
+    /// <summary>Sent as <c>authorization: Bearer &lt;token&gt;</c> on every call; null sends none. Default is null.</summary>
+    public string? BearerToken { get; set; }
+
+    /// <summary>
+    /// Deadline of each unary call, retries included; null means none. Watch streams have no deadline.
+    /// Default is 30 s.
+    /// </summary>
+    public TimeSpan? DefaultDeadline { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Retries of an idempotent call that failed with UNAVAILABLE (Get, List, GetStepOutput, ListAgents, Submit with an
+    /// idempotency key), and reconnects of a watch that made no progress. 0 disables retries. Default is 5.
+    /// </summary>
+    public int MaxRetryAttempts { get; set; } = 5;
+
+    /// <summary>Wait before the first retry; later waits grow exponentially, with jitter. Default is 200 ms.</summary>
+    public TimeSpan RetryBaseDelay { get; set; } = TimeSpan.FromMilliseconds(200);
+
+    /// <summary>Longest wait between two retries. Default is 5 s.</summary>
+    public TimeSpan RetryMaxDelay { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Clock of the retry delays (deadlines use the system clock, as the transport does). Default is <see cref="TimeProvider.System"/>.</summary>
+    public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
+
+    /// <summary>Transport options (message size limits, keep-alive, a test handler); null uses the defaults. Default is null.</summary>
+    public RpcChannelOptions? ChannelOptions { get; set; }
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first bad option and how to fix it.</summary>
+    public void Validate()
+    {
+        if (!Uri.TryCreate(Address, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps))
+        {
+            throw new ArgumentException(
+                $"ControlPlaneClientOptions.Address '{Address}' is not an http:// or https:// URL; use e.g. http://127.0.0.1:7070.",
+                nameof(Address));
+        }
+
+        if (BearerToken is not null && (BearerToken.Length == 0 || BearerToken.Any(c => c < 0x20 || c > 0x7e)))
+        {
+            throw new ArgumentException("ControlPlaneClientOptions.BearerToken must be non-empty printable ASCII; leave it null to send none.", nameof(BearerToken));
+        }
+
+        if (DefaultDeadline is { } deadline && deadline <= TimeSpan.Zero)
+        {
+            throw new ArgumentException($"ControlPlaneClientOptions.DefaultDeadline is {deadline}; use a positive duration, or null for none.", nameof(DefaultDeadline));
+        }
+
+        if (MaxRetryAttempts < 0)
+        {
+            throw new ArgumentException($"ControlPlaneClientOptions.MaxRetryAttempts is {MaxRetryAttempts}; use 0 (no retries) or more.", nameof(MaxRetryAttempts));
+        }
+
+        if (RetryBaseDelay <= TimeSpan.Zero || RetryMaxDelay < RetryBaseDelay)
+        {
+            throw new ArgumentException(
+                $"ControlPlaneClientOptions.RetryBaseDelay ({RetryBaseDelay}) must be positive and at most RetryMaxDelay ({RetryMaxDelay}).",
+                nameof(RetryBaseDelay));
+        }
+
+        ArgumentNullException.ThrowIfNull(TimeProvider, nameof(TimeProvider));
+    }
+}

@@ -1,0 +1,649 @@
+using System.Globalization;
+using ControlPlane.V1;
+using Google.Protobuf.WellKnownTypes;
+using YamlDotNet.Core;
+using YamlDotNet.RepresentationModel;
+
+namespace ControlPlane.Client.Internal;
+
+/// <summary>
+/// Walks a YAML document into a RunSpec by hand (not by deserializer) so every problem can name its
+/// line and column, unknown keys are caught, and each field path keeps the place it was written.
+/// </summary>
+internal sealed class PipelineReader
+{
+    private static readonly string[] RunKeys = ["name", "labels", "concurrency", "budget", "queue", "retention", "steps"];
+
+    private static readonly string[] StepKeys =
+    [
+        "id", "kind", "framework", "queue", "run", "handler", "params", "needs", "input_type", "output_type", "retry",
+        "timeout", "concurrency_key", "estimate", "keep_output", "run_if", "priority", "slots",
+    ];
+
+    private static readonly string[] RetryKeys = ["max_attempts", "backoff", "max_backoff", "multiplier"];
+
+    // YAML keys whose RunSpec field has another name; the server reports the RunSpec name.
+    private static readonly Dictionary<string, string> ProtoNames = new(StringComparer.Ordinal)
+    {
+        ["run"] = "command",
+        ["multiplier"] = "backoff_multiplier",
+    };
+
+    private const string DurationHint = "use e.g. 10m, 30s, 1h, 1h30m or 500ms";
+
+    private readonly string? path;
+    private readonly List<PipelineError> errors = [];
+    private readonly Dictionary<string, PipelineLocation> locations = new(StringComparer.Ordinal);
+
+    public PipelineReader(string? path)
+    {
+        this.path = path;
+    }
+
+    public IReadOnlyList<PipelineError> Errors => errors;
+
+    public IReadOnlyDictionary<string, PipelineLocation> Locations => locations;
+
+    public RunSpec Read(string yaml)
+    {
+        var spec = new RunSpec();
+        var stream = new YamlStream();
+        try
+        {
+            stream.Load(new StringReader(yaml));
+        }
+        catch (YamlException ex)
+        {
+            var message = Clean(ex.Message);
+            const string Duplicate = "Duplicate key ";
+            message = message.StartsWith(Duplicate, StringComparison.Ordinal)
+                ? $"key '{message[Duplicate.Length..]}' is given twice in one mapping; keep one"
+                : "not valid YAML: " + message;
+            errors.Add(new PipelineError(path, At(ex.Start), string.Empty, message));
+            return spec;
+        }
+
+        if (stream.Documents.Count == 0 || IsNull(stream.Documents[0].RootNode))
+        {
+            errors.Add(new PipelineError(path, new PipelineLocation(1, 1), string.Empty, "the file is empty; a pipeline needs at least 'steps'"));
+            return spec;
+        }
+
+        if (stream.Documents.Count > 1)
+        {
+            errors.Add(new PipelineError(path, At(stream.Documents[1].RootNode.Start), string.Empty, "a pipeline file holds one YAML document; remove the extra '---' section"));
+        }
+
+        var root = stream.Documents[0].RootNode;
+        if (root is not YamlMappingNode mapping)
+        {
+            Error(root, string.Empty, "a pipeline file is a mapping with 'name', 'steps' and the other run fields at the top level");
+            return spec;
+        }
+
+        ReadRun(mapping, spec);
+        errors.Sort((a, b) => a.Location.Line != b.Location.Line ? a.Location.Line.CompareTo(b.Location.Line) : a.Location.Column.CompareTo(b.Location.Column));
+        return spec;
+    }
+
+    private void ReadRun(YamlMappingNode mapping, RunSpec spec)
+    {
+        var sawSteps = false;
+        foreach (var (keyNode, value, key) in Entries(mapping, string.Empty, RunKeys))
+        {
+            var field = key;
+            Record(field, keyNode);
+            switch (key)
+            {
+                case "name":
+                    spec.Name = ReadString(value, keyNode, field) ?? string.Empty;
+                    break;
+                case "labels":
+                    ReadStringMap(value, keyNode, field, spec.Labels);
+                    break;
+                case "concurrency":
+                    spec.Concurrency = ReadInt(value, keyNode, field, 0, int.MaxValue) ?? 0;
+                    break;
+                case "budget":
+                    ReadNumberMap(value, keyNode, field, spec.Budget);
+                    break;
+                case "queue":
+                    spec.Queue = ReadString(value, keyNode, field) ?? string.Empty;
+                    break;
+                case "retention":
+                    spec.Retention = ReadDuration(value, keyNode, field);
+                    break;
+                case "steps":
+                    sawSteps = true;
+                    ReadSteps(value, keyNode, spec);
+                    break;
+            }
+        }
+
+        if (!sawSteps)
+        {
+            Error(mapping, "steps", "missing; a pipeline needs a list of steps, e.g. steps: [{ id: hello, framework: shell, run: echo hi }]");
+        }
+    }
+
+    private void ReadSteps(YamlNode value, YamlNode keyNode, RunSpec spec)
+    {
+        if (value is not YamlSequenceNode sequence || sequence.Children.Count == 0)
+        {
+            Error(keyNode, "steps", "expected a non-empty list of steps (each item starts with '- id: ...')");
+            return;
+        }
+
+        for (var i = 0; i < sequence.Children.Count; i++)
+        {
+            var item = sequence.Children[i];
+            var field = $"steps[{i}]";
+            Record(field, item);
+            if (item is not YamlMappingNode stepMapping)
+            {
+                Error(item, field, "expected a step (a mapping with 'id', 'framework', ...)");
+                continue;
+            }
+
+            spec.Steps.Add(ReadStep(stepMapping, field));
+        }
+    }
+
+    private StepSpec ReadStep(YamlMappingNode mapping, string prefix)
+    {
+        var step = new StepSpec();
+        var sawId = false;
+        foreach (var (keyNode, value, key) in Entries(mapping, prefix, StepKeys))
+        {
+            var field = prefix + "." + key;
+            Record(field, keyNode);
+            if (ProtoNames.TryGetValue(key, out var protoName))
+            {
+                Record(prefix + "." + protoName, keyNode);
+            }
+
+            switch (key)
+            {
+                case "id":
+                    sawId = true;
+                    step.Id = ReadString(value, keyNode, field) ?? string.Empty;
+                    break;
+                case "kind":
+                    step.Kind = ReadEnum(value, keyNode, field, [("task", StepKind.Task), ("gate", StepKind.Gate)]);
+                    break;
+                case "framework":
+                    step.Framework = ReadString(value, keyNode, field) ?? string.Empty;
+                    break;
+                case "queue":
+                    step.Queue = ReadString(value, keyNode, field) ?? string.Empty;
+                    break;
+                case "run":
+                    step.Command = ReadString(value, keyNode, field) ?? string.Empty;
+                    break;
+                case "handler":
+                    step.Handler = ReadString(value, keyNode, field) ?? string.Empty;
+                    break;
+                case "params":
+                    step.Params = ReadParams(value, keyNode, field);
+                    break;
+                case "needs":
+                    ReadStringList(value, keyNode, field, step.Needs);
+                    break;
+                case "input_type":
+                    step.InputType = ReadString(value, keyNode, field) ?? string.Empty;
+                    break;
+                case "output_type":
+                    step.OutputType = ReadString(value, keyNode, field) ?? string.Empty;
+                    break;
+                case "retry":
+                    step.Retry = ReadRetry(value, keyNode, field);
+                    break;
+                case "timeout":
+                    step.Timeout = ReadDuration(value, keyNode, field);
+                    break;
+                case "concurrency_key":
+                    step.ConcurrencyKey = ReadString(value, keyNode, field) ?? string.Empty;
+                    break;
+                case "estimate":
+                    ReadNumberMap(value, keyNode, field, step.Estimate);
+                    break;
+                case "keep_output":
+                    step.KeepOutput = ReadBool(value, keyNode, field) ?? false;
+                    break;
+                case "run_if":
+                    step.RunIf = ReadEnum(value, keyNode, field, [("on_success", RunIf.OnSuccess), ("always", RunIf.Always), ("on_failure", RunIf.OnFailure)]);
+                    break;
+                case "priority":
+                    step.Priority = ReadInt(value, keyNode, field, int.MinValue, int.MaxValue) ?? 0;
+                    break;
+                case "slots":
+                    step.Slots = ReadInt(value, keyNode, field, 1, int.MaxValue) ?? 0;
+                    break;
+            }
+        }
+
+        if (!sawId)
+        {
+            Error(mapping, prefix + ".id", "missing; every step needs an id such as 'build' ([a-z0-9][a-z0-9._-]*)");
+        }
+
+        return step;
+    }
+
+    private RetryPolicy? ReadRetry(YamlNode value, YamlNode keyNode, string prefix)
+    {
+        if (IsNull(value))
+        {
+            return null;
+        }
+
+        if (value is not YamlMappingNode mapping)
+        {
+            Error(keyNode, prefix, "expected a mapping such as { max_attempts: 3, backoff: 2s, max_backoff: 1m, multiplier: 2 }");
+            return null;
+        }
+
+        var retry = new RetryPolicy();
+        foreach (var (key, entry, name) in Entries(mapping, prefix, RetryKeys))
+        {
+            var field = prefix + "." + name;
+            Record(field, key);
+            if (ProtoNames.TryGetValue(name, out var protoName))
+            {
+                Record(prefix + "." + protoName, key);
+            }
+
+            switch (name)
+            {
+                case "max_attempts":
+                    retry.MaxAttempts = ReadInt(entry, key, field, 0, 100) ?? 0;
+                    break;
+                case "backoff":
+                    retry.Backoff = ReadDuration(entry, key, field);
+                    break;
+                case "max_backoff":
+                    retry.MaxBackoff = ReadDuration(entry, key, field);
+                    break;
+                case "multiplier":
+                    var multiplier = ReadNumber(entry, key, field);
+                    if (multiplier is < 1)
+                    {
+                        Error(key, field, $"{Format(multiplier.Value)} is below 1; each wait is the previous one times this factor, so use 1 (constant) or more");
+                    }
+
+                    retry.BackoffMultiplier = multiplier ?? 0;
+                    break;
+            }
+        }
+
+        return retry;
+    }
+
+    /// <summary>The entries of a mapping with string keys; reports unknown and duplicate keys.</summary>
+    private IEnumerable<(YamlNode Key, YamlNode Value, string Name)> Entries(YamlMappingNode mapping, string prefix, string[]? known)
+    {
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var (keyNode, value) in mapping.Children)
+        {
+            if (keyNode is not YamlScalarNode { Value: { } name })
+            {
+                Error(keyNode, prefix, "keys must be plain strings");
+                continue;
+            }
+
+            var field = prefix.Length == 0 ? name : prefix + "." + name;
+            if (!seen.Add(name))
+            {
+                Error(keyNode, field, "is given twice; keep one");
+                continue;
+            }
+
+            if (known is not null && Array.IndexOf(known, name) < 0)
+            {
+                var suggestion = Suggest(name, known);
+                var hint = suggestion is null ? string.Empty : $"did you mean '{suggestion}'? ";
+                Error(keyNode, field, $"unknown key '{name}'; {hint}known keys here: {string.Join(", ", known)}");
+                continue;
+            }
+
+            yield return (keyNode, value, name);
+        }
+    }
+
+    private string? ReadString(YamlNode value, YamlNode keyNode, string field)
+    {
+        if (IsNull(value))
+        {
+            return null;
+        }
+
+        if (value is not YamlScalarNode scalar)
+        {
+            Error(keyNode, field, "expected a single value (text), not a list or a mapping");
+            return null;
+        }
+
+        return scalar.Value ?? string.Empty;
+    }
+
+    private int? ReadInt(YamlNode value, YamlNode keyNode, string field, int min, int max)
+    {
+        var text = ReadString(value, keyNode, field);
+        if (text is null)
+        {
+            return null;
+        }
+
+        if (!long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var number))
+        {
+            Error(keyNode, field, $"'{text}' is not a whole number");
+            return null;
+        }
+
+        if (number < min || number > max)
+        {
+            var range = max == int.MaxValue ? $"at least {min}" : $"between {min} and {max}";
+            Error(keyNode, field, $"{number} is out of range; use a whole number {range}");
+            return null;
+        }
+
+        return (int)number;
+    }
+
+    private double? ReadNumber(YamlNode value, YamlNode keyNode, string field)
+    {
+        var text = ReadString(value, keyNode, field);
+        if (text is null)
+        {
+            return null;
+        }
+
+        if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var number) || !double.IsFinite(number))
+        {
+            Error(keyNode, field, $"'{text}' is not a number");
+            return null;
+        }
+
+        return number;
+    }
+
+    private bool? ReadBool(YamlNode value, YamlNode keyNode, string field)
+    {
+        var text = ReadString(value, keyNode, field);
+        if (text is null)
+        {
+            return null;
+        }
+
+        if (bool.TryParse(text, out var flag))
+        {
+            return flag;
+        }
+
+        Error(keyNode, field, $"'{text}' is not a boolean; use true or false");
+        return null;
+    }
+
+    private Duration? ReadDuration(YamlNode value, YamlNode keyNode, string field)
+    {
+        var text = ReadString(value, keyNode, field);
+        if (text is null)
+        {
+            return null;
+        }
+
+        if (!DurationText.TryParse(text.Trim(), out var duration))
+        {
+            Error(keyNode, field, $"'{text}' is not a duration; {DurationHint}");
+            return null;
+        }
+
+        return Duration.FromTimeSpan(duration);
+    }
+
+    private T ReadEnum<T>(YamlNode value, YamlNode keyNode, string field, (string Name, T Value)[] choices)
+        where T : struct, System.Enum
+    {
+        var text = ReadString(value, keyNode, field);
+        if (text is null)
+        {
+            return default;
+        }
+
+        foreach (var (name, choice) in choices)
+        {
+            if (string.Equals(name, text, StringComparison.Ordinal))
+            {
+                return choice;
+            }
+        }
+
+        Error(keyNode, field, $"'{text}' is not one of {string.Join(", ", choices.Select(c => c.Name))}");
+        return default;
+    }
+
+    private void ReadStringMap(YamlNode value, YamlNode keyNode, string field, Google.Protobuf.Collections.MapField<string, string> target)
+    {
+        if (IsNull(value))
+        {
+            return;
+        }
+
+        if (value is not YamlMappingNode mapping)
+        {
+            Error(keyNode, field, "expected a mapping of names to values, e.g. { team: vision }");
+            return;
+        }
+
+        foreach (var (key, entry, name) in Entries(mapping, field, known: null))
+        {
+            Record($"{field}.{name}", key);
+            Record($"{field}[{name}]", key);
+            var text = ReadString(entry, key, $"{field}.{name}");
+            if (text is not null)
+            {
+                target[name] = text;
+            }
+        }
+    }
+
+    private void ReadNumberMap(YamlNode value, YamlNode keyNode, string field, Google.Protobuf.Collections.MapField<string, double> target)
+    {
+        if (IsNull(value))
+        {
+            return;
+        }
+
+        if (value is not YamlMappingNode mapping)
+        {
+            Error(keyNode, field, "expected a mapping of unit names to amounts, e.g. { cpu_seconds: 3600 }");
+            return;
+        }
+
+        foreach (var (key, entry, name) in Entries(mapping, field, known: null))
+        {
+            Record($"{field}.{name}", key);
+            Record($"{field}[{name}]", key);
+            var number = ReadNumber(entry, key, $"{field}.{name}");
+            if (number is < 0)
+            {
+                Error(key, $"{field}.{name}", $"{Format(number.Value)} is negative; amounts are 0 or more");
+            }
+            else if (number is { } amount)
+            {
+                target[name] = amount;
+            }
+        }
+    }
+
+    private void ReadStringList(YamlNode value, YamlNode keyNode, string field, Google.Protobuf.Collections.RepeatedField<string> target)
+    {
+        if (IsNull(value))
+        {
+            return;
+        }
+
+        if (value is not YamlSequenceNode sequence)
+        {
+            Error(keyNode, field, "expected a list of step ids, e.g. [build, test]");
+            return;
+        }
+
+        for (var i = 0; i < sequence.Children.Count; i++)
+        {
+            var item = sequence.Children[i];
+            var itemField = $"{field}[{i}]";
+            Record(itemField, item);
+            if (item is not YamlScalarNode scalar || IsNull(item))
+            {
+                Error(item, itemField, "expected a step id");
+                continue;
+            }
+
+            target.Add(scalar.Value ?? string.Empty);
+        }
+    }
+
+    private Struct? ReadParams(YamlNode value, YamlNode keyNode, string field)
+    {
+        if (IsNull(value))
+        {
+            return null;
+        }
+
+        if (value is not YamlMappingNode mapping)
+        {
+            Error(keyNode, field, "expected a mapping of parameter names to values, e.g. { width: 640 }");
+            return null;
+        }
+
+        return ToStruct(mapping, field);
+    }
+
+    private Struct ToStruct(YamlMappingNode mapping, string field)
+    {
+        var result = new Struct();
+        foreach (var (key, entry, name) in Entries(mapping, field, known: null))
+        {
+            var entryField = $"{field}.{name}";
+            Record(entryField, key);
+            result.Fields[name] = ToValue(entry, entryField);
+        }
+
+        return result;
+    }
+
+    private Value ToValue(YamlNode node, string field)
+    {
+        switch (node)
+        {
+            case YamlMappingNode mapping:
+                return Value.ForStruct(ToStruct(mapping, field));
+            case YamlSequenceNode sequence:
+                var values = new Value[sequence.Children.Count];
+                for (var i = 0; i < values.Length; i++)
+                {
+                    Record($"{field}[{i}]", sequence.Children[i]);
+                    values[i] = ToValue(sequence.Children[i], $"{field}[{i}]");
+                }
+
+                return Value.ForList(values);
+            case YamlScalarNode scalar:
+                return ScalarValue(scalar);
+            default:
+                Error(node, field, "unsupported YAML node");
+                return Value.ForNull();
+        }
+    }
+
+    /// <summary>YAML 1.2 core-schema resolution for plain scalars; quoted scalars are always text.</summary>
+    private static Value ScalarValue(YamlScalarNode scalar)
+    {
+        var text = scalar.Value ?? string.Empty;
+        if (scalar.Style is not ScalarStyle.Plain)
+        {
+            return Value.ForString(text);
+        }
+
+        if (IsNull(scalar))
+        {
+            return Value.ForNull();
+        }
+
+        switch (text)
+        {
+            case "true" or "True" or "TRUE":
+                return Value.ForBool(true);
+            case "false" or "False" or "FALSE":
+                return Value.ForBool(false);
+        }
+
+        if (text.Length > 0 && (char.IsAsciiDigit(text[0]) || text[0] is '-' or '+' or '.')
+            && double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var number) && double.IsFinite(number))
+        {
+            return Value.ForNumber(number);
+        }
+
+        return Value.ForString(text);
+    }
+
+    private static bool IsNull(YamlNode node) =>
+        node is YamlScalarNode { Style: ScalarStyle.Plain or ScalarStyle.Any, Value: null or "" or "~" or "null" or "Null" or "NULL" };
+
+    private void Record(string field, YamlNode node) => locations.TryAdd(field, At(node.Start));
+
+    private void Error(YamlNode node, string field, string message) =>
+        errors.Add(new PipelineError(path, At(node.Start), field, message));
+
+    private static PipelineLocation At(Mark mark) => new((int)Math.Max(1, mark.Line), (int)Math.Max(1, mark.Column));
+
+    private static string Format(double value) => value.ToString(CultureInfo.InvariantCulture);
+
+    // YamlDotNet messages start with "(Line: 3, Col: 5, Idx: 20) - (Line: ...): "; the location is printed already.
+    private static string Clean(string message)
+    {
+        var marker = message.IndexOf("): ", StringComparison.Ordinal);
+        return message.StartsWith("(Line:", StringComparison.Ordinal) && marker >= 0 ? message[(marker + 3)..] : message;
+    }
+
+    private static string? Suggest(string name, string[] known)
+    {
+        string? best = null;
+        var bestDistance = 3;
+        foreach (var candidate in known)
+        {
+            var distance = EditDistance(name, candidate);
+            if (distance < bestDistance)
+            {
+                best = candidate;
+                bestDistance = distance;
+            }
+        }
+
+        return best;
+    }
+
+    private static int EditDistance(string a, string b)
+    {
+        var previous = new int[b.Length + 1];
+        var current = new int[b.Length + 1];
+        for (var j = 0; j <= b.Length; j++)
+        {
+            previous[j] = j;
+        }
+
+        for (var i = 1; i <= a.Length; i++)
+        {
+            current[0] = i;
+            for (var j = 1; j <= b.Length; j++)
+            {
+                var cost = a[i - 1] == b[j - 1] ? 0 : 1;
+                current[j] = Math.Min(Math.Min(current[j - 1] + 1, previous[j] + 1), previous[j - 1] + cost);
+            }
+
+            (previous, current) = (current, previous);
+        }
+
+        return previous[b.Length];
+    }
+}

@@ -1,0 +1,79 @@
+using System.Diagnostics;
+using ControlPlane.Client.Tests;
+using ControlPlane.V1;
+using Xunit;
+
+namespace ControlPlane.Cli.Tests;
+
+/// <summary>The real cpctl executable, as a shell script would run it: exit codes and stderr.</summary>
+public sealed class CpctlProcessTests : IAsyncLifetime
+{
+    private TestRunService service = null!;
+
+    public async Task InitializeAsync() => service = await TestRunService.StartAsync();
+
+    public async Task DisposeAsync() => await service.DisposeAsync();
+
+    private async Task<(int ExitCode, string Out, string Error)> RunCpctl(params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "cpctl.dll"));
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        start.Environment["CP_SCHEDULER"] = service.Address;
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await process.WaitForExitAsync(timeout.Token);
+        return (process.ExitCode, await stdout, await stderr);
+    }
+
+    [Fact]
+    public async Task Cpctl_UnknownRun_ExitsOneWithOneLineOnStderr()
+    {
+        var (exit, output, error) = await RunCpctl("run", "get", "r-404");
+
+        Assert.Equal(1, exit);
+        Assert.Empty(output);
+        Assert.Equal("error: run r-404 not found (NOT_FOUND)\n", error);
+    }
+
+    [Fact]
+    public async Task Cpctl_SubmitWait_ExitsThreeWhenTheRunFails()
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"cpctl-{Guid.NewGuid():N}.yaml");
+        await File.WriteAllTextAsync(path, "name: p\nsteps:\n  - id: a\n    framework: shell\n    run: exit 1\n");
+        try
+        {
+            var cli = RunCpctl("run", "submit", path, "--wait");
+            var run = await service.FirstSubmitted.WaitAsync(TimeSpan.FromSeconds(60));
+            service.Finish(run.Id, RunState.Failed);
+            var (exit, output, _) = await cli;
+
+            Assert.Equal(3, exit);
+            Assert.EndsWith($"run {run.Id} FAILED\n", output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
+    public async Task Cpctl_BadArguments_ExitsTwo()
+    {
+        var (exit, _, error) = await RunCpctl("run", "ls", "--label", "oops");
+
+        Assert.Equal(2, exit);
+        Assert.StartsWith("error: --label 'oops' is not key=value", error, StringComparison.Ordinal);
+    }
+}

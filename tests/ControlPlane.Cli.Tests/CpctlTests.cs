@@ -1,0 +1,498 @@
+using ControlPlane.Cli.Internal;
+using ControlPlane.Client.Tests;
+using ControlPlane.V1;
+using Google.Protobuf;
+using Xunit;
+
+namespace ControlPlane.Cli.Tests;
+
+public sealed class CpctlTests : IAsyncLifetime
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
+    private readonly string dir = Directory.CreateTempSubdirectory("cpctl-tests-").FullName;
+    private TestRunService service = null!;
+
+    public sealed record Result(int ExitCode, string Out, string Error);
+
+    public async Task InitializeAsync() => service = await TestRunService.StartAsync();
+
+    public async Task DisposeAsync()
+    {
+        await service.DisposeAsync();
+        Directory.Delete(dir, recursive: true);
+    }
+
+    private Task<Result> Cpctl(params string[] args) => Cpctl(new Dictionary<string, string> { ["CP_SCHEDULER"] = service.Address }, args);
+
+    private static async Task<Result> Cpctl(Dictionary<string, string> env, params string[] args)
+    {
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+        var context = new CliContext(output, error, name => env.GetValueOrDefault(name));
+        var exit = await Internal.Cpctl.RunAsync(args, context, handleTermination: false, CancellationToken.None).WaitAsync(Timeout);
+        return new Result(exit, output.ToString(), error.ToString());
+    }
+
+    private string WriteFile(string name, string text)
+    {
+        var path = Path.Combine(dir, name);
+        File.WriteAllText(path, text);
+        return path;
+    }
+
+    private static RunSpec Spec(params string[] stepIds)
+    {
+        var spec = new RunSpec { Name = "demo" };
+        foreach (var id in stepIds)
+        {
+            spec.Steps.Add(new StepSpec { Id = id, Framework = "shell", Command = "true" });
+        }
+
+        return spec;
+    }
+
+    private const string Pipeline = """
+        name: hello
+        labels: { team: vision }
+        steps:
+          - id: a
+            framework: shell
+            run: echo hi
+          - id: b
+            needs: [a]
+            framework: shell
+            run: echo there
+        """;
+
+    [Fact]
+    public async Task Run_NoCommand_ExitsTwoWithUsageHint()
+    {
+        var result = await Cpctl();
+
+        Assert.Equal(ExitCodes.InvalidInput, result.ExitCode);
+        Assert.Contains("Required command was not provided", result.Error, StringComparison.Ordinal);
+        Assert.Contains("cpctl --help", result.Error, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("run", "get")]
+    [InlineData("run", "get", "r-1", "extra")]
+    [InlineData("run", "ls", "--bogus")]
+    [InlineData("-o", "xml", "run", "ls")]
+    [InlineData("run", "watch", "r-1", "--after-seq", "many")]
+    public async Task Run_BadArguments_ExitTwo(params string[] args)
+    {
+        var result = await Cpctl(args);
+
+        Assert.Equal(ExitCodes.InvalidInput, result.ExitCode);
+        Assert.StartsWith("error: ", result.Error, StringComparison.Ordinal);
+        Assert.Empty(result.Out);
+    }
+
+    [Fact]
+    public async Task Help_ListsCommandsAndExitsZero()
+    {
+        var result = await Cpctl("--help");
+
+        Assert.Equal(0, result.ExitCode);
+        foreach (var command in new[] { "server", "agent", "dev", "run", "agents" })
+        {
+            Assert.Contains(command, result.Out, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public async Task RunGet_UnknownRun_PrintsOneErrorLineAndExitsOne()
+    {
+        var result = await Cpctl("run", "get", "r-123");
+
+        Assert.Equal(ExitCodes.Failure, result.ExitCode);
+        Assert.Equal("error: run r-123 not found (NOT_FOUND)" + Environment.NewLine, result.Error);
+    }
+
+    [Fact]
+    public async Task RunGet_Text_ShowsStepsWithStateAttemptAndAgent()
+    {
+        var run = service.AddRun(Spec("build", "test"));
+        service.StepEvent(run.Id, "build", StepState.Ready, StepState.Running);
+
+        var result = await Cpctl("run", "get", run.Id);
+
+        Assert.Equal(0, result.ExitCode);
+        var lines = result.Out.Split(Environment.NewLine);
+        Assert.Contains($"Run       {run.Id}", lines);
+        Assert.Contains("State     PENDING", lines);
+        var header = Assert.Single(lines, l => l.StartsWith("STEP", StringComparison.Ordinal));
+        Assert.Equal(["STEP", "KIND", "STATE", "ATTEMPT", "PROGRESS", "AGENT", "DETAIL"], header.Split(' ', StringSplitOptions.RemoveEmptyEntries));
+        var build = Assert.Single(lines, l => l.StartsWith("build", StringComparison.Ordinal));
+        Assert.Equal(["build", "task", "RUNNING", "1", "0%", "agent-1"], build.Split(' ', StringSplitOptions.RemoveEmptyEntries));
+    }
+
+    [Fact]
+    public async Task RunGet_Json_PrintsTheResponseAsProtobufJson()
+    {
+        var run = service.AddRun(Spec("build"));
+
+        var result = await Cpctl("run", "get", run.Id, "--output", "json");
+
+        Assert.Equal(0, result.ExitCode);
+        var parsed = JsonParser.Default.Parse<GetRunResponse>(result.Out);
+        Assert.Equal(run.Id, parsed.Run.Id);
+        Assert.Equal("build", parsed.Run.Steps[0].Id);
+    }
+
+    [Fact]
+    public async Task SchedulerFlag_OverridesEnvironment()
+    {
+        var run = service.AddRun(Spec("a"));
+        var env = new Dictionary<string, string> { ["CP_SCHEDULER"] = "http://127.0.0.1:1" };
+
+        var result = await Cpctl(env, "run", "get", run.Id, "--scheduler", service.Address);
+
+        Assert.Equal(0, result.ExitCode);
+    }
+
+    [Fact]
+    public async Task SchedulerUnreachable_SaysSoWithHintAndExitsOne()
+    {
+        var env = new Dictionary<string, string> { ["CP_SCHEDULER"] = "http://127.0.0.1:1" };
+
+        var result = await Cpctl(env, "run", "get", "r-1");
+
+        Assert.Equal(ExitCodes.Failure, result.ExitCode);
+        Assert.Contains("(UNAVAILABLE)", result.Error, StringComparison.Ordinal);
+        Assert.Contains("CP_SCHEDULER", result.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task SchedulerBadUrl_ExitsTwo()
+    {
+        var result = await Cpctl("run", "get", "r-1", "--scheduler", "127.0.0.1:7070");
+
+        Assert.Equal(ExitCodes.InvalidInput, result.ExitCode);
+        Assert.Contains("http://127.0.0.1:7070", result.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Token_FromEnvironment_IsSentAsBearer()
+    {
+        var run = service.AddRun(Spec("a"));
+        var env = new Dictionary<string, string> { ["CP_SCHEDULER"] = service.Address, ["CP_TOKEN"] = "tok-1" };
+
+        await Cpctl(env, "run", "get", run.Id);
+
+        Assert.Equal("Bearer tok-1", service.LastHeaders?.GetValue("authorization"));
+    }
+
+    [Fact]
+    public async Task RunSubmit_ValidFile_SubmitsAndPrintsTheRunId()
+    {
+        var path = WriteFile("hello.yaml", Pipeline);
+
+        var result = await Cpctl("run", "submit", path);
+
+        Assert.Equal(0, result.ExitCode);
+        var run = await service.FirstSubmitted.WaitAsync(Timeout);
+        Assert.Equal($"run {run.Id} submitted (hello, 2 steps)" + Environment.NewLine, result.Out);
+        Assert.Equal("vision", run.Labels["team"]);
+        Assert.Equal(["a"], run.Spec.Steps[1].Needs);
+    }
+
+    [Fact]
+    public async Task RunSubmit_SameIdempotencyKey_ReportsTheExistingRun()
+    {
+        var path = WriteFile("hello.yaml", Pipeline);
+
+        var first = await Cpctl("run", "submit", path, "--idempotency-key", "k1");
+        var second = await Cpctl("run", "submit", path, "--idempotency-key", "k1");
+
+        var run = await service.FirstSubmitted.WaitAsync(Timeout);
+        Assert.Equal(0, first.ExitCode);
+        Assert.Equal(0, second.ExitCode);
+        Assert.Equal($"run {run.Id} already exists for idempotency key 'k1' (PENDING)" + Environment.NewLine, second.Out);
+    }
+
+    [Fact]
+    public async Task RunSubmit_BadFile_PrintsEachProblemWithLineAndColumnAndExitsTwo()
+    {
+        var path = WriteFile("bad.yaml", """
+            name: hello
+            steps:
+              - id: a
+                framework: shell
+                timeout: 10 minutes
+                colour: red
+            """);
+
+        var result = await Cpctl("run", "submit", path);
+
+        Assert.Equal(ExitCodes.InvalidInput, result.ExitCode);
+        var lines = result.Error.Split(Environment.NewLine, StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(2, lines.Length);
+        Assert.StartsWith($"{path}:5:5: steps[0].timeout: '10 minutes' is not a duration", lines[0], StringComparison.Ordinal);
+        Assert.StartsWith($"{path}:6:5: steps[0].colour: unknown key 'colour'", lines[1], StringComparison.Ordinal);
+        Assert.Equal(0, service.Calls("SubmitRun"));
+    }
+
+    [Fact]
+    public async Task RunSubmit_MissingFile_ExitsTwo()
+    {
+        var result = await Cpctl("run", "submit", Path.Combine(dir, "nope.yaml"));
+
+        Assert.Equal(ExitCodes.InvalidInput, result.ExitCode);
+        Assert.Contains("nope.yaml", result.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task RunSubmit_ServerRejectsSpec_MapsViolationsToFileLines()
+    {
+        var path = WriteFile("rejected.yaml", """
+            name: hello
+            steps:
+              - id: a
+                framework: perl
+                run: echo hi
+              - id: b
+                framework: shell
+                needs:
+                  - a
+                  - ghost
+            """);
+
+        var result = await Cpctl("run", "submit", path);
+
+        Assert.Equal(ExitCodes.InvalidInput, result.ExitCode);
+        Assert.Equal(
+            [
+                $"error: the scheduler rejected {path} (INVALID_ARGUMENT):",
+                $"{path}:4: steps[0].framework: unknown framework 'perl'; use shell or dotnet",
+                $"{path}:10: steps[1].needs[1]: unknown step 'ghost'",
+            ],
+            result.Error.Split(Environment.NewLine, StringSplitOptions.RemoveEmptyEntries));
+    }
+
+    [Theory]
+    [InlineData(RunState.Succeeded, 0)]
+    [InlineData(RunState.Failed, 3)]
+    [InlineData(RunState.Cancelled, 3)]
+    public async Task RunSubmit_Wait_FollowsEventsAndExitsByOutcome(RunState outcome, int expectedExit)
+    {
+        var path = WriteFile("hello.yaml", Pipeline);
+
+        var cli = Cpctl("run", "submit", path, "--wait");
+        var run = await service.FirstSubmitted.WaitAsync(Timeout);
+        service.StepEvent(run.Id, "a", StepState.Ready, StepState.Running);
+        service.Append(run.Id, new RunEvent { StepLogged = new StepLogged { StepId = "a", Attempt = 1, Stream = LogStream.Stdout, Lines = { "hi" } } });
+        service.Finish(run.Id, outcome);
+        var result = await cli;
+
+        Assert.Equal(expectedExit, result.ExitCode);
+        var lines = result.Out.Split(Environment.NewLine, StringSplitOptions.RemoveEmptyEntries);
+        Assert.StartsWith($"run {run.Id} submitted", lines[0], StringComparison.Ordinal);
+        Assert.Matches(@"^#1 \S+ run UNSPECIFIED -> PENDING$", lines[1]);
+        Assert.Matches(@"^#2 \S+ step a READY -> RUNNING attempt 1 on agent-1$", lines[2]);
+        Assert.Matches(@"^#3 \S+ step a stdout \| hi$", lines[3]);
+        Assert.Matches($@"^#4 \S+ run PENDING -> {TextRender.Name(outcome)}$", lines[4]);
+        Assert.Equal($"run {run.Id} {TextRender.Name(outcome)}", lines[5]);
+    }
+
+    [Fact]
+    public async Task RunSubmit_WaitJson_PrintsOnlyTheFinalRun()
+    {
+        var path = WriteFile("hello.yaml", Pipeline);
+
+        var cli = Cpctl("run", "submit", path, "--wait", "-o", "json");
+        var run = await service.FirstSubmitted.WaitAsync(Timeout);
+        service.Finish(run.Id, RunState.Succeeded);
+        var result = await cli;
+
+        Assert.Equal(0, result.ExitCode);
+        var final = JsonParser.Default.Parse<GetRunResponse>(result.Out);
+        Assert.Equal(RunState.Succeeded, final.Run.State);
+    }
+
+    [Fact]
+    public async Task RunWatch_CutOffMidStream_PrintsEveryEventOnce()
+    {
+        var run = service.AddRun(Spec("a"));
+        service.StepEvent(run.Id, "a", StepState.Ready, StepState.Running);
+        service.Append(run.Id, new RunEvent { StepProgressed = new StepProgressed { StepId = "a", Attempt = 1, Percent = 50, Message = "half way" } });
+        service.Append(run.Id, new RunEvent { StepCheckpointed = new StepCheckpointed { StepId = "a", Attempt = 1, Size = 12 } });
+        service.Finish(run.Id, RunState.Succeeded);
+        service.CutNextWatchAfter(2);
+
+        var result = await Cpctl("run", "watch", run.Id);
+
+        Assert.Equal(0, result.ExitCode);
+        var lines = result.Out.Split(Environment.NewLine, StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(["#1", "#2", "#3", "#4", "#5", "run"], lines.Select(l => l.Split(' ')[0]));
+        Assert.EndsWith("step a 50% half way", lines[2], StringComparison.Ordinal);
+        Assert.EndsWith("step a checkpoint (12 bytes, attempt 1)", lines[3], StringComparison.Ordinal);
+        Assert.Equal([0, 2], service.WatchAfterSeqs);
+    }
+
+    [Fact]
+    public async Task RunWatch_Json_PrintsOneEventPerLine()
+    {
+        var run = service.AddRun(Spec("a"));
+        service.Finish(run.Id, RunState.Failed);
+
+        var result = await Cpctl("run", "watch", run.Id, "-o", "json", "--after-seq", "1");
+
+        Assert.Equal(ExitCodes.RunNotSucceeded, result.ExitCode);
+        var line = Assert.Single(result.Out.Split(Environment.NewLine, StringSplitOptions.RemoveEmptyEntries));
+        var runEvent = JsonParser.Default.Parse<RunEvent>(line);
+        Assert.Equal(2, runEvent.Seq);
+        Assert.Equal(RunState.Failed, runEvent.RunStateChanged.ToState);
+    }
+
+    [Fact]
+    public async Task RunLs_StateAndLabelFilters_ListMatchingRuns()
+    {
+        var labelled = Spec("a");
+        labelled.Labels["team"] = "vision";
+        var match = service.AddRun(labelled);
+        service.AddRun(Spec("a"));
+        var finished = service.AddRun(labelled);
+        service.Finish(finished.Id, RunState.Succeeded);
+
+        var result = await Cpctl("run", "ls", "--state", "pending", "--label", "team=vision");
+
+        Assert.Equal(0, result.ExitCode);
+        var lines = result.Out.Split(Environment.NewLine, StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(["ID", "NAME", "STATE", "CREATED", "FINISHED", "LABELS"], lines[0].Split(' ', StringSplitOptions.RemoveEmptyEntries));
+        var row = Assert.Single(lines.Skip(1));
+        Assert.StartsWith(match.Id + " ", row, StringComparison.Ordinal);
+        Assert.EndsWith("team=vision", row, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task RunLs_Limit_PagesUntilEnough()
+    {
+        for (var i = 0; i < 5; i++)
+        {
+            service.AddRun(Spec("a"));
+        }
+
+        var result = await Cpctl("run", "ls", "--limit", "3", "-o", "json");
+
+        Assert.Equal(0, result.ExitCode);
+        Assert.Equal(["r-5", "r-4", "r-3"], JsonParser.Default.Parse<ListRunsResponse>(result.Out).Runs.Select(r => r.Id));
+    }
+
+    [Theory]
+    [InlineData("--label", "team", "--label 'team' is not key=value")]
+    [InlineData("--state", "bogus", "--state 'bogus' is not a run state")]
+    [InlineData("--limit", "0", "--limit 0 is not positive")]
+    public async Task RunLs_BadFilter_ExitsTwoNamingTheOption(string option, string value, string expected)
+    {
+        var result = await Cpctl("run", "ls", option, value);
+
+        Assert.Equal(ExitCodes.InvalidInput, result.ExitCode);
+        Assert.StartsWith("error: " + expected, result.Error, StringComparison.Ordinal);
+        Assert.Equal(0, service.Calls("ListRuns"));
+    }
+
+    [Theory]
+    [InlineData("cancel", "CANCELLING")]
+    [InlineData("pause", "PAUSED")]
+    [InlineData("resume", "RUNNING")]
+    [InlineData("retry", "RUNNING")]
+    public async Task RunActions_PrintTheNewState(string action, string state)
+    {
+        var run = service.AddRun(Spec("a"));
+
+        var result = await Cpctl("run", action, run.Id);
+
+        Assert.Equal(0, result.ExitCode);
+        Assert.Equal($"run {run.Id} {state}" + Environment.NewLine, result.Out);
+    }
+
+    [Fact]
+    public async Task RunCancel_FinishedRun_ReportsFailedPreconditionAndExitsOne()
+    {
+        var run = service.AddRun(Spec("a"));
+        service.Finish(run.Id, RunState.Succeeded);
+
+        var result = await Cpctl("run", "cancel", run.Id);
+
+        Assert.Equal(ExitCodes.Failure, result.ExitCode);
+        Assert.EndsWith("(FAILED_PRECONDITION)" + Environment.NewLine, result.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task RunApprove_Reject_SendsDecisionWhoAndComment()
+    {
+        var spec = Spec("a");
+        spec.Steps.Add(new StepSpec { Id = "gate", Kind = StepKind.Gate, Needs = { "a" } });
+        var run = service.AddRun(spec);
+
+        var result = await Cpctl("run", "approve", run.Id, "gate", "--reject", "--comment", "not today", "--by", "alice");
+
+        Assert.Equal(0, result.ExitCode);
+        Assert.Equal($"gate gate of run {run.Id} rejected; run is PENDING" + Environment.NewLine, result.Out);
+        var watched = await Cpctl("run", "get", run.Id, "-o", "json");
+        var gate = JsonParser.Default.Parse<GetRunResponse>(watched.Out).Run.Steps.Single(s => s.Id == "gate");
+        Assert.Equal("alice", gate.DecidedBy);
+        Assert.Equal("not today", gate.DecisionComment);
+    }
+
+    [Fact]
+    public async Task RunOutput_PrintsOrSavesTheBytes()
+    {
+        var run = service.AddRun(Spec("a"));
+        var file = Path.Combine(dir, "out.txt");
+
+        var printed = await Cpctl("run", "output", run.Id, "a");
+        var saved = await Cpctl("run", "output", run.Id, "a", "--file", file);
+
+        Assert.Equal("output of a\n", printed.Out);
+        Assert.Equal(0, saved.ExitCode);
+        Assert.Equal("output of a\n", await File.ReadAllTextAsync(file));
+    }
+
+    [Fact]
+    public async Task Agents_LsAndDrain_ShowSlotsAndState()
+    {
+        service.AddAgent(new V1.Agent { AgentId = "gpu-1", Host = "box", Slots = 4, UsedSlots = 1, State = AgentState.Connected, Queues = { "gpu" }, Frameworks = { "shell" } });
+
+        var list = await Cpctl("agents", "ls");
+        var drain = await Cpctl("agents", "drain", "gpu-1");
+        var missing = await Cpctl("agents", "drain", "nope");
+
+        Assert.Equal(0, list.ExitCode);
+        var row = list.Out.Split(Environment.NewLine)[1].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(["gpu-1", "box", "CONNECTED", "1/4", "gpu", "shell", "-", "-"], row);
+        Assert.Equal("agent gpu-1 DRAINING (1 of 4 slots busy)" + Environment.NewLine, drain.Out);
+        Assert.Equal("error: agent nope not found (NOT_FOUND)" + Environment.NewLine, missing.Error);
+        Assert.Equal(ExitCodes.Failure, missing.ExitCode);
+    }
+
+    [Theory]
+    [InlineData(new[] { "server", "--listen", "nonsense" }, "--listen 'nonsense' is not HOST:PORT")]
+    [InlineData(new[] { "server", "--listen", "example.com:7070" }, "--listen host 'example.com' is not an IP address")]
+    [InlineData(new[] { "server", "--redis", "6379" }, "--redis '6379' is not HOST:PORT")]
+    [InlineData(new[] { "agent", "--slots", "0" }, "--slots 0 is out of range")]
+    [InlineData(new[] { "agent", "--id", "Bad_Id" }, "--id 'Bad_Id' is not a valid agent id")]
+    [InlineData(new[] { "agent", "--labels", "zone" }, "--labels 'zone' is not key=value")]
+    [InlineData(new[] { "agent", "--queues", "GPU" }, "--queues entry 'GPU' is not a valid queue name")]
+    [InlineData(new[] { "agent", "--scheduler", "localhost:7070" }, "--scheduler 'localhost:7070' is not an http:// or https:// URL")]
+    public async Task HostCommands_BadOption_ExitTwoNamingIt(string[] args, string expected)
+    {
+        var result = await Cpctl(args);
+
+        Assert.Equal(ExitCodes.InvalidInput, result.ExitCode);
+        Assert.StartsWith("error: " + expected, result.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Dev_BadPipelineFile_FailsBeforeStartingAnything()
+    {
+        var path = WriteFile("dev.yaml", "steps:\n  - id: a\n    run_if: never\n");
+
+        var result = await Cpctl("dev", path);
+
+        Assert.Equal(ExitCodes.InvalidInput, result.ExitCode);
+        Assert.StartsWith($"{path}:3:5: steps[0].run_if: 'never' is not one of", result.Error, StringComparison.Ordinal);
+    }
+}

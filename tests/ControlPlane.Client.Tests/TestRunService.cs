@@ -1,0 +1,418 @@
+using System.Collections.Concurrent;
+using System.Net;
+using ControlPlane.Rpc;
+using ControlPlane.V1;
+using Google.Protobuf.WellKnownTypes;
+
+namespace ControlPlane.Client.Tests;
+
+/// <summary>
+/// A small in-memory RunService and AdminService served over the real ControlPlane.Rpc server on a loopback port:
+/// a real gRPC peer for the client and the CLI. Tests drive the run's event log and inject failures.
+/// </summary>
+public sealed class TestRunService : IAsyncDisposable
+{
+    private readonly object gate = new();
+    private readonly Dictionary<string, Run> runs = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, List<RunEvent>> events = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Queue<StatusCode>> failures = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, int> calls = new(StringComparer.Ordinal);
+    private readonly List<V1.Agent> agents = [];
+    private TaskCompletionSource changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private RpcServer? server;
+    private int nextRun;
+    private int cutWatchAfter = -1;
+    private readonly TaskCompletionSource<Run> firstSubmit = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>The after_seq of every WatchRun call, in order.</summary>
+    public ConcurrentQueue<long> WatchAfterSeqs { get; } = new();
+
+    /// <summary>Request headers of the most recent call.</summary>
+    public Metadata? LastHeaders { get; private set; }
+
+    /// <summary>Deadline of the most recent call, per method name.</summary>
+    public ConcurrentDictionary<string, DateTime> Deadlines { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>The server's address, e.g. http://127.0.0.1:41234.</summary>
+    public string Address => server?.Addresses[0].ToString().TrimEnd('/') ?? throw new InvalidOperationException("not started");
+
+    public int Port => server?.Addresses[0].Port ?? throw new InvalidOperationException("not started");
+
+    public static async Task<TestRunService> StartAsync()
+    {
+        var service = new TestRunService();
+        var runService = ServiceDefinition.For(RunServiceReflection.Descriptor.FindTypeByName<Google.Protobuf.Reflection.ServiceDescriptor>("RunService"))
+            .AddUnary<SubmitRunRequest, SubmitRunResponse>("SubmitRun", service.SubmitRun)
+            .AddUnary<GetRunRequest, GetRunResponse>("GetRun", service.GetRun)
+            .AddUnary<ListRunsRequest, ListRunsResponse>("ListRuns", service.ListRuns)
+            .AddUnary<CancelRunRequest, CancelRunResponse>("CancelRun", service.CancelRun)
+            .AddUnary<PauseRunRequest, PauseRunResponse>("PauseRun", (r, c) => service.SetState<PauseRunResponse>("PauseRun", r.RunId, RunState.Paused, c))
+            .AddUnary<ResumeRunRequest, ResumeRunResponse>("ResumeRun", (r, c) => service.SetState<ResumeRunResponse>("ResumeRun", r.RunId, RunState.Running, c))
+            .AddUnary<RetryRunRequest, RetryRunResponse>("RetryRun", (r, c) => service.SetState<RetryRunResponse>("RetryRun", r.RunId, RunState.Running, c))
+            .AddUnary<ApproveGateRequest, ApproveGateResponse>("ApproveGate", service.ApproveGate)
+            .AddUnary<GetStepOutputRequest, GetStepOutputResponse>("GetStepOutput", service.GetStepOutput)
+            .AddServerStreaming<WatchRunRequest, WatchRunResponse>("WatchRun", service.WatchRun)
+            .Build();
+        var adminService = ServiceDefinition.For(AdminServiceReflection.Descriptor.FindTypeByName<Google.Protobuf.Reflection.ServiceDescriptor>("AdminService"))
+            .AddUnary<ListAgentsRequest, ListAgentsResponse>("ListAgents", service.ListAgents)
+            .AddUnary<DrainAgentRequest, DrainAgentResponse>("DrainAgent", service.DrainAgent)
+            .Build();
+        service.server = RpcServer.Create(new RpcServerOptions(), runService, adminService).ListenH2c(IPAddress.Loopback, 0);
+        await service.server.StartAsync();
+        return service;
+    }
+
+    /// <summary>Completes with the first run created through SubmitRun.</summary>
+    public Task<Run> FirstSubmitted => firstSubmit.Task;
+
+    public int Calls(string method) => calls.GetValueOrDefault(method);
+
+    /// <summary>The next <paramref name="count"/> calls of <paramref name="method"/> fail with <paramref name="code"/>.</summary>
+    public void FailNext(string method, int count, StatusCode code)
+    {
+        lock (gate)
+        {
+            if (!failures.TryGetValue(method, out var queue))
+            {
+                failures[method] = queue = new Queue<StatusCode>();
+            }
+
+            for (var i = 0; i < count; i++)
+            {
+                queue.Enqueue(code);
+            }
+        }
+    }
+
+    /// <summary>The next WatchRun stream ends with UNAVAILABLE after sending <paramref name="events"/> events.</summary>
+    public void CutNextWatchAfter(int events) => Volatile.Write(ref cutWatchAfter, events);
+
+    /// <summary>Adds a run directly, with its first event (PENDING), as if it had been submitted.</summary>
+    public Run AddRun(RunSpec spec, string? idempotencyKey = null)
+    {
+        lock (gate)
+        {
+            var run = new Run
+            {
+                Id = $"r-{++nextRun}",
+                Name = spec.Name,
+                State = RunState.Pending,
+                Spec = spec,
+                IdempotencyKey = idempotencyKey ?? string.Empty,
+                CreatedAt = Timestamp.FromDateTime(DateTime.UtcNow),
+            };
+            run.Labels.Add(spec.Labels);
+            foreach (var step in spec.Steps)
+            {
+                run.Steps.Add(new Step { Id = step.Id, State = step.Needs.Count == 0 ? StepState.Ready : StepState.Blocked });
+            }
+
+            runs[run.Id] = run;
+            events[run.Id] = [];
+            AppendLocked(run.Id, new RunEvent { RunStateChanged = new RunStateChanged { FromState = RunState.Unspecified, ToState = RunState.Pending } });
+            return run.Clone();
+        }
+    }
+
+    /// <summary>Appends an event to the run's log (seq assigned here); a terminal RunStateChanged ends the run.</summary>
+    public long Append(string runId, RunEvent runEvent)
+    {
+        lock (gate)
+        {
+            return AppendLocked(runId, runEvent);
+        }
+    }
+
+    public long StepEvent(string runId, string stepId, StepState from, StepState to) =>
+        Append(runId, new RunEvent { StepStateChanged = new StepStateChanged { StepId = stepId, FromState = from, ToState = to, Attempt = 1, AgentId = "agent-1" } });
+
+    public long Finish(string runId, RunState state)
+    {
+        lock (gate)
+        {
+            var from = runs[runId].State;
+            return AppendLocked(runId, new RunEvent { RunStateChanged = new RunStateChanged { FromState = from, ToState = state } });
+        }
+    }
+
+    public void AddAgent(V1.Agent agent)
+    {
+        lock (gate)
+        {
+            agents.Add(agent);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (server is not null)
+        {
+            await server.DisposeAsync();
+        }
+    }
+
+    private long AppendLocked(string runId, RunEvent runEvent)
+    {
+        var log = events[runId];
+        runEvent.RunId = runId;
+        runEvent.Seq = log.Count + 1;
+        runEvent.Time = Timestamp.FromDateTime(DateTime.UtcNow);
+        log.Add(runEvent);
+        var run = runs[runId];
+        run.LastEventSeq = runEvent.Seq;
+        if (runEvent.EventCase == RunEvent.EventOneofCase.RunStateChanged)
+        {
+            run.State = runEvent.RunStateChanged.ToState;
+        }
+        else if (runEvent.EventCase == RunEvent.EventOneofCase.StepStateChanged)
+        {
+            var step = run.Steps.First(s => s.Id == runEvent.StepStateChanged.StepId);
+            step.State = runEvent.StepStateChanged.ToState;
+            step.Attempt = runEvent.StepStateChanged.Attempt;
+            step.AgentId = runEvent.StepStateChanged.AgentId;
+        }
+
+        var previous = changed;
+        changed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        previous.TrySetResult();
+        return runEvent.Seq;
+    }
+
+    private void Enter(string method, ServerCallContext context)
+    {
+        calls.AddOrUpdate(method, 1, (_, n) => n + 1);
+        LastHeaders = context.RequestHeaders;
+        Deadlines[method] = context.Deadline;
+        lock (gate)
+        {
+            if (failures.TryGetValue(method, out var queue) && queue.TryDequeue(out var code))
+            {
+                throw new RpcException(new Status(code, $"injected {code} for {method}"));
+            }
+        }
+    }
+
+    private Run Find(string runId)
+    {
+        if (!runs.TryGetValue(runId, out var run))
+        {
+            throw new RpcException(new Status(StatusCode.NotFound, $"run {runId} not found"));
+        }
+
+        return run;
+    }
+
+    private Task<SubmitRunResponse> SubmitRun(SubmitRunRequest request, ServerCallContext context)
+    {
+        Enter("SubmitRun", context);
+        var violations = new List<string>();
+        var ids = request.Spec.Steps.Select(s => s.Id).ToHashSet(StringComparer.Ordinal);
+        for (var i = 0; i < request.Spec.Steps.Count; i++)
+        {
+            var step = request.Spec.Steps[i];
+            if (step.Kind != StepKind.Gate && step.Framework is not ("shell" or "dotnet"))
+            {
+                violations.Add($"steps[{i}].framework: unknown framework '{step.Framework}'; use shell or dotnet");
+            }
+
+            for (var j = 0; j < step.Needs.Count; j++)
+            {
+                if (!ids.Contains(step.Needs[j]))
+                {
+                    violations.Add($"steps[{i}].needs[{j}]: unknown step '{step.Needs[j]}'");
+                }
+            }
+        }
+
+        if (violations.Count > 0)
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, "invalid run spec: " + string.Join("; ", violations)));
+        }
+
+        lock (gate)
+        {
+            if (request.IdempotencyKey.Length > 0 && runs.Values.FirstOrDefault(r => r.IdempotencyKey == request.IdempotencyKey) is { } existing)
+            {
+                return Task.FromResult(new SubmitRunResponse { Run = existing.Clone(), Created = false });
+            }
+        }
+
+        var created = AddRun(request.Spec, request.IdempotencyKey);
+        firstSubmit.TrySetResult(created);
+        return Task.FromResult(new SubmitRunResponse { Run = created, Created = true });
+    }
+
+    private Task<GetRunResponse> GetRun(GetRunRequest request, ServerCallContext context)
+    {
+        Enter("GetRun", context);
+        lock (gate)
+        {
+            return Task.FromResult(new GetRunResponse { Run = Find(request.RunId).Clone() });
+        }
+    }
+
+    private Task<ListRunsResponse> ListRuns(ListRunsRequest request, ServerCallContext context)
+    {
+        Enter("ListRuns", context);
+        lock (gate)
+        {
+            var matching = runs.Values
+                .Where(r => request.State == RunState.Unspecified || r.State == request.State)
+                .Where(r => request.Labels.All(l => r.Labels.TryGetValue(l.Key, out var v) && v == l.Value))
+                .OrderByDescending(r => int.Parse(r.Id.AsSpan(2), System.Globalization.CultureInfo.InvariantCulture))
+                .ToList();
+            var skip = request.PageToken.Length == 0 ? 0 : int.Parse(request.PageToken, System.Globalization.CultureInfo.InvariantCulture);
+            var size = request.PageSize == 0 ? 100 : request.PageSize;
+            var response = new ListRunsResponse();
+            foreach (var run in matching.Skip(skip).Take(size))
+            {
+                var summary = run.Clone();
+                summary.Steps.Clear();
+                response.Runs.Add(summary);
+            }
+
+            response.NextPageToken = skip + size < matching.Count ? (skip + size).ToString(System.Globalization.CultureInfo.InvariantCulture) : string.Empty;
+            return Task.FromResult(response);
+        }
+    }
+
+    private Task<CancelRunResponse> CancelRun(CancelRunRequest request, ServerCallContext context)
+    {
+        Enter("CancelRun", context);
+        lock (gate)
+        {
+            var run = Find(request.RunId);
+            if (ControlPlaneClient.IsTerminal(run.State))
+            {
+                throw new RpcException(new Status(StatusCode.FailedPrecondition, $"run {run.Id} is {run.State} and cannot be cancelled"));
+            }
+
+            AppendLocked(run.Id, new RunEvent { RunStateChanged = new RunStateChanged { FromState = run.State, ToState = RunState.Cancelling, Reason = request.Reason } });
+            return Task.FromResult(new CancelRunResponse { Run = run.Clone() });
+        }
+    }
+
+    private Task<T> SetState<T>(string method, string runId, RunState state, ServerCallContext context)
+        where T : Google.Protobuf.IMessage<T>, new()
+    {
+        Enter(method, context);
+        lock (gate)
+        {
+            var run = Find(runId);
+            AppendLocked(run.Id, new RunEvent { RunStateChanged = new RunStateChanged { FromState = run.State, ToState = state } });
+            var response = new T();
+            response.Descriptor.FindFieldByName("run").Accessor.SetValue(response, run.Clone());
+            return Task.FromResult(response);
+        }
+    }
+
+    private Task<ApproveGateResponse> ApproveGate(ApproveGateRequest request, ServerCallContext context)
+    {
+        Enter("ApproveGate", context);
+        lock (gate)
+        {
+            var run = Find(request.RunId);
+            var step = run.Steps.FirstOrDefault(s => s.Id == request.StepId)
+                ?? throw new RpcException(new Status(StatusCode.NotFound, $"step {request.StepId} not found in run {run.Id}"));
+            if (request.Decision == GateDecision.Unspecified)
+            {
+                throw new RpcException(new Status(StatusCode.InvalidArgument, "decision: required; approve or reject"));
+            }
+
+            step.DecidedBy = request.DecidedBy;
+            step.DecisionComment = request.Comment;
+            AppendLocked(run.Id, new RunEvent
+            {
+                GateDecided = new GateDecided { StepId = step.Id, Approved = request.Decision == GateDecision.Approve, DecidedBy = request.DecidedBy, Comment = request.Comment },
+            });
+            return Task.FromResult(new ApproveGateResponse { Run = run.Clone() });
+        }
+    }
+
+    private Task<GetStepOutputResponse> GetStepOutput(GetStepOutputRequest request, ServerCallContext context)
+    {
+        Enter("GetStepOutput", context);
+        lock (gate)
+        {
+            var run = Find(request.RunId);
+            _ = run.Steps.FirstOrDefault(s => s.Id == request.StepId)
+                ?? throw new RpcException(new Status(StatusCode.NotFound, $"step {request.StepId} not found in run {run.Id}"));
+            return Task.FromResult(new GetStepOutputResponse
+            {
+                Output = new StepOutput { Data = Google.Protobuf.ByteString.CopyFromUtf8($"output of {request.StepId}\n"), Type = "text/plain" },
+            });
+        }
+    }
+
+    private Task<ListAgentsResponse> ListAgents(ListAgentsRequest request, ServerCallContext context)
+    {
+        Enter("ListAgents", context);
+        lock (gate)
+        {
+            var response = new ListAgentsResponse();
+            response.Agents.AddRange(agents.Select(a => a.Clone()));
+            return Task.FromResult(response);
+        }
+    }
+
+    private Task<DrainAgentResponse> DrainAgent(DrainAgentRequest request, ServerCallContext context)
+    {
+        Enter("DrainAgent", context);
+        lock (gate)
+        {
+            var agent = agents.FirstOrDefault(a => a.AgentId == request.AgentId)
+                ?? throw new RpcException(new Status(StatusCode.NotFound, $"agent {request.AgentId} not found"));
+            agent.State = AgentState.Draining;
+            return Task.FromResult(new DrainAgentResponse { Agent = agent.Clone() });
+        }
+    }
+
+    // Replays after after_seq, then tails; returns once the run is terminal and its last event was written.
+    private async Task WatchRun(WatchRunRequest request, IServerStreamWriter<WatchRunResponse> stream, ServerCallContext context)
+    {
+        Enter("WatchRun", context);
+        WatchAfterSeqs.Enqueue(request.AfterSeq);
+        var cutAfter = Interlocked.Exchange(ref cutWatchAfter, -1);
+        var next = request.AfterSeq;
+        var sent = 0;
+        lock (gate)
+        {
+            Find(request.RunId);
+        }
+
+        while (true)
+        {
+            List<RunEvent> pending;
+            Task wake;
+            bool terminal;
+            lock (gate)
+            {
+                pending = events[request.RunId].Where(e => e.Seq > next).ToList();
+                wake = changed.Task;
+                terminal = ControlPlaneClient.IsTerminal(runs[request.RunId].State);
+            }
+
+            foreach (var runEvent in pending)
+            {
+                if (sent == cutAfter)
+                {
+                    throw new RpcException(new Status(StatusCode.Unavailable, "the replica is shutting down"));
+                }
+
+                await stream.WriteAsync(new WatchRunResponse { Event = runEvent }, context.CancellationToken);
+                sent++;
+                next = runEvent.Seq;
+            }
+
+            if (terminal)
+            {
+                return;
+            }
+
+            if (pending.Count == 0)
+            {
+                await wake.WaitAsync(context.CancellationToken);
+            }
+        }
+    }
+}
