@@ -1,0 +1,18 @@
+using Microsoft.Extensions.Logging;
+
+namespace ControlPlane.Scheduler.Redis.Internal;
+
+internal static partial class RedisStoreLog
+{
+    [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "Loaded {Count} Lua scripts into Redis for namespace {Namespace}")]
+    public static partial void ScriptsLoaded(ILogger logger, int count, string @namespace);
+
+    [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "Redis lost the scripts (NOSCRIPT, e.g. after a restart); reloading them")]
+    public static partial void ScriptsReloading(ILogger logger);
+
+    [LoggerMessage(EventId = 4, Level = LogLevel.Warning, Message = "Redis call failed ({Error}); retry {Attempt}")]
+    public static partial void Retrying(ILogger logger, string error, int attempt);
+
+    [LoggerMessage(EventId = 5, Level = LogLevel.Warning, Message = "Ignored a malformed store signal: {Error}")]
+    public static partial void BadSignal(ILogger logger, string error);
+}

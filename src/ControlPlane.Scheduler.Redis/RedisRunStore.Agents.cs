@@ -1,0 +1,365 @@
+using System.Globalization;
+using System.Text.Json;
+using ControlPlane.Scheduler.Redis.Internal;
+using ControlPlane.V1;
+using Google.Protobuf;
+using Google.Protobuf.WellKnownTypes;
+using StackExchange.Redis;
+
+namespace ControlPlane.Scheduler.Redis;
+
+// AgentService and AdminService: agents, claims, reports, leases, the reaper, caps, stats and signals.
+public sealed partial class RedisRunStore
+{
+    public async Task<AgentSession> ConnectAgentAsync(AgentRegistration registration, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(registration);
+        if (!RunSpecValidator.IsValidName(registration.AgentId))
+        {
+            throw new RunStoreException(RunStoreError.InvalidArgument, $"agent_id '{registration.AgentId}' must match [a-z0-9][a-z0-9._-]{{0,62}}");
+        }
+
+        if (registration.Slots < 0)
+        {
+            throw new RunStoreException(RunStoreError.InvalidArgument, $"slots is {registration.Slots}; an agent needs 0 or more slots");
+        }
+
+        var args = new List<RedisValue>
+        {
+            registration.AgentId,
+            registration.Host ?? string.Empty,
+            StepMeta.Strings(registration.Frameworks),
+            StepMeta.Strings(StepDefaults.QueuesOf(registration)),
+            StepMeta.Map(registration.Labels),
+            registration.Slots,
+            StepMeta.Strings(registration.Handlers),
+            (long)options.LeaseDuration.TotalMilliseconds,
+            registration.RunningAttempts.Count,
+        };
+        AddAttempts(args, registration.RunningAttempts);
+        var result = await EvalAsync(LuaScripts.AgentConnect, args, cancellationToken).ConfigureAwait(false);
+        return new AgentSession(registration.AgentId, Tokens(result));
+    }
+
+    public Task DisconnectAgentAsync(string agentId, CancellationToken cancellationToken = default) =>
+        EvalAsync(LuaScripts.AgentState, [agentId, (int)AgentState.Disconnected], cancellationToken);
+
+    public async Task<Agent> DrainAgentAsync(string agentId, CancellationToken cancellationToken = default)
+    {
+        await EvalAsync(LuaScripts.AgentState, [agentId, (int)AgentState.Draining], cancellationToken).ConfigureAwait(false);
+        return (await ListAgentsAsync(cancellationToken).ConfigureAwait(false)).Single(a => a.AgentId == agentId);
+    }
+
+    public async Task<IReadOnlyList<Agent>> ListAgentsAsync(CancellationToken cancellationToken = default)
+    {
+        var ids = await ReadAsync(d => d.SetMembersAsync(prefix + "agents"), cancellationToken).ConfigureAwait(false);
+        var batch = db.CreateBatch();
+        var reads = ids.Select(id => (Id: (string)id!, Read: batch.HashGetAllAsync(prefix + "ag:" + (string)id!))).ToList();
+        Execute(batch);
+        var agents = new List<Agent>(reads.Count);
+        foreach (var (id, read) in reads)
+        {
+            var f = (await read.ConfigureAwait(false)).ToDictionary(e => (string)e.Name!, e => (string)e.Value!, StringComparer.Ordinal);
+            var agent = AgentRecord.From(id, f);
+            agents.Add(agent);
+        }
+
+        return agents.OrderBy(a => a.AgentId, StringComparer.Ordinal).ToList();
+    }
+
+    public async Task<IReadOnlyList<Assignment>> ClaimAsync(ClaimRequest request, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var result = await EvalAsync(
+            LuaScripts.Claim,
+            [request.AgentId, Math.Max(0, request.MaxSteps), (long)options.LeaseDuration.TotalMilliseconds],
+            cancellationToken).ConfigureAwait(false);
+        var rows = (RedisResult[])result!;
+        var assignments = new List<Assignment>(rows.Length);
+        foreach (var row in rows)
+        {
+            var r = (RedisResult[])row!;
+            var assignment = new Assignment
+            {
+                RunId = (string)r[0]!,
+                StepId = (string)r[1]!,
+                Attempt = (int)r[2],
+                FencingToken = long.Parse((string)r[3]!, CultureInfo.InvariantCulture),
+                Spec = StepSpec.Parser.ParseFrom((byte[])r[4]!),
+                LeaseExpiresAt = Ms(long.Parse((string)r[5]!, CultureInfo.InvariantCulture)),
+                HasCheckpoint = (int)r[7] == 1,
+            };
+            if (assignment.HasCheckpoint)
+            {
+                assignment.Checkpoint = ByteString.CopyFrom((byte[])r[6]!);
+            }
+
+            foreach (var input in (RedisResult[])r[8]!)
+            {
+                var i = (RedisResult[])input!;
+                assignment.Inputs.Add(new StepInput
+                {
+                    StepId = (string)i[0]!,
+                    Data = ByteString.CopyFrom((byte[])i[1]! ?? []),
+                    Uri = (string)i[2]! ?? string.Empty,
+                    Type = (string)i[3]! ?? string.Empty,
+                });
+            }
+
+            assignments.Add(assignment);
+        }
+
+        return assignments;
+    }
+
+    public async Task<IReadOnlyList<ReportOutcome>> ReportAsync(IReadOnlyList<AttemptReport> reports, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(reports);
+        var outcomes = new List<ReportOutcome>(reports.Count);
+        for (var start = 0; start < reports.Count; start += options.ReportBatch)
+        {
+            var count = Math.Min(options.ReportBatch, reports.Count - start);
+            var args = new List<RedisValue>(1 + (count * 7)) { count };
+            for (var i = start; i < start + count; i++)
+            {
+                EncodeReport(args, reports[i]);
+            }
+
+            var result = (RedisResult[])(await EvalAsync(LuaScripts.Report, args, cancellationToken).ConfigureAwait(false))!;
+            outcomes.AddRange(result.Select(r => (int)r switch
+            {
+                0 => ReportOutcome.Accepted,
+                1 => ReportOutcome.StaleToken,
+                _ => ReportOutcome.UnknownAttempt,
+            }));
+        }
+
+        return outcomes;
+    }
+
+    private void EncodeReport(List<RedisValue> args, AttemptReport report)
+    {
+        var a = report.Attempt;
+        var message = report.Report;
+        string kind;
+        RedisValue a1 = RedisValue.EmptyString, a2 = RedisValue.EmptyString, a3 = RedisValue.EmptyString;
+        switch (message.MessageCase)
+        {
+            case ConnectRequest.MessageOneofCase.StepStarted:
+                kind = "S";
+                break;
+            case ConnectRequest.MessageOneofCase.StepProgress:
+                kind = "P";
+                a1 = Invariant(Math.Clamp(message.StepProgress.Percent, 0, 100));
+                a2 = message.StepProgress.Message;
+                break;
+            case ConnectRequest.MessageOneofCase.StepCheckpoint when message.StepCheckpoint.Data.Length > options.OutputInlineLimit:
+                kind = "F";
+                a1 = $"checkpoint of {message.StepCheckpoint.Data.Length} bytes exceeds the {options.OutputInlineLimit}-byte limit; keep checkpoints small or store them elsewhere";
+                a2 = "p";
+                a3 = "{}";
+                break;
+            case ConnectRequest.MessageOneofCase.StepCheckpoint:
+                kind = "C";
+                a1 = message.StepCheckpoint.Data.ToByteArray();
+                break;
+            case ConnectRequest.MessageOneofCase.StepLog:
+                kind = "L";
+                a1 = (int)message.StepLog.Stream;
+                a2 = StepMeta.Strings(message.StepLog.Lines);
+                break;
+            case ConnectRequest.MessageOneofCase.StepCompleted when message.StepCompleted.Output.Length > options.OutputInlineLimit:
+                kind = "F";
+                a1 = $"output of {message.StepCompleted.Output.Length} bytes exceeds the {options.OutputInlineLimit}-byte inline limit; store it elsewhere and report output_uri";
+                a2 = "p";
+                a3 = StepMeta.Units(message.StepCompleted.Usage);
+                break;
+            case ConnectRequest.MessageOneofCase.StepCompleted:
+                kind = "D";
+                a1 = message.StepCompleted.Output.ToByteArray();
+                a2 = message.StepCompleted.OutputUri;
+                a3 = StepMeta.Units(message.StepCompleted.Usage);
+                break;
+            case ConnectRequest.MessageOneofCase.StepFailed:
+                var failed = message.StepFailed;
+                kind = "F";
+                a1 = failed.Error;
+                a2 = (failed.Permanent ? "p" : string.Empty) + (failed.TimedOut ? "t" : string.Empty);
+                a3 = StepMeta.Units(failed.Usage);
+                break;
+            default:
+                throw new RunStoreException(RunStoreError.InvalidArgument,
+                    $"report for step '{a.StepId}' carries {message.MessageCase}; send one of StepStarted, StepProgress, StepCheckpoint, StepLog, StepCompleted, StepFailed");
+        }
+
+        args.Add(kind);
+        args.Add(a.RunId);
+        args.Add(a.StepId);
+        args.Add(a.FencingToken.ToString(CultureInfo.InvariantCulture));
+        args.Add(a1);
+        args.Add(a2);
+        args.Add(a3);
+    }
+
+    public async Task<IReadOnlyList<long>> RenewLeasesAsync(string agentId, IReadOnlyList<AttemptRef> attempts, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(attempts);
+        var args = new List<RedisValue> { agentId, (long)options.LeaseDuration.TotalMilliseconds, attempts.Count };
+        AddAttempts(args, attempts);
+        return Tokens(await EvalAsync(LuaScripts.Renew, args, cancellationToken).ConfigureAwait(false));
+    }
+
+    public async Task<MaintenanceResult> RunMaintenanceAsync(int max, CancellationToken cancellationToken = default)
+    {
+        var result = (RedisResult[])(await EvalAsync(
+            LuaScripts.Maintenance, [Math.Max(1, max), options.LeaseExpiryAttempts], cancellationToken).ConfigureAwait(false))!;
+        return new MaintenanceResult((int)result[0], (int)result[1], (int)result[2]);
+    }
+
+    public async Task SetLimitAsync(LimitKind kind, string name, int limit, CancellationToken cancellationToken = default)
+    {
+        var field = kind switch
+        {
+            LimitKind.Queue => "ql",
+            LimitKind.ConcurrencyKey => "kl",
+            _ => throw new RunStoreException(RunStoreError.InvalidArgument, "kind must be LIMIT_KIND_QUEUE or LIMIT_KIND_CONCURRENCY_KEY"),
+        };
+        if (!RunSpecValidator.IsValidName(name))
+        {
+            throw new RunStoreException(RunStoreError.InvalidArgument, $"name '{name}' must match [a-z0-9][a-z0-9._-]{{0,62}}");
+        }
+
+        if (limit < 0)
+        {
+            throw new RunStoreException(RunStoreError.InvalidArgument, $"limit is {limit}; use 0 to remove the cap or a positive number of steps");
+        }
+
+        await EvalAsync(LuaScripts.SetLimit, [field, name, limit], cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task<StoreStats> GetStatsAsync(CancellationToken cancellationToken = default)
+    {
+        var counters = (await ReadAsync(d => d.HashGetAllAsync(prefix + "slots"), cancellationToken).ConfigureAwait(false))
+            .ToDictionary(e => (string)e.Name!, e => (string)e.Value!, StringComparer.Ordinal);
+        var agents = await ListAgentsAsync(cancellationToken).ConfigureAwait(false);
+        var live = await ReadAsync(d => d.SetMembersAsync(prefix + "live"), cancellationToken).ConfigureAwait(false);
+        var batch = db.CreateBatch();
+        var runReads = live.Select(r => (Id: (string)r!, Read: batch.HashGetAsync(RunKey((string)r!), ["_used", "_cap", "_crt"]))).ToList();
+        Execute(batch);
+
+        string[] Names(string kind) =>
+            counters.Keys.Where(k => k.StartsWith(kind + ":", StringComparison.Ordinal)).Select(k => k[(kind.Length + 1)..]).ToArray();
+        long Counter(string field) => RunSnapshot.Long(counters, field);
+
+        var queueNames = new SortedSet<string>(Names("r").Concat(Names("q")).Concat(Names("ql")), StringComparer.Ordinal);
+        foreach (var agent in agents)
+        {
+            queueNames.UnionWith(agent.Queues);
+        }
+
+        var queues = queueNames.Select(q => new QueueStats
+        {
+            Queue = q,
+            Ready = Counter("r:" + q),
+            Running = Counter("q:" + q),
+            Agents = agents.Count(a => a.State == AgentState.Connected && a.Queues.Contains(q)),
+        }).ToList();
+
+        var slots = new List<SlotUsage>();
+        slots.AddRange(agents.Select(a => new SlotUsage("agent", a.AgentId, a.UsedSlots, a.Slots)));
+        var runs = new List<(string Id, long Used, long Cap, long Created)>();
+        foreach (var (id, read) in runReads)
+        {
+            var v = await read.ConfigureAwait(false);
+            runs.Add((id, (long)v[0], (long)v[1], (long)v[2]));
+        }
+
+        slots.AddRange(runs.OrderBy(r => r.Created).ThenBy(r => r.Id, StringComparer.Ordinal).Select(r => new SlotUsage("run", r.Id, r.Used, r.Cap)));
+        slots.AddRange(Names("q").Union(Names("ql")).Order(StringComparer.Ordinal)
+            .Select(q => new SlotUsage("queue", q, Counter("q:" + q), Counter("ql:" + q))));
+        slots.AddRange(Names("k").Union(Names("kl")).Order(StringComparer.Ordinal)
+            .Select(k => new SlotUsage("key", k, Counter("k:" + k), Counter("kl:" + k))));
+        var reserved = Names("b").ToDictionary(u => u, u => RunSnapshot.Double(counters, "b:" + u), StringComparer.Ordinal);
+        return new StoreStats(queues, slots, reserved);
+    }
+
+    public async Task<IAsyncDisposable> SubscribeAsync(Action<StoreSignal> handler, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(handler);
+        var subscriber = redis.GetSubscriber();
+        var channel = new RedisChannel(prefix + "sig", RedisChannel.PatternMode.Literal);
+        Action<RedisChannel, RedisValue> onMessage = (_, message) =>
+        {
+            List<StoreSignal> signals;
+            try
+            {
+                signals = DecodeSignals((string)message!);
+            }
+            catch (JsonException ex)
+            {
+                RedisStoreLog.BadSignal(logger, ex.Message);
+                return;
+            }
+
+            foreach (var signal in signals)
+            {
+                handler(signal);
+            }
+        };
+        await retry.ExecuteAsync(async _ => await subscriber.SubscribeAsync(channel, onMessage).ConfigureAwait(false), cancellationToken)
+            .ConfigureAwait(false);
+        return new RedisSubscription(subscriber, channel, onMessage);
+    }
+
+    /// <summary>One published message carries every wake-up of one script call.</summary>
+    private static List<StoreSignal> DecodeSignals(string json)
+    {
+        var signals = new List<StoreSignal>();
+        using var doc = JsonDocument.Parse(json);
+        var root = doc.RootElement;
+        foreach (var c in Array(root, "c"))
+        {
+            signals.Add(new AttemptCancelRequested(c[0].GetString() ?? string.Empty, Long(c[1]), c[2].GetString() ?? string.Empty));
+        }
+
+        foreach (var d in Array(root, "d"))
+        {
+            signals.Add(new AgentDrainRequested(d.GetString() ?? string.Empty));
+        }
+
+        foreach (var r in Array(root, "r"))
+        {
+            signals.Add(new ReadyWork(r.GetString() ?? string.Empty));
+        }
+
+        var e = Array(root, "e").ToList();
+        for (var i = 0; i + 1 < e.Count; i += 2)
+        {
+            signals.Add(new RunEventsAppended(e[i].GetString() ?? string.Empty, Long(e[i + 1])));
+        }
+
+        return signals;
+
+        // Lua's cjson writes an empty table as {}: treat anything but an array as empty.
+        static IEnumerable<JsonElement> Array(JsonElement root, string name) =>
+            root.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Array ? v.EnumerateArray() : [];
+
+        static long Long(JsonElement v) =>
+            v.ValueKind == JsonValueKind.String ? long.Parse(v.GetString()!, CultureInfo.InvariantCulture) : (long)v.GetDouble();
+    }
+
+    private static void AddAttempts(List<RedisValue> args, IReadOnlyList<AttemptRef> attempts)
+    {
+        foreach (var a in attempts)
+        {
+            args.Add(a.RunId);
+            args.Add(a.StepId);
+            args.Add(a.FencingToken.ToString(CultureInfo.InvariantCulture));
+        }
+    }
+
+    private static List<long> Tokens(RedisResult result) =>
+        ((RedisResult[])result!).Select(r => long.Parse((string)r!, CultureInfo.InvariantCulture)).ToList();
+
+    private static Timestamp? Ms(long ms) => AgentRecord.Ms(ms);
+}

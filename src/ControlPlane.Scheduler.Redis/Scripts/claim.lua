@@ -1,0 +1,168 @@
+-- claim: caps, slots and budget must be checked and taken in the same atomic step, or two agents could both take the last slot.
+-- ARGV: 3 agent id, 4 max steps, 5 lease ms.
+local agent, max, lease = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+-- One call hands out at most 1000 steps, keeping every variadic command within Lua's stack.
+if max > 1000 then max = 1000 end
+local AK = P .. 'ag:' .. agent
+pre(AK, { 'st', 'slots', 'used', 'q', 'fw', 'hd' })
+if not get(AK, 'st') then return err('NotFound', "agent '" .. agent .. "' is not connected; send Hello (ConnectAgent) first") end
+if num(get(AK, 'st')) ~= 1 or max <= 0 then return {} end
+local total = num(get(AK, 'slots'))
+local free = total - num(get(AK, 'used'))
+local queues = cjson.decode(get(AK, 'q'))
+local fws, hds, any_handler = {}, {}, true
+for _, f in ipairs(cjson.decode(get(AK, 'fw'))) do fws[f] = true end
+for _, h in ipairs(cjson.decode(get(AK, 'hd'))) do hds[h] = true; any_handler = false end
+local out = {}
+local leases, timeouts = {}, {}
+local taken = 0
+local tokens_used, tok_base = 0, nil
+
+-- Tokens are reserved in one block per call; unused ones are skipped, tokens only need to grow.
+local function next_token()
+  if not tok_base then tok_base = redis.call('HINCRBY', P .. 'ctr', 'tok', max) - max end
+  tokens_used = tokens_used + 1
+  return tok_base + tokens_used
+end
+
+local function sorted_keys(t)
+  local keys = {}
+  for key in pairs(t) do keys[#keys + 1] = key end
+  table.sort(keys)
+  return keys
+end
+
+local function queue_full(q, qcap)
+  return qcap > 0 and num(get(SK, 'q:' .. q)) >= qcap
+end
+
+for _, q in ipairs(queues) do
+  if taken >= max or free <= 0 then break end
+  local qcap = num(get(SK, 'ql:' .. q))
+  local deferred = {}
+  while taken < max and free > 0 and not queue_full(q, qcap) do
+    local popped = redis.call('ZPOPMIN', P .. 'q:' .. q, math.min(max - taken, free))
+    if #popped == 0 then break end
+    for pi = 1, #popped, 2 do
+      local run = popped[pi]
+      local k = RK(run)
+      if taken >= max or free <= 0 or queue_full(q, qcap) then
+        deferred[#deferred + 1] = run
+      else
+        -- Pop first, then read the run and the step in one HMGET; a step that cannot go is put back.
+        local rqk = P .. 'rq:' .. run .. ':' .. q
+        local sp = redis.call('ZPOPMIN', rqk, 1)
+        if #sp == 0 then
+          -- Nothing ready here any more: off the ring until its next ready step puts it back.
+          local rc = jget(k, '_rc')
+          if (rc[q] or 0) ~= 0 then rc[q] = 0; jmark(k, '_rc') end
+        else
+          local member, score = sp[1], sp[2]
+          local id = string.sub(member, string.find(member, '|', 1, true) + 1)
+          local f = step_fields(id, { 'm', 'st', 'at', 'p', 'ck', 'sa', 'cx', 'pg', 'pm', 'er' })
+          for _, x in ipairs({ '_st', '_cap', '_used', '_rc', '_cb', '_rr', '_bud', '_res', '_usd', '_nt', '_n', '_nf', '_nc', '_seq' }) do f[#f + 1] = x end
+          pre(k, f)
+          local rc = jget(k, '_rc')
+          local cap = num(get(k, '_cap'))
+          if not runnable(run) then
+            -- Paused or ending: resume or retry puts it back on the ring.
+            redis.call('ZADD', rqk, score, member)
+          elseif cap > 0 and num(get(k, '_used')) >= cap then
+            -- Off the ring until one of its attempts ends.
+            redis.call('ZADD', rqk, score, member)
+            put(k, '_cb', '1')
+          else
+            local m = meta(run, id)
+            local serve = fws[m.fw] and (m.h == '' or any_handler or hds[m.h]) and m.sl <= total and m.sl <= free
+            local keyfull = m.k ~= '' and num(get(SK, 'kl:' .. m.k)) > 0 and num(get(SK, 'k:' .. m.k)) >= num(get(SK, 'kl:' .. m.k))
+            local quota, wait = nil, false
+            if serve and not keyfull then
+              local bud, res, usd = jget(k, '_bud'), jget(k, '_res'), jget(k, '_usd')
+              for _, u in ipairs(sorted_keys(m.e)) do
+                local est, limit = m.e[u], bud[u]
+                if limit ~= nil then
+                  local used, reserved = usd[u] or 0, res[u] or 0
+                  if used + est > limit + 1e-9 then
+                    quota = 'QUOTA_EXCEEDED: estimate ' .. est .. " '" .. u .. "' does not fit the run's budget (" .. used .. ' used of ' .. limit .. '); raise budget.' .. u .. ' or lower the estimate'
+                    break
+                  elseif used + reserved + est > limit + 1e-9 then
+                    wait = true
+                  end
+                end
+              end
+            end
+            if not serve or keyfull or (wait and not quota) then
+              redis.call('ZADD', rqk, score, member)
+              deferred[#deferred + 1] = run
+            elseif quota then
+              -- Refused before dispatch: it can never fit, so it fails for good.
+              rc[q] = rc[q] - 1; jmark(k, '_rc')
+              incr(SK, 'r:' .. q, -1)
+              put(k, id .. ':er', quota)
+              if step_to(run, id, FAILED, quota, '', READY) then on_bad(run, id, m, FAILED) end
+              maybe_finish(run)
+              if runnable(run) and (rc[q] or 0) > 0 then ring_add(q, run) end
+            else
+              rc[q] = rc[q] - 1; jmark(k, '_rc')
+              incr(SK, 'r:' .. q, -1)
+              local tok = I(next_token())
+              local at = num(get(k, id .. ':at')) + 1
+              local member_l = tok .. '|' .. run .. '|' .. id
+              put(k, id .. ':tk', tok)
+              put(k, id .. ':at', at)
+              put(k, id .. ':ag', agent)
+              put(k, id .. ':pg', false)
+              put(k, id .. ':pm', false)
+              put(k, id .. ':cx', false)
+              if num(get(k, '_st')) == R_PENDING then run_to(run, R_RUNNING, "step '" .. id .. "' dispatched") end
+              step_to(run, id, ASSIGNED, 'claimed by agent ' .. agent, agent, READY, at)
+              incr(AK, 'used', m.sl)
+              free = free - m.sl
+              incr(k, '_used', 1)
+              incr(SK, 'q:' .. q, 1)
+              if m.k ~= '' then incr(SK, 'k:' .. m.k, 1) end
+              if next(m.e) ~= nil then
+                local bud, res = jget(k, '_bud'), jget(k, '_res')
+                local rs = {}
+                for u, est in pairs(m.e) do
+                  if bud[u] ~= nil then
+                    rs[u] = est
+                    res[u] = (res[u] or 0) + est
+                    incr(SK, 'b:' .. u, est)
+                  end
+                end
+                if next(rs) ~= nil then
+                  put(k, id .. ':rs', cjson.encode(rs)); jmark(k, '_res')
+                end
+              end
+              leases[#leases + 1] = I(NOW + lease); leases[#leases + 1] = member_l
+              if m.to > 0 then timeouts[#timeouts + 1] = I(NOW + m.to); timeouts[#timeouts + 1] = member_l end
+              -- Inputs: the outputs of the needs that have one.
+              local inputs = {}
+              if #m.n > 0 then
+                local fields = {}
+                for _, p in ipairs(m.n) do fields[#fields + 1] = p .. ':o'; fields[#fields + 1] = p .. ':ou'; fields[#fields + 1] = p .. ':os' end
+                pre(k, fields)
+                for i, p in ipairs(m.n) do
+                  if get(k, p .. ':os') then
+                    inputs[#inputs + 1] = { p, get(k, p .. ':o') or '', get(k, p .. ':ou') or '', m.it[i] }
+                  end
+                end
+              end
+              local ck = get(k, id .. ':ck')
+              out[#out + 1] = { run, id, at, tok, get(k, id .. ':p'), I(NOW + lease), ck or '', ck and 1 or 0, inputs }
+              taken = taken + 1
+              if (rc[q] or 0) > 0 then ring_add(q, run) end
+            end
+          end
+        end
+      end
+    end
+  end
+  -- Re-added without a wake-up: nothing changed for them, and a wake-up would make agents spin.
+  for _, run in ipairs(deferred) do ring_add(q, run, true) end
+end
+if #leases > 0 then redis.call('ZADD', P .. 'leases', unpack(leases)) end
+if #timeouts > 0 then redis.call('ZADD', P .. 'timeouts', unpack(timeouts)) end
+flush()
+return out

@@ -1,0 +1,74 @@
+-- report: a completion must check the fencing token, store the output, release slots and unblock children in one step,
+-- or a step could succeed twice or leak its slots.
+-- ARGV: 3 report count, then per report 7 values: kind, run, step, token, a1, a2, a3.
+--   S started; P progress (a1 percent, a2 message); C checkpoint (a1 bytes); L log (a1 stream, a2 lines json);
+--   D completed (a1 output, a2 uri, a3 usage json); F failed (a1 error, a2 flags: p permanent, t timed out, a3 usage json).
+local n = tonumber(ARGV[3])
+local function A(i, j) return ARGV[4 + i * 7 + j] end
+-- One read per run for every step the batch mentions.
+local fields = {}
+for i = 0, n - 1 do
+  local k = RK(A(i, 1))
+  local f = fields[k]
+  if not f then f = { '_st', '_used', '_nt', '_n', '_nf', '_nc', '_cb', '_rr', '_seq', '_rc' }; fields[k] = f end
+  local id = A(i, 2)
+  for _, x in ipairs({ 'st', 'tk', 'at', 'ab', 'm', 'ag', 'rs', 'cx', 'sa', 'o', 'ou', 'od', 'er' }) do f[#f + 1] = id .. ':' .. x end
+end
+for k, f in pairs(fields) do pre(k, f) end
+
+local out = {}
+local touched = {}
+for i = 0, n - 1 do
+  local kind, run, id, tok = A(i, 0), A(i, 1), A(i, 2), A(i, 3)
+  local k = RK(run)
+  local st = num(get(k, id .. ':st'))
+  local m = meta(run, id)
+  if m == nil then
+    out[#out + 1] = 2
+  elseif get(k, id .. ':tk') ~= tok or (st ~= ASSIGNED and st ~= RUNNING) then
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+    local at = num(get(k, id .. ':at'))
+    local agent = get(k, id .. ':ag') or ''
+    if kind == 'S' then
+      if st == ASSIGNED then step_to(run, id, RUNNING, 'started', agent, st, at) end
+    elseif kind == 'P' then
+      put(k, id .. ':pg', A(i, 4))
+      put(k, id .. ':pm', A(i, 5))
+      ev(run, { 'P', NOW, id, at, tonumber(A(i, 4)), A(i, 5) })
+    elseif kind == 'C' then
+      put(k, id .. ':ck', A(i, 4))
+      ev(run, { 'C', NOW, id, at, #A(i, 4) })
+    elseif kind == 'L' then
+      ev(run, { 'L', NOW, id, at, tonumber(A(i, 4)), cjson.decode(A(i, 5)) })
+    elseif kind == 'D' then
+      finish_attempt(run, id, m, cjson.decode(A(i, 6)))
+      if get(k, id .. ':cx') == '1' then
+        -- The run was cancelled while this attempt ran: its end is accepted, the step does not count as done.
+        fail_attempt(run, id, m, 'cancelled', true, false, agent)
+      else
+        local o, ou = A(i, 4), A(i, 5)
+        put(k, id .. ':o', o ~= '' and o or false)
+        put(k, id .. ':ou', ou ~= '' and ou or false)
+        put(k, id .. ':os', #o)
+        put(k, id .. ':od', false)
+        put(k, id .. ':er', false)
+        put(k, id .. ':pg', 100)
+        if step_to(run, id, SUCCEEDED, 'completed', agent, st, at) then on_good(run, id, m) end
+      end
+      touched[run] = true
+    elseif kind == 'F' then
+      local flags = A(i, 5)
+      finish_attempt(run, id, m, cjson.decode(A(i, 6)))
+      local e = A(i, 4)
+      if string.find(flags, 't', 1, true) then e = 'timed out: ' .. e end
+      if e == '' then e = 'failed' end
+      fail_attempt(run, id, m, e, string.find(flags, 'p', 1, true) ~= nil, false, agent)
+      touched[run] = true
+    end
+  end
+end
+for run in pairs(touched) do maybe_finish(run) end
+flush()
+return out

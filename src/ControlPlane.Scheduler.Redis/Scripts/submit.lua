@@ -1,0 +1,53 @@
+-- submit: the idempotency check, the run, its steps and its root steps' queue entries must appear together or not at all.
+-- ARGV: 3 run id, 4 idempotency key, 5 RunSpec bytes, 6 name, 7 labels json, 8 run cap, 9 budget json,
+--       10 step ids json, 11 step count, then per step: id, meta json, StepSpec bytes.
+local run, idem = ARGV[3], ARGV[4]
+if idem ~= '' then
+  local existing = redis.call('HGET', P .. 'idem', idem)
+  if existing then return { 0, existing } end
+  redis.call('HSET', P .. 'idem', idem, run)
+end
+local k = RK(run)
+local n = tonumber(ARGV[11])
+put(k, '_st', R_PENDING)
+put(k, '_name', ARGV[6])
+put(k, '_lbl', ARGV[7])
+put(k, '_cap', ARGV[8])
+put(k, '_bud', ARGV[9])
+put(k, '_ids', ARGV[10])
+put(k, '_spec', ARGV[5])
+put(k, '_idem', idem)
+put(k, '_crt', NOW)
+put(k, '_n', n)
+put(k, '_nt', 0)
+put(k, '_nf', 0)
+put(k, '_nc', 0)
+put(k, '_used', 0)
+put(k, '_seq', 0)
+local roots = {}
+for i = 0, n - 1 do
+  local id, m = ARGV[12 + i * 3], ARGV[13 + i * 3]
+  put(k, id .. ':m', m)
+  put(k, id .. ':p', ARGV[14 + i * 3])
+  put(k, id .. ':st', BLOCKED)
+  put(k, id .. ':at', 0)
+  local d = cjson.decode(m)
+  metas[run .. '\0' .. id] = d
+  if #d.n > 1 then put(k, id .. ':pd', #d.n) end
+  if #d.n == 0 then roots[#roots + 1] = { id, d } end
+end
+local order = redis.call('HINCRBY', P .. 'ctr', 'sub', 1)
+redis.call('ZADD', P .. 'runs', order, run)
+live_add[run] = true
+ev(run, { 'R', NOW, 0, R_PENDING, 'submitted' })
+for _, r in ipairs(roots) do
+  local id, d = r[1], r[2]
+  if d.ri == 3 then
+    skip(run, id, 'every needed step succeeded (run_if: on_failure)', 0)
+  else
+    open(run, id, d.g, d.q, d.pr, 'root step', 0)
+  end
+end
+maybe_finish(run)
+flush()
+return { 1, run }

@@ -1,0 +1,176 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using ControlPlane.Scheduler.Redis;
+using ControlPlane.Tests.Shared;
+using ControlPlane.V1;
+using Google.Protobuf;
+using StackExchange.Redis;
+using Xunit;
+using static ControlPlane.Scheduler.Tests.Specs;
+
+namespace ControlPlane.Scheduler.Tests;
+
+/// <summary>
+/// The Redis store across a Redis restart (scripts gone, connections dropped, state kept by AOF) and
+/// while Redis is down. Each test owns its redis-server so it can stop and start it.
+/// </summary>
+public sealed class RedisRunStoreRestartTests : IAsyncLifetime
+{
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);
+    private readonly RestartableRedis redis = new();
+    private ConnectionMultiplexer connection = null!;
+    private RedisRunStore store = null!;
+
+    public async Task InitializeAsync()
+    {
+        await redis.StartAsync();
+        var config = ConfigurationOptions.Parse(redis.Configuration);
+        config.AbortOnConnectFail = false;
+        connection = await ConnectionMultiplexer.ConnectAsync(config);
+        store = new RedisRunStore(connection, "restart", new RunStoreOptions(), new ManualTimeProvider());
+    }
+
+    public async Task DisposeAsync()
+    {
+        await store.DisposeAsync();
+        connection.Dispose();
+        await redis.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task Report_AfterRedisRestart_ReloadsScriptsAndCompletesTheStep()
+    {
+        var run = (await store.SubmitRunAsync(Run(Shell("a"), Shell("b", "a")), null)).Run;
+        await store.ConnectAgentAsync(new AgentRegistration("agent-1", "h", ["shell"], [], new Dictionary<string, string>(), 2, [], []));
+        var a = Assert.Single(await store.ClaimAsync(new ClaimRequest("agent-1", 2)));
+
+        await RestartAsync();
+        var outcome = await store.ReportAsync(
+        [
+            new AttemptReport(new AttemptRef(a.RunId, a.StepId, a.FencingToken),
+                new ConnectRequest { StepCompleted = new StepCompleted { FencingToken = a.FencingToken, Output = ByteString.CopyFromUtf8("out") } }),
+        ]);
+
+        Assert.Equal(ReportOutcome.Accepted, Assert.Single(outcome));
+        var b = Assert.Single(await store.ClaimAsync(new ClaimRequest("agent-1", 2)));
+        Assert.Equal("b", b.StepId);
+        Assert.Equal("out", b.Inputs.Single().Data.ToStringUtf8());
+        Assert.Equal(RunState.Running, (await store.GetRunAsync(run.Id))!.State);
+    }
+
+    [Fact]
+    public async Task Subscribe_AfterRedisRestart_SignalsArriveAgain()
+    {
+        var ready = new SignalRecorder();
+        await using var subscription = await store.SubscribeAsync(ready.Handle);
+
+        await RestartAsync();
+
+        // The subscription comes back shortly after the connection; submit until a wake-up arrives.
+        var received = false;
+        for (var i = 0; i < 100 && !received; i++)
+        {
+            var queue = $"q{i}";
+            await store.SubmitRunAsync(Run(Shell("a").With(s => s.Queue = queue)), null);
+            try
+            {
+                await ready.WaitForAsync<ReadyWork>(s => s.Queue == queue, TimeSpan.FromMilliseconds(300));
+                received = true;
+            }
+            catch (TimeoutException)
+            {
+            }
+        }
+
+        Assert.True(received, "no ReadyWork signal arrived after Redis restarted");
+    }
+
+    [Fact]
+    public async Task GetRun_RedisDown_FailsWithConnectionError()
+    {
+        var run = (await store.SubmitRunAsync(Run(Shell("a")), null)).Run;
+
+        await redis.StopAsync();
+
+        await Assert.ThrowsAsync<RedisConnectionException>(() => store.GetRunAsync(run.Id));
+    }
+
+    private async Task RestartAsync()
+    {
+        var restored = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var failed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        connection.ConnectionFailed += (_, _) => failed.TrySetResult();
+        connection.ConnectionRestored += (_, _) => restored.TrySetResult();
+        await redis.StopAsync();
+        await failed.Task.WaitAsync(Wait);
+        await redis.StartAsync();
+        await restored.Task.WaitAsync(Wait);
+    }
+
+    /// <summary>A redis-server with AOF (fsync always) in its own directory, on one port across restarts.</summary>
+    private sealed class RestartableRedis : IAsyncDisposable
+    {
+        private readonly string dir = Directory.CreateTempSubdirectory("cp-redis-").FullName;
+        private readonly int port = FreePort();
+        private Process? process;
+
+        public string Configuration => $"127.0.0.1:{port}";
+
+        public async Task StartAsync()
+        {
+            var info = new ProcessStartInfo("redis-server") { RedirectStandardOutput = true, UseShellExecute = false };
+            foreach (var arg in new[] { "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--dir", dir,
+                "--save", "", "--appendonly", "yes", "--appendfsync", "always" })
+            {
+                info.ArgumentList.Add(arg);
+            }
+
+            var ready = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            process = new Process { StartInfo = info };
+            process.OutputDataReceived += (_, e) =>
+            {
+                if (e.Data?.Contains("Ready to accept connections", StringComparison.Ordinal) == true)
+                {
+                    ready.TrySetResult();
+                }
+            };
+            try
+            {
+                process.Start();
+            }
+            catch (System.ComponentModel.Win32Exception ex)
+            {
+                throw new InvalidOperationException("redis-server is not installed; install it with: apt-get install -y redis-server", ex);
+            }
+
+            process.BeginOutputReadLine();
+            await ready.Task.WaitAsync(Wait);
+        }
+
+        public async Task StopAsync()
+        {
+            if (process is { HasExited: false })
+            {
+                process.Kill();
+                await process.WaitForExitAsync();
+            }
+
+            process?.Dispose();
+            process = null;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await StopAsync();
+            Directory.Delete(dir, recursive: true);
+        }
+
+        private static int FreePort()
+        {
+            using var listener = new TcpListener(IPAddress.Loopback, 0);
+            listener.Start();
+            return ((IPEndPoint)listener.LocalEndpoint).Port;
+        }
+    }
+}
