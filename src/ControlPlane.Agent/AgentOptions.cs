@@ -1,0 +1,135 @@
+using System.Text;
+using System.Text.RegularExpressions;
+
+namespace ControlPlane.Agent;
+
+/// <summary>Settings of one agent daemon. Bound from configuration section "Agent"; call <see cref="Validate"/> at start-up.</summary>
+public sealed partial class AgentOptions
+{
+    /// <summary>The scheduler's gRPC address, "http://host:port" (h2c) or "https://host:port" (TLS). Default is "http://127.0.0.1:7070".</summary>
+    public string SchedulerAddress { get; set; } = "http://127.0.0.1:7070";
+
+    /// <summary>Stable identity of this agent across reconnects and restarts, [a-z0-9][a-z0-9._-]{0,62}. Default is the host name, lower-cased with other characters replaced by '-'.</summary>
+    public string AgentId { get; set; } = SanitizeAgentId(Environment.MachineName);
+
+    /// <summary>How many step slots this agent runs at once. Default is the processor count.</summary>
+    public int Slots { get; set; } = Environment.ProcessorCount;
+
+    /// <summary>Queues this agent takes steps from. Default is ["default"].</summary>
+    public IList<string> Queues { get; set; } = new List<string> { "default" };
+
+    /// <summary>Free-form labels announced to the scheduler. Default is none.</summary>
+    public IDictionary<string, string> Labels { get; set; } = new Dictionary<string, string>(StringComparer.Ordinal);
+
+    /// <summary>Directory under which each attempt gets its own work directory. Default is "&lt;temp&gt;/controlplane-agent/&lt;agent id&gt;".</summary>
+    public string? WorkRoot { get; set; }
+
+    /// <summary>Heartbeat interval used until the scheduler's Welcome sets one. Default is 5 s.</summary>
+    public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>On a local stop (SIGTERM), how long running steps may finish before they are killed. Default is 30 s.</summary>
+    public TimeSpan ShutdownGracePeriod { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Time between SIGTERM and SIGKILL when a shell step's process tree is stopped. Default is 5 s.</summary>
+    public TimeSpan KillGracePeriod { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How long to wait for the scheduler's Welcome after Hello before reconnecting. Default is 10 s.</summary>
+    public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Longest wait between reconnect attempts (exponential backoff with jitter). Default is 5 s.</summary>
+    public TimeSpan MaxReconnectDelay { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Reports kept while disconnected; beyond it log lines and progress are dropped (results never are). Default is 10,000.</summary>
+    public int MaxBufferedReports { get; set; } = 10_000;
+
+    /// <summary>Keep each attempt's work directory after it ends (for debugging). Default is false.</summary>
+    public bool KeepWorkDirectories { get; set; }
+
+    /// <summary>The work root in effect: <see cref="WorkRoot"/> or its default.</summary>
+    public string EffectiveWorkRoot =>
+        string.IsNullOrWhiteSpace(WorkRoot) ? Path.Combine(Path.GetTempPath(), "controlplane-agent", AgentId) : WorkRoot;
+
+    /// <summary>Throws <see cref="ArgumentException"/> listing every invalid setting and how to fix it.</summary>
+    public void Validate()
+    {
+        var errors = new List<string>();
+        if (!Uri.TryCreate(SchedulerAddress, UriKind.Absolute, out var uri) || (uri.Scheme != "http" && uri.Scheme != "https"))
+        {
+            errors.Add($"Agent:SchedulerAddress '{SchedulerAddress}' is not an http:// or https:// address; set it like http://127.0.0.1:7070.");
+        }
+
+        if (!IdPattern().IsMatch(AgentId ?? string.Empty))
+        {
+            errors.Add($"Agent:AgentId '{AgentId}' must match [a-z0-9][a-z0-9._-]{{0,62}}; use lower-case letters, digits, '.', '_' or '-'.");
+        }
+
+        if (Slots < 1 || Slots > 10_000)
+        {
+            errors.Add($"Agent:Slots is {Slots}; set it between 1 and 10000.");
+        }
+
+        if (Queues is null || Queues.Count == 0)
+        {
+            errors.Add("Agent:Queues is empty; name at least one queue, e.g. \"default\".");
+        }
+        else
+        {
+            foreach (var queue in Queues.Where(q => !IdPattern().IsMatch(q ?? string.Empty)))
+            {
+                errors.Add($"Agent:Queues entry '{queue}' must match [a-z0-9][a-z0-9._-]{{0,62}}.");
+            }
+        }
+
+        CheckPositive(errors, nameof(HeartbeatInterval), HeartbeatInterval);
+        CheckPositive(errors, nameof(ConnectTimeout), ConnectTimeout);
+        CheckPositive(errors, nameof(MaxReconnectDelay), MaxReconnectDelay);
+        if (ShutdownGracePeriod < TimeSpan.Zero)
+        {
+            errors.Add($"Agent:ShutdownGracePeriod is {ShutdownGracePeriod}; set it to 0 or more, e.g. 00:00:30.");
+        }
+
+        if (KillGracePeriod < TimeSpan.Zero)
+        {
+            errors.Add($"Agent:KillGracePeriod is {KillGracePeriod}; set it to 0 or more, e.g. 00:00:05.");
+        }
+
+        if (MaxBufferedReports < 100)
+        {
+            errors.Add($"Agent:MaxBufferedReports is {MaxBufferedReports}; set it to 100 or more.");
+        }
+
+        if (errors.Count > 0)
+        {
+            throw new ArgumentException("Invalid agent options:" + Environment.NewLine + "  " + string.Join(Environment.NewLine + "  ", errors));
+        }
+    }
+
+    /// <summary>Turns a host name into a valid agent id: lower-case, other characters become '-', at most 63 characters.</summary>
+    public static string SanitizeAgentId(string? name)
+    {
+        var builder = new StringBuilder();
+        foreach (var c in (name ?? string.Empty).ToLowerInvariant())
+        {
+            builder.Append(c is (>= 'a' and <= 'z') or (>= '0' and <= '9') or '.' or '_' or '-' ? c : '-');
+        }
+
+        var id = builder.ToString().TrimStart('.', '_', '-');
+        if (id.Length > 63)
+        {
+            id = id[..63];
+        }
+
+        return id.Length == 0 ? "agent" : id;
+    }
+
+    private static void CheckPositive(List<string> errors, string name, TimeSpan value)
+    {
+        if (value <= TimeSpan.Zero)
+        {
+            errors.Add($"Agent:{name} is {value}; set it to a positive duration, e.g. 00:00:05.");
+        }
+    }
+
+    [GeneratedRegex("^[a-z0-9][a-z0-9._-]{0,62}$")]
+    private static partial Regex IdPattern();
+}

@@ -1,0 +1,316 @@
+using System.Diagnostics;
+using System.Globalization;
+using ControlPlane.Agent.Internal;
+using ControlPlane.V1;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace ControlPlane.Agent;
+
+/// <summary>
+/// The "shell" framework: runs <c>/bin/sh -c &lt;command&gt;</c> in its own process group and work
+/// directory, reads "::cp" commands from stdout, and kills the whole process tree on cancel or timeout.
+/// Linux only (process groups and /proc).
+/// </summary>
+public sealed partial class ShellFramework : IComputeFramework
+{
+    /// <summary>Largest inline output or checkpoint, 1 MiB.</summary>
+    public const int MaxInlineBytes = 1 << 20;
+
+    private const int MaxLogLineLength = 16 * 1024;
+    private const int StderrTailLines = 5;
+    private readonly TimeSpan _killGracePeriod;
+    private readonly ILogger _logger;
+
+    /// <summary>Creates the framework.</summary>
+    /// <param name="killGracePeriod">Time between SIGTERM and SIGKILL when a step is stopped. Default is 5 s.</param>
+    /// <param name="logger">Where the framework logs; none by default.</param>
+    public ShellFramework(TimeSpan? killGracePeriod = null, ILogger<ShellFramework>? logger = null)
+    {
+        _killGracePeriod = killGracePeriod ?? TimeSpan.FromSeconds(5);
+        _logger = (ILogger?)logger ?? NullLogger.Instance;
+    }
+
+    /// <inheritdoc />
+    public string Name => "shell";
+
+    /// <inheritdoc />
+    public IReadOnlyCollection<string> Handlers => [];
+
+    /// <inheritdoc />
+    public async Task<StepResult> RunAsync(StepExecution execution, IStepReporter reporter, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(execution);
+        ArgumentNullException.ThrowIfNull(reporter);
+        if (string.IsNullOrWhiteSpace(execution.Spec.Command))
+        {
+            return StepResult.Failure($"step '{execution.StepId}' has no command; set 'run' to the shell script to execute", permanent: true);
+        }
+
+        var layout = PrepareDirectory(execution);
+        var startInfo = new ProcessStartInfo("setsid")
+        {
+            // setsid execs the shell as leader of a new session and process group (pgid == pid), so one kill(-pgid) reaches the whole tree.
+            ArgumentList = { "/bin/sh", "-c", execution.Spec.Command },
+            WorkingDirectory = layout.WorkDir,
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        var env = startInfo.Environment;
+        env["CP_RUN_ID"] = execution.RunId;
+        env["CP_STEP_ID"] = execution.StepId;
+        env["CP_ATTEMPT"] = execution.Attempt.ToString(CultureInfo.InvariantCulture);
+        env["CP_WORK_DIR"] = layout.WorkDir;
+        env["CP_INPUTS_DIR"] = layout.InputsDir;
+        env["CP_OUTPUT_FILE"] = layout.OutputFile;
+        env["CP_PARAMS"] = execution.ParamsJson;
+        env.Remove("CP_CHECKPOINT_FILE");
+        if (layout.CheckpointFile is not null)
+        {
+            env["CP_CHECKPOINT_FILE"] = layout.CheckpointFile;
+        }
+
+        using var process = new Process { StartInfo = startInfo };
+        try
+        {
+            process.Start();
+        }
+        catch (System.ComponentModel.Win32Exception ex)
+        {
+            return StepResult.Failure($"could not start /bin/sh through setsid: {ex.Message}; install util-linux on the agent host");
+        }
+
+        var pid = process.Id;
+        LogStarted(_logger, execution.RunId, execution.StepId, execution.Attempt, pid);
+        process.StandardInput.Close();
+
+        var state = new RunState(layout.WorkDir, reporter);
+        var stdout = PumpAsync(process.StandardOutput, LogStream.Stdout, state);
+        var stderr = PumpAsync(process.StandardError, LogStream.Stderr, state);
+
+        using var timeoutCts = new CancellationTokenSource();
+        if (execution.Timeout is { } timeout)
+        {
+            timeoutCts.CancelAfter(timeout);
+        }
+
+        using var stopCts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeoutCts.Token);
+        var stopped = false;
+        try
+        {
+            await process.WaitForExitAsync(stopCts.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            stopped = true;
+            LogStopping(_logger, execution.RunId, execution.StepId, execution.Attempt, pid, timeoutCts.IsCancellationRequested ? "timeout" : "cancel");
+            await StopTreeAsync(process, pid).ConfigureAwait(false);
+        }
+
+        // Whatever the shell left behind (background jobs) dies with the step, and their pipes close.
+        ProcessGroup.SignalGroup(pid, ProcessGroup.SigKill);
+        await Task.WhenAll(stdout, stderr).ConfigureAwait(false);
+        var usage = state.Usage;
+
+        if (stopped && timeoutCts.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            return StepResult.Failure($"step ran past its timeout of {execution.Timeout} and its process tree was killed", timedOut: true, usage: usage);
+        }
+
+        if (stopped)
+        {
+            return StepResult.Failure("step was cancelled and its process tree was killed", cancelled: true, usage: usage);
+        }
+
+        var exitCode = process.ExitCode;
+        if (exitCode != 0)
+        {
+            var tail = state.StderrTail;
+            var detail = tail.Length == 0 ? string.Empty : ": " + tail;
+            return StepResult.Failure($"command exited with code {exitCode}{detail}", usage: usage);
+        }
+
+        var output = ReadOnlyMemory<byte>.Empty;
+        if (File.Exists(layout.OutputFile))
+        {
+            var length = new FileInfo(layout.OutputFile).Length;
+            if (length > MaxInlineBytes)
+            {
+                return StepResult.Failure(
+                    $"output file is {length} bytes, more than the {MaxInlineBytes} bytes allowed inline; write large results to storage and output their URI instead",
+                    permanent: true,
+                    usage: usage);
+            }
+
+            output = await File.ReadAllBytesAsync(layout.OutputFile, CancellationToken.None).ConfigureAwait(false);
+        }
+
+        return StepResult.Success(output, usage);
+    }
+
+    private static Layout PrepareDirectory(StepExecution execution)
+    {
+        var root = execution.Directory;
+        var workDir = Path.Combine(root, "work");
+        var inputsDir = Path.Combine(root, "inputs");
+        Directory.CreateDirectory(workDir);
+        Directory.CreateDirectory(inputsDir);
+        foreach (var (stepId, input) in execution.Inputs)
+        {
+            // An input held by reference is given as its URI text; inline inputs as their bytes.
+            var bytes = input.Data.Length == 0 && !string.IsNullOrEmpty(input.Uri) ? System.Text.Encoding.UTF8.GetBytes(input.Uri) : input.Data.ToArray();
+            File.WriteAllBytes(Path.Combine(inputsDir, stepId), bytes);
+        }
+
+        string? checkpointFile = null;
+        if (execution.Checkpoint is { } checkpoint)
+        {
+            checkpointFile = Path.Combine(root, "checkpoint");
+            File.WriteAllBytes(checkpointFile, checkpoint.ToArray());
+        }
+
+        return new Layout(workDir, inputsDir, Path.Combine(root, "output"), checkpointFile);
+    }
+
+    private async Task StopTreeAsync(Process process, int pgid)
+    {
+        // If setsid has not yet made the group, the group signal finds nothing; signal the process itself too.
+        ProcessGroup.SignalGroup(pgid, ProcessGroup.SigTerm);
+        ProcessGroup.SignalProcess(pgid, ProcessGroup.SigTerm);
+        var deadline = DateTime.UtcNow + _killGracePeriod;
+        while (DateTime.UtcNow < deadline && (!process.HasExited || ProcessGroup.HasLiveMembers(pgid)))
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(25), CancellationToken.None).ConfigureAwait(false);
+        }
+
+        ProcessGroup.SignalGroup(pgid, ProcessGroup.SigKill);
+        ProcessGroup.SignalProcess(pgid, ProcessGroup.SigKill);
+        await process.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
+    }
+
+    private async Task PumpAsync(StreamReader reader, LogStream stream, RunState state)
+    {
+        while (await reader.ReadLineAsync(CancellationToken.None).ConfigureAwait(false) is { } line)
+        {
+            if (line.Length > MaxLogLineLength)
+            {
+                line = line[..MaxLogLineLength];
+            }
+
+            if (stream == LogStream.Stdout && ShellCommand.Parse(line) is { } command)
+            {
+                await HandleCommandAsync(command, line, state).ConfigureAwait(false);
+                continue;
+            }
+
+            if (stream == LogStream.Stderr)
+            {
+                state.AddStderr(line);
+            }
+
+            state.Reporter.ReportLog(stream, line);
+        }
+    }
+
+    private async Task HandleCommandAsync(ShellCommand command, string line, RunState state)
+    {
+        switch (command)
+        {
+            case ShellCommand.Progress progress:
+                state.Reporter.ReportProgress(progress.Percent, progress.Message);
+                break;
+            case ShellCommand.Usage usage:
+                state.AddUsage(usage.Amounts);
+                break;
+            case ShellCommand.Checkpoint checkpoint:
+                var path = Path.GetFullPath(checkpoint.Path, state.WorkDir);
+                if (!File.Exists(path))
+                {
+                    state.Reporter.ReportLog(LogStream.Stderr, $"::cp checkpoint: no file at '{path}'; write the checkpoint file before announcing it");
+                }
+                else if (new FileInfo(path).Length > MaxInlineBytes)
+                {
+                    state.Reporter.ReportLog(LogStream.Stderr, $"::cp checkpoint: '{path}' is larger than {MaxInlineBytes} bytes and was ignored; keep checkpoints small");
+                }
+                else
+                {
+                    state.Reporter.ReportCheckpoint(await File.ReadAllBytesAsync(path, CancellationToken.None).ConfigureAwait(false));
+                }
+
+                break;
+            case ShellCommand.Invalid invalid:
+                LogInvalidCommand(_logger, invalid.Error);
+                state.Reporter.ReportLog(LogStream.Stdout, line);
+                state.Reporter.ReportLog(LogStream.Stderr, "::cp: " + invalid.Error);
+                break;
+        }
+    }
+
+    [LoggerMessage(EventId = 201, Level = LogLevel.Debug, Message = "Shell step {RunId}/{StepId} attempt {Attempt} started as process group {Pgid}")]
+    private static partial void LogStarted(ILogger logger, string runId, string stepId, int attempt, int pgid);
+
+    [LoggerMessage(EventId = 202, Level = LogLevel.Information, Message = "Stopping shell step {RunId}/{StepId} attempt {Attempt} (process group {Pgid}) on {Reason}")]
+    private static partial void LogStopping(ILogger logger, string runId, string stepId, int attempt, int pgid, string reason);
+
+    [LoggerMessage(EventId = 203, Level = LogLevel.Debug, Message = "Ignored malformed step command: {Error}")]
+    private static partial void LogInvalidCommand(ILogger logger, string error);
+
+    private sealed record Layout(string WorkDir, string InputsDir, string OutputFile, string? CheckpointFile);
+
+    private sealed class RunState(string workDir, IStepReporter reporter)
+    {
+        private readonly Dictionary<string, double> _usage = new(StringComparer.Ordinal);
+        private readonly Queue<string> _stderrTail = new();
+
+        public string WorkDir { get; } = workDir;
+
+        public IStepReporter Reporter { get; } = reporter;
+
+        public IReadOnlyDictionary<string, double> Usage
+        {
+            get
+            {
+                lock (_usage)
+                {
+                    return new Dictionary<string, double>(_usage, StringComparer.Ordinal);
+                }
+            }
+        }
+
+        public string StderrTail
+        {
+            get
+            {
+                lock (_stderrTail)
+                {
+                    return string.Join(" | ", _stderrTail);
+                }
+            }
+        }
+
+        public void AddUsage(IReadOnlyDictionary<string, double> amounts)
+        {
+            lock (_usage)
+            {
+                foreach (var (unit, amount) in amounts)
+                {
+                    _usage[unit] = _usage.GetValueOrDefault(unit) + amount;
+                }
+            }
+        }
+
+        public void AddStderr(string line)
+        {
+            lock (_stderrTail)
+            {
+                _stderrTail.Enqueue(line);
+                if (_stderrTail.Count > StderrTailLines)
+                {
+                    _stderrTail.Dequeue();
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,29 @@
+using ControlPlane.V1;
+
+namespace ControlPlane.Agent;
+
+/// <summary>Everything a compute framework needs to run one attempt.</summary>
+/// <param name="RunId">The run the step belongs to.</param>
+/// <param name="StepId">The step's id.</param>
+/// <param name="Attempt">1 on the first try.</param>
+/// <param name="FencingToken">Identifies this attempt in every report.</param>
+/// <param name="Spec">The step's spec (command, handler, params, timeout...).</param>
+/// <param name="Inputs">Outputs of the steps this one needs, by step id.</param>
+/// <param name="Checkpoint">The last checkpoint of an earlier attempt; null when there is none.</param>
+/// <param name="Directory">This attempt's own directory; the framework lays out what it needs inside it.</param>
+public sealed record StepExecution(
+    string RunId,
+    string StepId,
+    int Attempt,
+    long FencingToken,
+    StepSpec Spec,
+    IReadOnlyDictionary<string, StepInputData> Inputs,
+    ReadOnlyMemory<byte>? Checkpoint,
+    string Directory)
+{
+    /// <summary>The step's timeout; null when it has none.</summary>
+    public TimeSpan? Timeout => Spec.Timeout is { } t && t.ToTimeSpan() > TimeSpan.Zero ? t.ToTimeSpan() : null;
+
+    /// <summary>The step's params as JSON ("{}" when it has none).</summary>
+    public string ParamsJson => Spec.Params is null ? "{}" : Google.Protobuf.JsonFormatter.Default.Format(Spec.Params);
+}
