@@ -1,0 +1,74 @@
+using ControlPlane.Rpc;
+using ControlPlane.V1;
+using Google.Protobuf.Reflection;
+
+namespace ControlPlane.Scheduler.Services;
+
+/// <summary>AdminService: the fleet, drains, queue and slot statistics, shared caps.</summary>
+internal sealed class AdminServiceImpl
+{
+    private readonly IRunStore store;
+
+    public AdminServiceImpl(IRunStore store) => this.store = store;
+
+    public ServiceDefinition Definition =>
+        ServiceDefinition.For(AdminServiceReflection.Descriptor.FindTypeByName<ServiceDescriptor>("AdminService"))
+            .AddUnary<ListAgentsRequest, ListAgentsResponse>("ListAgents", ListAgents)
+            .AddUnary<DrainAgentRequest, DrainAgentResponse>("DrainAgent", DrainAgent)
+            .AddUnary<GetStatsRequest, GetStatsResponse>("GetStats", GetStats)
+            .AddUnary<SetLimitRequest, SetLimitResponse>("SetLimit", SetLimit)
+            .Build();
+
+    public async Task<ListAgentsResponse> ListAgents(ListAgentsRequest request, ServerCallContext context)
+    {
+        var agents = await RpcErrors.Guard(() => store.ListAgentsAsync(context.CancellationToken)).ConfigureAwait(false);
+        var response = new ListAgentsResponse();
+        response.Agents.AddRange(agents);
+        return response;
+    }
+
+    public async Task<DrainAgentResponse> DrainAgent(DrainAgentRequest request, ServerCallContext context)
+    {
+        if (string.IsNullOrEmpty(request.AgentId))
+        {
+            throw RpcErrors.Required("agent_id");
+        }
+
+        var agent = await RpcErrors.Guard(() => store.DrainAgentAsync(request.AgentId, context.CancellationToken)).ConfigureAwait(false);
+        return new DrainAgentResponse { Agent = agent };
+    }
+
+    public async Task<GetStatsResponse> GetStats(GetStatsRequest request, ServerCallContext context)
+    {
+        var stats = await RpcErrors.Guard(() => store.GetStatsAsync(context.CancellationToken)).ConfigureAwait(false);
+        var response = new GetStatsResponse();
+        response.Queues.AddRange(stats.Queues);
+        response.Slots.AddRange(stats.Slots.Select(s => new SlotCounter { Kind = s.Kind, Name = s.Name, Used = s.Used, Limit = s.Limit }));
+        return response;
+    }
+
+    public async Task<SetLimitResponse> SetLimit(SetLimitRequest request, ServerCallContext context)
+    {
+        if (request.Kind is not (LimitKind.Queue or LimitKind.ConcurrencyKey))
+        {
+            throw RpcErrors.InvalidArgument("kind is required: LIMIT_KIND_QUEUE or LIMIT_KIND_CONCURRENCY_KEY");
+        }
+
+        if (string.IsNullOrEmpty(request.Name))
+        {
+            throw RpcErrors.Required("name");
+        }
+
+        if (request.Limit < 0)
+        {
+            throw RpcErrors.InvalidArgument($"limit is {request.Limit}; use 0 to remove the cap or a positive number of steps");
+        }
+
+        await RpcErrors.Guard(async () =>
+        {
+            await store.SetLimitAsync(request.Kind, request.Name, request.Limit, context.CancellationToken).ConfigureAwait(false);
+            return true;
+        }).ConfigureAwait(false);
+        return new SetLimitResponse();
+    }
+}

@@ -1,0 +1,371 @@
+using System.Threading.Channels;
+using ControlPlane.Rpc;
+using ControlPlane.V1;
+using Microsoft.Extensions.Logging;
+
+namespace ControlPlane.Scheduler.Services;
+
+/// <summary>
+/// One agent's Connect stream: reads its messages, claims work for its free slots, and writes every
+/// outgoing message through one channel so the response stream has a single writer.
+/// </summary>
+internal sealed class AgentConnection : IDisposable
+{
+    private readonly Channel<ConnectResponse> outgoing = Channel.CreateUnbounded<ConnectResponse>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Lock gate = new();
+
+    // Fencing token -> attempt, for the attempts sent on this stream or re-announced in Hello: reports carry only the token.
+    private readonly Dictionary<long, AttemptRef> attempts = [];
+    private readonly WakeUp claimBell = new();
+    private readonly CancellationTokenSource stop;
+    private readonly IRunStore store;
+    private readonly ReportPipeline pipeline;
+    private readonly SchedulerOptions options;
+    private readonly ILogger logger;
+    private readonly HashSet<string> queues;
+    private AgentRegistration registration;
+    private volatile bool draining;
+
+    public AgentConnection(
+        AgentRegistration registration,
+        IEnumerable<AttemptRef> keptAttempts,
+        IRunStore store,
+        ReportPipeline pipeline,
+        SchedulerOptions options,
+        ILogger logger,
+        CancellationToken callCancelled)
+    {
+        this.registration = registration;
+        this.store = store;
+        this.pipeline = pipeline;
+        this.options = options;
+        this.logger = logger;
+        queues = new HashSet<string>(registration.Queues, StringComparer.Ordinal);
+        stop = CancellationTokenSource.CreateLinkedTokenSource(callCancelled);
+        foreach (var attempt in keptAttempts)
+        {
+            attempts[attempt.FencingToken] = attempt;
+        }
+    }
+
+    public string AgentId => registration.AgentId;
+
+    /// <summary>Why the stream is being closed from this side (replaced by a reconnect, or shutdown); null while open.</summary>
+    public string? ClosedReason { get; private set; }
+
+    public bool Serves(string queue) => queues.Contains(queue);
+
+    public void Send(ConnectResponse message) => outgoing.Writer.TryWrite(message);
+
+    public void RequestClaim() => claimBell.Set();
+
+    public void CancelAttempt(long token, string reason) =>
+        Send(new ConnectResponse { CancelAttempt = new V1.CancelAttempt { FencingToken = token, Reason = reason } });
+
+    public void Drain(string reason)
+    {
+        draining = true;
+        Send(new ConnectResponse { Drain = new V1.Drain { Reason = reason } });
+    }
+
+    /// <summary>Ends the stream from the scheduler's side; the agent sees UNAVAILABLE and reconnects.</summary>
+    public void Close(string reason)
+    {
+        ClosedReason ??= reason;
+        try
+        {
+            stop.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            // The stream already ended.
+        }
+    }
+
+    /// <summary>Serves the stream until the agent ends it, the call is cancelled or <see cref="Close"/> is called.</summary>
+    public async Task RunAsync(IAsyncStreamReader<ConnectRequest> requests, IServerStreamWriter<ConnectResponse> responses)
+    {
+        var token = stop.Token;
+        var writer = WriteLoopAsync(responses, token);
+        var claimer = ClaimLoopAsync(token);
+        RequestClaim();
+        try
+        {
+            while (await requests.MoveNext(token).ConfigureAwait(false))
+            {
+                await HandleAsync(requests.Current, token).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (ClosedReason is not null)
+        {
+            throw RpcErrors.Unavailable($"{ClosedReason}; reconnect");
+        }
+        finally
+        {
+            outgoing.Writer.TryComplete();
+            await stop.CancelAsync().ConfigureAwait(false);
+            await Task.WhenAll(Quietly(claimer), Quietly(writer)).ConfigureAwait(false);
+        }
+    }
+
+    private static async Task Quietly(Task task)
+    {
+        try
+        {
+            await task.ConfigureAwait(false);
+        }
+#pragma warning disable CA1031 // The stream is over; a loop's last failure has nothing left to affect.
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+        }
+    }
+
+    private async Task WriteLoopAsync(IServerStreamWriter<ConnectResponse> responses, CancellationToken token)
+    {
+        try
+        {
+            while (await outgoing.Reader.WaitToReadAsync(token).ConfigureAwait(false))
+            {
+                while (outgoing.Reader.TryRead(out var message))
+                {
+                    await responses.WriteAsync(message, token).ConfigureAwait(false);
+                }
+            }
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // The client is gone: stop reading too.
+            SchedulerLog.AgentStreamFailed(logger, AgentId, ex);
+            await stop.CancelAsync().ConfigureAwait(false);
+        }
+    }
+
+    private async Task ClaimLoopAsync(CancellationToken token)
+    {
+        while (!token.IsCancellationRequested)
+        {
+            // The periodic re-check covers wake-ups lost on the way (e.g. a pub/sub message dropped).
+            await claimBell.WaitAsync(options.WatchRecheckInterval, token).ConfigureAwait(false);
+            if (draining)
+            {
+                continue;
+            }
+
+            int free;
+            lock (gate)
+            {
+                free = registration.Slots - attempts.Count;
+            }
+
+            if (free <= 0)
+            {
+                continue;
+            }
+
+            var want = Math.Min(free, options.ClaimBatch);
+            IReadOnlyList<Assignment> claimed;
+            try
+            {
+                claimed = await store.ClaimAsync(new ClaimRequest(AgentId, want), token).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                SchedulerLog.ClaimFailed(logger, AgentId, ex);
+                continue;
+            }
+
+            if (claimed.Count == 0)
+            {
+                continue;
+            }
+
+            lock (gate)
+            {
+                foreach (var assignment in claimed)
+                {
+                    attempts[assignment.FencingToken] = new AttemptRef(assignment.RunId, assignment.StepId, assignment.FencingToken);
+                }
+            }
+
+            foreach (var assignment in claimed)
+            {
+                Send(new ConnectResponse { Assignment = assignment });
+            }
+
+            SchedulerLog.Assigned(logger, AgentId, claimed.Count);
+            if (claimed.Count == want)
+            {
+                // A full batch: there may be more ready work for the remaining slots.
+                RequestClaim();
+            }
+        }
+    }
+
+    private async Task HandleAsync(ConnectRequest message, CancellationToken token)
+    {
+        switch (message.MessageCase)
+        {
+            case ConnectRequest.MessageOneofCase.Hello:
+                throw RpcErrors.InvalidArgument("hello may only be the first message of a Connect stream; open a new stream to announce the agent again");
+
+            case ConnectRequest.MessageOneofCase.Heartbeat:
+                await HeartbeatAsync(message.Heartbeat, token).ConfigureAwait(false);
+                break;
+
+            case ConnectRequest.MessageOneofCase.StepStarted:
+                Route(message.StepStarted.FencingToken, message, ends: false);
+                break;
+            case ConnectRequest.MessageOneofCase.StepProgress:
+                Route(message.StepProgress.FencingToken, message, ends: false);
+                break;
+            case ConnectRequest.MessageOneofCase.StepCheckpoint:
+                Route(message.StepCheckpoint.FencingToken, message, ends: false);
+                break;
+            case ConnectRequest.MessageOneofCase.StepLog:
+                Route(message.StepLog.FencingToken, message, ends: false);
+                break;
+            case ConnectRequest.MessageOneofCase.StepCompleted:
+                Route(message.StepCompleted.FencingToken, message, ends: true);
+                break;
+            case ConnectRequest.MessageOneofCase.StepFailed:
+                Route(message.StepFailed.FencingToken, message, ends: true);
+                break;
+
+            case ConnectRequest.MessageOneofCase.SlotsChanged:
+                await SlotsChangedAsync(message.SlotsChanged.Slots, token).ConfigureAwait(false);
+                break;
+
+            default:
+                // An empty envelope or a message kind newer than this scheduler: nothing to do.
+                break;
+        }
+    }
+
+    private void Route(long fencingToken, ConnectRequest message, bool ends)
+    {
+        AttemptRef attempt;
+        lock (gate)
+        {
+            if (!attempts.TryGetValue(fencingToken, out attempt))
+            {
+                Reject(fencingToken, $"fencing token {fencingToken} is not an attempt assigned on this stream or re-announced in Hello");
+                return;
+            }
+        }
+
+        if (!pipeline.Post(new AttemptReport(attempt, message), outcome => OnOutcome(fencingToken, ends, outcome)))
+        {
+            Reject(fencingToken, "the scheduler is shutting down; the report was not recorded");
+        }
+    }
+
+    private void OnOutcome(long fencingToken, bool ends, ReportOutcome? outcome)
+    {
+        var refused = outcome switch
+        {
+            ReportOutcome.Accepted => null,
+            ReportOutcome.StaleToken => $"fencing token {fencingToken} is stale: the attempt lost its lease or ended, and the step belongs to a newer attempt or is finished",
+            ReportOutcome.UnknownAttempt => $"fencing token {fencingToken} names a run or step that no longer exists",
+            _ => "the run store could not be reached; the report was not recorded",
+        };
+        if (refused is not null)
+        {
+            Reject(fencingToken, refused);
+        }
+
+        if (ends || outcome is ReportOutcome.StaleToken or ReportOutcome.UnknownAttempt)
+        {
+            lock (gate)
+            {
+                attempts.Remove(fencingToken);
+            }
+
+            // A slot is free again.
+            RequestClaim();
+        }
+    }
+
+    private void Reject(long fencingToken, string reason)
+    {
+        SchedulerLog.ReportRefused(logger, fencingToken, AgentId, reason);
+        Send(new ConnectResponse { ResultRejected = new ResultRejected { FencingToken = fencingToken, Reason = reason } });
+    }
+
+    private async Task HeartbeatAsync(Heartbeat heartbeat, CancellationToken token)
+    {
+        var known = new List<AttemptRef>(heartbeat.FencingTokens.Count);
+        var unknown = new List<long>();
+        lock (gate)
+        {
+            foreach (var fencingToken in heartbeat.FencingTokens)
+            {
+                if (attempts.TryGetValue(fencingToken, out var attempt))
+                {
+                    known.Add(attempt);
+                }
+                else
+                {
+                    unknown.Add(fencingToken);
+                }
+            }
+        }
+
+        foreach (var fencingToken in unknown)
+        {
+            CancelAttempt(fencingToken, "the scheduler does not know this attempt on this stream; stop it");
+        }
+
+        try
+        {
+            var stopThese = await store.RenewLeasesAsync(AgentId, known, token).ConfigureAwait(false);
+            foreach (var fencingToken in stopThese)
+            {
+                CancelAttempt(fencingToken, "the attempt was cancelled or lost its lease");
+            }
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // A missed renewal is survivable: the lease is several heartbeats long.
+            SchedulerLog.RenewFailed(logger, AgentId, ex);
+        }
+    }
+
+    private async Task SlotsChangedAsync(int slots, CancellationToken token)
+    {
+        if (slots < 0)
+        {
+            throw RpcErrors.InvalidArgument($"slots_changed.slots is {slots}; send 0 or more");
+        }
+
+        AgentRegistration updated;
+        lock (gate)
+        {
+            updated = registration with { Slots = slots, RunningAttempts = [.. attempts.Values] };
+        }
+
+        // Re-registering is how the store learns the new slot count; the attempts listed keep their leases.
+        var session = await RpcErrors.Guard(() => store.ConnectAgentAsync(updated, token)).ConfigureAwait(false);
+        lock (gate)
+        {
+            registration = updated;
+            foreach (var revoked in session.RevokedTokens)
+            {
+                attempts.Remove(revoked);
+            }
+        }
+
+        foreach (var revoked in session.RevokedTokens)
+        {
+            CancelAttempt(revoked, "the attempt is no longer owned by this agent");
+        }
+
+        RequestClaim();
+    }
+
+    public void Dispose()
+    {
+        stop.Dispose();
+        claimBell.Dispose();
+    }
+}

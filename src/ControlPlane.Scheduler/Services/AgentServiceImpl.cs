@@ -1,0 +1,134 @@
+using ControlPlane.Rpc;
+using ControlPlane.V1;
+using Google.Protobuf.WellKnownTypes;
+using Microsoft.Extensions.Logging;
+
+namespace ControlPlane.Scheduler.Services;
+
+/// <summary>AgentService.Connect: registers the agent from its Hello, then serves the stream through an <see cref="AgentConnection"/>.</summary>
+internal sealed class AgentServiceImpl
+{
+    private readonly IRunStore store;
+    private readonly ReportPipeline pipeline;
+    private readonly SignalHub hub;
+    private readonly SchedulerOptions options;
+    private readonly ILogger logger;
+    private readonly CancellationToken shutdown;
+
+    public AgentServiceImpl(IRunStore store, ReportPipeline pipeline, SignalHub hub, SchedulerOptions options, ILogger logger, CancellationToken shutdown)
+    {
+        this.store = store;
+        this.pipeline = pipeline;
+        this.hub = hub;
+        this.options = options;
+        this.logger = logger;
+        this.shutdown = shutdown;
+    }
+
+    public ServiceDefinition Definition =>
+        ServiceDefinition.For(AgentServiceReflection.Descriptor.FindTypeByName<Google.Protobuf.Reflection.ServiceDescriptor>("AgentService"))
+            .AddDuplexStreaming<ConnectRequest, ConnectResponse>("Connect", Connect)
+            .Build();
+
+    public async Task Connect(IAsyncStreamReader<ConnectRequest> requests, IServerStreamWriter<ConnectResponse> responses, ServerCallContext context)
+    {
+        if (shutdown.IsCancellationRequested)
+        {
+            throw RpcErrors.Unavailable("the scheduler is shutting down; connect to another replica or retry");
+        }
+
+        if (!await requests.MoveNext(context.CancellationToken).ConfigureAwait(false))
+        {
+            throw RpcErrors.InvalidArgument("the stream ended before hello; the first message of Connect must be hello");
+        }
+
+        var first = requests.Current;
+        if (first.MessageCase != ConnectRequest.MessageOneofCase.Hello)
+        {
+            throw RpcErrors.InvalidArgument($"the first message of Connect must be hello, got {first.MessageCase}; send hello (agent_id, queues, slots) first");
+        }
+
+        var registration = ToRegistration(first.Hello);
+        var session = await RpcErrors.Guard(() => store.ConnectAgentAsync(registration, context.CancellationToken)).ConfigureAwait(false);
+        var revoked = session.RevokedTokens.ToHashSet();
+        var kept = registration.RunningAttempts.Where(a => !revoked.Contains(a.FencingToken));
+
+        using var connection = new AgentConnection(registration, kept, store, pipeline, options, logger, context.CancellationToken);
+        var welcome = new Welcome
+        {
+            SchedulerId = options.EffectiveSchedulerId,
+            HeartbeatInterval = Duration.FromTimeSpan(options.HeartbeatInterval),
+            LeaseDuration = Duration.FromTimeSpan(options.LeaseDuration),
+        };
+        welcome.RevokedFencingTokens.AddRange(session.RevokedTokens);
+        connection.Send(new ConnectResponse { Welcome = welcome });
+
+        // A reconnect from the same agent replaces its older stream on this replica.
+        hub.Register(connection)?.Close("the agent opened a newer stream");
+        using var onShutdown = shutdown.Register(() => connection.Close("the scheduler is shutting down"));
+        SchedulerLog.AgentConnected(logger, registration.AgentId, context.Peer, registration.Slots, string.Join(", ", registration.Queues), revoked.Count);
+        try
+        {
+            await connection.RunAsync(requests, responses).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not RpcException and not OperationCanceledException)
+        {
+            SchedulerLog.AgentStreamFailed(logger, registration.AgentId, ex);
+            throw;
+        }
+        finally
+        {
+            if (hub.Unregister(connection))
+            {
+                try
+                {
+                    await store.DisconnectAgentAsync(registration.AgentId, CancellationToken.None).ConfigureAwait(false);
+                }
+#pragma warning disable CA1031 // The agent's leases expire on their own; a failed bookkeeping call changes nothing else.
+                catch (Exception ex)
+#pragma warning restore CA1031
+                {
+                    SchedulerLog.StoreCallFailed(logger, "DisconnectAgent", ex);
+                }
+            }
+
+            SchedulerLog.AgentDisconnected(logger, registration.AgentId);
+        }
+    }
+
+    private static AgentRegistration ToRegistration(Hello hello)
+    {
+        if (string.IsNullOrEmpty(hello.AgentId))
+        {
+            throw RpcErrors.Required("hello.agent_id");
+        }
+
+        if (hello.Slots < 0)
+        {
+            throw RpcErrors.InvalidArgument($"hello.slots is {hello.Slots}; send the number of steps the agent runs at once (0 or more)");
+        }
+
+        var queues = hello.Queues.Count == 0 ? ["default"] : hello.Queues.ToArray();
+        var running = new List<AttemptRef>(hello.RunningAttempts.Count);
+        for (var i = 0; i < hello.RunningAttempts.Count; i++)
+        {
+            var a = hello.RunningAttempts[i];
+            if (string.IsNullOrEmpty(a.RunId) || string.IsNullOrEmpty(a.StepId))
+            {
+                throw RpcErrors.InvalidArgument($"hello.running_attempts[{i}]: run_id and step_id are required");
+            }
+
+            running.Add(new AttemptRef(a.RunId, a.StepId, a.FencingToken));
+        }
+
+        return new AgentRegistration(
+            hello.AgentId,
+            hello.Host,
+            hello.Frameworks.ToArray(),
+            queues,
+            new Dictionary<string, string>(hello.Labels, StringComparer.Ordinal),
+            hello.Slots,
+            hello.Handlers.ToArray(),
+            running);
+    }
+}

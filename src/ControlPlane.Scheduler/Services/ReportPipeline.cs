@@ -1,0 +1,116 @@
+using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
+
+namespace ControlPlane.Scheduler.Services;
+
+/// <summary>
+/// Group commit for agent reports: every connection on this replica posts into one channel, and one loop
+/// commits everything that arrived since its last store call (up to the batch size) in a single
+/// ReportAsync, so store round trips per report fall as load rises.
+/// </summary>
+internal sealed class ReportPipeline
+{
+    private static readonly TimeSpan[] RetryDelays = [TimeSpan.FromMilliseconds(50), TimeSpan.FromMilliseconds(250), TimeSpan.FromSeconds(1)];
+
+    private readonly Channel<PendingReport> channel = Channel.CreateUnbounded<PendingReport>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly IRunStore store;
+    private readonly int batchSize;
+    private readonly ILogger logger;
+    private readonly TimeProvider time;
+    private Task? loop;
+    private long commits;
+    private long committedReports;
+
+    public ReportPipeline(IRunStore store, int batchSize, ILogger logger, TimeProvider time)
+    {
+        this.store = store;
+        this.batchSize = batchSize;
+        this.logger = logger;
+        this.time = time;
+    }
+
+    /// <summary>Store calls made so far.</summary>
+    public long Commits => Interlocked.Read(ref commits);
+
+    /// <summary>Reports committed so far.</summary>
+    public long CommittedReports => Interlocked.Read(ref committedReports);
+
+    public void Start() => loop ??= Task.Run(RunAsync);
+
+    /// <summary>
+    /// Queues a report; <paramref name="onOutcome"/> runs on the pipeline loop with the store's verdict, or null
+    /// when the store could not be reached. It must not block. False once the pipeline is closed.
+    /// </summary>
+    public bool Post(AttemptReport report, Action<ReportOutcome?> onOutcome) =>
+        channel.Writer.TryWrite(new PendingReport(report, onOutcome));
+
+    /// <summary>Stops taking reports and waits until every queued one is committed.</summary>
+    public async Task CompleteAsync(CancellationToken cancellationToken)
+    {
+        channel.Writer.TryComplete();
+        if (loop is not null)
+        {
+            await loop.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private async Task RunAsync()
+    {
+        var batch = new List<PendingReport>(batchSize);
+        var reports = new List<AttemptReport>(batchSize);
+        while (await channel.Reader.WaitToReadAsync().ConfigureAwait(false))
+        {
+            while (batch.Count < batchSize && channel.Reader.TryRead(out var pending))
+            {
+                batch.Add(pending);
+                reports.Add(pending.Report);
+            }
+
+            var outcomes = await CommitAsync(reports).ConfigureAwait(false);
+            for (var i = 0; i < batch.Count; i++)
+            {
+                try
+                {
+                    batch[i].OnOutcome(outcomes is null ? null : outcomes[i]);
+                }
+#pragma warning disable CA1031 // One connection's failure to take its outcome must not stop the replica's commits.
+                catch (Exception ex)
+#pragma warning restore CA1031
+                {
+                    SchedulerLog.StoreCallFailed(logger, "report outcome delivery", ex);
+                }
+            }
+
+            batch.Clear();
+            reports.Clear();
+        }
+    }
+
+    private async Task<IReadOnlyList<ReportOutcome>?> CommitAsync(List<AttemptReport> reports)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                Interlocked.Increment(ref commits);
+                var outcomes = await store.ReportAsync(reports.ToArray()).ConfigureAwait(false);
+                Interlocked.Add(ref committedReports, reports.Count);
+                return outcomes;
+            }
+#pragma warning disable CA1031 // A store outage is reported to the agents as refused results, never thrown into the loop.
+            catch (Exception ex) when (ex is not RunStoreException && attempt < RetryDelays.Length)
+            {
+                SchedulerLog.ReportBatchRetry(logger, reports.Count, attempt + 1, ex);
+                await Task.Delay(RetryDelays[attempt], time).ConfigureAwait(false);
+            }
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                SchedulerLog.ReportBatchFailed(logger, reports.Count, ex);
+                return null;
+            }
+        }
+    }
+
+    private readonly record struct PendingReport(AttemptReport Report, Action<ReportOutcome?> OnOutcome);
+}

@@ -1,0 +1,199 @@
+using ControlPlane.Rpc;
+using ControlPlane.V1;
+using Google.Protobuf.Reflection;
+
+namespace ControlPlane.Scheduler.Services;
+
+/// <summary>RunService over an <see cref="IRunStore"/>: request checks, error mapping, and WatchRun's replay-then-tail.</summary>
+internal sealed class RunServiceImpl
+{
+    private readonly IRunStore store;
+    private readonly SignalHub hub;
+    private readonly SchedulerOptions options;
+    private readonly CancellationToken shutdown;
+
+    public RunServiceImpl(IRunStore store, SignalHub hub, SchedulerOptions options, CancellationToken shutdown)
+    {
+        this.store = store;
+        this.hub = hub;
+        this.options = options;
+        this.shutdown = shutdown;
+    }
+
+    public ServiceDefinition Definition =>
+        ServiceDefinition.For(RunServiceReflection.Descriptor.FindTypeByName<ServiceDescriptor>("RunService"))
+            .AddUnary<SubmitRunRequest, SubmitRunResponse>("SubmitRun", SubmitRun)
+            .AddUnary<GetRunRequest, GetRunResponse>("GetRun", GetRun)
+            .AddUnary<ListRunsRequest, ListRunsResponse>("ListRuns", ListRuns)
+            .AddUnary<CancelRunRequest, CancelRunResponse>("CancelRun", CancelRun)
+            .AddUnary<PauseRunRequest, PauseRunResponse>("PauseRun", PauseRun)
+            .AddUnary<ResumeRunRequest, ResumeRunResponse>("ResumeRun", ResumeRun)
+            .AddUnary<RetryRunRequest, RetryRunResponse>("RetryRun", RetryRun)
+            .AddUnary<ApproveGateRequest, ApproveGateResponse>("ApproveGate", ApproveGate)
+            .AddServerStreaming<WatchRunRequest, WatchRunResponse>("WatchRun", WatchRun)
+            .AddUnary<GetStepOutputRequest, GetStepOutputResponse>("GetStepOutput", GetStepOutput)
+            .Build();
+
+    public async Task<SubmitRunResponse> SubmitRun(SubmitRunRequest request, ServerCallContext context)
+    {
+        if (request.Spec is null)
+        {
+            throw RpcErrors.Required("spec");
+        }
+
+        var key = string.IsNullOrEmpty(request.IdempotencyKey) ? null : request.IdempotencyKey;
+        var result = await RpcErrors.Guard(() => store.SubmitRunAsync(request.Spec, key, context.CancellationToken)).ConfigureAwait(false);
+        return new SubmitRunResponse { Run = result.Run, Created = result.Created };
+    }
+
+    public async Task<GetRunResponse> GetRun(GetRunRequest request, ServerCallContext context)
+    {
+        var runId = Require(request.RunId, "run_id");
+        var run = await RpcErrors.Guard(() => store.GetRunAsync(runId, context.CancellationToken)).ConfigureAwait(false);
+        return new GetRunResponse { Run = run ?? throw RpcErrors.RunNotFound(runId) };
+    }
+
+    public async Task<ListRunsResponse> ListRuns(ListRunsRequest request, ServerCallContext context)
+    {
+        if (request.PageSize < 0)
+        {
+            throw RpcErrors.InvalidArgument($"page_size is {request.PageSize}; use 0 for the default of 100, or 1 to 1000");
+        }
+
+        if (!Enum.IsDefined(request.State))
+        {
+            throw RpcErrors.InvalidArgument($"state {(int)request.State} is not a RunState; leave it unset for any state");
+        }
+
+        var query = new RunQuery(
+            request.State,
+            request.Labels.Count == 0 ? null : new Dictionary<string, string>(request.Labels, StringComparer.Ordinal),
+            request.PageSize,
+            string.IsNullOrEmpty(request.PageToken) ? null : request.PageToken);
+        var page = await RpcErrors.Guard(() => store.ListRunsAsync(query, context.CancellationToken)).ConfigureAwait(false);
+        var response = new ListRunsResponse { NextPageToken = page.NextPageToken ?? "" };
+        response.Runs.AddRange(page.Runs);
+        return response;
+    }
+
+    public async Task<CancelRunResponse> CancelRun(CancelRunRequest request, ServerCallContext context)
+    {
+        var runId = Require(request.RunId, "run_id");
+        var run = await RpcErrors.Guard(() => store.CancelRunAsync(runId, request.Reason, context.CancellationToken)).ConfigureAwait(false);
+        return new CancelRunResponse { Run = run };
+    }
+
+    public async Task<PauseRunResponse> PauseRun(PauseRunRequest request, ServerCallContext context)
+    {
+        var runId = Require(request.RunId, "run_id");
+        var run = await RpcErrors.Guard(() => store.PauseRunAsync(runId, context.CancellationToken)).ConfigureAwait(false);
+        return new PauseRunResponse { Run = run };
+    }
+
+    public async Task<ResumeRunResponse> ResumeRun(ResumeRunRequest request, ServerCallContext context)
+    {
+        var runId = Require(request.RunId, "run_id");
+        var run = await RpcErrors.Guard(() => store.ResumeRunAsync(runId, context.CancellationToken)).ConfigureAwait(false);
+        return new ResumeRunResponse { Run = run };
+    }
+
+    public async Task<RetryRunResponse> RetryRun(RetryRunRequest request, ServerCallContext context)
+    {
+        var runId = Require(request.RunId, "run_id");
+        var run = await RpcErrors.Guard(() => store.RetryRunAsync(runId, context.CancellationToken)).ConfigureAwait(false);
+        return new RetryRunResponse { Run = run };
+    }
+
+    public async Task<ApproveGateResponse> ApproveGate(ApproveGateRequest request, ServerCallContext context)
+    {
+        var runId = Require(request.RunId, "run_id");
+        var stepId = Require(request.StepId, "step_id");
+        var approve = request.Decision switch
+        {
+            GateDecision.Approve => true,
+            GateDecision.Reject => false,
+            _ => throw RpcErrors.InvalidArgument("decision is required: GATE_DECISION_APPROVE or GATE_DECISION_REJECT"),
+        };
+        var input = new GateDecisionInput(runId, stepId, approve, request.DecidedBy, request.Comment);
+        var run = await RpcErrors.Guard(() => store.DecideGateAsync(input, context.CancellationToken)).ConfigureAwait(false);
+        return new ApproveGateResponse { Run = run };
+    }
+
+    public async Task<GetStepOutputResponse> GetStepOutput(GetStepOutputRequest request, ServerCallContext context)
+    {
+        var runId = Require(request.RunId, "run_id");
+        var stepId = Require(request.StepId, "step_id");
+        var output = await RpcErrors.Guard(() => store.GetStepOutputAsync(runId, stepId, context.CancellationToken)).ConfigureAwait(false);
+        return new GetStepOutputResponse
+        {
+            Output = output ?? throw new RpcException(new Status(StatusCode.NotFound,
+                $"step {stepId} of run {runId} has no output: it has not succeeded, or its output was dropped once every consumer succeeded (set keep_output to keep it)")),
+        };
+    }
+
+    /// <summary>
+    /// Replays events after after_seq in batches, then tails on the store's RunEventsAppended wake-ups (re-reading
+    /// every WatchRecheckInterval in case one is lost) and ends once the run is terminal and its last event was sent.
+    /// </summary>
+    public async Task WatchRun(WatchRunRequest request, IServerStreamWriter<WatchRunResponse> responses, ServerCallContext context)
+    {
+        var runId = Require(request.RunId, "run_id");
+        if (request.AfterSeq < 0)
+        {
+            throw RpcErrors.InvalidArgument($"after_seq is {request.AfterSeq}; pass 0 to replay the whole log, or the seq of the last event received");
+        }
+
+        if (shutdown.IsCancellationRequested)
+        {
+            throw RpcErrors.Unavailable("the scheduler is shutting down; watch again on another replica");
+        }
+
+        using var wake = new WakeUp();
+
+        // Subscribe before the first read so an event appended in between still wakes this watcher.
+        using var subscription = hub.Watch(runId, wake);
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, shutdown);
+        var token = cancel.Token;
+        var run = await RpcErrors.Guard(() => store.GetRunAsync(runId, token)).ConfigureAwait(false) ?? throw RpcErrors.RunNotFound(runId);
+
+        // The state as of run.LastEventSeq; replayed and tailed RunStateChanged events keep it current.
+        var state = run.State;
+        var lastKnown = run.LastEventSeq;
+        var seq = request.AfterSeq;
+        try
+        {
+            while (true)
+            {
+                var events = await RpcErrors.Guard(() => store.ReadEventsAsync(runId, seq, options.WatchBatch, token)).ConfigureAwait(false);
+                foreach (var e in events)
+                {
+                    await responses.WriteAsync(new WatchRunResponse { Event = e }, token).ConfigureAwait(false);
+                    seq = e.Seq;
+                    if (e.EventCase == RunEvent.EventOneofCase.RunStateChanged)
+                    {
+                        state = e.RunStateChanged.ToState;
+                    }
+                }
+
+                if (events.Count > 0)
+                {
+                    continue;
+                }
+
+                if (RunStateMachine.IsTerminal(state) && seq >= lastKnown)
+                {
+                    return;
+                }
+
+                await wake.WaitAsync(options.WatchRecheckInterval, token).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (shutdown.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested)
+        {
+            throw RpcErrors.Unavailable($"the scheduler is shutting down; watch again with after_seq {seq} to continue where this stream stopped");
+        }
+    }
+
+    private static string Require(string value, string field) =>
+        string.IsNullOrEmpty(value) ? throw RpcErrors.Required(field) : value;
+}

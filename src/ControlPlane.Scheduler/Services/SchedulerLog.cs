@@ -1,0 +1,49 @@
+using Microsoft.Extensions.Logging;
+
+namespace ControlPlane.Scheduler.Services;
+
+/// <summary>Log messages of the scheduler services, with stable event ids.</summary>
+internal static partial class SchedulerLog
+{
+    [LoggerMessage(EventId = 100, Level = LogLevel.Information, Message = "Agent {AgentId} connected from {Peer} with {Slots} slots on queues [{Queues}]; {Revoked} re-announced attempts revoked")]
+    public static partial void AgentConnected(ILogger logger, string agentId, string peer, int slots, string queues, int revoked);
+
+    [LoggerMessage(EventId = 101, Level = LogLevel.Information, Message = "Agent {AgentId} disconnected")]
+    public static partial void AgentDisconnected(ILogger logger, string agentId);
+
+    [LoggerMessage(EventId = 102, Level = LogLevel.Warning, Message = "Agent {AgentId} stream failed")]
+    public static partial void AgentStreamFailed(ILogger logger, string agentId, Exception exception);
+
+    [LoggerMessage(EventId = 103, Level = LogLevel.Debug, Message = "Agent {AgentId} was assigned {Count} steps")]
+    public static partial void Assigned(ILogger logger, string agentId, int count);
+
+    [LoggerMessage(EventId = 104, Level = LogLevel.Warning, Message = "Claim for agent {AgentId} failed")]
+    public static partial void ClaimFailed(ILogger logger, string agentId, Exception exception);
+
+    [LoggerMessage(EventId = 105, Level = LogLevel.Information, Message = "Report with fencing token {Token} from agent {AgentId} refused: {Reason}")]
+    public static partial void ReportRefused(ILogger logger, long token, string agentId, string reason);
+
+    [LoggerMessage(EventId = 106, Level = LogLevel.Warning, Message = "Lease renewal for agent {AgentId} failed")]
+    public static partial void RenewFailed(ILogger logger, string agentId, Exception exception);
+
+    [LoggerMessage(EventId = 110, Level = LogLevel.Warning, Message = "Committing {Count} reports failed (try {Try}); retrying")]
+    public static partial void ReportBatchRetry(ILogger logger, int count, int @try, Exception exception);
+
+    [LoggerMessage(EventId = 111, Level = LogLevel.Error, Message = "Committing {Count} reports failed for good; the agents are told their results were refused")]
+    public static partial void ReportBatchFailed(ILogger logger, int count, Exception exception);
+
+    [LoggerMessage(EventId = 120, Level = LogLevel.Information, Message = "Maintenance: {Expired} leases expired, {Retries} retries released, {TimedOut} attempts timed out")]
+    public static partial void MaintenanceDid(ILogger logger, int expired, int retries, int timedOut);
+
+    [LoggerMessage(EventId = 121, Level = LogLevel.Warning, Message = "Maintenance pass failed")]
+    public static partial void MaintenanceFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 130, Level = LogLevel.Information, Message = "Scheduler {SchedulerId} listening on {Addresses}")]
+    public static partial void Listening(ILogger logger, string schedulerId, string addresses);
+
+    [LoggerMessage(EventId = 131, Level = LogLevel.Information, Message = "Scheduler {SchedulerId} shutting down: {Step}")]
+    public static partial void ShutdownStep(ILogger logger, string schedulerId, string step);
+
+    [LoggerMessage(EventId = 140, Level = LogLevel.Warning, Message = "Store call in {Method} failed")]
+    public static partial void StoreCallFailed(ILogger logger, string method, Exception exception);
+}

@@ -1,0 +1,102 @@
+using ControlPlane.Rpc;
+using ControlPlane.Scheduler;
+using ControlPlane.V1;
+using Google.Protobuf;
+using Google.Protobuf.Reflection;
+using Grpc.Health.V1;
+
+namespace ControlPlane.Scheduler.Tests;
+
+/// <summary>A real SchedulerServer on a free loopback port over an embedded store, with a channel to it.</summary>
+public sealed class ServiceTestHost : IAsyncDisposable
+{
+    public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(20);
+
+    private ServiceTestHost(SchedulerServer server, EmbeddedRunStore store, RpcChannel channel)
+    {
+        Server = server;
+        Store = store;
+        Channel = channel;
+    }
+
+    public SchedulerServer Server { get; }
+
+    public EmbeddedRunStore Store { get; }
+
+    public RpcChannel Channel { get; }
+
+    public static async Task<ServiceTestHost> StartAsync(TimeProvider? time = null, Action<SchedulerOptions>? configure = null)
+    {
+        var options = new SchedulerOptions { Listen = "127.0.0.1:0", HeartbeatInterval = TimeSpan.FromSeconds(1), LeaseDuration = TimeSpan.FromSeconds(10) };
+        configure?.Invoke(options);
+        var store = new EmbeddedRunStore(options.CreateStoreOptions(), time);
+        var server = new SchedulerServer(options, store, timeProvider: time);
+        await server.StartAsync();
+        var channel = RpcChannel.ForAddress(server.Addresses[0].ToString());
+        return new ServiceTestHost(server, store, channel);
+    }
+
+    public Task<TResp> Call<TReq, TResp>(Method<TReq, TResp> method, TReq request)
+        where TReq : IMessage<TReq>, new()
+        where TResp : IMessage<TResp>, new() =>
+        Channel.AsyncUnaryCall(method, request, new CallOptions(Deadline: DateTime.UtcNow + Timeout)).ResponseAsync;
+
+    public async Task<Run> WaitForRunAsync(string runId, Func<Run, bool> condition)
+    {
+        // Wakes on every event of the run; the deadline fails the test when the condition never holds.
+        using var cts = new CancellationTokenSource(Timeout);
+        var run = (await Call(Methods.GetRun, new GetRunRequest { RunId = runId })).Run;
+        if (condition(run))
+        {
+            return run;
+        }
+
+        using var watch = Channel.AsyncServerStreamingCall(Methods.WatchRun, new WatchRunRequest { RunId = runId, AfterSeq = run.LastEventSeq }, new CallOptions(CancellationToken: cts.Token));
+        while (await watch.ResponseStream.MoveNext(cts.Token))
+        {
+            run = (await Call(Methods.GetRun, new GetRunRequest { RunId = runId })).Run;
+            if (condition(run))
+            {
+                return run;
+            }
+        }
+
+        run = (await Call(Methods.GetRun, new GetRunRequest { RunId = runId })).Run;
+        return condition(run) ? run : throw new Xunit.Sdk.XunitException($"run {runId} ended as {run.State} without meeting the condition");
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Channel.Dispose();
+        await Server.DisposeAsync();
+        await Store.DisposeAsync();
+    }
+
+    /// <summary>The methods of the scheduler's services, bound from the proto descriptors.</summary>
+    public static class Methods
+    {
+        private static readonly ServiceDescriptor Runs = RunServiceReflection.Descriptor.FindTypeByName<ServiceDescriptor>("RunService");
+        private static readonly ServiceDescriptor Agents = AgentServiceReflection.Descriptor.FindTypeByName<ServiceDescriptor>("AgentService");
+        private static readonly ServiceDescriptor Admin = AdminServiceReflection.Descriptor.FindTypeByName<ServiceDescriptor>("AdminService");
+        private static readonly ServiceDescriptor Health = HealthReflection.Descriptor.FindTypeByName<ServiceDescriptor>("Health");
+
+        public static readonly Method<SubmitRunRequest, SubmitRunResponse> SubmitRun = Of<SubmitRunRequest, SubmitRunResponse>(Runs, "SubmitRun");
+        public static readonly Method<GetRunRequest, GetRunResponse> GetRun = Of<GetRunRequest, GetRunResponse>(Runs, "GetRun");
+        public static readonly Method<ListRunsRequest, ListRunsResponse> ListRuns = Of<ListRunsRequest, ListRunsResponse>(Runs, "ListRuns");
+        public static readonly Method<CancelRunRequest, CancelRunResponse> CancelRun = Of<CancelRunRequest, CancelRunResponse>(Runs, "CancelRun");
+        public static readonly Method<ApproveGateRequest, ApproveGateResponse> ApproveGate = Of<ApproveGateRequest, ApproveGateResponse>(Runs, "ApproveGate");
+        public static readonly Method<WatchRunRequest, WatchRunResponse> WatchRun = Of<WatchRunRequest, WatchRunResponse>(Runs, "WatchRun");
+        public static readonly Method<GetStepOutputRequest, GetStepOutputResponse> GetStepOutput = Of<GetStepOutputRequest, GetStepOutputResponse>(Runs, "GetStepOutput");
+        public static readonly Method<ConnectRequest, ConnectResponse> Connect = Of<ConnectRequest, ConnectResponse>(Agents, "Connect");
+        public static readonly Method<GetStatsRequest, GetStatsResponse> GetStats = Of<GetStatsRequest, GetStatsResponse>(Admin, "GetStats");
+        public static readonly Method<ListAgentsRequest, ListAgentsResponse> ListAgents = Of<ListAgentsRequest, ListAgentsResponse>(Admin, "ListAgents");
+        public static readonly Method<DrainAgentRequest, DrainAgentResponse> DrainAgent = Of<DrainAgentRequest, DrainAgentResponse>(Admin, "DrainAgent");
+        public static readonly Method<SetLimitRequest, SetLimitResponse> SetLimit = Of<SetLimitRequest, SetLimitResponse>(Admin, "SetLimit");
+        public static readonly Method<HealthCheckRequest, HealthCheckResponse> HealthCheck = Of<HealthCheckRequest, HealthCheckResponse>(Health, "Check");
+
+        private static Method<TReq, TResp> Of<TReq, TResp>(ServiceDescriptor service, string name)
+            where TReq : IMessage<TReq>, new()
+            where TResp : IMessage<TResp>, new() =>
+            Method<TReq, TResp>.FromDescriptor(service.FindMethodByName(name));
+    }
+}
