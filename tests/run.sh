@@ -32,12 +32,14 @@ if [ ${#apt_missing[@]} -gt 0 ] || [ $npm_missing -eq 1 ]; then
     fi
     if [ $npm_missing -eq 1 ]; then
       echo "run.sh: installing the test suite's npm packages (tests/package-lock.json)"
-      (cd tests && npm ci --no-audit --no-fund --loglevel=error)
+      # npm ci refuses this lock file (npm 11 leaves other platforms' optional buf binaries out of it);
+      # install reads the same pinned versions from it without rewriting it.
+      (cd tests && npm install --no-save --no-audit --no-fund --loglevel=error)
     fi
   else
     echo "run.sh: missing prerequisites. Install them with:" >&2
     [ ${#apt_missing[@]} -gt 0 ] && echo "  sudo apt-get update && sudo apt-get install -y ${apt_missing[*]}" >&2
-    [ $npm_missing -eq 1 ] && echo "  (cd $root/tests && npm ci)" >&2
+    [ $npm_missing -eq 1 ] && echo "  (cd $root/tests && npm install --no-save)" >&2
     exit 2
   fi
 fi
