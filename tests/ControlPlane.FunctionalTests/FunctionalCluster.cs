@@ -1,0 +1,220 @@
+using System.Reflection;
+using ControlPlane.Client;
+using ControlPlane.Tests.Shared;
+using ControlPlane.V1;
+
+namespace ControlPlane.FunctionalTests;
+
+/// <summary>
+/// A scheduler process and agent processes over a real Redis, with a client; everything is killed on dispose.
+/// Each cluster has its own store namespace and a shared directory its steps can write to.
+/// </summary>
+public sealed class FunctionalCluster : IAsyncDisposable
+{
+    public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
+
+    private static readonly string SchedulerPath = HostPath("SchedulerHost");
+    private static readonly string AgentPath = HostPath("AgentHost");
+
+    private readonly RedisServerFixture redis;
+    private readonly string ns = "ft-" + Guid.NewGuid().ToString("N")[..12];
+    private readonly List<ManagedProcess> processes = [];
+    private readonly TimeSpan lease;
+    private ControlPlaneClient? client;
+
+    private FunctionalCluster(RedisServerFixture redis, TimeSpan lease)
+    {
+        this.redis = redis;
+        this.lease = lease;
+        SharedDir = Directory.CreateTempSubdirectory("cp-ft-").FullName;
+    }
+
+    /// <summary>A directory the test and every step can read and write.</summary>
+    public string SharedDir { get; }
+
+    public ManagedProcess Scheduler { get; private set; } = null!;
+
+    public int Port { get; private set; }
+
+    public string Address => $"http://127.0.0.1:{Port}";
+
+    public ControlPlaneClient Client => client ??= new ControlPlaneClient(Address);
+
+    public Dictionary<string, ManagedProcess> Agents { get; } = new(StringComparer.Ordinal);
+
+    public static async Task<FunctionalCluster> StartAsync(RedisServerFixture redis, TimeSpan? lease = null)
+    {
+        var cluster = new FunctionalCluster(redis, lease ?? TimeSpan.FromSeconds(10));
+        await cluster.StartSchedulerAsync(port: 0);
+        return cluster;
+    }
+
+    /// <summary>Starts the scheduler (again, on the same port once one was bound) and waits until it listens.</summary>
+    public async Task StartSchedulerAsync(int port)
+    {
+        var heartbeat = TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(1).Ticks, lease.Ticks / 3));
+        var scheduler = ManagedProcess.Start("scheduler", SchedulerPath,
+        [
+            "--listen", $"127.0.0.1:{port}",
+            "--redis", redis.Configuration,
+            "--namespace", ns,
+            "--lease-duration", $"{lease.TotalMilliseconds}ms",
+            "--heartbeat-interval", $"{heartbeat.TotalMilliseconds}ms",
+            "--maintenance-interval", "250ms",
+        ]);
+        processes.Add(scheduler);
+        var line = await scheduler.WaitForLineAsync(l => l.StartsWith("scheduler listening on ", StringComparison.Ordinal), Timeout, "its listening line");
+        Port = new Uri(line["scheduler listening on ".Length..]).Port;
+        Scheduler = scheduler;
+    }
+
+    /// <summary>kill -9 the scheduler, then start a new one on the same port.</summary>
+    public async Task CrashAndRestartSchedulerAsync(Func<Task>? whileDown = null)
+    {
+        Scheduler.Signal("KILL");
+        await Scheduler.Exited.WaitAsync(Timeout);
+        if (whileDown is not null)
+        {
+            await whileDown();
+        }
+
+        await StartSchedulerAsync(Port);
+    }
+
+    /// <summary>SIGTERM the scheduler, check it shut down cleanly (exit 0), then start a new one on the same port.</summary>
+    public async Task StopAndRestartSchedulerAsync()
+    {
+        Scheduler.Signal("TERM");
+        var code = await Scheduler.Exited.WaitAsync(Timeout);
+        if (code != 0)
+        {
+            throw new Xunit.Sdk.XunitException($"the scheduler exited with {code} on SIGTERM. Output:\n{Scheduler.Output}");
+        }
+
+        await Scheduler.WaitForLineAsync(l => l == "scheduler stopped", Timeout, "its stopped line");
+        await StartSchedulerAsync(Port);
+    }
+
+    public async Task<ManagedProcess> StartAgentAsync(string id, int slots)
+    {
+        var workRoot = Path.Combine(SharedDir, "work-" + id);
+        var agent = ManagedProcess.Start("agent " + id, AgentPath,
+            ["--scheduler", Address, "--id", id, "--slots", slots.ToString(System.Globalization.CultureInfo.InvariantCulture), "--work-root", workRoot],
+            new Dictionary<string, string>
+            {
+                ["CP_AGENT__MAXRECONNECTDELAY"] = "00:00:01",
+                ["CP_AGENT__KILLGRACEPERIOD"] = "00:00:02",
+            });
+        processes.Add(agent);
+        Agents[id] = agent;
+        await WaitConnectedAsync(agent, 1);
+        return agent;
+    }
+
+    /// <summary>Waits until the agent has logged its <paramref name="times"/>-th successful connect.</summary>
+    public static async Task WaitConnectedAsync(ManagedProcess agent, int times)
+    {
+        var seen = 0;
+        await agent.WaitForLineAsync(l => l.Contains("Connected to ", StringComparison.Ordinal) && ++seen >= times, Timeout, $"connect #{times}");
+    }
+
+    public string Path2(string name) => Path.Combine(SharedDir, name);
+
+    /// <summary>Follows the run's events until <paramref name="condition"/> holds; fails on timeout or if the run ends first.</summary>
+    public async Task<Run> WaitForRunAsync(string runId, Func<Run, bool> condition, string what)
+    {
+        using var cts = new CancellationTokenSource(Timeout);
+        var run = await Client.GetRunAsync(runId, cts.Token);
+        try
+        {
+            while (!condition(run))
+            {
+                if (ControlPlaneClient.IsTerminal(run.State))
+                {
+                    throw new Xunit.Sdk.XunitException($"run {runId} ended {run.State} before {what}: {Describe(run)}");
+                }
+
+                await foreach (var e in Client.WatchRunAsync(runId, run.LastEventSeq, cts.Token))
+                {
+                    if (e.EventCase == RunEvent.EventOneofCase.StepLogged)
+                    {
+                        continue;
+                    }
+
+                    break;
+                }
+
+                run = await Client.GetRunAsync(runId, cts.Token);
+            }
+        }
+        catch (Exception ex) when (cts.IsCancellationRequested && ex is OperationCanceledException or ControlPlane.Rpc.RpcException)
+        {
+            var agents = string.Join("\n", Agents.Values.Select(a => $"--- {a.Name}:\n{a.Output}"));
+            throw new Xunit.Sdk.XunitException($"timed out after {Timeout} waiting for {what}: {Describe(run)}\n{agents}");
+        }
+
+        return run;
+    }
+
+    public Task<Run> WaitForStateAsync(string runId, RunState state) =>
+        WaitForRunAsync(runId, r => r.State == state, $"run state {state}");
+
+    /// <summary>Completes once <paramref name="path"/> exists (a FileSystemWatcher event, not a poll).</summary>
+    public static async Task WaitForFileAsync(string path, string what)
+    {
+        var found = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var watcher = new FileSystemWatcher(Path.GetDirectoryName(path)!, Path.GetFileName(path));
+        watcher.Created += (_, _) => found.TrySetResult();
+        watcher.Renamed += (_, _) => found.TrySetResult();
+        watcher.EnableRaisingEvents = true;
+        if (File.Exists(path))
+        {
+            return;
+        }
+
+        try
+        {
+            await found.Task.WaitAsync(Timeout);
+        }
+        catch (TimeoutException)
+        {
+            throw new Xunit.Sdk.XunitException($"{what}: {path} did not appear within {Timeout}");
+        }
+    }
+
+    /// <summary>Every slot counter of the store (agents, runs, queues, keys) in use, as "kind/name=used".</summary>
+    public async Task<IReadOnlyList<string>> UsedSlotsAsync()
+    {
+        var stats = await Client.GetStatsAsync();
+        return stats.Slots.Where(s => s.Used != 0).Select(s => $"{s.Kind}/{s.Name}={s.Used}").ToList();
+    }
+
+    public static string Describe(Run run) =>
+        $"{run.State} [{string.Join(", ", run.Steps.Select(s => $"{s.Id}:{s.State}#{s.Attempt}@{s.AgentId}{(s.Error.Length > 0 ? " '" + s.Error + "'" : "")}{(s.BlockedReason.Length > 0 ? " (" + s.BlockedReason + ")" : "")}"))}]";
+
+    public static Step StepOf(Run run, string id) => run.Steps.Single(s => s.Id == id);
+
+    public static int Succeeded(Step step) => step.History.Count(h => h.ToState == "STEP_STATE_SUCCEEDED");
+
+    public async ValueTask DisposeAsync()
+    {
+        client?.Dispose();
+        foreach (var process in processes)
+        {
+            process.Dispose();
+        }
+
+        await Task.CompletedTask;
+        try
+        {
+            Directory.Delete(SharedDir, recursive: true);
+        }
+        catch (IOException)
+        {
+            // A step process of a killed agent may still be writing; the temp dir is cleaned by the OS eventually.
+        }
+    }
+
+    private static string HostPath(string name) =>
+        typeof(FunctionalCluster).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == name).Value!;
+}
