@@ -10,11 +10,15 @@ internal sealed class CommandHandlers
     private static readonly JsonFormatter IndentedJson = new(JsonFormatter.Settings.Default.WithIndentation());
     private static readonly JsonFormatter LineJson = new(JsonFormatter.Settings.Default);
 
-    public CommandHandlers(CliContext cli, GlobalOptions globals)
+    public CommandHandlers(CliContext cli, GlobalOptions globals, bool handleTermination)
     {
         Cli = cli;
         Globals = globals;
+        HandleTermination = handleTermination;
     }
+
+    /// <summary>Whether this process owns its signals (Ctrl+C, SIGTERM); false when cpctl runs inside a test.</summary>
+    public bool HandleTermination { get; }
 
     public CliContext Cli { get; }
 

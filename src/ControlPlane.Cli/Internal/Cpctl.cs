@@ -13,7 +13,7 @@ internal static class Cpctl
     public static async Task<int> RunAsync(string[] args, CliContext cli, bool handleTermination, CancellationToken cancellationToken)
     {
         var globals = new GlobalOptions();
-        var root = Build(cli, globals);
+        var root = Build(cli, globals, handleTermination);
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
         {
@@ -31,12 +31,14 @@ internal static class Cpctl
             Output = cli.Out,
             Error = cli.Error,
             EnableDefaultExceptionHandler = false,
-            ProcessTerminationTimeout = handleTermination ? TimeSpan.FromSeconds(5) : null,
+
+            // dev handles its own signals: the first Ctrl+C cancels its run and waits for it, the second exits at once.
+            ProcessTerminationTimeout = handleTermination && parse.CommandResult.Command.Name != "dev" ? TimeSpan.FromSeconds(5) : null,
         };
         return await parse.InvokeAsync(configuration, cancellationToken).ConfigureAwait(false);
     }
 
-    private static RootCommand Build(CliContext cli, GlobalOptions globals)
+    private static RootCommand Build(CliContext cli, GlobalOptions globals, bool handleTermination)
     {
         var root = new RootCommand(
             "cpctl: run the ControlPlane scheduler and agents, submit pipelines and follow their runs.\n" +
@@ -45,7 +47,7 @@ internal static class Cpctl
         root.Options.Add(globals.Token);
         root.Options.Add(globals.Output);
 
-        var handlers = new CommandHandlers(cli, globals);
+        var handlers = new CommandHandlers(cli, globals, handleTermination);
         root.Subcommands.Add(HostCommands.Server(handlers));
         root.Subcommands.Add(HostCommands.Agent(handlers));
         root.Subcommands.Add(HostCommands.Dev(handlers));

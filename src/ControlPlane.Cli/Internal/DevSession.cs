@@ -4,19 +4,23 @@ using ControlPlane.Rpc;
 using ControlPlane.Scheduler;
 using ControlPlane.V1;
 using Microsoft.Extensions.Logging;
-using Spectre.Console;
 
 namespace ControlPlane.Cli.Internal;
 
 /// <summary>
-/// <c>cpctl dev</c>: a scheduler with the in-memory store and one agent in this process; given a pipeline
-/// file, runs it to its end with live progress (progress bars on a terminal, one line per event otherwise).
+/// <c>cpctl dev</c>: a scheduler with the in-memory store and one agent in this process, running a pipeline file to its
+/// end with live progress (progress bars on a terminal, one line per event otherwise) and a summary. The first Ctrl+C
+/// cancels the run and waits until it is CANCELLED; with --keep-running the scheduler stays up after the run until Ctrl+C.
 /// </summary>
 internal static class DevSession
 {
+    /// <summary>How long a cancelled run may take to reach CANCELLED (its shell steps get SIGTERM, then SIGKILL).</summary>
+    private static readonly TimeSpan CancelWait = TimeSpan.FromSeconds(60);
+
     public static async Task<int> RunAsync(DevSettings settings, CliContext cli, CancellationToken cancellationToken)
     {
-        var pipeline = settings.PipelinePath is null ? null : await PipelineFile.LoadAsync(settings.PipelinePath, cancellationToken).ConfigureAwait(false);
+        var pipeline = await PipelineFile.LoadAsync(settings.PipelinePath, cancellationToken).ConfigureAwait(false);
+        using var interrupt = new DevInterrupt(settings.HandleSignals, cancellationToken);
         using var loggerFactory = HostEntryPoints.CreateLoggerFactory(LogLevel.Warning);
         var server = new SchedulerServer(new SchedulerOptions { Listen = settings.Listen }, storeFactory: null, loggerFactory);
         await using (server.ConfigureAwait(false))
@@ -32,26 +36,21 @@ internal static class DevSession
                 Slots = settings.Slots,
                 ShutdownGracePeriod = TimeSpan.FromSeconds(5),
             };
-            using var agentStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            using var agentStop = new CancellationTokenSource();
             var agent = AgentRunner.RunAsync(agentOptions, AgentRunner.CreateDefaultFrameworks(agentOptions, loggerFactory), loggerFactory, agentStop.Token);
             try
             {
-                if (pipeline is not null)
+                var interactive = ReferenceEquals(cli.Out, Console.Out) && !Console.IsOutputRedirected;
+                IDevView view = interactive ? new LiveDevView(cli.Out, address) : new PlainDevView(cli.Out, address);
+                var exit = await RunPipelineAsync(pipeline, address, view, cli, interrupt.Token).ConfigureAwait(false);
+                if (settings.KeepRunning && !interrupt.Token.IsCancellationRequested)
                 {
-                    return await RunPipelineAsync(pipeline, address, cli, cancellationToken).ConfigureAwait(false);
+                    view.Note($"scheduler and agent stay up on {address}; Ctrl+C stops them");
+                    view.Note($"try: cpctl run ls --scheduler {address}");
+                    await WaitAsync(interrupt.Token).ConfigureAwait(false);
                 }
 
-                await cli.Out.WriteLineAsync($"dev: submit pipelines with 'cpctl run submit FILE --scheduler {address}'; Ctrl+C stops").ConfigureAwait(false);
-                try
-                {
-                    await Task.Delay(Timeout.Infinite, cancellationToken).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException)
-                {
-                    // Ctrl+C: the normal way to end a dev session.
-                }
-
-                return ExitCodes.Success;
+                return exit;
             }
             finally
             {
@@ -70,92 +69,72 @@ internal static class DevSession
         }
     }
 
-    private static async Task<int> RunPipelineAsync(PipelineFile pipeline, string address, CliContext cli, CancellationToken cancellationToken)
+    /// <summary>The step a gate-waiting event is about; null for any other event.</summary>
+    public static string? GateWaiting(RunEvent runEvent) =>
+        runEvent.EventCase == RunEvent.EventOneofCase.StepStateChanged && runEvent.StepStateChanged.ToState == StepState.WaitingApproval
+            ? runEvent.StepStateChanged.StepId
+            : null;
+
+    public static string GateHint(string runId, string step, string address) =>
+        $"gate {step} waits for a decision: cpctl run approve {runId} {step} --scheduler {address} (add --reject to reject)";
+
+    private static async Task<int> RunPipelineAsync(PipelineFile pipeline, string address, IDevView view, CliContext cli, CancellationToken interrupt)
     {
         using var client = new ControlPlaneClient(address);
         Run run;
         try
         {
-            run = (await client.SubmitRunAsync(pipeline.Spec, cancellationToken: cancellationToken).ConfigureAwait(false)).Run;
+            run = (await client.SubmitRunAsync(pipeline.Spec, cancellationToken: CancellationToken.None).ConfigureAwait(false)).Run;
         }
         catch (RpcException ex) when (ex.StatusCode == StatusCode.InvalidArgument)
         {
             return await SubmitErrors.ReportRejectedAsync(pipeline, ex, cli.Error).ConfigureAwait(false);
         }
 
-        await cli.Out.WriteLineAsync($"dev: run {run.Id} ({run.Name}, {pipeline.Spec.Steps.Count} steps)").ConfigureAwait(false);
-        var interactive = ReferenceEquals(cli.Out, Console.Out) && !Console.IsOutputRedirected;
-        if (interactive)
+        view.Note($"run {run.Id} ({run.Name}, {pipeline.Spec.Steps.Count} steps) from {pipeline.Path}");
+
+        // The watch is not tied to Ctrl+C: after cancelling, the session keeps following until the run is CANCELLED.
+        using var watchStop = new CancellationTokenSource();
+        var follow = view.FollowAsync(run.Id, pipeline.Spec, client.WatchRunAsync(run.Id, 0, watchStop.Token));
+        var interrupted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using (interrupt.Register(() => interrupted.TrySetResult()).ConfigureAwait(false))
         {
-            await FollowWithProgressBarsAsync(client, run.Id, pipeline.Spec, address, cli, cancellationToken).ConfigureAwait(false);
-        }
-        else
-        {
-            await foreach (var runEvent in client.WatchRunAsync(run.Id, 0, cancellationToken).ConfigureAwait(false))
-            {
-                TextRender.Event(cli.Out, runEvent);
-                await HintGateAsync(runEvent, run.Id, address, cli.Out).ConfigureAwait(false);
-            }
+            await Task.WhenAny(follow, interrupted.Task).ConfigureAwait(false);
         }
 
-        var final = await client.GetRunAsync(run.Id, cancellationToken).ConfigureAwait(false);
-        await cli.Out.WriteLineAsync().ConfigureAwait(false);
-        TextRender.RunDetails(cli.Out, final);
-        return final.State == RunState.Succeeded ? ExitCodes.Success : ExitCodes.RunNotSucceeded;
-    }
-
-    private static async Task FollowWithProgressBarsAsync(ControlPlaneClient client, string runId, RunSpec spec, string address, CliContext cli, CancellationToken cancellationToken)
-    {
-        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(cli.Out) });
-        await console.Progress()
-            .AutoClear(false)
-            .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(), new SpinnerColumn())
-            .StartAsync(async context =>
-            {
-                var bars = spec.Steps.ToDictionary(s => s.Id, s => context.AddTask(Markup.Escape($"{s.Id} waiting"), maxValue: 100), StringComparer.Ordinal);
-                await foreach (var runEvent in client.WatchRunAsync(runId, 0, cancellationToken).ConfigureAwait(false))
-                {
-                    switch (runEvent.EventCase)
-                    {
-                        case RunEvent.EventOneofCase.StepStateChanged when bars.TryGetValue(runEvent.StepStateChanged.StepId, out var bar):
-                            var change = runEvent.StepStateChanged;
-                            bar.Description = Markup.Escape($"{change.StepId} {TextRender.Name(change.ToState).ToLowerInvariant()}");
-                            if (change.ToState is StepState.Succeeded)
-                            {
-                                bar.Value = 100;
-                            }
-
-                            if (change.ToState is StepState.Succeeded or StepState.Failed or StepState.Cancelled or StepState.Skipped)
-                            {
-                                bar.StopTask();
-                            }
-
-                            if (change.ToState is StepState.WaitingApproval)
-                            {
-                                bar.Description = Markup.Escape($"{change.StepId} waiting: cpctl run approve {runId} {change.StepId} --scheduler {address}");
-                            }
-
-                            break;
-                        case RunEvent.EventOneofCase.StepProgressed when bars.TryGetValue(runEvent.StepProgressed.StepId, out var bar):
-                            var progress = runEvent.StepProgressed;
-                            bar.Value = Math.Clamp(progress.Percent, 0, 100);
-                            if (progress.Message.Length > 0)
-                            {
-                                bar.Description = Markup.Escape($"{progress.StepId} {progress.Message}");
-                            }
-
-                            break;
-                    }
-                }
-            }).ConfigureAwait(false);
-    }
-
-    private static async Task HintGateAsync(RunEvent runEvent, string runId, string address, TextWriter output)
-    {
-        if (runEvent.EventCase == RunEvent.EventOneofCase.StepStateChanged && runEvent.StepStateChanged.ToState == StepState.WaitingApproval)
+        var cancelled = !follow.IsCompleted;
+        if (cancelled)
         {
-            var step = runEvent.StepStateChanged.StepId;
-            await output.WriteLineAsync($"dev: gate {step} waits for a decision: cpctl run approve {runId} {step} --scheduler {address} (add --reject to reject)").ConfigureAwait(false);
+            view.Note($"cancelling run {run.Id}; Ctrl+C again exits at once");
+            await client.CancelRunAsync(run.Id, "cancelled from cpctl dev (Ctrl+C)", CancellationToken.None).ConfigureAwait(false);
+            watchStop.CancelAfter(CancelWait);
+        }
+
+        try
+        {
+            await follow.ConfigureAwait(false);
+        }
+        catch (Exception ex) when (watchStop.IsCancellationRequested && ex is OperationCanceledException or RpcException)
+        {
+            view.Note($"run {run.Id} did not reach CANCELLED within {CancelWait.TotalSeconds:0} s");
+        }
+
+        var final = await client.GetRunAsync(run.Id, CancellationToken.None).ConfigureAwait(false);
+        view.Summary(final);
+        return cancelled ? ExitCodes.Interrupted
+            : final.State == RunState.Succeeded ? ExitCodes.Success
+            : ExitCodes.RunNotSucceeded;
+    }
+
+    private static async Task WaitAsync(CancellationToken interrupt)
+    {
+        try
+        {
+            await Task.Delay(Timeout.Infinite, interrupt).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // Ctrl+C: the normal way to end a session kept running.
         }
     }
 }

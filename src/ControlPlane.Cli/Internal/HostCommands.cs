@@ -78,22 +78,17 @@ internal static partial class HostCommands
 
     public static Command Dev(CommandHandlers handlers)
     {
-        var command = new Command("dev", "Run scheduler, agent and an in-memory store in this process; given a FILE, run it with live progress.");
-        var file = new Argument<string?>("FILE") { Description = "A pipeline file to run.", Arity = ArgumentArity.ZeroOrOne };
-        var listen = new Option<string>("--listen") { Description = "Address to serve gRPC on.", HelpName = "HOST:PORT", DefaultValueFactory = _ => "127.0.0.1:7070" };
+        var command = new Command("dev", $"Run scheduler, agent and an in-memory store in this process, and run a pipeline file with live progress (default: {DevPipelineLocator.DefaultPipeline}).");
+        var file = new Argument<string?>("FILE") { Description = $"The pipeline file to run, relative to the current directory or the repository root. Default: {DevPipelineLocator.DefaultPipeline}.", Arity = ArgumentArity.ZeroOrOne };
+        var listen = new Option<string>("--listen") { Description = "Address to serve gRPC on; port 0 picks a free one.", HelpName = "HOST:PORT", DefaultValueFactory = _ => "127.0.0.1:7070" };
         var slots = new Option<int>("--slots") { Description = "Slots of the in-process agent.", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var keepRunning = new Option<bool>("--keep-running") { Description = "After the run, keep the scheduler and agent up until Ctrl+C, so other cpctl commands can use them." };
         command.Arguments.Add(file);
         command.Options.Add(listen);
         command.Options.Add(slots);
+        command.Options.Add(keepRunning);
         handlers.Handle(command, async (inv, ct) =>
         {
-            var path = inv.Parse.GetValue(file);
-            if (path is not null)
-            {
-                // Check the file before starting anything, so a typo fails fast with its line number.
-                await ControlPlane.Client.PipelineFile.LoadAsync(path, ct).ConfigureAwait(false);
-            }
-
             var listenText = inv.Get(listen)!;
             ArgumentParsing.Endpoint(listenText, "--listen");
             if (inv.Get(slots) is < 1 or > 10_000)
@@ -101,7 +96,11 @@ internal static partial class HostCommands
                 throw new CliUsageException($"--slots {inv.Get(slots)} is out of range; use a number from 1 to 10000");
             }
 
-            var settings = new DevSettings(path, listenText, inv.Get(slots));
+            var path = DevPipelineLocator.Resolve(inv.Parse.GetValue(file), Directory.GetCurrentDirectory(), AppContext.BaseDirectory);
+
+            // Check the file before starting anything, so a typo fails fast with its line number.
+            await ControlPlane.Client.PipelineFile.LoadAsync(path, ct).ConfigureAwait(false);
+            var settings = new DevSettings(path, listenText, inv.Get(slots), inv.Get(keepRunning), inv.HandleTermination);
             return await HostEntryPoints.RunDevAsync(settings, inv.Cli, ct).ConfigureAwait(false);
         });
         return command;

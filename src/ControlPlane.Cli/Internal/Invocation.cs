@@ -27,6 +27,8 @@ internal sealed class Invocation
 
     public string SchedulerAddress => handlers.SchedulerAddress(Parse);
 
+    public bool HandleTermination => handlers.HandleTermination;
+
     public T? Get<T>(Option<T> option) => Parse.GetValue(option);
 
     public T Get<T>(Argument<T> argument) => Parse.GetRequiredValue(argument);
