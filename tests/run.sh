@@ -56,7 +56,8 @@ dotnet build ControlPlane.sln -c Release -nologo -v:q -clp:ErrorsOnly
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
-dotnet test ControlPlane.sln -c Release --no-build -nologo -v:q \
+dotnet test ControlPlane.sln -c Release --no-build -nologo \
+  --logger "console;verbosity=minimal" \
   --blame-hang-timeout 10m 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e

@@ -84,7 +84,8 @@ public sealed class DagAndCrashTests(RedisServerFixture redis, Xunit.Abstraction
     [Fact]
     public async Task SchedulerKilledMidRun_RestartedOnTheSamePort_RunCompletesWithNothingLostAndNoSlotHeld()
     {
-        await using var cluster = await FunctionalCluster.StartAsync(redis, lease: TimeSpan.FromSeconds(15));
+        // No lease may expire while the scheduler is down, even on a loaded machine: every step must keep attempt 1.
+        await using var cluster = await FunctionalCluster.StartAsync(redis, lease: TimeSpan.FromSeconds(120));
         var agentA = await cluster.StartAgentAsync("agent-a", slots: 2);
         var agentB = await cluster.StartAgentAsync("agent-b", slots: 2);
         var dir = cluster.SharedDir;
@@ -165,7 +166,8 @@ public sealed class DagAndCrashTests(RedisServerFixture redis, Xunit.Abstraction
     [Fact]
     public async Task SchedulerStoppedGracefully_AgentsReconnectToTheNextOne_RunningStepsKeepTheirAttempts()
     {
-        await using var cluster = await FunctionalCluster.StartAsync(redis, lease: TimeSpan.FromSeconds(15));
+        // The lease outlasts any restart, even on a loaded machine: this test is about keeping attempts, not losing them.
+        await using var cluster = await FunctionalCluster.StartAsync(redis, lease: TimeSpan.FromSeconds(120));
         var agent = await cluster.StartAgentAsync("agent-a", slots: 2);
         var dir = cluster.SharedDir;
         var hold = $"while [ ! -f '{dir}/release' ]; do sleep 0.05; done; printf '%s' $CP_STEP_ID > \"$CP_OUTPUT_FILE\"";
