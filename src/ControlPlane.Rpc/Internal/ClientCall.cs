@@ -101,7 +101,7 @@ internal sealed class ClientCall<TRequest, TResponse> : ClientCallBase
             return Task.FromException<TResponse>(FinalException()!);
         }
 
-        return ReadUnaryResponseAsync(SendAsync(CreateRequest(new ClientUnaryContent(frame))));
+        return ReadUnaryResponseAsync(CreateRequest(new ClientUnaryContent(frame)));
     }
 
     public Task<TResponse> StartClientStreaming()
@@ -113,7 +113,7 @@ internal sealed class ClientCall<TRequest, TResponse> : ClientCallBase
             return _unaryResponse = Task.FromException<TResponse>(FinalException()!);
         }
 
-        return _unaryResponse = ReadUnaryResponseAsync(SendAsync(CreateRequest(_requestContent)));
+        return _unaryResponse = ReadUnaryResponseAsync(CreateRequest(_requestContent));
     }
 
     public void StartServerStreaming(TRequest request)
@@ -400,6 +400,12 @@ internal sealed class ClientCall<TRequest, TResponse> : ClientCallBase
             return null;
         }
 
+        return AcceptResponse(response);
+    }
+
+    /// <summary>Takes the response once its headers arrived; null when the call ended without a body to read.</summary>
+    private HttpResponseMessage? AcceptResponse(HttpResponseMessage response)
+    {
         // Full fence before reading IsFinished, so a concurrent cancellation either sees the response or is seen here.
         Interlocked.Exchange(ref _response, response);
         if (IsFinished)
@@ -428,7 +434,7 @@ internal sealed class ClientCall<TRequest, TResponse> : ClientCallBase
         {
             // Trailers-Only: the status travels in the only HEADERS frame.
             SetResponseHeaders(new Metadata());
-            _trailersOnly = (ParseStatus(grpcStatus, GetHeader(headers, GrpcProtocol.MessageHeader)), ToMetadata(headers));
+            _trailersOnly = (ParseStatus(grpcStatus, GetHeader(headers, GrpcProtocol.MessageHeader)), MetadataHeaders.FromHttpHeaders(headers));
             return false;
         }
 
@@ -448,18 +454,30 @@ internal sealed class ClientCall<TRequest, TResponse> : ClientCallBase
         }
 
         _responseEncoding = GetHeader(headers, GrpcProtocol.EncodingHeader);
-        SetResponseHeaders(ToMetadata(headers));
+        SetResponseHeaders(response.Headers);
         return true;
     }
 
-    private async Task<TResponse> ReadUnaryResponseAsync(Task<HttpResponseMessage?> responseTask)
+    /// <summary>Sends the request and reads the single response of a unary or client-streaming call, in one state machine.</summary>
+    private async Task<TResponse> ReadUnaryResponseAsync(HttpRequestMessage request)
     {
-        var response = await responseTask.ConfigureAwait(false);
+        HttpResponseMessage? response = null;
+        try
+        {
+            response = await _channel.Invoker.SendAsync(request, CallCts.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            Fail(ex);
+        }
+
+        response = response is null ? null : AcceptResponse(response);
         ClientMessageReader? reader = null;
         try
         {
             Status status;
-            Metadata trailers;
+            Metadata? trailers = null;
+            HttpHeaders? rawTrailers = null;
             var message = default(TResponse);
             if (response is null)
             {
@@ -485,7 +503,7 @@ internal sealed class ClientCall<TRequest, TResponse> : ClientCallBase
                     }
                 }
 
-                (status, trailers) = ReadTrailers(response);
+                (status, rawTrailers) = ReadTrailers(response);
             }
 
             if (status.StatusCode == StatusCode.OK && message is null)
@@ -493,7 +511,14 @@ internal sealed class ClientCall<TRequest, TResponse> : ClientCallBase
                 status = new Status(StatusCode.Internal, "The server ended the call with OK but sent no response message.");
             }
 
-            Finish(status, trailers);
+            if (rawTrailers is not null)
+            {
+                Finish(status, rawTrailers);
+            }
+            else
+            {
+                Finish(status, trailers!);
+            }
             return FinalStatus!.Value.StatusCode == StatusCode.OK ? message! : throw FinalException()!;
         }
         catch (Exception ex) when (ex is not RpcException || !IsFinished)
@@ -549,11 +574,12 @@ internal sealed class ClientCall<TRequest, TResponse> : ClientCallBase
             exception);
     }
 
-    private static (Status Status, Metadata Trailers) ReadTrailers(HttpResponseMessage response)
+    private static (Status Status, HttpHeaders Trailers) ReadTrailers(HttpResponseMessage response)
     {
-        var trailers = response.TrailingHeaders.NonValidated;
-        var status = ParseStatus(GetHeader(trailers, GrpcProtocol.StatusHeader), GetHeader(trailers, GrpcProtocol.MessageHeader));
-        return (status, ToMetadata(trailers));
+        var trailers = response.TrailingHeaders;
+        var values = trailers.NonValidated;
+        var status = ParseStatus(GetHeader(values, GrpcProtocol.StatusHeader), GetHeader(values, GrpcProtocol.MessageHeader));
+        return (status, trailers);
     }
 
     private static Status ParseStatus(string? value, string? message)
@@ -587,31 +613,5 @@ internal sealed class ClientCall<TRequest, TResponse> : ClientCallBase
         }
 
         return values.ToString();
-    }
-
-    private static Metadata ToMetadata(HttpHeadersNonValidated headers)
-    {
-        var metadata = new Metadata();
-        foreach (var header in headers)
-        {
-            if (MetadataHeaders.IsReserved(header.Key))
-            {
-                continue;
-            }
-
-            foreach (var value in header.Value)
-            {
-                try
-                {
-                    MetadataHeaders.AddHeader(metadata, header.Key, value);
-                }
-                catch (Exception ex) when (ex is ArgumentException or FormatException)
-                {
-                    // The spec lets a client drop a header value that is valid HTTP but not valid gRPC metadata.
-                }
-            }
-        }
-
-        return metadata;
     }
 }

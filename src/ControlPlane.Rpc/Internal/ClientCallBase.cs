@@ -1,3 +1,5 @@
+using System.Net.Http.Headers;
+
 namespace ControlPlane.Rpc.Internal;
 
 /// <summary>
@@ -9,6 +11,7 @@ internal abstract class ClientCallBase : IDisposable
     private readonly object _gate = new();
     private StatusBox? _final;
     private Metadata? _responseHeaders;
+    private HttpHeaders? _rawResponseHeaders;
     private TaskCompletionSource<Metadata>? _responseHeadersTcs;
 
     /// <summary>Fires when the call must stop: cancellation, deadline, local error.</summary>
@@ -26,6 +29,12 @@ internal abstract class ClientCallBase : IDisposable
             {
                 if (_responseHeaders is not null)
                 {
+                    return Task.FromResult(_responseHeaders);
+                }
+
+                if (_rawResponseHeaders is not null)
+                {
+                    _responseHeaders = MetadataHeaders.FromHttpHeaders(_rawResponseHeaders.NonValidated);
                     return Task.FromResult(_responseHeaders);
                 }
 
@@ -72,7 +81,7 @@ internal abstract class ClientCallBase : IDisposable
         TaskCompletionSource<Metadata>? tcs;
         lock (_gate)
         {
-            if (_responseHeaders is not null || _final is not null)
+            if (_responseHeaders is not null || _rawResponseHeaders is not null || _final is not null)
             {
                 return;
             }
@@ -84,10 +93,35 @@ internal abstract class ClientCallBase : IDisposable
         tcs?.TrySetResult(headers);
     }
 
-    /// <summary>Records the final status; false when another path got there first.</summary>
-    protected bool Finish(Status status, Metadata trailers)
+    /// <summary>Records the response headers as received; they become Metadata only if someone asks for them.</summary>
+    protected void SetResponseHeaders(HttpHeaders headers)
     {
-        var box = new StatusBox(status, trailers);
+        lock (_gate)
+        {
+            if (_responseHeaders is not null || _rawResponseHeaders is not null || _final is not null)
+            {
+                return;
+            }
+
+            if (_responseHeadersTcs is null)
+            {
+                _rawResponseHeaders = headers;
+                return;
+            }
+        }
+
+        SetResponseHeaders(MetadataHeaders.FromHttpHeaders(headers.NonValidated));
+    }
+
+    /// <summary>Records the final status; false when another path got there first.</summary>
+    protected bool Finish(Status status, Metadata trailers) => Finish(new StatusBox(status, trailers, null));
+
+    /// <summary>Records the final status with trailers as received; they become Metadata only if someone asks for them.</summary>
+    protected bool Finish(Status status, HttpHeaders trailers) => Finish(new StatusBox(status, null, trailers));
+
+    private bool Finish(StatusBox box)
+    {
+        var status = box.Status;
         if (Interlocked.CompareExchange(ref _final, box, null) is not null)
         {
             return false;
@@ -96,7 +130,7 @@ internal abstract class ClientCallBase : IDisposable
         TaskCompletionSource<Metadata>? tcs;
         lock (_gate)
         {
-            tcs = _responseHeaders is null ? _responseHeadersTcs : null;
+            tcs = _responseHeaders is null && _rawResponseHeaders is null ? _responseHeadersTcs : null;
         }
 
         OnFinished();
@@ -118,11 +152,26 @@ internal abstract class ClientCallBase : IDisposable
     /// <summary>Stops the HTTP/2 stream (RST_STREAM) after a local failure or cancellation.</summary>
     protected abstract void Abort();
 
-    private sealed class StatusBox(Status status, Metadata trailers)
+    private sealed class StatusBox(Status status, Metadata? trailers, HttpHeaders? rawTrailers)
     {
+        private Metadata? _trailers = trailers;
+
         public Status Status { get; } = status;
 
-        public Metadata Trailers { get; } = trailers;
+        public Metadata Trailers
+        {
+            get
+            {
+                var trailers = Volatile.Read(ref _trailers);
+                if (trailers is null)
+                {
+                    trailers = MetadataHeaders.FromHttpHeaders(rawTrailers!.NonValidated);
+                    trailers = Interlocked.CompareExchange(ref _trailers, trailers, null) ?? trailers;
+                }
+
+                return trailers;
+            }
+        }
 
         public RpcException ToException() => new(Status, Trailers);
     }

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using Google.Protobuf;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
@@ -10,20 +11,18 @@ namespace ControlPlane.Rpc.Internal;
 /// <summary>
 /// One server call on Kestrel: the context handlers see, plus the request/response I/O. Reads and
 /// writes go through gates so that once the call has ended (status sent, deadline, client gone) no
-/// handler code touches the pooled HttpContext again, even if the handler is still running.
+/// handler code touches the pooled HttpContext again, even if the handler is still running. The gates
+/// are plain interlocked flags: a call allocates nothing for them unless its end must wait for I/O.
 /// </summary>
 internal sealed class HttpServerCallContext : ServerCallContext, IDisposable
 {
     private const int Running = 0;
-    private const int Finishing = 1;
+    private const int HandlerDone = 1;
     private const int EndedEarly = 2;
 
     private readonly HttpContext _http;
     private readonly ServerRuntime _runtime;
     private readonly CancellationTokenSource _cts;
-    private readonly TaskCompletionSource _endedEarly = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly SemaphoreSlim _readGate = new(1, 1);
-    private readonly SemaphoreSlim _writeGate = new(1, 1);
     private readonly string _host;
     private readonly IPAddress? _remoteIp;
     private readonly int _remotePort;
@@ -31,6 +30,11 @@ internal sealed class HttpServerCallContext : ServerCallContext, IDisposable
     private CancellationTokenSource? _deadlineCts;
     private CancellationTokenRegistration _deadlineRegistration;
     private int _state;
+    private int _reading;
+    private int _writing;
+    private TaskCompletionSource? _ioReleased;
+    private TaskCompletionSource? _wake;
+    private Metadata? _requestHeaders;
     private bool _deadlineExceeded;
     private volatile bool _readClosed;
     private volatile bool _writeClosed;
@@ -51,7 +55,6 @@ internal sealed class HttpServerCallContext : ServerCallContext, IDisposable
         _remoteIp = http.Connection.RemoteIpAddress;
         _remotePort = http.Connection.RemotePort;
         _cts = new CancellationTokenSource();
-        RequestHeaders = ReadRequestHeaders(http.Request.Headers);
     }
 
     public override string Method { get; }
@@ -64,7 +67,8 @@ internal sealed class HttpServerCallContext : ServerCallContext, IDisposable
 
     public DateTime DeadlineUtc { get; private set; } = DateTime.MaxValue;
 
-    public override Metadata RequestHeaders { get; }
+    // Built on first use: most handlers never look, and the headers are still in the HttpContext until the call ends.
+    public override Metadata RequestHeaders => Volatile.Read(ref _requestHeaders) ?? CreateRequestHeaders();
 
     public override CancellationToken CancellationToken => _cts.Token;
 
@@ -78,8 +82,11 @@ internal sealed class HttpServerCallContext : ServerCallContext, IDisposable
 
     public override IDictionary<object, object> UserState => _userState ??= new Dictionary<object, object>();
 
-    /// <summary>Completes when the call ended before the handler did (deadline or client gone).</summary>
-    public Task EndedEarlyTask => _endedEarly.Task;
+    /// <summary>True once the handler has finished and the call is to end normally (not early).</summary>
+    public bool HandlerCompleted => Volatile.Read(ref _state) == HandlerDone;
+
+    /// <summary>What the handler threw; null when it returned. Meaningful once <see cref="HandlerCompleted"/>.</summary>
+    public Exception? HandlerError { get; private set; }
 
     /// <summary>The request's grpc-encoding, null when absent.</summary>
     public string? RequestEncoding { get; private set; }
@@ -140,8 +147,39 @@ internal sealed class HttpServerCallContext : ServerCallContext, IDisposable
         return null;
     }
 
-    /// <summary>Claims the right to finish the call normally; false when it already ended early.</summary>
-    public bool TryBeginFinish() => Interlocked.CompareExchange(ref _state, Finishing, Running) == Running;
+    /// <summary>
+    /// Records that the handler finished. False when the call had already ended early (deadline, client gone):
+    /// the status is out, and the caller only accounts for the late handler.
+    /// </summary>
+    public bool OnHandlerCompleted(Exception? error)
+    {
+        HandlerError = error;
+        if (Interlocked.CompareExchange(ref _state, HandlerDone, Running) != Running)
+        {
+            return false;
+        }
+
+        Volatile.Read(ref _wake)?.TrySetResult();
+        return true;
+    }
+
+    /// <summary>
+    /// Completes when the handler has finished or the call ended early, whichever comes first. A finishing
+    /// handler runs the call's end inline (no thread hop); an early end is moved off the timer or Kestrel callback.
+    /// </summary>
+    public Task WhenHandlerCompletedOrEndedAsync()
+    {
+        var wake = new TaskCompletionSource();
+
+        // Publish before reading the state: a transition either sees the waiter or is seen here.
+        Interlocked.Exchange(ref _wake, wake);
+        if (Volatile.Read(ref _state) != Running)
+        {
+            wake.TrySetResult();
+        }
+
+        return wake.Task;
+    }
 
     public override async Task WriteResponseHeadersAsync(Metadata responseHeaders)
     {
@@ -165,16 +203,17 @@ internal sealed class HttpServerCallContext : ServerCallContext, IDisposable
         }
         finally
         {
-            _writeGate.Release();
+            ExitWrite();
         }
     }
 
     /// <summary>Writes one response message; flush false leaves it buffered until the status is written.</summary>
-    public async ValueTask WriteMessageAsync(IMessage message, bool flush, CancellationToken cancellationToken)
+    public ValueTask WriteMessageAsync(IMessage message, bool flush, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(message);
         cancellationToken.ThrowIfCancellationRequested();
         EnterWrite();
+        ValueTask<System.IO.Pipelines.FlushResult> flushing;
         try
         {
             if (!_headersPrepared)
@@ -184,71 +223,88 @@ internal sealed class HttpServerCallContext : ServerCallContext, IDisposable
 
             var compress = _compressResponses && !(WriteOptions?.NoCompress ?? false);
             var options = _runtime.Options;
-            MessageFraming.WriteMessage(_http.Response.BodyWriter, message, compress, options.CompressionLevel, options.MaxSendMessageSize);
+            var writer = _http.Response.BodyWriter;
+            MessageFraming.WriteMessage(writer, message, compress, options.CompressionLevel, options.MaxSendMessageSize);
             _messagesWritten = true;
-            if (flush)
+            if (!flush)
             {
-                var result = await _http.Response.BodyWriter.FlushAsync(_cts.Token).ConfigureAwait(false);
-                if (result.IsCanceled)
-                {
-                    throw new OperationCanceledException(_cts.Token);
-                }
+                ExitWrite();
+                return ValueTask.CompletedTask;
+            }
+
+            flushing = writer.FlushAsync(_cts.Token);
+        }
+        catch
+        {
+            ExitWrite();
+            throw;
+        }
+
+        if (flushing.IsCompletedSuccessfully)
+        {
+            var canceled = flushing.Result.IsCanceled;
+            ExitWrite();
+            return canceled ? ValueTask.FromException(new OperationCanceledException(_cts.Token)) : ValueTask.CompletedTask;
+        }
+
+        return AwaitFlushAsync(flushing);
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask AwaitFlushAsync(ValueTask<System.IO.Pipelines.FlushResult> flushing)
+    {
+        try
+        {
+            var result = await flushing.ConfigureAwait(false);
+            if (result.IsCanceled)
+            {
+                throw new OperationCanceledException(_cts.Token);
             }
         }
         finally
         {
-            _writeGate.Release();
+            ExitWrite();
         }
     }
 
     /// <summary>Reads the next request message; null at the end of the request stream.</summary>
-    public async ValueTask<T?> ReadMessageAsync<T>(MessageParser<T> parser, CancellationToken cancellationToken)
+    public ValueTask<T?> ReadMessageAsync<T>(MessageParser<T> parser, CancellationToken cancellationToken)
         where T : class, IMessage<T>
     {
         cancellationToken.ThrowIfCancellationRequested();
-        if (_readClosed)
+        EnterRead();
+        var token = _cts.Token;
+        if (cancellationToken.CanBeCanceled && cancellationToken != token)
         {
-            throw CallEndedException();
+            return ReadLinkedAsync(parser, cancellationToken);
         }
 
-        if (!_readGate.Wait(0))
-        {
-            throw new InvalidOperationException("A previous read of the request stream is still in progress; await each MoveNext before the next.");
-        }
-
-        CancellationTokenSource? linked = null;
+        ValueTask<T?> read;
         try
         {
-            if (_readClosed)
-            {
-                throw CallEndedException();
-            }
-
-            var token = _cts.Token;
-            if (cancellationToken.CanBeCanceled && cancellationToken != token)
-            {
-                linked = CancellationTokenSource.CreateLinkedTokenSource(token, cancellationToken);
-                token = linked.Token;
-            }
-
-            return await MessageFraming.ReadMessageAsync(_http.Request.BodyReader, parser, _runtime.Options.MaxReceiveMessageSize, RequestEncoding, token).ConfigureAwait(false);
+            read = MessageFraming.ReadMessageAsync(_http.Request.BodyReader, parser, _runtime.Options.MaxReceiveMessageSize, RequestEncoding, token);
         }
-        catch (Exception ex) when (ex is not RpcException && ex is not OperationCanceledException && _cts.IsCancellationRequested)
+        catch (Exception ex)
         {
-            // Kestrel reports a reset stream as an IOException; to the handler it is a cancellation.
-            throw new OperationCanceledException("The call was cancelled.", ex, _cts.Token);
+            ExitRead();
+            return ValueTask.FromException<T?>(ex);
         }
-        finally
+
+        if (read.IsCompletedSuccessfully)
         {
-            linked?.Dispose();
-            _readGate.Release();
+            var message = read.Result;
+            ExitRead();
+            return ValueTask.FromResult(message);
         }
+
+        return AwaitReadAsync(read);
     }
 
     /// <summary>
     /// Reads exactly one request message (unary and server-streaming): a missing message or a second
     /// one is INTERNAL, per the spec.
     /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<T> ReadSingleMessageAsync<T>(MessageParser<T> parser)
         where T : class, IMessage<T>
     {
@@ -267,7 +323,7 @@ internal sealed class HttpServerCallContext : ServerCallContext, IDisposable
     public async Task FinishAsync(Exception? exception)
     {
         Status status;
-        Metadata? trailers = _responseTrailers;
+        Metadata? thrownTrailers = null;
         if (exception is null)
         {
             status = Status;
@@ -275,15 +331,7 @@ internal sealed class HttpServerCallContext : ServerCallContext, IDisposable
         else if (exception is RpcException rpc)
         {
             status = rpc.Status;
-            // Handlers often throw with context.ResponseTrailers itself; merge only a distinct collection.
-            if (rpc.Trailers.Count > 0 && !ReferenceEquals(rpc.Trailers, _responseTrailers))
-            {
-                trailers = ResponseTrailers;
-                foreach (var entry in rpc.Trailers)
-                {
-                    trailers.Add(entry);
-                }
-            }
+            thrownTrailers = rpc.Trailers;
         }
         else if (exception is OperationCanceledException && _cts.IsCancellationRequested)
         {
@@ -306,8 +354,8 @@ internal sealed class HttpServerCallContext : ServerCallContext, IDisposable
 
         // Nothing else may write: the handler is done, and a leaked write sees the closed gate.
         _writeClosed = true;
-        await _writeGate.WaitAsync().ConfigureAwait(false);
-        WriteStatus(status, trailers);
+        await TakeGateAsync(write: true).ConfigureAwait(false);
+        WriteStatus(status, SnapshotTrailers(_responseTrailers, thrownTrailers));
         await CloseReadsAsync().ConfigureAwait(false);
     }
 
@@ -317,12 +365,16 @@ internal sealed class HttpServerCallContext : ServerCallContext, IDisposable
     /// </summary>
     public async Task EndEarlyAsync()
     {
+        // The handler may still read its request headers after the HttpContext has gone back to Kestrel's pool.
+        _ = RequestHeaders;
         _writeClosed = true;
-        await _writeGate.WaitAsync().ConfigureAwait(false);
+        await TakeGateAsync(write: true).ConfigureAwait(false);
         if (_deadlineExceeded && !_http.RequestAborted.IsCancellationRequested)
         {
             ServerLog.DeadlineExceeded(_runtime.Logger, Method);
-            WriteStatus(new Status(StatusCode.DeadlineExceeded, "Deadline Exceeded"), _responseTrailers);
+
+            // The handler is still running and may still be changing its trailers: send the status alone.
+            WriteStatus(new Status(StatusCode.DeadlineExceeded, "Deadline Exceeded"), null);
         }
         else
         {
@@ -339,10 +391,10 @@ internal sealed class HttpServerCallContext : ServerCallContext, IDisposable
         _deadlineCts?.Dispose();
     }
 
-    private static Metadata ReadRequestHeaders(IHeaderDictionary headers)
+    private Metadata CreateRequestHeaders()
     {
         var metadata = new Metadata();
-        foreach (var header in headers)
+        foreach (var header in _http.Request.Headers)
         {
             if (MetadataHeaders.IsReserved(header.Key))
             {
@@ -367,7 +419,31 @@ internal sealed class HttpServerCallContext : ServerCallContext, IDisposable
             }
         }
 
-        return metadata;
+        return Interlocked.CompareExchange(ref _requestHeaders, metadata, null) ?? metadata;
+    }
+
+    /// <summary>
+    /// Copies the trailers to send: the context's, then those of a thrown RpcException unless it carries the
+    /// context's own collection. The copy keeps the transport off collections handler code can still reach.
+    /// </summary>
+    private static Metadata.Entry[]? SnapshotTrailers(Metadata? context, Metadata? thrown)
+    {
+        if (ReferenceEquals(context, thrown))
+        {
+            thrown = null;
+        }
+
+        var contextCount = context?.Count ?? 0;
+        var thrownCount = thrown?.Count ?? 0;
+        if (contextCount + thrownCount == 0)
+        {
+            return null;
+        }
+
+        var entries = new Metadata.Entry[contextCount + thrownCount];
+        context?.CopyTo(entries, 0);
+        thrown?.CopyTo(entries, contextCount);
+        return entries;
     }
 
     private static string FormatPeer(IPAddress? ip, int port)
@@ -412,19 +488,24 @@ internal sealed class HttpServerCallContext : ServerCallContext, IDisposable
 
         _deadlineExceeded = true;
         CancelHandler();
-        _endedEarly.TrySetResult();
+        WakeFromCallback();
     }
 
     private void OnAborted()
     {
-        if (Interlocked.CompareExchange(ref _state, EndedEarly, Running) == Running)
+        var endedEarly = Interlocked.CompareExchange(ref _state, EndedEarly, Running) == Running;
+        CancelHandler();
+        if (endedEarly)
         {
-            CancelHandler();
-            _endedEarly.TrySetResult();
+            WakeFromCallback();
         }
-        else
+    }
+
+    private void WakeFromCallback()
+    {
+        if (Volatile.Read(ref _wake) is { } wake)
         {
-            CancelHandler();
+            ThreadPool.UnsafeQueueUserWorkItem(static w => w.TrySetResult(), wake, preferLocal: false);
         }
     }
 
@@ -448,17 +529,109 @@ internal sealed class HttpServerCallContext : ServerCallContext, IDisposable
             throw CallEndedException();
         }
 
-        if (!_writeGate.Wait(0))
+        if (Interlocked.CompareExchange(ref _writing, 1, 0) != 0)
         {
-            throw new InvalidOperationException("A previous write is still in progress; await each WriteAsync before the next.");
+            throw _writeClosed
+                ? CallEndedException()
+                : new InvalidOperationException("A previous write is still in progress; await each WriteAsync before the next.");
         }
 
         if (_writeClosed)
         {
-            _writeGate.Release();
+            ExitWrite();
             throw CallEndedException();
         }
     }
+
+    private void ExitWrite()
+    {
+        // Full fence before looking for a waiter, so the call's end either sees the gate open or is woken.
+        Interlocked.Exchange(ref _writing, 0);
+        Volatile.Read(ref _ioReleased)?.TrySetResult();
+    }
+
+    private void EnterRead()
+    {
+        if (_readClosed)
+        {
+            throw CallEndedException();
+        }
+
+        if (Interlocked.CompareExchange(ref _reading, 1, 0) != 0)
+        {
+            throw _readClosed
+                ? CallEndedException()
+                : new InvalidOperationException("A previous read of the request stream is still in progress; await each MoveNext before the next.");
+        }
+
+        if (_readClosed)
+        {
+            ExitRead();
+            throw CallEndedException();
+        }
+    }
+
+    private void ExitRead()
+    {
+        Interlocked.Exchange(ref _reading, 0);
+        Volatile.Read(ref _ioReleased)?.TrySetResult();
+    }
+
+    /// <summary>Takes a gate for good once its in-flight holder has left; only the call's end (one at a time) calls this.</summary>
+    private async ValueTask TakeGateAsync(bool write)
+    {
+        while (Interlocked.CompareExchange(ref write ? ref _writing : ref _reading, 1, 0) != 0)
+        {
+            var released = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            Interlocked.Exchange(ref _ioReleased, released);
+            if (Volatile.Read(ref write ? ref _writing : ref _reading) == 0)
+            {
+                continue;
+            }
+
+            await released.Task.ConfigureAwait(false);
+        }
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<T?> AwaitReadAsync<T>(ValueTask<T?> read)
+        where T : class, IMessage<T>
+    {
+        try
+        {
+            return await read.ConfigureAwait(false);
+        }
+        catch (Exception ex) when (IsResetOfCancelledCall(ex))
+        {
+            throw new OperationCanceledException("The call was cancelled.", ex, _cts.Token);
+        }
+        finally
+        {
+            ExitRead();
+        }
+    }
+
+    private async ValueTask<T?> ReadLinkedAsync<T>(MessageParser<T> parser, CancellationToken cancellationToken)
+        where T : class, IMessage<T>
+    {
+        try
+        {
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(_cts.Token, cancellationToken);
+            return await MessageFraming.ReadMessageAsync(_http.Request.BodyReader, parser, _runtime.Options.MaxReceiveMessageSize, RequestEncoding, linked.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (IsResetOfCancelledCall(ex))
+        {
+            throw new OperationCanceledException("The call was cancelled.", ex, _cts.Token);
+        }
+        finally
+        {
+            ExitRead();
+        }
+    }
+
+    /// <summary>Kestrel reports a reset stream as an IOException; to the handler it is a cancellation.</summary>
+    private bool IsResetOfCancelledCall(Exception ex) =>
+        ex is not RpcException && ex is not OperationCanceledException && _cts.IsCancellationRequested;
 
     private Exception CallEndedException() => _cts.IsCancellationRequested
         ? new OperationCanceledException("The call has ended (deadline exceeded or cancelled by the client).", _cts.Token)
@@ -498,7 +671,7 @@ internal sealed class HttpServerCallContext : ServerCallContext, IDisposable
         }
     }
 
-    private void WriteStatus(Status status, Metadata? trailers)
+    private void WriteStatus(Status status, Metadata.Entry[]? trailers)
     {
         if (_http.RequestAborted.IsCancellationRequested)
         {
@@ -515,15 +688,15 @@ internal sealed class HttpServerCallContext : ServerCallContext, IDisposable
         }
     }
 
-    private async Task CloseReadsAsync()
+    private async ValueTask CloseReadsAsync()
     {
         _readClosed = true;
-        if (_readGate.CurrentCount == 0)
+        if (Volatile.Read(ref _reading) != 0)
         {
             // A read is still in flight (a handler that returned without draining): cancel and wait it out.
             CancelHandler();
         }
 
-        await _readGate.WaitAsync().ConfigureAwait(false);
+        await TakeGateAsync(write: false).ConfigureAwait(false);
     }
 }

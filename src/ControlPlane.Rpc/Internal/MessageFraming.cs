@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.IO.Compression;
 using System.IO.Pipelines;
+using System.Runtime.CompilerServices;
 using Google.Protobuf;
 
 namespace ControlPlane.Rpc.Internal;
@@ -137,6 +138,7 @@ internal static class MessageFraming
     /// stream ends inside a frame, and the statuses of <see cref="TryReadFrame"/> and <see cref="ParsePayload{T}"/>.
     /// For a Stream, wrap it with PipeReader.Create(stream).
     /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public static async ValueTask<T?> ReadMessageAsync<T>(PipeReader reader, MessageParser<T> parser, int maxReceiveSize, string? encoding, CancellationToken cancellationToken)
         where T : class, IMessage<T>
     {

@@ -1,4 +1,5 @@
 using System.Buffers.Text;
+using System.Net.Http.Headers;
 
 namespace ControlPlane.Rpc.Internal;
 
@@ -57,6 +58,33 @@ internal static class MetadataHeaders
         {
             metadata.Add(key, DecodeBase64(key, value.AsSpan()[range].Trim()));
         }
+    }
+
+    /// <summary>Converts received HTTP headers or trailers to metadata, dropping reserved ones.</summary>
+    public static Metadata FromHttpHeaders(HttpHeadersNonValidated headers)
+    {
+        var metadata = new Metadata();
+        foreach (var header in headers)
+        {
+            if (IsReserved(header.Key))
+            {
+                continue;
+            }
+
+            foreach (var value in header.Value)
+            {
+                try
+                {
+                    AddHeader(metadata, header.Key, value);
+                }
+                catch (Exception ex) when (ex is ArgumentException or FormatException)
+                {
+                    // The spec lets a client drop a header value that is valid HTTP but not valid gRPC metadata.
+                }
+            }
+        }
+
+        return metadata;
     }
 
     /// <summary>Decodes padded or unpadded base64.</summary>

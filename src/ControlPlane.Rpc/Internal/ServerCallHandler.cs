@@ -54,30 +54,20 @@ internal sealed class ServerCallHandler<TRequest, TResponse>
             }
 
             _runtime.Tracker.CallStarted();
-            Task handlerTask;
-            try
+            var run = RunAsync(call);
+            if (!run.IsCompleted)
             {
-                handlerTask = RunAsync(call);
-            }
-            catch (Exception ex)
-            {
-                handlerTask = Task.FromException(ex);
+                await call.WhenHandlerCompletedOrEndedAsync().ConfigureAwait(false);
             }
 
-            if (!handlerTask.IsCompleted)
-            {
-                await Task.WhenAny(handlerTask, call.EndedEarlyTask).ConfigureAwait(false);
-            }
-
-            if (handlerTask.IsCompleted && call.TryBeginFinish())
+            if (call.HandlerCompleted)
             {
                 _runtime.Tracker.CallEnded();
-                await call.FinishAsync(handlerTask.Exception?.InnerException ?? (handlerTask.IsCanceled ? new OperationCanceledException() : null)).ConfigureAwait(false);
+                await call.FinishAsync(call.HandlerError).ConfigureAwait(false);
             }
             else
             {
-                // The call is over for the client; the handler may still be unwinding and is only observed.
-                _ = ObserveLateHandler(handlerTask);
+                // The call is over for the client; the handler may still be unwinding and is only accounted for when it ends.
                 await call.EndEarlyAsync().ConfigureAwait(false);
             }
         }
@@ -87,53 +77,51 @@ internal sealed class ServerCallHandler<TRequest, TResponse>
         }
     }
 
-    private async Task ObserveLateHandler(Task handlerTask)
+    /// <summary>Runs the handler chain; never faults: the outcome goes to the call, which decides how the call ends.</summary>
+    private async Task RunAsync(HttpServerCallContext call)
     {
+        Exception? error = null;
         try
         {
-            await handlerTask.ConfigureAwait(false);
-            ServerLog.HandlerEndedAfterCall(_runtime.Logger, _method.FullName, null);
+            switch (_method.Type)
+            {
+                case MethodType.Unary:
+                {
+                    var request = await call.ReadSingleMessageAsync(MessageParsers<TRequest>.Parser).ConfigureAwait(false);
+                    var response = await _unary!(request, call).ConfigureAwait(false);
+                    await WriteSingleResponseAsync(call, response).ConfigureAwait(false);
+                    break;
+                }
+
+                case MethodType.ClientStreaming:
+                {
+                    var reader = new HttpRequestStreamReader<TRequest>(call);
+                    var response = await _clientStreaming!(reader, call).ConfigureAwait(false);
+                    await WriteSingleResponseAsync(call, response).ConfigureAwait(false);
+                    break;
+                }
+
+                case MethodType.ServerStreaming:
+                {
+                    var request = await call.ReadSingleMessageAsync(MessageParsers<TRequest>.Parser).ConfigureAwait(false);
+                    await _serverStreaming!(request, new HttpResponseStreamWriter<TResponse>(call), call).ConfigureAwait(false);
+                    break;
+                }
+
+                default:
+                    await _duplex!(new HttpRequestStreamReader<TRequest>(call), new HttpResponseStreamWriter<TResponse>(call), call).ConfigureAwait(false);
+                    break;
+            }
         }
         catch (Exception ex)
         {
-            ServerLog.HandlerEndedAfterCall(_runtime.Logger, _method.FullName, ex);
+            error = ex;
         }
-        finally
+
+        if (!call.OnHandlerCompleted(error))
         {
+            ServerLog.HandlerEndedAfterCall(_runtime.Logger, _method.FullName, error);
             _runtime.Tracker.CallEnded();
-        }
-    }
-
-    private async Task RunAsync(HttpServerCallContext call)
-    {
-        switch (_method.Type)
-        {
-            case MethodType.Unary:
-            {
-                var request = await call.ReadSingleMessageAsync(MessageParsers<TRequest>.Parser).ConfigureAwait(false);
-                var response = await _unary!(request, call).ConfigureAwait(false);
-                await WriteSingleResponseAsync(call, response).ConfigureAwait(false);
-                break;
-            }
-
-            case MethodType.ClientStreaming:
-            {
-                var reader = new HttpRequestStreamReader<TRequest>(call);
-                var response = await _clientStreaming!(reader, call).ConfigureAwait(false);
-                await WriteSingleResponseAsync(call, response).ConfigureAwait(false);
-                break;
-            }
-
-            case MethodType.ServerStreaming:
-            {
-                var request = await call.ReadSingleMessageAsync(MessageParsers<TRequest>.Parser).ConfigureAwait(false);
-                await _serverStreaming!(request, new HttpResponseStreamWriter<TResponse>(call), call).ConfigureAwait(false);
-                break;
-            }
-
-            default:
-                await _duplex!(new HttpRequestStreamReader<TRequest>(call), new HttpResponseStreamWriter<TResponse>(call), call).ConfigureAwait(false);
-                break;
         }
     }
 

@@ -5,7 +5,9 @@ internal sealed class ServerCallTracker
 {
     private long _active;
     private long _total;
-    private TaskCompletionSource _idle = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    // Created by a waiter only; a server nobody waits on allocates nothing when it goes idle.
+    private TaskCompletionSource? _idle;
 
     /// <summary>Handlers started and not yet finished.</summary>
     public long ActiveCalls => Interlocked.Read(ref _active);
@@ -21,10 +23,9 @@ internal sealed class ServerCallTracker
 
     public void CallEnded()
     {
-        if (Interlocked.Decrement(ref _active) == 0)
+        if (Interlocked.Decrement(ref _active) == 0 && Volatile.Read(ref _idle) is not null)
         {
-            var idle = Interlocked.Exchange(ref _idle, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
-            idle.TrySetResult();
+            Interlocked.Exchange(ref _idle, null)?.TrySetResult();
         }
     }
 
@@ -33,8 +34,9 @@ internal sealed class ServerCallTracker
     {
         while (true)
         {
-            // Read the signal before the count, so a call ending in between still wakes us.
-            var idle = Volatile.Read(ref _idle);
+            // Publish the signal before reading the count (both full fences), so a call ending in between still wakes us.
+            var created = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var idle = Interlocked.CompareExchange(ref _idle, created, null) ?? created;
             if (ActiveCalls == 0)
             {
                 return;

@@ -53,7 +53,7 @@ internal static class ServerProtocol
     }
 
     /// <summary>Writes a Trailers-Only response: status (and trailers) in the HEADERS frame, no body.</summary>
-    public static void WriteTrailersOnly(HttpContext http, Status status, Metadata? trailers)
+    public static void WriteTrailersOnly(HttpContext http, Status status, Metadata.Entry[]? trailers)
     {
         var response = http.Response;
         response.StatusCode = StatusCodes.Status200OK;
@@ -78,7 +78,7 @@ internal static class ServerProtocol
     }
 
     /// <summary>Writes status and custom trailers as HTTP/2 trailers after the body.</summary>
-    public static void WriteTrailers(HttpContext http, Status status, Metadata? trailers)
+    public static void WriteTrailers(HttpContext http, Status status, Metadata.Entry[]? trailers)
     {
         var response = http.Response;
         response.AppendTrailer(GrpcProtocol.StatusHeader, StatusString(status.StatusCode));
