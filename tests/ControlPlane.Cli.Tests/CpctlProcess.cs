@@ -54,7 +54,7 @@ internal sealed class CpctlProcess : IAsyncDisposable
     }
 
     /// <summary>Starts <c>dotnet DLL args</c>, the DLL from the test's output folder (cpctl.dll, DotnetAgent.dll).</summary>
-    public static CpctlProcess Start(string dll, IEnumerable<string> args, string? workingDirectory = null)
+    public static CpctlProcess Start(string dll, IEnumerable<string> args, string? workingDirectory = null, IReadOnlyDictionary<string, string>? environment = null)
     {
         var start = new ProcessStartInfo("dotnet")
         {
@@ -63,6 +63,11 @@ internal sealed class CpctlProcess : IAsyncDisposable
             UseShellExecute = false,
             WorkingDirectory = workingDirectory ?? AppContext.BaseDirectory,
         };
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[name] = value;
+        }
+
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, dll));
         foreach (var arg in args)
         {
