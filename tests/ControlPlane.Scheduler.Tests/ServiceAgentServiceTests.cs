@@ -175,6 +175,29 @@ public sealed class ServiceAgentServiceTests
     }
 
     [Fact]
+    public async Task DrainAgent_AgentAnswersSlotsChangedZero_StaysDraining()
+    {
+        await using var host = await ServiceTestHost.StartAsync();
+        await using var agent = await ServiceScriptedAgent.ConnectAsync(host.Channel, ServiceScriptedAgent.Hello("drainee", slots: 2));
+        Assert.Equal(Kind.Welcome, (await agent.NextAsync()).MessageCase);
+        await host.Call(M.DrainAgent, new DrainAgentRequest { AgentId = "drainee" });
+        Assert.Equal(Kind.Drain, (await agent.NextAsync()).MessageCase);
+
+        // A draining agent gives its slots back, as the agent library does.
+        await agent.SendAsync(new ConnectRequest { SlotsChanged = new SlotsChanged { Slots = 0 } });
+        using var timeout = new CancellationTokenSource(ServiceTestHost.Timeout);
+        Agent listed;
+        do
+        {
+            await Task.Delay(20, timeout.Token);
+            listed = (await host.Call(M.ListAgents, new ListAgentsRequest())).Agents.Single(a => a.AgentId == "drainee");
+        }
+        while (listed.Slots != 0);
+
+        Assert.Equal(AgentState.Draining, listed.State);
+    }
+
+    [Fact]
     public async Task StopAsync_AgentConnected_StreamEndsUnavailableSoTheAgentReconnects()
     {
         var host = await ServiceTestHost.StartAsync();

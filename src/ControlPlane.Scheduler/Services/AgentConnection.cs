@@ -64,6 +64,12 @@ internal sealed class AgentConnection : IDisposable
 
     public void Drain(string reason)
     {
+        // Once is enough: the store's drain signal also arrives after a drained agent re-registers its slots.
+        if (draining)
+        {
+            return;
+        }
+
         draining = true;
         Send(new ConnectResponse { Drain = new V1.Drain { Reason = reason } });
     }
@@ -346,6 +352,12 @@ internal sealed class AgentConnection : IDisposable
 
         // Re-registering is how the store learns the new slot count; the attempts listed keep their leases.
         var session = await RpcErrors.Guard(() => store.ConnectAgentAsync(updated, token)).ConfigureAwait(false);
+        if (draining)
+        {
+            // Re-registering marks the agent connected again; a drained agent must stay draining.
+            await RpcErrors.Guard(() => store.DrainAgentAsync(AgentId, token)).ConfigureAwait(false);
+        }
+
         lock (gate)
         {
             registration = updated;
