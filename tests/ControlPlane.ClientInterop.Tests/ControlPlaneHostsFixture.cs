@@ -1,3 +1,4 @@
+using ControlPlane.Tests.Shared;
 namespace ControlPlane.ClientInterop.Tests;
 
 /// <summary>

@@ -1,3 +1,4 @@
+using ControlPlane.Tests.Shared;
 using System.Net;
 using System.Net.Sockets;
 using System.Text.RegularExpressions;

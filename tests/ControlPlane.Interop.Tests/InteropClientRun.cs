@@ -1,3 +1,4 @@
+using ControlPlane.Tests.Shared;
 using Xunit.Sdk;
 
 namespace ControlPlane.Interop.Tests;
@@ -11,7 +12,7 @@ public static class InteropClientRun
     public static async Task AssertPassesAsync(InteropServerFixture server, string testCase, string description, string fileName, params string[] arguments)
     {
         string[] standard = [$"--server_host=127.0.0.1", $"--server_port={server.Port}", $"--test_case={testCase}", "--use_tls=false"];
-        await using var client = PeerProcess.Start(description, fileName, InteropEnvironment.InteropDirectory, [.. arguments, .. standard]);
+        await using var client = ObservedProcess.Start(description, fileName, InteropEnvironment.InteropDirectory, [.. arguments, .. standard]);
         var exitCode = await client.WaitForExitAsync(CaseTimeout);
         if (exitCode == 0 && client.Output.Contains($"PASS {testCase}", StringComparison.Ordinal))
         {

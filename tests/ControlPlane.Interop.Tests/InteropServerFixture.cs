@@ -1,10 +1,11 @@
+using ControlPlane.Tests.Shared;
 namespace ControlPlane.Interop.Tests;
 
 /// <summary>One interop server process per test class, on a free loopback port.</summary>
 public abstract class InteropServerFixture : IAsyncLifetime
 {
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(60);
-    private PeerProcess? _server;
+    private ObservedProcess? _server;
 
     public int Port { get; private set; }
 
@@ -25,5 +26,5 @@ public abstract class InteropServerFixture : IAsyncLifetime
         }
     }
 
-    protected abstract PeerProcess StartServer();
+    protected abstract ObservedProcess StartServer();
 }

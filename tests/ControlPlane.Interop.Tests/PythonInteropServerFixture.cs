@@ -1,12 +1,13 @@
+using ControlPlane.Tests.Shared;
 namespace ControlPlane.Interop.Tests;
 
 /// <summary>The Python grpcio TestService server (tests/interop/interop_server.py).</summary>
 public sealed class PythonInteropServerFixture : InteropServerFixture
 {
-    protected override PeerProcess StartServer()
+    protected override ObservedProcess StartServer()
     {
         InteropEnvironment.RequirePython();
-        return PeerProcess.Start(
+        return ObservedProcess.Start(
             "grpcio interop_server.py",
             InteropEnvironment.PythonPath,
             InteropEnvironment.InteropDirectory,

@@ -1,10 +1,12 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Text;
+using System.Text.RegularExpressions;
 
-namespace ControlPlane.ClientInterop.Tests;
+namespace ControlPlane.Tests.Shared;
 
 /// <summary>A child process whose combined output is captured and awaitable line by line; killed, tree and all, on dispose.</summary>
-public sealed class ObservedProcess : IAsyncDisposable
+public sealed partial class ObservedProcess : IAsyncDisposable
 {
     private readonly Process _process;
     private readonly StringBuilder _output = new();
@@ -91,6 +93,13 @@ public sealed class ObservedProcess : IAsyncDisposable
         throw new InvalidOperationException($"{Description} was expected to print {what} but {why}. Output:\n{Output}");
     }
 
+    /// <summary>Waits for the "listening on 127.0.0.1:PORT" line a server prints once ready, and returns the port.</summary>
+    public async Task<int> WaitForListeningAsync(TimeSpan timeout)
+    {
+        var line = await WaitForLineAsync(l => ListeningLine().IsMatch(l), timeout, "its \"listening on 127.0.0.1:PORT\" line").ConfigureAwait(false);
+        return int.Parse(ListeningLine().Match(line).Groups[1].Value, CultureInfo.InvariantCulture);
+    }
+
     /// <summary>Waits for the process to exit; kills it and returns null when the timeout passes first.</summary>
     public async Task<int?> WaitForExitAsync(TimeSpan timeout)
     {
@@ -162,4 +171,7 @@ public sealed class ObservedProcess : IAsyncDisposable
             _exited.TrySetResult();
         }
     }
+
+    [GeneratedRegex(@"listening on 127\.0\.0\.1:(\d+)")]
+    private static partial Regex ListeningLine();
 }
