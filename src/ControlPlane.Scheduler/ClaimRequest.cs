@@ -1,0 +1,3 @@
+namespace ControlPlane.Scheduler;
+
+public sealed record ClaimRequest(string AgentId, int MaxSteps);

@@ -1,0 +1,3 @@
+namespace ControlPlane.Scheduler;
+
+public sealed record SlotUsage(string Kind, string Name, long Used, long Limit);
