@@ -1,0 +1,354 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using ControlPlane.Client;
+using ControlPlane.V1;
+using StackExchange.Redis;
+
+namespace ControlPlane.Bench;
+
+/// <summary>
+/// Starts redis-server, the scheduler host and K agent processes, runs the phases and prints one JSON line of figures.
+/// Throughput runs from the first submit to the last run's finished_at (the scheduler's clock, same machine).
+/// </summary>
+internal static class Driver
+{
+    // Commands that only ever arrive over the network (the baseline's set, plus pub/sub), as opposed to what scripts ran.
+    private static readonly HashSet<string> TopLevel = new(StringComparer.Ordinal)
+    {
+        "evalsha", "eval", "evalsha_ro", "eval_ro", "fcall", "multi", "exec", "bzpopmin", "bzpopmax", "xread", "blmove", "brpoplpush",
+        "ping", "echo", "client|setname", "client|setinfo", "script|load", "subscribe", "psubscribe", "unsubscribe", "punsubscribe",
+    };
+
+    private static readonly TimeSpan PhaseTimeout = TimeSpan.FromMinutes(10);
+
+    public static async Task<int> RunAsync(BenchOptions options)
+    {
+        var scratch = Directory.CreateTempSubdirectory("cp-bench-");
+        await using var redis = options.Redis is null ? await RedisProcess.StartAsync() : null;
+        var redisEndpoint = options.Redis ?? $"127.0.0.1:{redis!.Port}";
+        Console.WriteLine($"== redis {redisEndpoint}, {options.Agents} agents x {options.Slots} slots");
+        using var mux = await ConnectionMultiplexer.ConnectAsync($"{redisEndpoint},allowAdmin=true");
+        var server = mux.GetServer(redisEndpoint);
+
+        await using var scheduler = ChildProcess.Start(
+            "scheduler",
+            [options.SchedulerPath, "--listen", "127.0.0.1:0", "--redis", redisEndpoint, "--log-level", "Warning"],
+            waitFor: "scheduler listening on ");
+        var address = (await scheduler.Matched.WaitAsync(TimeSpan.FromSeconds(60))).Split("scheduler listening on ")[1].Trim();
+
+        var agents = new List<ChildProcess>();
+        try
+        {
+            var benchDll = typeof(Driver).Assembly.Location;
+            for (var i = 0; i < options.Agents; i++)
+            {
+                agents.Add(ChildProcess.Start(
+                    $"agent-{i}",
+                    [benchDll, "bench-agent", "--scheduler", address, "--id", $"bench-agent-{i}", "--slots", options.Slots.ToString(CultureInfo.InvariantCulture)],
+                    new Dictionary<string, string>
+                    {
+                        [HandlerStarts.FileVariable] = Path.Combine(scratch.FullName, $"starts-{i}.txt"),
+                        ["CP_Logging__LogLevel__Default"] = "Warning",
+                    }));
+            }
+
+            using var client = new ControlPlaneClient(address);
+            await WaitForAgentsAsync(client, options.Agents);
+            var startsLog = new StartsLog(Enumerable.Range(0, options.Agents).Select(i => Path.Combine(scratch.FullName, $"starts-{i}.txt")).ToList());
+            var bench = new Bench(client, server, scheduler, agents, startsLog);
+
+            // Warm-up (JIT, connections, script cache); not measured.
+            await bench.ThroughputAsync("warmup", Enumerable.Range(0, 4).Select(_ => Specs.FanOut("warmup", 50)).ToList(), sampleDispatch: false);
+
+            var fanout = await bench.ThroughputAsync("fanout", Enumerable.Range(0, options.FanoutRuns).Select(_ => Specs.FanOut("fanout", options.FanoutWidth)).ToList(), sampleDispatch: true);
+            var dag = await bench.ThroughputAsync("dag", Enumerable.Range(0, options.DagRuns).Select(_ => Specs.ParentWithChildren("dag", options.DagChildren)).ToList(), sampleDispatch: true);
+            var wide = await bench.ThroughputAsync("wide", [Specs.FanOut("wide", options.WideSteps)], sampleDispatch: true);
+            var seq = await bench.SequentialAsync(options.SeqRuns);
+
+            // Idle dispatch comes from the one-at-a-time runs; burst dispatch also holds the wait behind a backlog of ready steps.
+            var burst = fanout.Dispatch.Concat(dag.Dispatch).Concat(wide.Dispatch).ToList();
+            var all = new[] { fanout, dag, wide };
+            var steps = all.Sum(p => p.Steps);
+            var figures = new SortedDictionary<string, double>(StringComparer.Ordinal)
+            {
+                ["noop_steps_per_s"] = Math.Round(fanout.StepsPerSecond, 1),
+                ["dag_steps_per_s"] = Math.Round(dag.StepsPerSecond, 1),
+                ["wide_steps_per_s"] = Math.Round(wide.StepsPerSecond, 1),
+                ["seq_p50_ms"] = Math.Round(seq.P50, 3),
+                ["seq_p99_ms"] = Math.Round(seq.P99, 3),
+                ["dispatch_p50_ms"] = Math.Round(Percentiles.Of(seq.Dispatch, 50), 3),
+                ["dispatch_p99_ms"] = Math.Round(Percentiles.Of(seq.Dispatch, 99), 3),
+                ["burst_dispatch_p50_ms"] = Math.Round(Percentiles.Of(burst, 50), 3),
+                ["burst_dispatch_p99_ms"] = Math.Round(Percentiles.Of(burst, 99), 3),
+                ["burst_dispatch_samples"] = burst.Count,
+                ["redis_commands_per_step"] = Math.Round(all.Sum(p => p.Commands) / (double)steps, 3),
+                ["redis_roundtrips_per_step"] = Math.Round(all.Sum(p => p.TopLevel) / (double)steps, 3),
+                ["redis_script_calls_per_step"] = Math.Round(all.Sum(p => p.ScriptCalls) / (double)steps, 3),
+                ["seq_redis_commands_per_run"] = Math.Round(seq.CommandsPerRun, 3),
+                ["scheduler_cpu_s_per_1000_steps"] = Math.Round(all.Sum(p => p.SchedulerCpu) / steps * 1000, 4),
+                ["agents_cpu_s_per_1000_steps"] = Math.Round(all.Sum(p => p.AgentCpu) / steps * 1000, 4),
+                ["scheduler_peak_rss_mib"] = Math.Round(scheduler.PeakRssMiB(), 1),
+                ["agent_peak_rss_mib"] = Math.Round(agents[0].PeakRssMiB(), 1),
+                ["agents"] = options.Agents,
+                ["slots_per_agent"] = options.Slots,
+            };
+            var json = JsonSerializer.Serialize(figures);
+            if (options.JsonOut is { } path)
+            {
+                await File.WriteAllTextAsync(path, json + "\n");
+            }
+
+            Console.WriteLine(json);
+            return 0;
+        }
+        finally
+        {
+            // Agents first, so none of them sees the scheduler vanish and starts reconnecting.
+            foreach (var agent in agents)
+            {
+                await agent.DisposeAsync();
+            }
+
+            scratch.Delete(recursive: true);
+        }
+    }
+
+    private static async Task WaitForAgentsAsync(ControlPlaneClient client, int count)
+    {
+        var deadline = Stopwatch.StartNew();
+        while ((await client.ListAgentsAsync()).Count(a => a.AgentId.StartsWith("bench-agent-", StringComparison.Ordinal)) < count)
+        {
+            if (deadline.Elapsed > TimeSpan.FromSeconds(60))
+            {
+                throw new TimeoutException($"only some of the {count} agents connected within 60 s; see the [agent-N] lines above");
+            }
+
+            await Task.Delay(50);
+        }
+    }
+
+    internal sealed record PhaseResult(int Steps, double StepsPerSecond, long Commands, long TopLevel, long ScriptCalls, double SchedulerCpu, double AgentCpu, List<double> Dispatch);
+
+    internal sealed record SequentialResult(double P50, double P99, double CommandsPerRun, List<double> Dispatch);
+
+    private sealed class Bench(ControlPlaneClient client, IServer server, ChildProcess scheduler, IReadOnlyList<ChildProcess> agents, StartsLog startsLog)
+    {
+        public async Task<PhaseResult> ThroughputAsync(string phase, IReadOnlyList<RunSpec> specs, bool sampleDispatch)
+        {
+            var steps = specs.Sum(s => s.Steps.Count);
+            await server.ConfigResetStatisticsAsync();
+            var cpu0 = scheduler.CpuSeconds();
+            var agentCpu0 = agents.Sum(a => a.CpuSeconds());
+            var startMicros = HandlerStarts.NowMicros();
+
+            // Submit from 8 concurrent callers, as a busy client would; all runs go in as fast as the scheduler takes them.
+            var runIds = new string[specs.Count];
+            var next = -1;
+            async Task Submitter()
+            {
+                int i;
+                while ((i = Interlocked.Increment(ref next)) < specs.Count)
+                {
+                    runIds[i] = (await client.SubmitRunAsync(specs[i])).Run.Id;
+                }
+            }
+
+            await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => Submitter()));
+            await WaitUntilIdleAsync(phase, runIds.ToHashSet(), steps);
+            var cpu = scheduler.CpuSeconds() - cpu0;
+            var agentCpu = agents.Sum(a => a.CpuSeconds()) - agentCpu0;
+            var (commands, topLevel, scriptCalls) = await CommandStatsAsync();
+
+            // Every run must have succeeded; the last finished_at ends the phase.
+            var lastFinish = 0L;
+            var listed = 0;
+            var request = new ListRunsRequest { PageSize = 1000 };
+            request.Labels["bench"] = phase;
+            do
+            {
+                var page = await client.ListRunsAsync(request);
+                foreach (var run in page.Runs)
+                {
+                    if (run.State != RunState.Succeeded)
+                    {
+                        throw new InvalidOperationException($"{phase}: run {run.Id} ended {run.State}: {run.Error}");
+                    }
+
+                    listed++;
+                    lastFinish = Math.Max(lastFinish, Micros(run.FinishedAt));
+                }
+
+                request.PageToken = page.NextPageToken;
+            }
+            while (!string.IsNullOrEmpty(request.PageToken));
+            if (listed != specs.Count)
+            {
+                throw new InvalidOperationException($"{phase}: ListRuns returned {listed} runs, submitted {specs.Count}");
+            }
+
+            var seconds = (lastFinish - startMicros) / 1e6;
+            var dispatch = sampleDispatch ? await DispatchLatencyAsync(runIds.Take(50).ToList()) : [];
+            var result = new PhaseResult(steps, steps / seconds, commands, topLevel, scriptCalls, cpu, agentCpu, dispatch);
+            Console.WriteLine(string.Create(
+                CultureInfo.InvariantCulture,
+                $"== {phase}: {specs.Count} runs, {steps} steps in {seconds:F2} s = {result.StepsPerSecond:F0} steps/s; {commands / (double)steps:F2} Redis commands/step, {topLevel / (double)steps:F3} top-level/step, {scriptCalls / (double)steps:F3} script calls/step; CPU-s per 1,000 steps: scheduler {cpu / steps * 1000:F3}, agents {agentCpu / steps * 1000:F3}; dispatch p50 {Percentiles.Of(dispatch, 50):F2} ms p99 {Percentiles.Of(dispatch, 99):F2} ms ({dispatch.Count} samples)"));
+            return result;
+        }
+
+        public async Task<SequentialResult> SequentialAsync(int count)
+        {
+            var latencies = new List<double>(count);
+            var measured = new List<string>(count);
+            for (var i = -20; i < count; i++)
+            {
+                // The first 20 are warm-up; statistics are reset once they are done.
+                if (i == 0)
+                {
+                    await server.ConfigResetStatisticsAsync();
+                }
+
+                var spec = Specs.FanOut("seq", 1);
+                var clock = Stopwatch.StartNew();
+                var runId = (await client.SubmitRunAsync(spec)).Run.Id;
+                RunState? final = null;
+                using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+                await foreach (var e in client.WatchRunAsync(runId, cancellationToken: timeout.Token))
+                {
+                    if (e.RunStateChanged is { } changed && changed.ToState is RunState.Succeeded or RunState.Failed or RunState.Cancelled)
+                    {
+                        final = changed.ToState;
+                    }
+                }
+
+                var elapsed = clock.Elapsed.TotalMilliseconds;
+                if (final != RunState.Succeeded)
+                {
+                    throw new InvalidOperationException($"seq: run {runId} ended {final?.ToString() ?? "without a final state"}");
+                }
+
+                if (i >= 0)
+                {
+                    latencies.Add(elapsed);
+                    measured.Add(runId);
+                }
+            }
+
+            var (commands, _, _) = await CommandStatsAsync();
+            var dispatch = await DispatchLatencyAsync(measured);
+            var result = new SequentialResult(Percentiles.Of(latencies, 50), Percentiles.Of(latencies, 99), commands / (double)count, dispatch);
+            Console.WriteLine(string.Create(
+                CultureInfo.InvariantCulture,
+                $"== seq: {count} one-step runs one at a time, submit -> final event: p50 {result.P50:F2} ms, p99 {result.P99:F2} ms, mean {latencies.Average():F2} ms; {result.CommandsPerRun:F1} Redis commands/run; dispatch (READY -> handler start, nothing queued) p50 {Percentiles.Of(dispatch, 50):F2} ms p99 {Percentiles.Of(dispatch, 99):F2} ms"));
+            return result;
+        }
+
+        // Watches the agents' start files first (no Redis traffic), so the phase's command counts stay the scheduler's own;
+        // only then asks the scheduler, a few times, until no run of the phase is left unfinished.
+        private async Task WaitUntilIdleAsync(string phase, IReadOnlySet<string> runIds, int steps)
+        {
+            var clock = Stopwatch.StartNew();
+            while (true)
+            {
+                startsLog.Refresh();
+                if (startsLog.CountStarted(runIds) >= steps)
+                {
+                    break;
+                }
+
+                ThrowIfLate();
+                await Task.Delay(5);
+            }
+
+            while (await AnyAsync(RunState.Running) || await AnyAsync(RunState.Pending))
+            {
+                ThrowIfLate();
+                await Task.Delay(5);
+            }
+
+            void ThrowIfLate()
+            {
+                if (clock.Elapsed > PhaseTimeout)
+                {
+                    throw new TimeoutException($"{phase}: runs still not finished after {PhaseTimeout.TotalMinutes} min; see the [scheduler] and [agent-N] lines above");
+                }
+            }
+
+            async Task<bool> AnyAsync(RunState state)
+            {
+                var request = new ListRunsRequest { State = state, PageSize = 1 };
+                request.Labels["bench"] = phase;
+                return (await client.ListRunsAsync(request)).Runs.Count > 0;
+            }
+        }
+
+        /// <summary>Step READY (from the step's history) -> handler start (recorded by the agent), for the steps of a sample of runs.</summary>
+        private async Task<List<double>> DispatchLatencyAsync(IReadOnlyList<string> runIds)
+        {
+            var ready = new List<(string Run, string Step, long ReadyMicros)>();
+            foreach (var runId in runIds)
+            {
+                var run = await client.GetRunAsync(runId);
+                foreach (var step in run.Steps)
+                {
+                    var transition = step.History.LastOrDefault(h => h.ToState.Contains("READY", StringComparison.OrdinalIgnoreCase))
+                        ?? throw new InvalidOperationException($"run {runId} step {step.Id}: its history has no transition to READY");
+                    ready.Add((runId, step.Id, Micros(transition.Time)));
+                }
+            }
+
+            // The agents write start times off the handler's path: give the last lines a moment to reach the files.
+            var clock = Stopwatch.StartNew();
+            startsLog.Refresh();
+            while (ready.Any(r => !startsLog.Starts.ContainsKey((r.Run, r.Step))))
+            {
+                if (clock.Elapsed > TimeSpan.FromSeconds(10))
+                {
+                    var missing = ready.First(r => !startsLog.Starts.ContainsKey((r.Run, r.Step)));
+                    throw new InvalidOperationException($"run {missing.Run} step {missing.Step} succeeded but no agent recorded its handler start");
+                }
+
+                await Task.Delay(10);
+                startsLog.Refresh();
+            }
+
+            return ready.Select(r => (startsLog.Starts[(r.Run, r.Step)] - r.ReadyMicros) / 1000.0).ToList();
+        }
+
+        private async Task<(long Commands, long TopLevel, long ScriptCalls)> CommandStatsAsync()
+        {
+            var raw = await server.InfoRawAsync("commandstats");
+            long commands = 0, topLevel = 0, scripts = 0;
+            foreach (var line in raw.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            {
+                if (!line.StartsWith("cmdstat_", StringComparison.Ordinal))
+                {
+                    continue;
+                }
+
+                var command = line["cmdstat_".Length..line.IndexOf(':', StringComparison.Ordinal)];
+                if (command is "info" or "config")
+                {
+                    continue;
+                }
+
+                var calls = long.Parse(line.Split(',')[0].Split('=')[1], CultureInfo.InvariantCulture);
+                commands += calls;
+                if (TopLevel.Contains(command))
+                {
+                    topLevel += calls;
+                }
+
+                if (command.StartsWith("eval", StringComparison.Ordinal) || command == "fcall")
+                {
+                    scripts += calls;
+                }
+            }
+
+            return (commands, topLevel, scripts);
+        }
+    }
+
+    private static long Micros(Google.Protobuf.WellKnownTypes.Timestamp? time) =>
+        time is null ? 0 : (time.Seconds * 1_000_000) + (time.Nanos / 1000);
+}
