@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using ControlPlane.Client;
+using ControlPlane.Scheduler.Redis.Bench;
 using ControlPlane.V1;
 using StackExchange.Redis;
 
