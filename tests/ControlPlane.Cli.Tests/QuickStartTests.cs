@@ -31,7 +31,7 @@ public sealed class QuickStartTests : IClassFixture<RedisServerFixture>
                 await agents[id].WaitForLineAsync(l => l.StartsWith($"agent {id} connecting", StringComparison.Ordinal));
             }
 
-            var pipeline = Path.Combine(RepositoryRoot(), "examples", "batch-resume.yaml");
+            var pipeline = Path.Combine(TestEnvironment.RepositoryRoot, "examples", "batch-resume.yaml");
             var submit = await CpctlProcess.RunAsync("run", "submit", pipeline, "--scheduler", address, "-o", "json");
             Assert.True(submit.ExitCode == 0, submit.Out + submit.Error);
             var runId = JsonDocument.Parse(submit.Out).RootElement.GetProperty("run").GetProperty("id").GetString()!;
@@ -87,17 +87,4 @@ public sealed class QuickStartTests : IClassFixture<RedisServerFixture>
     private static string Text(JsonElement step, string name) => step.TryGetProperty(name, out var value) ? value.GetString() ?? "" : "";
 
     private static bool Bool(JsonElement step, string name) => step.TryGetProperty(name, out var value) && value.GetBoolean();
-
-    private static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "ControlPlane.sln")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        throw new InvalidOperationException("ControlPlane.sln not found above " + AppContext.BaseDirectory);
-    }
 }

@@ -1,3 +1,4 @@
+using ControlPlane.Tests.Shared;
 using System.Diagnostics;
 using System.Reflection;
 
@@ -11,9 +12,7 @@ public static class ClientEnvironment
 {
     public const string PythonPath = "/usr/bin/python3";
 
-    private static readonly Lazy<string> Root = new(FindRepositoryRoot);
-
-    public static string RepositoryRoot => Root.Value;
+    public static string RepositoryRoot => TestEnvironment.RepositoryRoot;
 
     public static string PythonClient => Path.Combine(RepositoryRoot, "tests", "clients", "python", "hello_client.py");
 
@@ -33,7 +32,7 @@ public static class ClientEnvironment
             throw new InvalidOperationException($"{PythonPath} is missing. {hint}");
         }
 
-        var (exitCode, output) = RunQuick(PythonPath, "-c", "import grpc, grpc_tools.protoc, google.protobuf");
+        var (exitCode, output) = TestEnvironment.RunQuick(PythonPath, "-c", "import grpc, grpc_tools.protoc, google.protobuf");
         if (exitCode != 0)
         {
             throw new InvalidOperationException($"{PythonPath} cannot import grpc, grpc_tools or google.protobuf: {output.Trim()}. {hint}");
@@ -42,7 +41,7 @@ public static class ClientEnvironment
 
     public static void RequireNode()
     {
-        var (exitCode, output) = RunQuick("node", "--version");
+        var (exitCode, output) = TestEnvironment.RunQuick("node", "--version");
         if (exitCode != 0)
         {
             throw new InvalidOperationException($"node is not runnable ({output.Trim()}). Install it: apt-get install -y nodejs npm");
@@ -53,7 +52,7 @@ public static class ClientEnvironment
             if (!File.Exists(Path.Combine(RepositoryRoot, "tests", "node_modules", package, "package.json")))
             {
                 throw new InvalidOperationException(
-                    $"tests/node_modules/{package} is missing. Install the test suite's npm packages: (cd {Path.Combine(RepositoryRoot, "tests")} && npm ci)");
+                    $"tests/node_modules/{package} is missing. Install the test suite's npm packages: (cd {Path.Combine(RepositoryRoot, "tests")} && npm install --no-save)");
             }
         }
     }
@@ -64,50 +63,5 @@ public static class ClientEnvironment
         return File.Exists(path)
             ? path
             : throw new InvalidOperationException($"{path} does not exist. Build the solution first: dotnet build ControlPlane.sln");
-    }
-
-    private static (int ExitCode, string Output) RunQuick(string file, params string[] arguments)
-    {
-        var startInfo = new ProcessStartInfo(file)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var argument in arguments)
-        {
-            startInfo.ArgumentList.Add(argument);
-        }
-
-        try
-        {
-            using var process = Process.Start(startInfo)!;
-            var stdout = process.StandardOutput.ReadToEndAsync();
-            var stderr = process.StandardError.ReadToEndAsync();
-            if (!process.WaitForExit(TimeSpan.FromSeconds(30)))
-            {
-                process.Kill(entireProcessTree: true);
-                return (-1, $"{file} did not finish within 30 s");
-            }
-
-            return (process.ExitCode, stdout.Result + stderr.Result);
-        }
-        catch (System.ComponentModel.Win32Exception e)
-        {
-            return (-1, e.Message);
-        }
-    }
-
-    private static string FindRepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "ControlPlane.sln")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        throw new InvalidOperationException($"No ControlPlane.sln above {AppContext.BaseDirectory}; run the tests from the repository's build output.");
     }
 }

@@ -1,3 +1,4 @@
+using ControlPlane.Tests.Shared;
 using System.Diagnostics;
 
 namespace ControlPlane.Interop.Tests;
@@ -20,11 +21,9 @@ public static class InteropEnvironment
         "client_compressed_unary", "server_compressed_unary",
     ];
 
-    private static readonly Lazy<string> Root = new(FindRepositoryRoot);
-
     public static TheoryData<string> CaseData => new(Cases);
 
-    public static string RepositoryRoot => Root.Value;
+    public static string RepositoryRoot => TestEnvironment.RepositoryRoot;
 
     public static string InteropDirectory => Path.Combine(RepositoryRoot, "tests", "interop");
 
@@ -56,7 +55,7 @@ public static class InteropEnvironment
             throw new InvalidOperationException($"{PythonPath} is missing. {hint}");
         }
 
-        var (exitCode, output) = RunQuick(PythonPath, "-c \"import grpc, grpc_tools.protoc, google.protobuf\"");
+        var (exitCode, output) = TestEnvironment.RunQuick(PythonPath, "-c", "import grpc, grpc_tools.protoc, google.protobuf");
         if (exitCode != 0)
         {
             throw new InvalidOperationException($"{PythonPath} cannot import grpc/grpc_tools: {output.Trim()}. {hint}");
@@ -65,7 +64,7 @@ public static class InteropEnvironment
 
     public static void RequireNode()
     {
-        var (exitCode, output) = RunQuick("node", "--version");
+        var (exitCode, output) = TestEnvironment.RunQuick("node", "--version");
         if (exitCode != 0)
         {
             throw new InvalidOperationException($"node is not runnable ({output.Trim()}). Install it: apt-get install -y nodejs npm");
@@ -76,47 +75,8 @@ public static class InteropEnvironment
             if (!File.Exists(Path.Combine(RepositoryRoot, "tests", "node_modules", package, "package.json")))
             {
                 throw new InvalidOperationException(
-                    $"tests/node_modules/{package} is missing. Install the test suite's npm packages: (cd {Path.Combine(RepositoryRoot, "tests")} && npm ci)");
+                    $"tests/node_modules/{package} is missing. Install the test suite's npm packages: (cd {Path.Combine(RepositoryRoot, "tests")} && npm install --no-save)");
             }
         }
-    }
-
-    private static (int ExitCode, string Output) RunQuick(string file, string arguments)
-    {
-        try
-        {
-            using var process = Process.Start(new ProcessStartInfo(file, arguments)
-            {
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-                UseShellExecute = false,
-            })!;
-            var stdout = process.StandardOutput.ReadToEndAsync();
-            var stderr = process.StandardError.ReadToEndAsync();
-            if (!process.WaitForExit(TimeSpan.FromSeconds(30)))
-            {
-                process.Kill(entireProcessTree: true);
-                return (-1, $"{file} {arguments} did not finish within 30 s");
-            }
-
-            return (process.ExitCode, stdout.Result + stderr.Result);
-        }
-        catch (System.ComponentModel.Win32Exception e)
-        {
-            return (-1, e.Message);
-        }
-    }
-
-    private static string FindRepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "ControlPlane.sln")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        throw new InvalidOperationException($"No ControlPlane.sln above {AppContext.BaseDirectory}; run the tests from the repository's build output.");
     }
 }
