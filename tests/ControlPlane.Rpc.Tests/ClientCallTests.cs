@@ -124,6 +124,31 @@ public abstract class ClientCallTests : IDisposable
     }
 
     [Fact]
+    public async Task AsyncDuplexStreamingCall_BufferHint_MessageWaitsForTheNextFlushedWrite()
+    {
+        using var call = Channel.AsyncDuplexStreamingCall(Duplex);
+
+        call.RequestStream.WriteOptions = new WriteOptions(BufferHint: true);
+        await call.RequestStream.WriteAsync(Bytes("buffered")).WaitAsync(Wait);
+
+        // The echo server answers each message it receives: nothing comes back while the message sits in our buffer.
+        var first = call.ResponseStream.MoveNext(CancellationToken.None);
+        await Task.WhenAny(first, Task.Delay(TimeSpan.FromMilliseconds(300)));
+        Assert.False(first.IsCompleted, "a message written with BufferHint reached the server before any flush");
+
+        call.RequestStream.WriteOptions = null;
+        await call.RequestStream.WriteAsync(Bytes("flushed")).WaitAsync(Wait);
+        Assert.True(await first.WaitAsync(Wait));
+        Assert.Equal("buffered", call.ResponseStream.Current.Value.ToStringUtf8());
+        Assert.True(await call.ResponseStream.MoveNext(CancellationToken.None).WaitAsync(Wait));
+        Assert.Equal("flushed", call.ResponseStream.Current.Value.ToStringUtf8());
+
+        await call.RequestStream.CompleteAsync();
+        Assert.False(await call.ResponseStream.MoveNext(CancellationToken.None).WaitAsync(Wait));
+        Assert.Equal(StatusCode.OK, call.GetStatus().StatusCode);
+    }
+
+    [Fact]
     public async Task AsyncDuplexStreamingCall_CompleteWithoutMessages_EndsOkWithNoResponses()
     {
         using var call = Channel.AsyncDuplexStreamingCall(Duplex);
@@ -352,4 +377,31 @@ public abstract class ClientCallTests : IDisposable
 public sealed class ClientCallGrpcioTests(ClientGrpcioServerFixture server) : ClientCallTests(server.Address), IClassFixture<ClientGrpcioServerFixture>;
 
 /// <summary>The client against our own Kestrel server.</summary>
-public sealed class ClientCallOurServerTests(ClientOurServerFixture server) : ClientCallTests(server.Address), IClassFixture<ClientOurServerFixture>;
+public sealed class ClientCallOurServerTests(ClientOurServerFixture server) : ClientCallTests(server.Address), IClassFixture<ClientOurServerFixture>
+{
+    [Fact]
+    public async Task ServerWrite_BufferHint_ResponseWaitsForTheNextFlushedWrite()
+    {
+        var wait = TimeSpan.FromSeconds(30);
+        using var call = Channel.AsyncDuplexStreamingCall(Duplex);
+
+        await call.RequestStream.WriteAsync(Bytes("hold:first")).WaitAsync(wait);
+        var first = call.ResponseStream.MoveNext(CancellationToken.None);
+        await Task.WhenAny(first, Task.Delay(TimeSpan.FromMilliseconds(300)));
+        Assert.False(first.IsCompleted, "a response written with BufferHint left the server before any flush");
+
+        await call.RequestStream.WriteAsync(Bytes("second")).WaitAsync(wait);
+        Assert.True(await first.WaitAsync(wait));
+        Assert.Equal("hold:first", call.ResponseStream.Current.Value.ToStringUtf8());
+        Assert.True(await call.ResponseStream.MoveNext(CancellationToken.None).WaitAsync(wait));
+        Assert.Equal("second", call.ResponseStream.Current.Value.ToStringUtf8());
+
+        // A held response is not lost when the call ends right after it.
+        await call.RequestStream.WriteAsync(Bytes("hold:last")).WaitAsync(wait);
+        await call.RequestStream.CompleteAsync();
+        Assert.True(await call.ResponseStream.MoveNext(CancellationToken.None).WaitAsync(wait));
+        Assert.Equal("hold:last", call.ResponseStream.Current.Value.ToStringUtf8());
+        Assert.False(await call.ResponseStream.MoveNext(CancellationToken.None).WaitAsync(wait));
+        Assert.Equal(StatusCode.OK, call.GetStatus().StatusCode);
+    }
+}

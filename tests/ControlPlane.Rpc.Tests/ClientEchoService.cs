@@ -67,6 +67,8 @@ public static class ClientEchoService
                 await PrepareAsync(context);
                 await foreach (var request in requests.ReadAllAsync())
                 {
+                    // Our server only: a request starting "hold:" is echoed with BufferHint, so it waits for the next echo.
+                    responses.WriteOptions = request.Value.Span.StartsWith("hold:"u8) ? new WriteOptions(BufferHint: true) : null;
                     await responses.WriteAsync(request);
                 }
 

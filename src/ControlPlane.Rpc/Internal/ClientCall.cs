@@ -241,7 +241,10 @@ internal sealed class ClientCall<TRequest, TResponse> : ClientCallBase
             var streamTask = _requestContent!.RequestStream;
             var stream = streamTask.IsCompletedSuccessfully ? streamTask.Result : await streamTask.WaitAsync(CallCts.Token).ConfigureAwait(false);
             await stream.WriteAsync(buffer.AsMemory(0, length), CallCts.Token).ConfigureAwait(false);
-            await stream.FlushAsync(CallCts.Token).ConfigureAwait(false);
+            if (WriteOptions?.BufferHint != true)
+            {
+                await stream.FlushAsync(CallCts.Token).ConfigureAwait(false);
+            }
         }
         catch (RpcException ex) when (!IsFinished)
         {

@@ -2,7 +2,7 @@ using Google.Protobuf;
 
 namespace ControlPlane.Rpc.Internal;
 
-/// <summary>The response stream of a server-streaming or duplex call; each write is flushed.</summary>
+/// <summary>The response stream of a server-streaming or duplex call; each write is flushed unless it carries <see cref="WriteOptions.BufferHint"/>.</summary>
 internal sealed class HttpResponseStreamWriter<T> : IServerStreamWriter<T>
     where T : class, IMessage<T>
 {
@@ -18,5 +18,5 @@ internal sealed class HttpResponseStreamWriter<T> : IServerStreamWriter<T>
     }
 
     public Task WriteAsync(T message, CancellationToken cancellationToken = default) =>
-        _call.WriteMessageAsync(message, flush: true, cancellationToken).AsTask();
+        _call.WriteMessageAsync(message, flush: _call.WriteOptions?.BufferHint != true, cancellationToken).AsTask();
 }
