@@ -11,6 +11,8 @@ namespace ControlPlane.Scheduler.Services;
 /// </summary>
 internal sealed class AgentConnection : IDisposable
 {
+    private static readonly WriteOptions Buffered = new(BufferHint: true);
+
     private readonly Channel<ConnectResponse> outgoing = Channel.CreateUnbounded<ConnectResponse>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Lock gate = new();
 
@@ -135,6 +137,8 @@ internal sealed class AgentConnection : IDisposable
             {
                 while (outgoing.Reader.TryRead(out var message))
                 {
+                    // A burst (a claimed batch of assignments) goes out with one flush: only the last message flushes.
+                    responses.WriteOptions = outgoing.Reader.TryPeek(out _) ? Buffered : null;
                     await responses.WriteAsync(message, token).ConfigureAwait(false);
                 }
             }

@@ -7,6 +7,8 @@ namespace ControlPlane.Scheduler.Services;
 /// <summary>RunService over an <see cref="IRunStore"/>: request checks, error mapping, and WatchRun's replay-then-tail.</summary>
 internal sealed class RunServiceImpl
 {
+    private static readonly WriteOptions Buffered = new(BufferHint: true);
+
     private readonly IRunStore store;
     private readonly SignalHub hub;
     private readonly SchedulerOptions options;
@@ -165,8 +167,11 @@ internal sealed class RunServiceImpl
             while (true)
             {
                 var events = await RpcErrors.Guard(() => store.ReadEventsAsync(runId, seq, options.WatchBatch, token)).ConfigureAwait(false);
-                foreach (var e in events)
+                for (var i = 0; i < events.Count; i++)
                 {
+                    // One flush per batch: every event but the last is only buffered.
+                    var e = events[i];
+                    responses.WriteOptions = i < events.Count - 1 ? Buffered : null;
                     await responses.WriteAsync(new WatchRunResponse { Event = e }, token).ConfigureAwait(false);
                     seq = e.Seq;
                     if (e.EventCase == RunEvent.EventOneofCase.RunStateChanged)
@@ -175,8 +180,9 @@ internal sealed class RunServiceImpl
                     }
                 }
 
-                if (events.Count > 0)
+                if (events.Count >= options.WatchBatch)
                 {
+                    // A full batch: more may be waiting already.
                     continue;
                 }
 
