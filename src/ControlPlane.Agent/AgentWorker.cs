@@ -22,6 +22,8 @@ public sealed partial class AgentWorker
     private static readonly string Version =
         typeof(AgentWorker).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0.0.0";
 
+    private static readonly WriteOptions Buffered = new(BufferHint: true);
+
     private readonly AgentOptions _options;
     private readonly Dictionary<string, IComputeFramework> _frameworks;
     private readonly ILogger _logger;
@@ -347,16 +349,21 @@ public sealed partial class AgentWorker
             // Heartbeats and slot changes go before queued reports so a backlog of logs cannot starve them.
             if (Interlocked.Exchange(ref _slotsChangedDue, 0) == 1)
             {
+                requests.WriteOptions = null;
                 await requests.WriteAsync(new ConnectRequest { SlotsChanged = new SlotsChanged { Slots = _draining ? 0 : _options.Slots } }, cancellationToken).ConfigureAwait(false);
             }
 
             if (Interlocked.Exchange(ref _heartbeatDue, 0) == 1)
             {
+                requests.WriteOptions = null;
                 await requests.WriteAsync(new ConnectRequest { Heartbeat = BuildHeartbeat() }, cancellationToken).ConfigureAwait(false);
             }
 
             if (_outbox.Peek() is { } next)
             {
+                // A backlog goes out with one flush: every report but the last of a burst is only buffered. If a
+                // revocation empties the outbox in between, the buffered report leaves with the next heartbeat.
+                requests.WriteOptions = _outbox.Count > next.Covered.Length ? Buffered : null;
                 await requests.WriteAsync(next.Message, cancellationToken).ConfigureAwait(false);
                 _outbox.Commit(next.Covered);
                 if (next.Message.MessageCase is ConnectRequest.MessageOneofCase.StepCompleted or ConnectRequest.MessageOneofCase.StepFailed)
@@ -509,12 +516,13 @@ public sealed partial class AgentWorker
         StepResult result;
         try
         {
+            // Left over from an earlier agent process with the same token: start clean. The directory itself is made by
+            // the framework that uses it (the shell framework does; in-process handlers need none).
             if (Directory.Exists(directory))
             {
                 Directory.Delete(directory, recursive: true);
             }
 
-            Directory.CreateDirectory(directory);
             var inputs = assignment.Inputs.ToDictionary(
                 i => i.StepId,
                 i => new StepInputData(i.StepId, i.Data.Memory, string.IsNullOrEmpty(i.Uri) ? null : i.Uri, string.IsNullOrEmpty(i.Type) ? null : i.Type),
@@ -626,6 +634,11 @@ public sealed partial class AgentWorker
 
     private static void TryDeleteDirectory(string directory)
     {
+        if (!Directory.Exists(directory))
+        {
+            return;
+        }
+
         try
         {
             Directory.Delete(directory, recursive: true);

@@ -10,7 +10,7 @@ namespace ControlPlane.Agent;
 /// <param name="Spec">The step's spec (command, handler, params, timeout...).</param>
 /// <param name="Inputs">Outputs of the steps this one needs, by step id.</param>
 /// <param name="Checkpoint">The last checkpoint of an earlier attempt; null when there is none.</param>
-/// <param name="Directory">This attempt's own directory; the framework lays out what it needs inside it.</param>
+/// <param name="Directory">This attempt's own directory, not yet created; a framework that needs one creates it and lays out what it needs inside.</param>
 public sealed record StepExecution(
     string RunId,
     string StepId,

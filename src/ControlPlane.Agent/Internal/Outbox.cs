@@ -39,11 +39,39 @@ internal sealed class Outbox(int capacity)
                 return false;
             }
 
+            if (report.MessageCase is ConnectRequest.MessageOneofCase.StepCompleted or ConnectRequest.MessageOneofCase.StepFailed)
+            {
+                DropUnsentStart(TokenOf(report));
+            }
+
             _items.Add(report);
         }
 
         Wake();
         return true;
+    }
+
+    /// <summary>
+    /// The result implies the start: a Started still waiting here with nothing after it for the same attempt is dropped,
+    /// and the scheduler records the start together with the result. A fast step then costs one report instead of two.
+    /// </summary>
+    private void DropUnsentStart(long token)
+    {
+        for (var i = _items.Count - 1; i >= 0; i--)
+        {
+            var item = _items[i];
+            if (TokenOf(item) != token)
+            {
+                continue;
+            }
+
+            if (item.MessageCase == ConnectRequest.MessageOneofCase.StepStarted)
+            {
+                _items.RemoveAt(i);
+            }
+
+            return;
+        }
     }
 
     /// <summary>Wakes the writer (new report, heartbeat due, state change).</summary>
