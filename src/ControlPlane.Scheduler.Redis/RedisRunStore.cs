@@ -95,6 +95,9 @@ public sealed partial class RedisRunStore : IRunStore
         config.ConnectTimeout = 5000;
         config.SyncTimeout = 10000;
         var connection = await ConnectionMultiplexer.ConnectAsync(config).ConfigureAwait(false);
+        // Completions and signals need no ordering between them; the ordered mode funnels every completion through one
+        // queue and lock, which costs latency and CPU under load.
+        connection.PreserveAsyncOrder = false;
         var store = new RedisRunStore(connection, ns, options, timeProvider, logger, ownsConnection: true);
         try
         {
