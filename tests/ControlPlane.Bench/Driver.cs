@@ -59,8 +59,17 @@ internal static class Driver
             var startsLog = new StartsLog(Enumerable.Range(0, options.Agents).Select(i => Path.Combine(scratch.FullName, $"starts-{i}.txt")).ToList());
             var bench = new Bench(client, server, scheduler, agents, startsLog);
 
-            // Warm-up (JIT, connections, script cache); not measured.
-            await bench.ThroughputAsync("warmup", Enumerable.Range(0, 4).Select(_ => Specs.FanOut("warmup", 50)).ToList(), sampleDispatch: false);
+            // Warm-up, not measured: every shape once at a tenth of its size, then again, so connections, the script cache and
+            // the JIT's tiered recompilation of the hot paths (several seconds of CPU) are done before the first measured phase.
+            for (var round = 0; round < options.WarmupRounds; round++)
+            {
+                var label = $"warmup-{round + 1}";
+                var warm = Enumerable.Range(0, Math.Max(1, options.FanoutRuns / 10)).Select(_ => Specs.FanOut(label, options.FanoutWidth))
+                    .Concat(Enumerable.Range(0, Math.Max(1, options.DagRuns / 10)).Select(_ => Specs.ParentWithChildren(label, options.DagChildren)))
+                    .Append(Specs.FanOut(label, Math.Max(1, options.WideSteps / 10)))
+                    .ToList();
+                await bench.ThroughputAsync(label, warm, sampleDispatch: false);
+            }
 
             var fanout = await bench.ThroughputAsync("fanout", Enumerable.Range(0, options.FanoutRuns).Select(_ => Specs.FanOut("fanout", options.FanoutWidth)).ToList(), sampleDispatch: true);
             var dag = await bench.ThroughputAsync("dag", Enumerable.Range(0, options.DagRuns).Select(_ => Specs.ParentWithChildren("dag", options.DagChildren)).ToList(), sampleDispatch: true);
@@ -89,6 +98,8 @@ internal static class Driver
                 ["seq_redis_commands_per_run"] = Math.Round(seq.CommandsPerRun, 3),
                 ["scheduler_cpu_s_per_1000_steps"] = Math.Round(all.Sum(p => p.SchedulerCpu) / steps * 1000, 4),
                 ["agents_cpu_s_per_1000_steps"] = Math.Round(all.Sum(p => p.AgentCpu) / steps * 1000, 4),
+                ["redis_cpu_s_per_1000_steps"] = Math.Round(all.Sum(p => p.RedisCpu) / steps * 1000, 4),
+                ["redis_script_s_per_1000_steps"] = Math.Round(all.Sum(p => p.ScriptMicros) / 1e6 / steps * 1000, 4),
                 ["scheduler_peak_rss_mib"] = Math.Round(scheduler.PeakRssMiB(), 1),
                 ["agent_peak_rss_mib"] = Math.Round(agents[0].PeakRssMiB(), 1),
                 ["agents"] = options.Agents,
@@ -129,7 +140,7 @@ internal static class Driver
         }
     }
 
-    internal sealed record PhaseResult(int Steps, double StepsPerSecond, long Commands, long TopLevel, long ScriptCalls, double SchedulerCpu, double AgentCpu, List<double> Dispatch);
+    internal sealed record PhaseResult(int Steps, double StepsPerSecond, long Commands, long TopLevel, long ScriptCalls, double SchedulerCpu, double AgentCpu, double RedisCpu, long ScriptMicros, List<double> Dispatch);
 
     internal sealed record SequentialResult(double P50, double P99, double CommandsPerRun, List<double> Dispatch);
 
@@ -141,6 +152,7 @@ internal static class Driver
             await server.ConfigResetStatisticsAsync();
             var cpu0 = scheduler.CpuSeconds();
             var agentCpu0 = agents.Sum(a => a.CpuSeconds());
+            var redisCpu0 = await RedisCpuSecondsAsync();
             var startMicros = HandlerStarts.NowMicros();
 
             // Submit from 8 concurrent callers, as a busy client would; all runs go in as fast as the scheduler takes them.
@@ -159,7 +171,8 @@ internal static class Driver
             await WaitUntilIdleAsync(phase, runIds.ToHashSet(), steps);
             var cpu = scheduler.CpuSeconds() - cpu0;
             var agentCpu = agents.Sum(a => a.CpuSeconds()) - agentCpu0;
-            var (commands, topLevel, scriptCalls) = await CommandStatsAsync();
+            var redisCpu = await RedisCpuSecondsAsync() - redisCpu0;
+            var (commands, topLevel, scriptCalls, scriptMicros) = await CommandStatsAsync();
 
             // Every run must have succeeded; the last finished_at ends the phase.
             var lastFinish = 0L;
@@ -190,10 +203,10 @@ internal static class Driver
 
             var seconds = (lastFinish - startMicros) / 1e6;
             var dispatch = sampleDispatch ? await DispatchLatencyAsync(runIds.Take(50).ToList()) : [];
-            var result = new PhaseResult(steps, steps / seconds, commands, topLevel, scriptCalls, cpu, agentCpu, dispatch);
+            var result = new PhaseResult(steps, steps / seconds, commands, topLevel, scriptCalls, cpu, agentCpu, redisCpu, scriptMicros, dispatch);
             Console.WriteLine(string.Create(
                 CultureInfo.InvariantCulture,
-                $"== {phase}: {specs.Count} runs, {steps} steps in {seconds:F2} s = {result.StepsPerSecond:F0} steps/s; {commands / (double)steps:F2} Redis commands/step, {topLevel / (double)steps:F3} top-level/step, {scriptCalls / (double)steps:F3} script calls/step; CPU-s per 1,000 steps: scheduler {cpu / steps * 1000:F3}, agents {agentCpu / steps * 1000:F3}; dispatch p50 {Percentiles.Of(dispatch, 50):F2} ms p99 {Percentiles.Of(dispatch, 99):F2} ms ({dispatch.Count} samples)"));
+                $"== {phase}: {specs.Count} runs, {steps} steps in {seconds:F2} s = {result.StepsPerSecond:F0} steps/s; {commands / (double)steps:F2} Redis commands/step, {topLevel / (double)steps:F3} top-level/step, {scriptCalls / (double)steps:F3} script calls/step; CPU-s per 1,000 steps: scheduler {cpu / steps * 1000:F3}, agents {agentCpu / steps * 1000:F3}, redis {redisCpu / steps * 1000:F3} (scripts {scriptMicros / 1000.0 / steps:F3}); dispatch p50 {Percentiles.Of(dispatch, 50):F2} ms p99 {Percentiles.Of(dispatch, 99):F2} ms ({dispatch.Count} samples)"));
             return result;
         }
 
@@ -235,7 +248,7 @@ internal static class Driver
                 }
             }
 
-            var (commands, _, _) = await CommandStatsAsync();
+            var (commands, _, _, _) = await CommandStatsAsync();
             var dispatch = await DispatchLatencyAsync(measured);
             var result = new SequentialResult(Percentiles.Of(latencies, 50), Percentiles.Of(latencies, 99), commands / (double)count, dispatch);
             Console.WriteLine(string.Create(
@@ -258,13 +271,13 @@ internal static class Driver
                 }
 
                 ThrowIfLate();
-                await Task.Delay(5);
+                await Task.Delay(20);
             }
 
             while (await AnyAsync(RunState.Running) || await AnyAsync(RunState.Pending))
             {
                 ThrowIfLate();
-                await Task.Delay(5);
+                await Task.Delay(20);
             }
 
             void ThrowIfLate()
@@ -316,10 +329,26 @@ internal static class Driver
             return ready.Select(r => (startsLog.Starts[(r.Run, r.Step)] - r.ReadyMicros) / 1000.0).ToList();
         }
 
-        private async Task<(long Commands, long TopLevel, long ScriptCalls)> CommandStatsAsync()
+        // used_cpu_sys + used_cpu_user of the redis-server process (main thread and the rest), in seconds.
+        private async Task<double> RedisCpuSecondsAsync()
+        {
+            var raw = await server.InfoRawAsync("cpu");
+            var total = 0.0;
+            foreach (var line in raw.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            {
+                if (line.StartsWith("used_cpu_sys:", StringComparison.Ordinal) || line.StartsWith("used_cpu_user:", StringComparison.Ordinal))
+                {
+                    total += double.Parse(line[(line.IndexOf(':', StringComparison.Ordinal) + 1)..], CultureInfo.InvariantCulture);
+                }
+            }
+
+            return total;
+        }
+
+        private async Task<(long Commands, long TopLevel, long ScriptCalls, long ScriptMicros)> CommandStatsAsync()
         {
             var raw = await server.InfoRawAsync("commandstats");
-            long commands = 0, topLevel = 0, scripts = 0;
+            long commands = 0, topLevel = 0, scripts = 0, scriptMicros = 0;
             foreach (var line in raw.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
             {
                 if (!line.StartsWith("cmdstat_", StringComparison.Ordinal))
@@ -343,10 +372,11 @@ internal static class Driver
                 if (command.StartsWith("eval", StringComparison.Ordinal) || command == "fcall")
                 {
                     scripts += calls;
+                    scriptMicros += long.Parse(line.Split(',')[1].Split('=')[1], CultureInfo.InvariantCulture);
                 }
             }
 
-            return (commands, topLevel, scripts);
+            return (commands, topLevel, scripts, scriptMicros);
         }
     }
 

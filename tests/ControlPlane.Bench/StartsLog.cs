@@ -7,6 +7,7 @@ internal sealed class StartsLog(IReadOnlyList<string> paths)
 {
     private readonly long[] offsets = new long[paths.Count];
     private readonly Dictionary<(string Run, string Step), long> starts = [];
+    private readonly Dictionary<string, int> stepsStarted = new(StringComparer.Ordinal);
 
     public IReadOnlyDictionary<(string Run, string Step), long> Starts => starts;
 
@@ -33,6 +34,11 @@ internal sealed class StartsLog(IReadOnlyList<string> paths)
             foreach (var line in text[..end].Split('\n', StringSplitOptions.RemoveEmptyEntries))
             {
                 var parts = line.Split(' ');
+                if (starts.TryAdd((parts[0], parts[1]), 0))
+                {
+                    stepsStarted[parts[0]] = stepsStarted.GetValueOrDefault(parts[0]) + 1;
+                }
+
                 starts[(parts[0], parts[1])] = long.Parse(parts[2], CultureInfo.InvariantCulture);
             }
 
@@ -41,5 +47,5 @@ internal sealed class StartsLog(IReadOnlyList<string> paths)
     }
 
     /// <summary>How many of the given runs' steps have started at least once.</summary>
-    public int CountStarted(IReadOnlySet<string> runIds) => starts.Keys.Count(k => runIds.Contains(k.Run));
+    public int CountStarted(IReadOnlySet<string> runIds) => runIds.Sum(run => stepsStarted.GetValueOrDefault(run));
 }
