@@ -330,11 +330,7 @@ public sealed partial class EmbeddedRunStore
         switch (message.MessageCase)
         {
             case ConnectRequest.MessageOneofCase.StepStarted:
-                if (step.Step.State == StepState.Assigned)
-                {
-                    SetStepState(step, StepState.Running, "started");
-                }
-
+                MarkStarted(step);
                 break;
 
             case ConnectRequest.MessageOneofCase.StepProgress:
@@ -348,6 +344,7 @@ public sealed partial class EmbeddedRunStore
                 var data = message.StepCheckpoint.Data;
                 if (data.Length > options.OutputInlineLimit)
                 {
+                    MarkStarted(step);
                     EndAttempt(step, null);
                     AttemptFailed(step, $"checkpoint of {data.Length} bytes exceeds the {options.OutputInlineLimit}-byte limit; keep checkpoints small or store them elsewhere", permanent: true, leaseLost: false);
                     break;
@@ -364,11 +361,13 @@ public sealed partial class EmbeddedRunStore
                 break;
 
             case ConnectRequest.MessageOneofCase.StepCompleted:
+                MarkStarted(step);
                 Complete(step, message.StepCompleted);
                 break;
 
             case ConnectRequest.MessageOneofCase.StepFailed:
                 var failed = message.StepFailed;
+                MarkStarted(step);
                 EndAttempt(step, failed.Usage);
                 var error = failed.TimedOut ? $"timed out: {failed.Error}" : failed.Error;
                 AttemptFailed(step, string.IsNullOrEmpty(error) ? "failed" : error, failed.Permanent, leaseLost: false);
@@ -380,6 +379,18 @@ public sealed partial class EmbeddedRunStore
         }
 
         return ReportOutcome.Accepted;
+    }
+
+    /// <summary>
+    /// ASSIGNED -> RUNNING on a Started report, and before a result that arrives without one (the agent
+    /// may drop a Started queued ahead of its result), so every attempt that ran passes RUNNING.
+    /// </summary>
+    private void MarkStarted(EmbeddedStep step)
+    {
+        if (step.Step.State == StepState.Assigned)
+        {
+            SetStepState(step, StepState.Running, "started");
+        }
     }
 
     private void Complete(EmbeddedStep step, StepCompleted completed)

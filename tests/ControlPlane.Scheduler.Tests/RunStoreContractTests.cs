@@ -325,6 +325,27 @@ public abstract partial class RunStoreContractTests : IAsyncLifetime
         await AssertNoLeaksAsync();
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Report_ResultWithoutStarted_RecordsTheImpliedStartFirst(bool completed)
+    {
+        var run = (await Store.SubmitRunAsync(Run(Shell("a")), null)).Run;
+        await Connect("agent-1", slots: 1);
+        var a = Assert.Single(await Claim("agent-1", 1));
+
+        var outcome = completed ? await Complete(a, "out") : await Fail(a, "boom", permanent: true);
+
+        Assert.Equal(ReportOutcome.Accepted, outcome);
+        var step = StepOf((await Store.GetRunAsync(run.Id))!, "a");
+        var end = completed ? "STEP_STATE_SUCCEEDED" : "STEP_STATE_FAILED";
+        Assert.Equal(
+            [("STEP_STATE_READY", "STEP_STATE_ASSIGNED"), ("STEP_STATE_ASSIGNED", "STEP_STATE_RUNNING"), ("STEP_STATE_RUNNING", end)],
+            step.History.TakeLast(3).Select(h => (h.FromState, h.ToState)));
+        Assert.Equal("started", step.History[^2].Reason);
+        Assert.All(step.History.TakeLast(3), h => Assert.Equal(1, h.Attempt));
+    }
+
     [Fact]
     public async Task Report_AllConsumersSucceeded_IntermediateOutputDroppedUnlessKeepOutput()
     {

@@ -36,10 +36,10 @@ end
 -- Nothing of this run is queued any more.
 for q in pairs(jget(k, '_rc')) do
   redis.call('ZREM', P .. 'q:' .. q, run)
+  if ringed[q] then ringed[q][run] = nil end
   redis.call('DEL', P .. 'rq:' .. run .. ':' .. q)
 end
-put(k, '_rc', false)
-jcache[k .. '\0_rc'] = {}
+jclear(k, '_rc')
 put(k, '_cb', false)
 if active then run_to(run, R_CANCELLING, why) else run_to(run, R_CANCELLED, why) end
 flush()

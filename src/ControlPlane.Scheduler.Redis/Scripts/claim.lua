@@ -32,25 +32,40 @@ local function sorted_keys(t)
   return keys
 end
 
-local function queue_full(q, qcap)
-  return qcap > 0 and num(get(SK, 'q:' .. q)) >= qcap
-end
+-- What a dispatch reads, with each popped step; the run's own fields only with the first step of that
+-- run in this call. A popped step is READY, so its state is not read. The fields that are deleted at
+-- dispatch are read so that absent ones cost no HDEL.
+local STEP_FIELDS = { ':m', ':at', ':p', ':ck', ':sa', ':cx', ':pg', ':pm' }
+local RUN_FIELDS = { '_st', '_cap', '_used', '_rc', '_seq' }
+-- Read only when a step has estimates, or fails on its quota.
+local BUDGET_FIELDS = { '_bud', '_res', '_usd' }
+local FAIL_FIELDS = { '_cb', '_rr', '_nt', '_n', '_nf', '_nc' }
+local run_read = {}
+local INPUT_FIELDS = { ':o', ':ou', ':os' }
+local lease_until = I(NOW + lease)
 
 for _, q in ipairs(queues) do
   if taken >= max or free <= 0 then break end
-  local qcap = num(get(SK, 'ql:' .. q))
+  local fq, fr, fql = F('q:', q), F('r:', q), F('ql:', q)
+  pre(SK, { fq, fr, fql, F('v:', q), 'rseq' })
+  local qcap = num(get(SK, fql))
+  local function queue_full()
+    return qcap > 0 and num(get(SK, fq)) >= qcap
+  end
+  local ring = F(PQ, q)
   local deferred = {}
-  while taken < max and free > 0 and not queue_full(q, qcap) do
-    local popped = redis.call('ZPOPMIN', P .. 'q:' .. q, math.min(max - taken, free))
+  while taken < max and free > 0 and not queue_full() do
+    local popped = redis.call('ZPOPMIN', ring, math.min(max - taken, free))
     if #popped == 0 then break end
     for pi = 1, #popped, 2 do
       local run = popped[pi]
+      if ringed[q] then ringed[q][run] = nil end
       local k = RK(run)
-      if taken >= max or free <= 0 or queue_full(q, qcap) then
+      if taken >= max or free <= 0 or queue_full() then
         deferred[#deferred + 1] = run
       else
         -- Pop first, then read the run and the step in one HMGET; a step that cannot go is put back.
-        local rqk = P .. 'rq:' .. run .. ':' .. q
+        local rqk = RQK(run, q)
         local sp = redis.call('ZPOPMIN', rqk, 1)
         if #sp == 0 then
           -- Nothing ready here any more: off the ring until its next ready step puts it back.
@@ -59,8 +74,12 @@ for _, q in ipairs(queues) do
         else
           local member, score = sp[1], sp[2]
           local id = string.sub(member, string.find(member, '|', 1, true) + 1)
-          local f = step_fields(id, { 'm', 'st', 'at', 'p', 'ck', 'sa', 'cx', 'pg', 'pm', 'er' })
-          for _, x in ipairs({ '_st', '_cap', '_used', '_rc', '_cb', '_rr', '_bud', '_res', '_usd', '_nt', '_n', '_nf', '_nc', '_seq' }) do f[#f + 1] = x end
+          local f = step_fields(id, STEP_FIELDS)
+          if not run_read[k] then
+            run_read[k] = true
+            local nf = #f
+            for i = 1, #RUN_FIELDS do f[nf + i] = RUN_FIELDS[i] end
+          end
           pre(k, f)
           local rc = jget(k, '_rc')
           local cap = num(get(k, '_cap'))
@@ -74,9 +93,14 @@ for _, q in ipairs(queues) do
           else
             local m = meta(run, id)
             local serve = fws[m.fw] and (m.h == '' or any_handler or hds[m.h]) and m.sl <= total and m.sl <= free
-            local keyfull = m.k ~= '' and num(get(SK, 'kl:' .. m.k)) > 0 and num(get(SK, 'k:' .. m.k)) >= num(get(SK, 'kl:' .. m.k))
+            local keyfull = false
+            if m.k ~= '' then
+              local kl = num(get(SK, F('kl:', m.k)))
+              keyfull = kl > 0 and num(get(SK, F('k:', m.k))) >= kl
+            end
             local quota, wait = nil, false
-            if serve and not keyfull then
+            if serve and not keyfull and next(m.e) ~= nil then
+              pre(k, BUDGET_FIELDS)
               local bud, res, usd = jget(k, '_bud'), jget(k, '_res'), jget(k, '_usd')
               for _, u in ipairs(sorted_keys(m.e)) do
                 local est, limit = m.e[u], bud[u]
@@ -96,31 +120,33 @@ for _, q in ipairs(queues) do
               deferred[#deferred + 1] = run
             elseif quota then
               -- Refused before dispatch: it can never fit, so it fails for good.
+              pre(k, FAIL_FIELDS)
               rc[q] = rc[q] - 1; jmark(k, '_rc')
-              incr(SK, 'r:' .. q, -1)
-              put(k, id .. ':er', quota)
+              incr(SK, fr, -1)
+              put(k, F(id, ':er'), quota)
               if step_to(run, id, FAILED, quota, '', READY) then on_bad(run, id, m, FAILED) end
               maybe_finish(run)
               if runnable(run) and (rc[q] or 0) > 0 then ring_add(q, run) end
             else
               rc[q] = rc[q] - 1; jmark(k, '_rc')
-              incr(SK, 'r:' .. q, -1)
+              incr(SK, fr, -1)
               local tok = I(next_token())
-              local at = num(get(k, id .. ':at')) + 1
+              local f_at, f_p, f_ck, f_cx, f_pg, f_pm = f[2], f[3], f[4], f[6], f[7], f[8]
+              local at = num(get(k, f_at)) + 1
               local member_l = tok .. '|' .. run .. '|' .. id
-              put(k, id .. ':tk', tok)
-              put(k, id .. ':at', at)
-              put(k, id .. ':ag', agent)
-              put(k, id .. ':pg', false)
-              put(k, id .. ':pm', false)
-              put(k, id .. ':cx', false)
+              put(k, F(id, ':tk'), tok)
+              put(k, f_at, at)
+              put(k, F(id, ':ag'), agent)
+              put(k, f_pg, false)
+              put(k, f_pm, false)
+              put(k, f_cx, false)
               if num(get(k, '_st')) == R_PENDING then run_to(run, R_RUNNING, "step '" .. id .. "' dispatched") end
               step_to(run, id, ASSIGNED, 'claimed by agent ' .. agent, agent, READY, at)
               incr(AK, 'used', m.sl)
               free = free - m.sl
               incr(k, '_used', 1)
-              incr(SK, 'q:' .. q, 1)
-              if m.k ~= '' then incr(SK, 'k:' .. m.k, 1) end
+              incr(SK, fq, 1)
+              if m.k ~= '' then incr(SK, F('k:', m.k), 1) end
               if next(m.e) ~= nil then
                 local bud, res = jget(k, '_bud'), jget(k, '_res')
                 local rs = {}
@@ -128,29 +154,31 @@ for _, q in ipairs(queues) do
                   if bud[u] ~= nil then
                     rs[u] = est
                     res[u] = (res[u] or 0) + est
-                    incr(SK, 'b:' .. u, est)
+                    incr(SK, F('b:', u), est)
                   end
                 end
                 if next(rs) ~= nil then
-                  put(k, id .. ':rs', cjson.encode(rs)); jmark(k, '_res')
+                  put(k, F(id, ':rs'), cjson.encode(rs)); jmark(k, '_res')
                 end
               end
-              leases[#leases + 1] = I(NOW + lease); leases[#leases + 1] = member_l
+              leases[#leases + 1] = lease_until; leases[#leases + 1] = member_l
               if m.to > 0 then timeouts[#timeouts + 1] = I(NOW + m.to); timeouts[#timeouts + 1] = member_l end
               -- Inputs: the outputs of the needs that have one.
               local inputs = {}
-              if #m.n > 0 then
+              local needs = m.n
+              if #needs > 0 then
                 local fields = {}
-                for _, p in ipairs(m.n) do fields[#fields + 1] = p .. ':o'; fields[#fields + 1] = p .. ':ou'; fields[#fields + 1] = p .. ':os' end
+                for i = 1, #needs do step_fields(needs[i], INPUT_FIELDS, fields, (i - 1) * 3) end
                 pre(k, fields)
-                for i, p in ipairs(m.n) do
-                  if get(k, p .. ':os') then
-                    inputs[#inputs + 1] = { p, get(k, p .. ':o') or '', get(k, p .. ':ou') or '', m.it[i] }
+                for i = 1, #needs do
+                  local b = (i - 1) * 3
+                  if get(k, fields[b + 3]) then
+                    inputs[#inputs + 1] = { needs[i], get(k, fields[b + 1]) or '', get(k, fields[b + 2]) or '', m.it[i] }
                   end
                 end
               end
-              local ck = get(k, id .. ':ck')
-              out[#out + 1] = { run, id, at, tok, get(k, id .. ':p'), I(NOW + lease), ck or '', ck and 1 or 0, inputs }
+              local ck = get(k, f_ck)
+              out[#out + 1] = { run, id, at, tok, get(k, f_p), lease_until, ck or '', ck and 1 or 0, inputs }
               taken = taken + 1
               if (rc[q] or 0) > 0 then ring_add(q, run) end
             end

@@ -17,50 +17,119 @@ local EXPIRY_ATTEMPTS = 1
 
 local function num(v) return tonumber(v) or 0 end
 local function I(n) return string.format('%d', n) end
-local function RK(run) return P .. 'r:' .. run end
+
+-- Integers as "%d" text, built once per call. Redis formats a number argument with "%.17g" and cjson
+-- with "%.14g", both far slower and, for integers below 1e14, the same text.
+local nstrs = {}
+local function nstr(n)
+  local s = nstrs[n]
+  if not s then s = string.format('%d', n); nstrs[n] = s end
+  return s
+end
+
+-- A string as cjson.encode writes it; most need no escaping.
+local jstrs = {}
+local function jstr(v)
+  local s = jstrs[v]
+  if not s then
+    if string.find(v, '[%z\1-\31"/\\\127]') then s = cjson.encode(v) else s = '"' .. v .. '"' end
+    jstrs[v] = s
+  end
+  return s
+end
+-- Events are built as text only while NOW keeps cjson's integer form.
+local NOW_J = NOW % 1 == 0 and NOW < 1e14 and nstr(NOW)
+
+-- ---- names: built once per call --------------------------------------------------------------------
+-- Building a string hashes every byte of it (Redis's Lua) and interns it; the same keys and
+-- "<step>:<suffix>" field names are needed many times per call, so each is built once, then looked up.
+local names = {}
+local function F(a, b)
+  local t = names[a]
+  if not t then t = {}; names[a] = t end
+  local s = t[b]
+  if not s then s = a .. b; t[b] = s end
+  return s
+end
+
+local PR, PQ, PRQ, PAG = P .. 'r:', P .. 'q:', P .. 'rq:', P .. 'ag:'
+local rkeys = {}
+local function RK(run)
+  local k = rkeys[run]
+  if not k then k = PR .. run; rkeys[run] = k end
+  return k
+end
+
+-- Ready set key of a run and queue.
+local rqkeys = {}
+local function RQK(run, q)
+  local t = rqkeys[run]
+  if not t then t = {}; rqkeys[run] = t end
+  local k = t[q]
+  if not k then k = PRQ .. run .. ':' .. q; t[q] = k end
+  return k
+end
+
+-- The field names of one step: out[i] = id .. suffixes[i], appended after n entries.
+local function step_fields(id, suffixes, out, n)
+  out = out or {}
+  n = n or 0
+  local t = names[id]
+  if not t then t = {}; names[id] = t end
+  for i = 1, #suffixes do
+    local x = suffixes[i]
+    local s = t[x]
+    if not s then s = id .. x; t[x] = s end
+    out[n + i] = s
+  end
+  return out
+end
 
 -- ---- hash cache --------------------------------------------------------------------------------
-local cache = {}
-local jcache = {}
+-- vals[key][field] is the known value (false: absent), dirty[key][field] marks it for the flush.
+local vals, dirty = {}, {}
 local function hc(key)
-  local c = cache[key]
-  if not c then c = { v = {}, d = {} }; cache[key] = c end
+  local c = vals[key]
+  if not c then c = {}; vals[key] = c; dirty[key] = {} end
   return c
 end
 
 local function pre(key, fields)
-  local c = hc(key)
-  local miss = {}
-  for _, f in ipairs(fields) do
-    if c.v[f] == nil then miss[#miss + 1] = f end
+  local c = vals[key] or hc(key)
+  local miss, n = nil, 0
+  for i = 1, #fields do
+    local f = fields[i]
+    if c[f] == nil then
+      if n == 0 then miss = {} end
+      n = n + 1; miss[n] = f
+    end
   end
   local i = 1
-  while i <= #miss do
-    local chunk = {}
-    for j = i, math.min(i + 4999, #miss) do chunk[#chunk + 1] = miss[j] end
-    local r = redis.call('HMGET', key, unpack(chunk))
-    for j, f in ipairs(chunk) do c.v[f] = r[j] end
-    i = i + 5000
+  while i <= n do
+    local last = math.min(i + 4999, n)
+    local r = redis.call('HMGET', key, unpack(miss, i, last))
+    for j = i, last do c[miss[j]] = r[j - i + 1] end
+    i = last + 1
   end
 end
 
 local function get(key, f)
-  local c = hc(key)
-  local v = c.v[f]
+  local c = vals[key] or hc(key)
+  local v = c[f]
   if v == nil then
     v = redis.call('HGET', key, f)
-    c.v[f] = v
+    c[f] = v
   end
   return v
 end
 
 -- false deletes the field at flush.
 local function put(key, f, v)
-  local c = hc(key)
-  -- Deleting a field already known to be absent costs a command for nothing.
-  if v == false and c.v[f] == false and not c.d[f] then return end
-  c.v[f] = v
-  c.d[f] = true
+  local c = vals[key] or hc(key)
+  -- Writing the value already stored (or already pending) costs a field in the flush for nothing.
+  if c[f] == v then return end
+  c[f] = v
+  dirty[key][f] = true
 end
 
 local function incr(key, f, d)
@@ -70,20 +139,33 @@ local function incr(key, f, d)
 end
 
 -- Decoded JSON fields, encoded back at flush.
+local jcache, jdirty = {}, {}
 local function jget(key, f)
-  local id = key .. '\0' .. f
-  local t = jcache[id]
-  if t == nil then
+  local t = jcache[key]
+  if not t then t = {}; jcache[key] = t end
+  local j = t[f]
+  if j == nil then
     local raw = get(key, f)
-    if raw and raw ~= '' then t = cjson.decode(raw) else t = {} end
-    jcache[id] = t
+    if raw and raw ~= '' then j = cjson.decode(raw) else j = {} end
+    t[f] = j
   end
-  return t
+  return j
 end
 
-local jdirty = {}
 local function jmark(key, f)
-  jdirty[key .. '\0' .. f] = { key, f }
+  local d = jdirty[key]
+  if not d then d = {}; jdirty[key] = d end
+  d[f] = true
+end
+
+-- Deletes a JSON field; later reads in this call see it empty.
+local function jclear(key, f)
+  put(key, f, false)
+  local t = jcache[key]
+  if not t then t = {}; jcache[key] = t end
+  t[f] = {}
+  local d = jdirty[key]
+  if d then d[f] = nil end
 end
 
 -- ---- buffered side effects ---------------------------------------------------------------------
@@ -94,33 +176,42 @@ local timeout_rem = {}
 local live_add, live_rem = {}, {}
 
 local function flush()
-  for id, kf in pairs(jdirty) do
-    local t = jcache[id]
-    if next(t) == nil then put(kf[1], kf[2], false) else put(kf[1], kf[2], cjson.encode(t)) end
-  end
-  for key, c in pairs(cache) do
-    local sets, dels = {}, {}
-    for f in pairs(c.d) do
-      local v = c.v[f]
-      if v == false then dels[#dels + 1] = f else sets[#sets + 1] = f; sets[#sets + 1] = v end
+  for key, fs in pairs(jdirty) do
+    local t = jcache[key]
+    for f in pairs(fs) do
+      local j = t[f]
+      if next(j) == nil then put(key, f, false) else put(key, f, cjson.encode(j)) end
     end
-    local i = 1
-    while i <= #sets do
-      local chunk = {}
-      for j = i, math.min(i + 3999, #sets) do chunk[#chunk + 1] = sets[j] end
-      redis.call('HSET', key, unpack(chunk))
-      i = i + 4000
-    end
-    i = 1
-    while i <= #dels do
-      local chunk = {}
-      for j = i, math.min(i + 3999, #dels) do chunk[#chunk + 1] = dels[j] end
-      redis.call('HDEL', key, unpack(chunk))
-      i = i + 4000
-    end
-    c.d = {}
   end
   jdirty = {}
+  for key, d in pairs(dirty) do
+    if next(d) ~= nil then
+      local c = vals[key]
+      local sets, dels, ns, nd = {}, {}, 0, 0
+      for f in pairs(d) do
+        local v = c[f]
+        if v == false then
+          nd = nd + 1; dels[nd] = f
+        else
+          if type(v) == 'number' and v % 1 == 0 and v > -1e14 and v < 1e14 then v = nstr(v) end
+          sets[ns + 1] = f; sets[ns + 2] = v; ns = ns + 2
+        end
+      end
+      local i = 1
+      while i <= ns do
+        local last = math.min(i + 3999, ns)
+        redis.call('HSET', key, unpack(sets, i, last))
+        i = last + 1
+      end
+      i = 1
+      while i <= nd do
+        local last = math.min(i + 3999, nd)
+        redis.call('HDEL', key, unpack(dels, i, last))
+        i = last + 1
+      end
+      dirty[key] = {}
+    end
+  end
   if #lease_rem > 0 then redis.call('ZREM', P .. 'leases', unpack(lease_rem)); lease_rem = {} end
   if #timeout_rem > 0 then redis.call('ZREM', P .. 'timeouts', unpack(timeout_rem)); timeout_rem = {} end
   local adds = {}
@@ -132,7 +223,7 @@ local function flush()
   live_add, live_rem = {}, {}
   -- One PUBLISH per call carries every wake-up of the call; only queues that hold READY steps wake agents.
   for q in pairs(ready_queues) do
-    if num(get(SK, 'r:' .. q)) > 0 then signal.r[#signal.r + 1] = q end
+    if num(get(SK, F('r:', q))) > 0 then signal.r[#signal.r + 1] = q end
   end
   local e = {}
   for run, seq in pairs(signal.e) do e[#e + 1] = run; e[#e + 1] = seq end
@@ -143,54 +234,72 @@ local function flush()
 end
 
 -- ---- events (seq 1..n per run, stream id "<seq>-1") --------------------------------------------
+-- e is the event array, or its JSON already built.
+local ekeys = {}
 local function ev(run, e)
   local k = RK(run)
   local seq = num(get(k, '_seq')) + 1
   put(k, '_seq', seq)
-  redis.call('XADD', P .. 'e:' .. run, I(seq) .. '-1', 'v', cjson.encode(e))
+  local ek = ekeys[run]
+  if not ek then ek = P .. 'e:' .. run; ekeys[run] = ek end
+  if type(e) == 'table' then e = cjson.encode(e) end
+  redis.call('XADD', ek, string.format('%d-1', seq), 'v', e)
   signal.e[run] = seq
 end
 
 -- ---- per-step data ------------------------------------------------------------------------------
-local metas = {}
+-- Decoded metas are shared and never changed. Steps of one shape (the branches of a fan-out) differ
+-- only in their index "i", which no script reads, so one decoded table serves them all.
+local metas, shapes = {}, {}
 local function meta(run, id)
-  local mk = run .. '\0' .. id
-  local m = metas[mk]
+  local t = metas[run]
+  if not t then t = {}; metas[run] = t end
+  local m = t[id]
   if m == nil then
-    local raw = get(RK(run), id .. ':m')
+    local raw = get(RK(run), F(id, ':m'))
     if not raw then return nil end
-    m = cjson.decode(raw)
-    metas[mk] = m
+    local shape = string.match(raw, '^{"i":%d+,(.*)$') or raw
+    m = shapes[shape]
+    if not m then m = cjson.decode(raw); shapes[shape] = m end
+    t[id] = m
   end
   return m
 end
 
-local function step_fields(id, names)
-  local out = {}
-  for i, n in ipairs(names) do out[i] = id .. ':' .. n end
-  return out
+local function set_meta(run, id, m)
+  local t = metas[run]
+  if not t then t = {}; metas[run] = t end
+  t[id] = m
 end
 
 -- ---- transitions (checked against the shared tables) -------------------------------------------
 local function step_to(run, id, to, reason, agent, from, attempt)
   local k = RK(run)
-  from = from or num(get(k, id .. ':st'))
+  local fst = F(id, ':st')
+  from = from or num(get(k, fst))
   if not (ST[from] and ST[from][to]) then
     -- Refused and logged (Redis server log): the transition tables have no such edge.
     redis.log(redis.LOG_WARNING, 'controlplane: refused step transition ' .. run .. '/' .. id .. ' ' .. (STEP_NAMES[from] or from) .. ' -> ' .. (STEP_NAMES[to] or to))
     return false
   end
-  put(k, id .. ':st', to)
-  if attempt == nil then attempt = num(get(k, id .. ':at')) end
-  ev(run, { 'S', NOW, id, from, to, attempt, reason or '', agent or '' })
-  if STEP_TERMINAL[to] and not STEP_TERMINAL[from] then incr(k, '_nt', 1) end
-  if STEP_TERMINAL[from] and not STEP_TERMINAL[to] then incr(k, '_nt', -1) end
+  put(k, fst, to)
+  if attempt == nil then attempt = num(get(k, F(id, ':at'))) end
+  if NOW_J then
+    ev(run, '["S",' .. NOW_J .. ',' .. jstr(id) .. ',' .. nstr(from) .. ',' .. nstr(to) .. ',' .. nstr(attempt) .. ',' .. jstr(reason or '') .. ',' .. jstr(agent or '') .. ']')
+  else
+    ev(run, { 'S', NOW, id, from, to, attempt, reason or '', agent or '' })
+  end
+  local tt, ft = STEP_TERMINAL[to], STEP_TERMINAL[from]
+  if tt and not ft then incr(k, '_nt', 1); put(k, F(id, ':fa'), NOW) end
+  if ft and not tt then incr(k, '_nt', -1) end
   if to == FAILED then incr(k, '_nf', 1) end
   if from == FAILED then incr(k, '_nf', -1) end
   if to == CANCELLED then incr(k, '_nc', 1) end
   if from == CANCELLED then incr(k, '_nc', -1) end
-  if (to == ASSIGNED or to == WAITING) and not get(k, id .. ':sa') then put(k, id .. ':sa', NOW) end
-  if STEP_TERMINAL[to] and not STEP_TERMINAL[from] then put(k, id .. ':fa', NOW) end
+  if to == ASSIGNED or to == WAITING then
+    local sa = F(id, ':sa')
+    if not get(k, sa) then put(k, sa, NOW) end
+  end
   return true
 end
 
@@ -202,7 +311,11 @@ local function run_to(run, to, reason)
     return false
   end
   put(k, '_st', to)
-  ev(run, { 'R', NOW, from, to, reason or '' })
+  if NOW_J then
+    ev(run, '["R",' .. NOW_J .. ',' .. nstr(from) .. ',' .. nstr(to) .. ',' .. jstr(reason or '') .. ']')
+  else
+    ev(run, { 'R', NOW, from, to, reason or '' })
+  end
   if RUN_TERMINAL[to] then
     put(k, '_fin', NOW)
     live_rem[run] = true; live_add[run] = nil
@@ -221,9 +334,16 @@ end
 
 -- ---- queues: a ring of runs per queue (round-robin), a ready set per run and queue ---------------
 -- Ready set: score -priority, member "<ready seq>|<step id>", so equal priorities pop in ready order.
+-- ringed[q][run]: added to the ring in this call and not popped since, so adding it again is a no-op.
+local ringed = {}
 local function ring_add(q, run, quiet)
-  local vt = incr(SK, 'v:' .. q, 1)
-  redis.call('ZADD', P .. 'q:' .. q, 'NX', I(vt), run)
+  local r = ringed[q]
+  if not r then r = {}; ringed[q] = r end
+  if not r[run] then
+    r[run] = true
+    local vt = incr(SK, F('v:', q), 1)
+    redis.call('ZADD', F(PQ, q), 'NX', I(vt), run)
+  end
   if not quiet then ready_queues[q] = true end
 end
 
@@ -241,11 +361,11 @@ local function make_ready(run, id, q, pr, reason, from, attempt, agent)
   if not step_to(run, id, READY, reason, agent or '', from, attempt) then return end
   local k = RK(run)
   local seq = incr(SK, 'rseq', 1)
-  redis.call('ZADD', P .. 'rq:' .. run .. ':' .. q, I(-pr), string.format('%012d', seq) .. '|' .. id)
+  redis.call('ZADD', RQK(run, q), I(-pr), string.format('%012d|%s', seq, id))
   local rc = jget(k, '_rc')
   rc[q] = (rc[q] or 0) + 1
   jmark(k, '_rc')
-  incr(SK, 'r:' .. q, 1)
+  incr(SK, F('r:', q), 1)
   if runnable(run) and get(k, '_cb') ~= '1' then ring_add(q, run) end
 end
 
@@ -258,41 +378,57 @@ local function add_units(into, from, sign)
   end
 end
 
+-- The queues an agent serves, decoded once per call.
+local agent_queues = {}
+local function queues_of(AK)
+  local qs = agent_queues[AK]
+  if qs == nil then
+    local raw = get(AK, 'q')
+    qs = raw and cjson.decode(raw) or false
+    agent_queues[AK] = qs
+  end
+  return qs
+end
+
 -- The attempt ended (any way): its slots, lease and budget reservation are released. Units the agent
 -- did not report count at their estimate, so an unreported cost never frees budget.
 local function finish_attempt(run, id, m, usage)
   local k = RK(run)
-  local tok = get(k, id .. ':tk')
-  local agent = get(k, id .. ':ag')
+  local tok = get(k, F(id, ':tk'))
+  local agent = get(k, F(id, ':ag'))
   if agent and agent ~= '' then
-    local AK = P .. 'ag:' .. agent
+    local AK = F(PAG, agent)
     incr(AK, 'used', -m.sl)
-    local aq = get(AK, 'q')
-    if aq then for _, q in ipairs(cjson.decode(aq)) do ready_queues[q] = true end end
+    local aq = queues_of(AK)
+    if aq then for _, q in ipairs(aq) do ready_queues[q] = true end end
   end
   ready_queues[m.q] = true
   incr(k, '_used', -1)
-  incr(SK, 'q:' .. m.q, -1)
-  if m.k ~= '' then incr(SK, 'k:' .. m.k, -1) end
-  lease_rem[#lease_rem + 1] = tok .. '|' .. run .. '|' .. id
-  if m.to > 0 then timeout_rem[#timeout_rem + 1] = tok .. '|' .. run .. '|' .. id end
+  incr(SK, F('q:', m.q), -1)
+  if m.k ~= '' then incr(SK, F('k:', m.k), -1) end
+  local member = tok .. '|' .. run .. '|' .. id
+  lease_rem[#lease_rem + 1] = member
+  if m.to > 0 then timeout_rem[#timeout_rem + 1] = member end
   local actual = {}
-  local rsraw = get(k, id .. ':rs')
+  local frs = F(id, ':rs')
+  local rsraw = get(k, frs)
   if rsraw and rsraw ~= '' then
     local rs = cjson.decode(rsraw)
     add_units(jget(k, '_res'), rs, -1); jmark(k, '_res')
     for u, v in pairs(rs) do
       actual[u] = v
-      local nv = num(get(SK, 'b:' .. u)) - v
+      local fb = F('b:', u)
+      local nv = num(get(SK, fb)) - v
       if math.abs(nv) < 1e-9 then nv = 0 end
-      put(SK, 'b:' .. u, nv)
+      put(SK, fb, nv)
     end
-    put(k, id .. ':rs', false)
+    put(k, frs, false)
   end
   if usage then for u, v in pairs(usage) do actual[u] = v end end
   if next(actual) ~= nil then
     add_units(jget(k, '_usd'), actual, 1); jmark(k, '_usd')
-    add_units(jget(k, id .. ':us'), actual, 1); jmark(k, id .. ':us')
+    local fus = F(id, ':us')
+    add_units(jget(k, fus), actual, 1); jmark(k, fus)
   end
   if get(k, '_cb') == '1' then
     put(k, '_cb', false)
@@ -320,9 +456,9 @@ local function on_good(run, id, m)
   for i, p in ipairs(m.n) do
     if m.pk[i] == 0 then
       local done
-      if m.pc[i] <= 1 then done = true else done = incr(k, p .. ':cs', 1) >= m.pc[i] end
-      if done and (m.ri == 1 or get(k, p .. ':os')) then
-        put(k, p .. ':o', ''); put(k, p .. ':ou', ''); put(k, p .. ':od', '1')
+      if m.pc[i] <= 1 then done = true else done = incr(k, F(p, ':cs'), 1) >= m.pc[i] end
+      if done and (m.ri == 1 or get(k, F(p, ':os'))) then
+        put(k, F(p, ':o'), ''); put(k, F(p, ':ou'), ''); put(k, F(p, ':od'), '1')
       end
     end
   end
@@ -337,7 +473,7 @@ end
 
 local function skip(run, cid, why, at)
   local k = RK(run)
-  put(k, cid .. ':er', why)
+  put(k, F(cid, ':er'), why)
   if step_to(run, cid, SKIPPED, why, '', BLOCKED, at) then
     on_bad(run, cid, meta(run, cid), SKIPPED)
   end
@@ -356,12 +492,13 @@ end
 
 -- c = { id, nneeds, run_if (1 success, 2 always, 3 failure), gate (0/1), queue, priority, index }.
 -- An on_success step is skipped as soon as one need does not succeed; the others wait for every need.
+local ST_SUFFIX = { ':st' }
 resolve = function(run, c, ok, parent, pstate)
   local k = RK(run)
   local cid = c[1]
   local at = first_attempt(run)
   if c[3] == 1 and not ok then
-    if num(get(k, cid .. ':st')) ~= BLOCKED then return end
+    if num(get(k, F(cid, ':st'))) ~= BLOCKED then return end
     skip(run, cid, "needed step '" .. parent .. "' is " .. STEP_NAMES[pstate], at)
     return
   end
@@ -369,15 +506,15 @@ resolve = function(run, c, ok, parent, pstate)
   if c[2] <= 1 then
     anybad = not ok
   else
-    if incr(k, cid .. ':pd', -1) > 0 then return end
-    if num(get(k, cid .. ':st')) ~= BLOCKED then return end
+    if incr(k, F(cid, ':pd'), -1) > 0 then return end
+    if num(get(k, F(cid, ':st'))) ~= BLOCKED then return end
     local cm = meta(run, cid)
     local fields = {}
-    for i, p in ipairs(cm.n) do fields[i] = p .. ':st' end
+    for i, p in ipairs(cm.n) do step_fields(p, ST_SUFFIX, fields, i - 1) end
     pre(k, fields)
     anybad = false
-    for _, p in ipairs(cm.n) do
-      if num(get(k, p .. ':st')) ~= SUCCEEDED then anybad = true end
+    for i = 1, #fields do
+      if num(get(k, fields[i])) ~= SUCCEEDED then anybad = true end
     end
   end
   if c[3] == 3 and not anybad then
@@ -401,12 +538,12 @@ local function maybe_finish(run)
   if num(get(k, '_nf')) > 0 then
     local ids = cjson.decode(get(k, '_ids'))
     local fields = {}
-    for _, id in ipairs(ids) do fields[#fields + 1] = id .. ':st' end
+    for i, id in ipairs(ids) do step_fields(id, ST_SUFFIX, fields, i - 1) end
     pre(k, fields)
     local e = 'a step failed'
-    for _, id in ipairs(ids) do
-      if num(get(k, id .. ':st')) == FAILED then
-        e = "step '" .. id .. "' failed: " .. (get(k, id .. ':er') or '')
+    for i, id in ipairs(ids) do
+      if num(get(k, fields[i])) == FAILED then
+        e = "step '" .. id .. "' failed: " .. (get(k, F(id, ':er')) or '')
         break
       end
     end
@@ -448,18 +585,19 @@ end
 -- being cancelled, else retried per the policy (or requeued at once for a lost lease), else failed.
 local function fail_attempt(run, id, m, err, permanent, lease_lost, agent)
   local k = RK(run)
-  local st = num(get(k, id .. ':st'))
-  if get(k, id .. ':cx') == '1' then
-    put(k, id .. ':cx', false)
+  local st = num(get(k, F(id, ':st')))
+  local fcx, fer = F(id, ':cx'), F(id, ':er')
+  if get(k, fcx) == '1' then
+    put(k, fcx, false)
     local e = cancelled_error(run)
-    put(k, id .. ':er', e)
+    put(k, fer, e)
     step_to(run, id, CANCELLED, e, agent, st)
     return
   end
-  local used = num(get(k, id .. ':at')) - num(get(k, id .. ':ab'))
+  local used = num(get(k, F(id, ':at'))) - num(get(k, F(id, ':ab')))
   local allowed = m.ma
   if lease_lost and EXPIRY_ATTEMPTS > allowed then allowed = EXPIRY_ATTEMPTS end
-  put(k, id .. ':er', err)
+  put(k, fer, err)
   if not permanent and used < allowed then
     if lease_lost then
       make_ready(run, id, m.q, m.pr, err .. '; requeued', st, nil, agent)
@@ -473,7 +611,7 @@ local function fail_attempt(run, id, m, err, permanent, lease_lost, agent)
   end
   local final = err
   if not permanent then final = err .. ' (attempt ' .. used .. ' of ' .. allowed .. '; no attempts left)' end
-  put(k, id .. ':er', final)
+  put(k, fer, final)
   if step_to(run, id, FAILED, final, agent, st) then on_bad(run, id, m, FAILED) end
 end
 

@@ -8,9 +8,10 @@ local function parse(member)
   local b = string.find(member, '|', a + 1, true)
   return string.sub(member, 1, a - 1), string.sub(member, a + 1, b - 1), string.sub(member, b + 1)
 end
+local CURRENT_FIELDS = { ':st', ':tk', ':m', ':ag', ':at', ':ab', ':cx', ':rs' }
 local function current(run, id, tok)
   local k = RK(run)
-  pre(k, step_fields(id, { 'st', 'tk', 'm', 'ag', 'at', 'ab', 'cx', 'rs' }))
+  pre(k, step_fields(id, CURRENT_FIELDS))
   local st = num(get(k, id .. ':st'))
   return get(k, id .. ':tk') == tok and (st == ASSIGNED or st == RUNNING)
 end

@@ -5,14 +5,32 @@
 --   D completed (a1 output, a2 uri, a3 usage json); F failed (a1 error, a2 flags: p permanent, t timed out, a3 usage json).
 local n = tonumber(ARGV[3])
 local function A(i, j) return ARGV[4 + i * 7 + j] end
--- One read per run for every step the batch mentions.
-local fields = {}
+-- One read per run for every step the batch mentions, of the fields its kinds of report use (with
+-- those a result deletes, so absent ones cost no HDEL).
+local RUN_FIELDS = { '_st', '_used', '_nt', '_n', '_nf', '_nc', '_cb', '_rr', '_seq', '_rc' }
+local STEP_FIELDS = { ':st', ':tk', ':at', ':m', ':ag' }
+local RESULT_FIELDS = { D = { ':rs', ':cx', ':o', ':ou', ':od', ':er' }, F = { ':rs', ':cx', ':ab', ':er' } }
+local fields, listed = {}, {}
 for i = 0, n - 1 do
-  local k = RK(A(i, 1))
+  local kind, k, id = A(i, 0), RK(A(i, 1)), A(i, 2)
   local f = fields[k]
-  if not f then f = { '_st', '_used', '_nt', '_n', '_nf', '_nc', '_cb', '_rr', '_seq', '_rc' }; fields[k] = f end
-  local id = A(i, 2)
-  for _, x in ipairs({ 'st', 'tk', 'at', 'ab', 'm', 'ag', 'rs', 'cx', 'sa', 'o', 'ou', 'od', 'er' }) do f[#f + 1] = id .. ':' .. x end
+  if not f then
+    f = {}
+    for j = 1, #RUN_FIELDS do f[j] = RUN_FIELDS[j] end
+    fields[k] = f
+    listed[k] = {}
+  end
+  local s = listed[k][id]
+  if not s then
+    s = {}
+    listed[k][id] = s
+    step_fields(id, STEP_FIELDS, f, #f)
+  end
+  local extra = RESULT_FIELDS[kind]
+  if extra and not s[kind] then
+    s[kind] = true
+    step_fields(id, extra, f, #f)
+  end
 end
 for k, f in pairs(fields) do pre(k, f) end
 
@@ -21,50 +39,54 @@ local touched = {}
 for i = 0, n - 1 do
   local kind, run, id, tok = A(i, 0), A(i, 1), A(i, 2), A(i, 3)
   local k = RK(run)
-  local st = num(get(k, id .. ':st'))
+  local st = num(get(k, F(id, ':st')))
   local m = meta(run, id)
   if m == nil then
     out[#out + 1] = 2
-  elseif get(k, id .. ':tk') ~= tok or (st ~= ASSIGNED and st ~= RUNNING) then
+  elseif get(k, F(id, ':tk')) ~= tok or (st ~= ASSIGNED and st ~= RUNNING) then
     out[#out + 1] = 1
   else
     out[#out + 1] = 0
-    local at = num(get(k, id .. ':at'))
-    local agent = get(k, id .. ':ag') or ''
-    if kind == 'S' then
-      if st == ASSIGNED then step_to(run, id, RUNNING, 'started', agent, st, at) end
-    elseif kind == 'P' then
-      put(k, id .. ':pg', A(i, 4))
-      put(k, id .. ':pm', A(i, 5))
+    local at = num(get(k, F(id, ':at')))
+    local agent = get(k, F(id, ':ag')) or ''
+    if st == ASSIGNED and (kind == 'S' or kind == 'D' or kind == 'F') then
+      -- A result may arrive without its Started (the agent drops a Started queued ahead of it):
+      -- the start it implies is recorded first, so every attempt that ran passes RUNNING.
+      if step_to(run, id, RUNNING, 'started', agent, st, at) then st = RUNNING end
+    end
+    if kind == 'P' then
+      put(k, F(id, ':pg'), A(i, 4))
+      put(k, F(id, ':pm'), A(i, 5))
       ev(run, { 'P', NOW, id, at, tonumber(A(i, 4)), A(i, 5) })
     elseif kind == 'C' then
-      put(k, id .. ':ck', A(i, 4))
+      put(k, F(id, ':ck'), A(i, 4))
       ev(run, { 'C', NOW, id, at, #A(i, 4) })
     elseif kind == 'L' then
       ev(run, { 'L', NOW, id, at, tonumber(A(i, 4)), cjson.decode(A(i, 5)) })
-    elseif kind == 'D' then
-      finish_attempt(run, id, m, cjson.decode(A(i, 6)))
-      if get(k, id .. ':cx') == '1' then
+    elseif kind == 'D' or kind == 'F' then
+      -- Most reports carry no usage: skip decoding an empty object.
+      local usage = A(i, 6)
+      if usage == '{}' then usage = nil else usage = cjson.decode(usage) end
+      finish_attempt(run, id, m, usage)
+      if kind == 'F' then
+        local flags = A(i, 5)
+        local e = A(i, 4)
+        if string.find(flags, 't', 1, true) then e = 'timed out: ' .. e end
+        if e == '' then e = 'failed' end
+        fail_attempt(run, id, m, e, string.find(flags, 'p', 1, true) ~= nil, false, agent)
+      elseif get(k, F(id, ':cx')) == '1' then
         -- The run was cancelled while this attempt ran: its end is accepted, the step does not count as done.
         fail_attempt(run, id, m, 'cancelled', true, false, agent)
       else
         local o, ou = A(i, 4), A(i, 5)
-        put(k, id .. ':o', o ~= '' and o or false)
-        put(k, id .. ':ou', ou ~= '' and ou or false)
-        put(k, id .. ':os', #o)
-        put(k, id .. ':od', false)
-        put(k, id .. ':er', false)
-        put(k, id .. ':pg', 100)
+        put(k, F(id, ':o'), o ~= '' and o or false)
+        put(k, F(id, ':ou'), ou ~= '' and ou or false)
+        put(k, F(id, ':os'), #o)
+        put(k, F(id, ':od'), false)
+        put(k, F(id, ':er'), false)
+        put(k, F(id, ':pg'), 100)
         if step_to(run, id, SUCCEEDED, 'completed', agent, st, at) then on_good(run, id, m) end
       end
-      touched[run] = true
-    elseif kind == 'F' then
-      local flags = A(i, 5)
-      finish_attempt(run, id, m, cjson.decode(A(i, 6)))
-      local e = A(i, 4)
-      if string.find(flags, 't', 1, true) then e = 'timed out: ' .. e end
-      if e == '' then e = 'failed' end
-      fail_attempt(run, id, m, e, string.find(flags, 'p', 1, true) ~= nil, false, agent)
       touched[run] = true
     end
   end
