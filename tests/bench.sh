@@ -16,7 +16,7 @@ command -v node >/dev/null || { echo "node missing: install Node.js 20 (apt-get 
 [[ -f $BASELINE_DIR/bullmq_bench.mjs ]] || { echo "BullMQ baseline not found in $BASELINE_DIR; set BASELINE_DIR" >&2; exit 1; }
 
 if [[ ${BENCH_QUICK:-0} == 1 ]]; then
-  SIZES=(--fanout-runs 20 --fanout-width 100 --dag-runs 200 --dag-children 10 --wide-steps 2000 --seq-runs 100)
+  SIZES=(--fanout-runs 20 --fanout-width 100 --dag-runs 200 --dag-children 10 --wide-steps 2000 --seq-runs 100 --warmup-rounds 2 --paced-seconds 2)
   BULL_ENV=(NOOP_JOBS=2000 FLOWS=200 SEQ_JOBS=100)
 else
   SIZES=()
@@ -82,6 +82,12 @@ const out = {
   seq_p50_ratio: r(ours.seq_p50_ms / bull.sequential.rt_ms.p50),
   dispatch_p50_ms: ours.dispatch_p50_ms,
   dispatch_p99_ms: ours.dispatch_p99_ms,
+  dispatch_load50_steps_per_s: ours.dispatch_load50_steps_per_s,
+  dispatch_p50_ms_at_90: ours.dispatch_p50_ms_at_90,
+  dispatch_p99_ms_at_90: ours.dispatch_p99_ms_at_90,
+  dispatch_load90_steps_per_s: ours.dispatch_load90_steps_per_s,
+  idle_dispatch_p50_ms: ours.idle_dispatch_p50_ms,
+  idle_dispatch_p99_ms: ours.idle_dispatch_p99_ms,
   burst_dispatch_p50_ms: ours.burst_dispatch_p50_ms,
   burst_dispatch_p99_ms: ours.burst_dispatch_p99_ms,
   bullmq_burst_dispatch_p50_ms: bull.noop.latency_ms.p50,
@@ -92,11 +98,18 @@ const out = {
   bullmq_redis_commands_per_job: bull.noop.redis_cmds.total_per_job,
   scheduler_cpu_s_per_1000_steps: ours.scheduler_cpu_s_per_1000_steps,
   agents_cpu_s_per_1000_steps: ours.agents_cpu_s_per_1000_steps,
+  redis_cpu_s_per_1000_steps: ours.redis_cpu_s_per_1000_steps,
   scheduler_peak_rss_mib: ours.scheduler_peak_rss_mib,
   agent_peak_rss_mib: ours.agent_peak_rss_mib,
 };
 console.log(`== ratios ours/BullMQ: no-op ${out.noop_ratio}x (${out.noop_steps_per_s} vs ${out.bullmq_noop_jobs_per_s}/s), ` +
   `DAG ${out.dag_ratio}x (${out.dag_steps_per_s} vs ${out.bullmq_flow_jobs_per_s}/s), ` +
   `sequential p50 ${out.seq_p50_ratio}x (${out.seq_p50_ms} vs ${out.bullmq_seq_p50_ms} ms)`);
+const check = (name, ok, detail) => console.log(`== target ${name}: ${ok ? 'met' : 'MISSED'} (${detail})`);
+check('no-op ratio >= 1.0', out.noop_ratio >= 1, `${out.noop_ratio}`);
+check('DAG ratio >= 1.0', out.dag_ratio >= 1, `${out.dag_ratio}`);
+check('sequential p99 <= BullMQ', out.seq_p99_ms <= out.bullmq_seq_p99_ms, `${out.seq_p99_ms} vs ${out.bullmq_seq_p99_ms} ms`);
+check('dispatch p99 <= 5 ms at 50 % load', out.dispatch_p99_ms <= 5, `${out.dispatch_p99_ms} ms at ${out.dispatch_load50_steps_per_s} steps/s`);
+check('Redis round trips per step <= 2', out.redis_roundtrips_per_step <= 2, `${out.redis_roundtrips_per_step}`);
 console.log(JSON.stringify(out));
 JS

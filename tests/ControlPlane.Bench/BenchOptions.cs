@@ -7,7 +7,7 @@ internal sealed class BenchOptions
 {
     public const string Usage =
         "usage: cp-bench [--agents K (2)] [--slots N per agent (64)] [--fanout-runs N (200)] [--fanout-width N (100)] " +
-        "[--dag-runs N (2000)] [--dag-children N (10)] [--wide-steps N (10000)] [--seq-runs N (500)] [--warmup-rounds N (4)] " +
+        "[--dag-runs N (2000)] [--dag-children N (10)] [--wide-steps N (10000)] [--seq-runs N (500)] [--warmup-rounds N (4)] [--paced-seconds N (5)] " +
         "[--scheduler PATH to cp-scheduler.dll] [--redis HOST:PORT of a running redis-server (default: start a private one)] [--json-out FILE]";
 
     public int Agents { get; private set; } = 2;
@@ -27,6 +27,8 @@ internal sealed class BenchOptions
     public int SeqRuns { get; private set; } = 500;
 
     public int WarmupRounds { get; private set; } = 4;
+
+    public int PacedSeconds { get; private set; } = 5;
 
     public string SchedulerPath { get; private set; } = DefaultSchedulerPath();
 
@@ -57,6 +59,7 @@ internal sealed class BenchOptions
                 case "--wide-steps": options.WideSteps = Positive(name, value); break;
                 case "--seq-runs": options.SeqRuns = Positive(name, value); break;
                 case "--warmup-rounds": options.WarmupRounds = Positive(name, value); break;
+                case "--paced-seconds": options.PacedSeconds = Positive(name, value); break;
                 case "--scheduler": options.SchedulerPath = value; break;
                 case "--json-out": options.JsonOut = value; break;
                 case "--redis": options.Redis = value.Contains(':', StringComparison.Ordinal) ? value : throw new ArgumentException($"--redis is '{value}'; give HOST:PORT, e.g. --redis 127.0.0.1:6379"); break;

@@ -76,6 +76,10 @@ internal static class Driver
             var wide = await bench.ThroughputAsync("wide", [Specs.FanOut("wide", options.WideSteps)], sampleDispatch: true);
             var seq = await bench.SequentialAsync(options.SeqRuns);
 
+            // Dispatch under load: runs of 10 parallel steps submitted at a steady pace, at 50 % and 90 % of the fan-out rate.
+            var at50 = await bench.PacedAsync("paced-50", fanout.StepsPerSecond * 0.5, options.PacedSeconds);
+            var at90 = await bench.PacedAsync("paced-90", fanout.StepsPerSecond * 0.9, options.PacedSeconds);
+
             // Idle dispatch comes from the one-at-a-time runs; burst dispatch also holds the wait behind a backlog of ready steps.
             var burst = fanout.Dispatch.Concat(dag.Dispatch).Concat(wide.Dispatch).ToList();
             var all = new[] { fanout, dag, wide };
@@ -87,8 +91,14 @@ internal static class Driver
                 ["wide_steps_per_s"] = Math.Round(wide.StepsPerSecond, 1),
                 ["seq_p50_ms"] = Math.Round(seq.P50, 3),
                 ["seq_p99_ms"] = Math.Round(seq.P99, 3),
-                ["dispatch_p50_ms"] = Math.Round(Percentiles.Of(seq.Dispatch, 50), 3),
-                ["dispatch_p99_ms"] = Math.Round(Percentiles.Of(seq.Dispatch, 99), 3),
+                ["dispatch_p50_ms"] = Math.Round(Percentiles.Of(at50.Dispatch, 50), 3),
+                ["dispatch_p99_ms"] = Math.Round(Percentiles.Of(at50.Dispatch, 99), 3),
+                ["dispatch_load50_steps_per_s"] = Math.Round(at50.StepsPerSecond, 1),
+                ["dispatch_p50_ms_at_90"] = Math.Round(Percentiles.Of(at90.Dispatch, 50), 3),
+                ["dispatch_p99_ms_at_90"] = Math.Round(Percentiles.Of(at90.Dispatch, 99), 3),
+                ["dispatch_load90_steps_per_s"] = Math.Round(at90.StepsPerSecond, 1),
+                ["idle_dispatch_p50_ms"] = Math.Round(Percentiles.Of(seq.Dispatch, 50), 3),
+                ["idle_dispatch_p99_ms"] = Math.Round(Percentiles.Of(seq.Dispatch, 99), 3),
                 ["burst_dispatch_p50_ms"] = Math.Round(Percentiles.Of(burst, 50), 3),
                 ["burst_dispatch_p99_ms"] = Math.Round(Percentiles.Of(burst, 99), 3),
                 ["burst_dispatch_samples"] = burst.Count,
@@ -141,6 +151,8 @@ internal static class Driver
     }
 
     internal sealed record PhaseResult(int Steps, double StepsPerSecond, long Commands, long TopLevel, long ScriptCalls, double SchedulerCpu, double AgentCpu, double RedisCpu, long ScriptMicros, List<double> Dispatch);
+
+    internal sealed record PacedResult(double StepsPerSecond, List<double> Dispatch);
 
     internal sealed record SequentialResult(double P50, double P99, double CommandsPerRun, List<double> Dispatch);
 
@@ -210,9 +222,47 @@ internal static class Driver
             return result;
         }
 
+        /// <summary>
+        /// Submits runs of 10 parallel no-op steps at a steady pace of <paramref name="stepsPerSecond"/> for
+        /// <paramref name="seconds"/>, then measures READY -> handler start for every step.
+        /// </summary>
+        public async Task<PacedResult> PacedAsync(string phase, double stepsPerSecond, int seconds)
+        {
+            const int width = 10;
+            var runsPerSecond = stepsPerSecond / width;
+            var count = Math.Max(1, (int)(runsPerSecond * seconds));
+            var interval = TimeSpan.FromSeconds(1 / runsPerSecond);
+            var runIds = new string[count];
+            var pending = new List<Task>(count);
+            var clock = Stopwatch.StartNew();
+            for (var i = 0; i < count; i++)
+            {
+                // Sleep until this run's slot; a late loop catches up at once instead of drifting.
+                var due = interval * i;
+                var wait = due - clock.Elapsed;
+                if (wait > TimeSpan.FromMilliseconds(1))
+                {
+                    await Task.Delay(wait);
+                }
+
+                var index = i;
+                pending.Add(Task.Run(async () => runIds[index] = (await client.SubmitRunAsync(Specs.FanOut(phase, width))).Run.Id));
+            }
+
+            await Task.WhenAll(pending);
+            var offered = count * width / clock.Elapsed.TotalSeconds;
+            await WaitUntilIdleAsync(phase, runIds.ToHashSet(), count * width);
+            var dispatch = await DispatchLatencyAsync(runIds);
+            Console.WriteLine(string.Create(
+                CultureInfo.InvariantCulture,
+                $"== {phase}: {count} runs x {width} steps offered at {offered:F0} steps/s; dispatch (READY -> handler start) p50 {Percentiles.Of(dispatch, 50):F2} ms p99 {Percentiles.Of(dispatch, 99):F2} ms ({dispatch.Count} samples)"));
+            return new PacedResult(offered, dispatch);
+        }
+
         public async Task<SequentialResult> SequentialAsync(int count)
         {
             var latencies = new List<double>(count);
+            var sent = new List<(string Run, long Sent, long Done)>(count);
             var measured = new List<string>(count);
             for (var i = -20; i < count; i++)
             {
@@ -223,6 +273,7 @@ internal static class Driver
                 }
 
                 var spec = Specs.FanOut("seq", 1);
+                var sentMicros = HandlerStarts.NowMicros();
                 var clock = Stopwatch.StartNew();
                 var runId = (await client.SubmitRunAsync(spec)).Run.Id;
                 RunState? final = null;
@@ -245,11 +296,19 @@ internal static class Driver
                 {
                     latencies.Add(elapsed);
                     measured.Add(runId);
+                    sent.Add((runId, sentMicros, sentMicros + (long)(elapsed * 1000)));
                 }
             }
 
             var (commands, _, _, _) = await CommandStatsAsync();
             var dispatch = await DispatchLatencyAsync(measured);
+
+            // Where the time goes: submit sent -> handler start, and handler start -> final event received (one clock).
+            var before = sent.Select(x => (startsLog.Starts[(x.Run, "w0")] - x.Sent) / 1000.0).ToList();
+            var after = sent.Select(x => (x.Done - startsLog.Starts[(x.Run, "w0")]) / 1000.0).ToList();
+            Console.WriteLine(string.Create(
+                CultureInfo.InvariantCulture,
+                $"== seq split: submit sent -> handler start p50 {Percentiles.Of(before, 50):F2} ms p99 {Percentiles.Of(before, 99):F2} ms; handler start -> final event p50 {Percentiles.Of(after, 50):F2} ms p99 {Percentiles.Of(after, 99):F2} ms"));
             var result = new SequentialResult(Percentiles.Of(latencies, 50), Percentiles.Of(latencies, 99), commands / (double)count, dispatch);
             Console.WriteLine(string.Create(
                 CultureInfo.InvariantCulture,
