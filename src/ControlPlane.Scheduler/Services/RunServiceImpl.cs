@@ -156,17 +156,16 @@ internal sealed class RunServiceImpl
         using var subscription = hub.Watch(runId, wake);
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, shutdown);
         var token = cancel.Token;
-        var run = await RpcErrors.Guard(() => store.GetRunAsync(runId, token)).ConfigureAwait(false) ?? throw RpcErrors.RunNotFound(runId);
 
-        // The state as of run.LastEventSeq; replayed and tailed RunStateChanged events keep it current.
-        var state = run.State;
-        var lastKnown = run.LastEventSeq;
+        // The run's state after the events sent so far: replaying from the start shows every change; a watch that
+        // starts later learns it from one snapshot once it has caught up.
+        RunState? state = request.AfterSeq == 0 ? RunState.Unspecified : null;
         var seq = request.AfterSeq;
         try
         {
             while (true)
             {
-                var events = await RpcErrors.Guard(() => store.ReadEventsAsync(runId, seq, options.WatchBatch, token)).ConfigureAwait(false);
+                var events = await ReadEventsAsync(runId, seq, token).ConfigureAwait(false);
                 for (var i = 0; i < events.Count; i++)
                 {
                     // One flush per batch: every event but the last is only buffered.
@@ -180,13 +179,25 @@ internal sealed class RunServiceImpl
                     }
                 }
 
-                if (events.Count >= options.WatchBatch)
+                if (events.Count > 0)
                 {
-                    // A full batch: more may be waiting already.
+                    // The store may return fewer than asked (it caps its batches): read until nothing is left.
                     continue;
                 }
 
-                if (RunStateMachine.IsTerminal(state) && seq >= lastKnown)
+                if (state is null)
+                {
+                    var run = await RpcErrors.Guard(() => store.GetRunAsync(runId, token)).ConfigureAwait(false) ?? throw RpcErrors.RunNotFound(runId);
+                    if (run.LastEventSeq > seq)
+                    {
+                        // Events arrived since the read: send them first; their state changes follow them.
+                        continue;
+                    }
+
+                    state = run.State;
+                }
+
+                if (RunStateMachine.IsTerminal(state.Value))
                 {
                     return;
                 }
@@ -197,6 +208,22 @@ internal sealed class RunServiceImpl
         catch (OperationCanceledException) when (shutdown.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested)
         {
             throw RpcErrors.Unavailable($"the scheduler is shutting down; watch again with after_seq {seq} to continue where this stream stopped");
+        }
+    }
+
+    private async Task<IReadOnlyList<RunEvent>> ReadEventsAsync(string runId, long afterSeq, CancellationToken token)
+    {
+        try
+        {
+            return await store.ReadEventsAsync(runId, afterSeq, options.WatchBatch, token).ConfigureAwait(false);
+        }
+        catch (RunStoreException ex) when (ex.Error == RunStoreError.NotFound)
+        {
+            throw RpcErrors.RunNotFound(runId);
+        }
+        catch (Exception ex) when (RpcErrors.Map(ex) is { } rpc && !ReferenceEquals(rpc, ex))
+        {
+            throw rpc;
         }
     }
 
