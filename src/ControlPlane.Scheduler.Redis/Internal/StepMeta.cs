@@ -6,7 +6,9 @@ namespace ControlPlane.Scheduler.Redis.Internal;
 
 /// <summary>
 /// The compact per-step data the Lua scripts read instead of the StepSpec: defaults resolved, and each
-/// step's children and its needs' fan-out precomputed, so unblocking a child needs no extra read.
+/// step's children and its needs' fan-out precomputed, so unblocking a child needs no extra read. It
+/// holds nothing step-specific beyond that, so steps of one shape (the branches of a fan-out) store the
+/// same text and the scripts decode it once per call.
 /// </summary>
 internal static class StepMeta
 {
@@ -55,7 +57,6 @@ internal static class StepMeta
     {
         var needs = s.Needs.Distinct(StringComparer.Ordinal).ToList();
         w.WriteStartObject();
-        w.WriteNumber("i", i);
         w.WriteString("q", StepDefaults.QueueOf(spec, s));
         w.WriteString("fw", s.Framework);
         w.WriteString("h", s.Framework == StepDefaults.DotnetFramework ? s.Handler : string.Empty);
@@ -97,7 +98,6 @@ internal static class StepMeta
             w.WriteNumberValue(StepDefaults.KindOf(child) == StepKind.Gate ? 1 : 0);
             w.WriteStringValue(StepDefaults.QueueOf(spec, child));
             w.WriteNumberValue(child.Priority);
-            w.WriteNumberValue(c);
             w.WriteEndArray();
         }
 

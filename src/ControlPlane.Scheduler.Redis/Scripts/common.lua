@@ -248,9 +248,15 @@ local function ev(run, e)
 end
 
 -- ---- per-step data ------------------------------------------------------------------------------
--- Decoded metas are shared and never changed. Steps of one shape (the branches of a fan-out) differ
--- only in their index "i", which no script reads, so one decoded table serves them all.
+-- Decoded metas are shared and never changed. Steps of one shape (the branches of a fan-out) store
+-- the same text, so one decoded table serves them all.
 local metas, shapes = {}, {}
+local function decode_meta(raw)
+  local m = shapes[raw]
+  if not m then m = cjson.decode(raw); shapes[raw] = m end
+  return m
+end
+
 local function meta(run, id)
   local t = metas[run]
   if not t then t = {}; metas[run] = t end
@@ -258,9 +264,7 @@ local function meta(run, id)
   if m == nil then
     local raw = get(RK(run), F(id, ':m'))
     if not raw then return nil end
-    local shape = string.match(raw, '^{"i":%d+,(.*)$') or raw
-    m = shapes[shape]
-    if not m then m = cjson.decode(raw); shapes[shape] = m end
+    m = decode_meta(raw)
     t[id] = m
   end
   return m

@@ -31,7 +31,7 @@ for i = 0, n - 1 do
   put(k, id .. ':p', ARGV[14 + i * 3])
   put(k, id .. ':st', BLOCKED)
   put(k, id .. ':at', 0)
-  local d = cjson.decode(m)
+  local d = decode_meta(m)
   set_meta(run, id, d)
   if #d.n > 1 then put(k, id .. ':pd', #d.n) end
   if #d.n == 0 then roots[#roots + 1] = { id, d } end
