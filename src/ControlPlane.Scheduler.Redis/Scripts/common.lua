@@ -15,7 +15,16 @@ local RUN_TERMINAL = { [R_SUCCEEDED] = true, [R_FAILED] = true, [R_CANCELLED] = 
 -- Lease expiries a step may suffer at least; maintenance sets it from RunStoreOptions.
 local EXPIRY_ATTEMPTS = 1
 
-local function num(v) return tonumber(v) or 0 end
+-- tonumber parses a string with strtod, slow next to a table lookup; the same few values ("0", "1",
+-- states) are parsed many times per call, so each is parsed once.
+local nums = {}
+local function num(v)
+  if not v then return 0 end
+  local n = nums[v]
+  -- (v ~= v only for a NaN, which cannot be a key.)
+  if n == nil then n = tonumber(v) or 0; if v == v then nums[v] = n end end
+  return n
+end
 local function I(n) return string.format('%d', n) end
 
 -- Integers as "%d" text, built once per call. Redis formats a number argument with "%.17g" and cjson
