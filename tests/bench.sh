@@ -4,10 +4,32 @@
 #   no-op dotnet steps) -> BullMQ baseline (copy of /work/shared/bench/baseline in a temp dir) -> ratios -> one JSON line.
 # Usage: tests/bench.sh [cp-bench flags]         full sizes (200x100 fan-out, 2,000 parent+10, 10,000 wide)
 #        BENCH_QUICK=1 tests/bench.sh            small sizes for a smoke run
+#        BENCH_RUNS=3 tests/bench.sh             three invocations, then the medians (what BENCHMARKS.md reports)
 # Env: BASELINE_DIR (default /work/shared/bench/baseline), BENCH_AGENTS (2), BENCH_SLOTS (64).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
+
+# BENCH_RUNS=3: that many whole invocations one after another, then one JSON line of per-figure medians.
+if [[ ${BENCH_RUNS:-1} -gt 1 && -z ${BENCH_ONE:-} ]]; then
+  LINES="$(mktemp /tmp/cp-bench-runs.XXXXXX)"
+  trap 'rm -f "$LINES" "$LINES.one"' EXIT
+  for i in $(seq "$BENCH_RUNS"); do
+    echo "== invocation $i of $BENCH_RUNS"
+    BENCH_ONE=1 "$0" "$@" | tee "$LINES.one"
+    tail -1 "$LINES.one" >>"$LINES"
+  done
+  echo "== medians of $BENCH_RUNS invocations"
+  node - "$LINES" <<'JS'
+const fs = require('fs');
+const runs = fs.readFileSync(process.argv[2], 'utf8').trim().split('\n').map(l => JSON.parse(l));
+const median = xs => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+const out = {};
+for (const key of Object.keys(runs[0])) out[key] = median(runs.map(r => r[key]));
+console.log(JSON.stringify(out));
+JS
+  exit 0
+fi
 
 BASELINE_DIR="${BASELINE_DIR:-/work/shared/bench/baseline}"
 REDIS_SERVER="$(command -v redis-server || true)"
@@ -52,7 +74,8 @@ dotnet tests/ControlPlane.Bench/bin/Release/net10.0/cp-bench.dll --redis "127.0.
   --agents "${BENCH_AGENTS:-2}" --slots "${BENCH_SLOTS:-64}" "${SIZES[@]}" --json-out "$WORK/ours.json" "$@" 2>"$WORK/ours.err" \
   || { tail -50 "$WORK/ours.err" >&2; exit 1; }
 
-echo "== BullMQ baseline on the same redis-server"
+echo "== BullMQ baseline on the same redis-server (emptied first, so neither side works next to the other's data)"
+redis-cli -h 127.0.0.1 -p "$PORT" flushall >/dev/null
 cp -r "$BASELINE_DIR" "$WORK/baseline"
 rm -rf "$WORK/baseline/node_modules" "$WORK/baseline/runs"
 (cd "$WORK/baseline" && npm ci --no-audit --no-fund >"$WORK/npm.log" 2>&1) || { cat "$WORK/npm.log" >&2; exit 1; }
