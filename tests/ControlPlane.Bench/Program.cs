@@ -16,6 +16,12 @@ if (args.Length > 0 && args[0] == "bench-agent")
     return await builder.RunAsync().ConfigureAwait(false);
 }
 
+if (args.Contains("--help") || args.Contains("-h"))
+{
+    Console.WriteLine(BenchOptions.Usage);
+    return 0;
+}
+
 BenchOptions options;
 try
 {
