@@ -51,6 +51,12 @@ public sealed partial class RedisRunStore
         var result = (RedisResult[])(await EvalAsync(LuaScripts.Submit, args, cancellationToken).ConfigureAwait(false))!;
         var created = (long)result[0] == 1;
         var id = (string)result[1]!;
+        if (created)
+        {
+            // The script returns the new run as get_run would read it back.
+            return new SubmitRunResult(Snapshot(id, result[2], spec.Clone(), result[3], result[4], result[5]), Created: true);
+        }
+
         var run = await GetRunAsync(id, cancellationToken).ConfigureAwait(false)
             ?? throw new InvalidOperationException($"run {id} vanished right after it was submitted");
         return new SubmitRunResult(run, created);
@@ -67,20 +73,23 @@ public sealed partial class RedisRunStore
         }
 
         var parts = (RedisResult[])result!;
-        var fields = Flat(parts[0]);
-        var spec = RunSpec.Parser.ParseFrom((byte[])parts[1]!);
-        var events = EventCodec.DecodeRange(runId, parts[2]);
+        return Snapshot(runId, parts[0], RunSpec.Parser.ParseFrom((byte[])parts[1]!), parts[2], parts[3], parts[4]);
+    }
+
+    /// <summary>A Run from a get_run reply: hash fields, event entries, and slots and agents when a step is READY.</summary>
+    private static Run Snapshot(string runId, RedisResult fields, RunSpec spec, RedisResult events, RedisResult slots, RedisResult agents)
+    {
         BlockedContext? blocked = null;
-        if (!parts[3].IsNull)
+        if (!slots.IsNull)
         {
-            var agents = ((RedisResult[])parts[4]!)
+            var records = ((RedisResult[])agents!)
                 .Select(a => (RedisResult[])a!)
                 .Select(a => AgentRecord.From((string)a[0]!, Flat(a[1])))
                 .ToList();
-            blocked = new BlockedContext(Flat(parts[3]), agents);
+            blocked = new BlockedContext(Flat(slots), records);
         }
 
-        return RunSnapshot.Build(runId, fields, spec, events, blocked);
+        return RunSnapshot.Build(runId, Flat(fields), spec, EventCodec.DecodeRange(runId, events), blocked);
     }
 
     private static Dictionary<string, string> Flat(RedisResult result)

@@ -64,6 +64,34 @@ public abstract partial class RunStoreContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task SubmitRun_ReturnsTheRunAsGetRunReadsItBack()
+    {
+        var plain = Run(Shell("a"), Shell("b").With(s => s.Queue = "gpu"), Shell("c", "a", "b"));
+        var mixed = Run(
+            Shell("a").With(s => s.Estimate["tokens"] = 5),
+            Gate("g"),
+            Shell("page", "a").With(s => s.RunIf = RunIf.OnFailure),
+            Shell("after", "a", "g"))
+            .With(s =>
+            {
+                s.Labels["team"] = "data";
+                s.Budget["tokens"] = 100;
+                s.Concurrency = 1;
+            });
+
+        // Without an agent (every READY step has a blocked reason), then with one that serves only some steps.
+        var before = (await Store.SubmitRunAsync(plain, null)).Run;
+        Assert.Equal(await Store.GetRunAsync(before.Id), before);
+        await Connect("cpu-only", slots: 2, queues: ["default"], frameworks: ["shell"]);
+        var after = (await Store.SubmitRunAsync(plain, null)).Run;
+        Assert.Equal(await Store.GetRunAsync(after.Id), after);
+        var other = (await Store.SubmitRunAsync(mixed, "mixed-1")).Run;
+        Assert.Equal(await Store.GetRunAsync(other.Id), other);
+
+        Assert.NotEqual(StepOf(before, "a").BlockedReason, StepOf(after, "a").BlockedReason);
+    }
+
+    [Fact]
     public async Task SubmitRun_Dag_RootsReadyOthersBlockedRunPending()
     {
         var run = (await Store.SubmitRunAsync(Run(Shell("a"), Shell("b"), Shell("c", "a", "b"), Gate("g")), null)).Run;

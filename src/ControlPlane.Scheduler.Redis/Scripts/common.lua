@@ -245,6 +245,8 @@ end
 -- ---- events (seq 1..n per run, stream id "<seq>-1") --------------------------------------------
 -- e is the event array, or its JSON already built.
 local ekeys = {}
+-- When a script sets evlog to a table, every event of the call is also kept there, as XRANGE returns it.
+local evlog = nil
 local function ev(run, e)
   local k = RK(run)
   local seq = num(get(k, '_seq')) + 1
@@ -252,7 +254,9 @@ local function ev(run, e)
   local ek = ekeys[run]
   if not ek then ek = P .. 'e:' .. run; ekeys[run] = ek end
   if type(e) == 'table' then e = cjson.encode(e) end
-  redis.call('XADD', ek, string.format('%d-1', seq), 'v', e)
+  local id = string.format('%d-1', seq)
+  redis.call('XADD', ek, id, 'v', e)
+  if evlog then evlog[#evlog + 1] = { id, { 'v', e } } end
   signal.e[run] = seq
 end
 

@@ -36,6 +36,7 @@ for i = 0, n - 1 do
   if #d.n > 1 then put(k, id .. ':pd', #d.n) end
   if #d.n == 0 then roots[#roots + 1] = { id, d } end
 end
+evlog = {}
 local order = redis.call('HINCRBY', P .. 'ctr', 'sub', 1)
 redis.call('ZADD', P .. 'runs', order, run)
 live_add[run] = true
@@ -50,4 +51,25 @@ for _, r in ipairs(roots) do
 end
 maybe_finish(run)
 flush()
-return { 1, run }
+
+-- The new run as get_run returns it, from what this call wrote: the caller needs no second round trip.
+-- Every field of the hash passed through the write cache; blobs (specs) are left out as get_run does.
+local fields, ready = {}, false
+for f, v in pairs(vals[k]) do
+  if v ~= false and f ~= '_spec' and string.sub(f, -2) ~= ':p' then
+    if type(v) == 'number' then
+      if v % 1 == 0 then v = nstr(v) else v = string.format('%.17g', v) end
+    end
+    fields[#fields + 1] = f; fields[#fields + 1] = v
+    if v == '2' and string.sub(f, -3) == ':st' then ready = true end
+  end
+end
+local slots, agents = false, false
+if ready then
+  slots = redis.call('HGETALL', SK)
+  agents = {}
+  for _, id in ipairs(redis.call('SMEMBERS', P .. 'agents')) do
+    agents[#agents + 1] = { id, redis.call('HGETALL', PAG .. id) }
+  end
+end
+return { 1, run, fields, evlog, slots, agents }
