@@ -180,11 +180,19 @@ internal static class Driver
             }
 
             await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => Submitter()));
-            await WaitUntilIdleAsync(phase, runIds.ToHashSet(), steps);
-            var cpu = scheduler.CpuSeconds() - cpu0;
-            var agentCpu = agents.Sum(a => a.CpuSeconds()) - agentCpu0;
-            var redisCpu = await RedisCpuSecondsAsync() - redisCpu0;
-            var (commands, topLevel, scriptCalls, scriptMicros) = await CommandStatsAsync();
+            // Counters are read once the work is done and before the runs are listed: listing scans every run in
+            // Redis, which is the driver's cost, not the phase's.
+            var (cpu, agentCpu, redisCpu, commands, topLevel, scriptCalls, scriptMicros) = await WaitUntilIdleAsync(phase, runIds.ToHashSet(), steps, async () =>
+            {
+                var stats = await CommandStatsAsync();
+                if (Environment.GetEnvironmentVariable("BENCH_COMMANDS") == "1")
+                {
+                    Console.WriteLine($"== {phase} commandstats:\n" + await server.InfoRawAsync("commandstats"));
+                }
+
+                return (scheduler.CpuSeconds() - cpu0, agents.Sum(a => a.CpuSeconds()) - agentCpu0, await RedisCpuSecondsAsync() - redisCpu0,
+                    stats.Commands, stats.TopLevel, stats.ScriptCalls, stats.ScriptMicros);
+            });
 
             // Every run must have succeeded; the last finished_at ends the phase.
             var lastFinish = 0L;
@@ -251,7 +259,7 @@ internal static class Driver
 
             await Task.WhenAll(pending);
             var offered = count * width / clock.Elapsed.TotalSeconds;
-            await WaitUntilIdleAsync(phase, runIds.ToHashSet(), count * width);
+            await WaitUntilIdleAsync(phase, runIds.ToHashSet(), count * width, () => Task.FromResult(0));
             var dispatch = await DispatchLatencyAsync(runIds);
             Console.WriteLine(string.Create(
                 CultureInfo.InvariantCulture,
@@ -316,9 +324,10 @@ internal static class Driver
             return result;
         }
 
-        // Watches the agents' start files first (no Redis traffic), so the phase's command counts stay the scheduler's own;
-        // only then asks the scheduler, a few times, until no run of the phase is left unfinished.
-        private async Task WaitUntilIdleAsync(string phase, IReadOnlySet<string> runIds, int steps)
+        // Watches the agents' start files first (no Redis traffic); then waits until Redis has run no script for 100 ms
+        // and reads the counters; only then asks the scheduler whether any run of the phase is unfinished, and if one
+        // is, waits and reads the counters again.
+        private async Task<T> WaitUntilIdleAsync<T>(string phase, IReadOnlySet<string> runIds, int steps, Func<Task<T>> readCounters)
         {
             var clock = Stopwatch.StartNew();
             while (true)
@@ -333,10 +342,24 @@ internal static class Driver
                 await Task.Delay(20);
             }
 
-            while (await AnyAsync(RunState.Running) || await AnyAsync(RunState.Pending))
+            while (true)
             {
-                ThrowIfLate();
-                await Task.Delay(20);
+                var quiet = 0;
+                var calls = (await CommandStatsAsync()).ScriptCalls;
+                while (quiet < 5)
+                {
+                    await Task.Delay(20);
+                    var now = (await CommandStatsAsync()).ScriptCalls;
+                    quiet = now == calls ? quiet + 1 : 0;
+                    calls = now;
+                    ThrowIfLate();
+                }
+
+                var counters = await readCounters();
+                if (!await AnyAsync(RunState.Running) && !await AnyAsync(RunState.Pending))
+                {
+                    return counters;
+                }
             }
 
             void ThrowIfLate()
