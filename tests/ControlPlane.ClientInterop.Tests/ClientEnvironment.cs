@@ -10,7 +10,7 @@ namespace ControlPlane.ClientInterop.Tests;
 /// </summary>
 public static class ClientEnvironment
 {
-    public const string PythonPath = "/usr/bin/python3";
+    public const string PythonPath = TestEnvironment.PythonPath;
 
     public static string RepositoryRoot => TestEnvironment.RepositoryRoot;
 
@@ -24,38 +24,9 @@ public static class ClientEnvironment
     /// <summary>The agent host's executable (cp-agent), built with this test project.</summary>
     public static string AgentHost => HostPath("AgentHost");
 
-    public static void RequirePython()
-    {
-        const string hint = "Install Debian's grpcio with its code generator: apt-get install -y python3-grpcio python3-grpc-tools python3-protobuf";
-        if (!File.Exists(PythonPath))
-        {
-            throw new InvalidOperationException($"{PythonPath} is missing. {hint}");
-        }
+    public static void RequirePython() => TestEnvironment.RequirePython();
 
-        var (exitCode, output) = TestEnvironment.RunQuick(PythonPath, "-c", "import grpc, grpc_tools.protoc, google.protobuf");
-        if (exitCode != 0)
-        {
-            throw new InvalidOperationException($"{PythonPath} cannot import grpc, grpc_tools or google.protobuf: {output.Trim()}. {hint}");
-        }
-    }
-
-    public static void RequireNode()
-    {
-        var (exitCode, output) = TestEnvironment.RunQuick("node", "--version");
-        if (exitCode != 0)
-        {
-            throw new InvalidOperationException($"node is not runnable ({output.Trim()}). Install it: apt-get install -y nodejs npm");
-        }
-
-        foreach (var package in new[] { "@grpc/grpc-js", "@grpc/proto-loader" })
-        {
-            if (!File.Exists(Path.Combine(RepositoryRoot, "tests", "node_modules", package, "package.json")))
-            {
-                throw new InvalidOperationException(
-                    $"tests/node_modules/{package} is missing. Install the test suite's npm packages: (cd {Path.Combine(RepositoryRoot, "tests")} && npm install --no-save)");
-            }
-        }
-    }
+    public static void RequireNode() => TestEnvironment.RequireNode();
 
     private static string HostPath(string key)
     {

@@ -10,7 +10,7 @@ namespace ControlPlane.Interop.Tests;
 /// </summary>
 public static class InteropEnvironment
 {
-    public const string PythonPath = "/usr/bin/python3";
+    public const string PythonPath = TestEnvironment.PythonPath;
 
     /// <summary>The 16 interop cases every direction runs.</summary>
     public static readonly string[] Cases =
@@ -47,36 +47,8 @@ public static class InteropEnvironment
         return path;
     }
 
-    public static void RequirePython()
-    {
-        var hint = "Install Debian's grpcio peer: apt-get install -y python3-grpcio python3-grpc-tools python3-protobuf";
-        if (!File.Exists(PythonPath))
-        {
-            throw new InvalidOperationException($"{PythonPath} is missing. {hint}");
-        }
+    public static void RequirePython() => TestEnvironment.RequirePython();
 
-        var (exitCode, output) = TestEnvironment.RunQuick(PythonPath, "-c", "import grpc, grpc_tools.protoc, google.protobuf");
-        if (exitCode != 0)
-        {
-            throw new InvalidOperationException($"{PythonPath} cannot import grpc/grpc_tools: {output.Trim()}. {hint}");
-        }
-    }
+    public static void RequireNode() => TestEnvironment.RequireNode();
 
-    public static void RequireNode()
-    {
-        var (exitCode, output) = TestEnvironment.RunQuick("node", "--version");
-        if (exitCode != 0)
-        {
-            throw new InvalidOperationException($"node is not runnable ({output.Trim()}). Install it: apt-get install -y nodejs npm");
-        }
-
-        foreach (var package in new[] { "@grpc/grpc-js", "@grpc/proto-loader" })
-        {
-            if (!File.Exists(Path.Combine(RepositoryRoot, "tests", "node_modules", package, "package.json")))
-            {
-                throw new InvalidOperationException(
-                    $"tests/node_modules/{package} is missing. Install the test suite's npm packages: (cd {Path.Combine(RepositoryRoot, "tests")} && npm install --no-save)");
-            }
-        }
-    }
 }

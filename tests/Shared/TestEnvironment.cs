@@ -8,6 +8,44 @@ public static class TestEnvironment
     /// <summary>The folder holding ControlPlane.sln, found above the test's build output.</summary>
     public static string RepositoryRoot { get; } = FindRepositoryRoot();
 
+    /// <summary>Debian's python3, which has the grpcio packages (the pyenv python on PATH may not).</summary>
+    public const string PythonPath = "/usr/bin/python3";
+
+    /// <summary>Fails with the install command unless python3 can import grpc, grpc_tools and protobuf.</summary>
+    public static void RequirePython()
+    {
+        const string hint = "Install Debian's grpcio with its code generator: apt-get install -y python3-grpcio python3-grpc-tools python3-protobuf";
+        if (!File.Exists(PythonPath))
+        {
+            throw new InvalidOperationException($"{PythonPath} is missing. {hint}");
+        }
+
+        var (exitCode, output) = RunQuick(PythonPath, "-c", "import grpc, grpc_tools.protoc, google.protobuf");
+        if (exitCode != 0)
+        {
+            throw new InvalidOperationException($"{PythonPath} cannot import grpc, grpc_tools or google.protobuf: {output.Trim()}. {hint}");
+        }
+    }
+
+    /// <summary>Fails with the install command unless node runs and the test suite's npm packages are installed.</summary>
+    public static void RequireNode()
+    {
+        var (exitCode, output) = RunQuick("node", "--version");
+        if (exitCode != 0)
+        {
+            throw new InvalidOperationException($"node is not runnable ({output.Trim()}). Install it: apt-get install -y nodejs npm");
+        }
+
+        foreach (var package in new[] { "@grpc/grpc-js", "@grpc/proto-loader" })
+        {
+            if (!File.Exists(Path.Combine(RepositoryRoot, "tests", "node_modules", package, "package.json")))
+            {
+                throw new InvalidOperationException(
+                    $"tests/node_modules/{package} is missing. Install the test suite's npm packages: (cd {Path.Combine(RepositoryRoot, "tests")} && npm install --no-save)");
+            }
+        }
+    }
+
     /// <summary>Runs a short command (a version or import probe) to its end; exit code -1 when it cannot start or takes over 30 s.</summary>
     public static (int ExitCode, string Output) RunQuick(string file, params string[] arguments)
     {
