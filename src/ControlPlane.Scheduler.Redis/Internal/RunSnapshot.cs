@@ -10,35 +10,7 @@ internal static class RunSnapshot
 {
     public static Run Build(string runId, IReadOnlyDictionary<string, string> f, RunSpec spec, IReadOnlyList<RunEvent> events, BlockedContext? blocked)
     {
-        var run = new Run
-        {
-            Id = runId,
-            Name = Get(f, "_name"),
-            State = (RunState)Int(f, "_st"),
-            Spec = spec,
-            IdempotencyKey = Get(f, "_idem"),
-            Error = Get(f, "_err"),
-            LastEventSeq = Long(f, "_seq"),
-        };
-        foreach (var (k, v) in StepMeta.ParseMap(Get(f, "_lbl")))
-        {
-            run.Labels[k] = v;
-        }
-
-        foreach (var (k, v) in StepMeta.ParseUnits(Get(f, "_res")))
-        {
-            run.BudgetReserved[k] = v;
-        }
-
-        foreach (var (k, v) in StepMeta.ParseUnits(Get(f, "_usd")))
-        {
-            run.BudgetUsed[k] = v;
-        }
-
-        run.CreatedAt = Time(f, "_crt");
-        run.StartedAt = Time(f, "_sta");
-        run.FinishedAt = Time(f, "_fin");
-
+        var run = Summary(runId, f, spec);
         var steps = new Dictionary<string, Step>(StringComparer.Ordinal);
         foreach (var s in spec.Steps)
         {
