@@ -1,8 +1,9 @@
 using System.Reflection;
 using ControlPlane.Agent.Internal;
-using ControlPlane.Rpc;
 using ControlPlane.V1;
 using Google.Protobuf;
+using Grpc.Core;
+using Grpc.Net.Client;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Polly;
@@ -16,13 +17,10 @@ namespace ControlPlane.Agent;
 /// </summary>
 public sealed partial class AgentWorker
 {
-    private static readonly Method<ConnectRequest, ConnectResponse> ConnectMethod =
-        Method<ConnectRequest, ConnectResponse>.FromDescriptor(AgentServiceReflection.Descriptor.Services[0].Methods[0]);
-
     private static readonly string Version =
         typeof(AgentWorker).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0.0.0";
 
-    private static readonly WriteOptions Buffered = new(BufferHint: true);
+    private static readonly WriteOptions Buffered = new(WriteFlags.BufferHint);
 
     private readonly AgentOptions _options;
     private readonly Dictionary<string, IComputeFramework> _frameworks;
@@ -220,13 +218,23 @@ public sealed partial class AgentWorker
             return true;
         }
 
-        using var channel = RpcChannel.ForAddress(_options.SchedulerAddress, new RpcChannelOptions
+        using var channel = GrpcChannel.ForAddress(_options.SchedulerAddress, new GrpcChannelOptions
         {
-            KeepAlivePingDelay = TimeSpan.FromSeconds(10),
-            KeepAlivePingTimeout = TimeSpan.FromSeconds(10),
+            // Pings notice a scheduler whose host vanished without closing the connection, on an otherwise quiet stream.
+            HttpHandler = new SocketsHttpHandler
+            {
+                KeepAlivePingDelay = TimeSpan.FromSeconds(10),
+                KeepAlivePingTimeout = TimeSpan.FromSeconds(10),
+                KeepAlivePingPolicy = HttpKeepAlivePingPolicy.WithActiveRequests,
+                PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan,
+            },
+            DisposeHttpClient = true,
+
+            // Assignments carry inputs of up to 1 MiB from each upstream step.
+            MaxReceiveMessageSize = 64 * 1024 * 1024,
         });
         using var sessionCts = CancellationTokenSource.CreateLinkedTokenSource(hardStop);
-        using var call = channel.AsyncDuplexStreamingCall(ConnectMethod, new CallOptions(CancellationToken: sessionCts.Token));
+        using var call = new AgentService.AgentServiceClient(channel).Connect(cancellationToken: sessionCts.Token);
         LogConnecting(_logger, _options.SchedulerAddress, _options.AgentId);
 
         var hello = BuildHello();

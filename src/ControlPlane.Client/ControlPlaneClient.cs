@@ -1,7 +1,8 @@
 using System.Runtime.CompilerServices;
-using ControlPlane.Client.Internal;
-using ControlPlane.Rpc;
 using ControlPlane.V1;
+using Grpc.Core;
+using Grpc.Net.Client;
+using Grpc.Net.Client.Configuration;
 using Polly;
 using Polly.Retry;
 
@@ -14,9 +15,25 @@ namespace ControlPlane.Client;
 /// </summary>
 public sealed class ControlPlaneClient : IDisposable
 {
-    private readonly RpcChannel channel;
+    /// <summary>Methods that change nothing (or set a value): grpc's own retry policy retries them on UNAVAILABLE.</summary>
+    private static readonly MethodName[] IdempotentMethods =
+    [
+        new() { Service = "controlplane.v1.RunService", Method = "GetRun" },
+        new() { Service = "controlplane.v1.RunService", Method = "ListRuns" },
+        new() { Service = "controlplane.v1.RunService", Method = "GetStepOutput" },
+        new() { Service = "controlplane.v1.AdminService", Method = "ListAgents" },
+        new() { Service = "controlplane.v1.AdminService", Method = "GetStats" },
+        new() { Service = "controlplane.v1.AdminService", Method = "SetLimit" },
+    ];
+
+    private readonly GrpcChannel channel;
+    private readonly RunService.RunServiceClient runs;
+    private readonly AdminService.AdminServiceClient admin;
     private readonly ControlPlaneClientOptions options;
     private readonly Metadata? headers;
+
+    // Polly where grpc's retry policy does not fit: SubmitRun is idempotent only with a key, and a watch that already
+    // delivered events is reopened from its last seq rather than replayed.
     private readonly ResiliencePipeline retry;
 
     public ControlPlaneClient(ControlPlaneClientOptions options)
@@ -24,14 +41,10 @@ public sealed class ControlPlaneClient : IDisposable
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         this.options = options;
-
-        var channelOptions = options.ChannelOptions ?? new RpcChannelOptions();
-        if (options.ServerCertificateValidation is { } validation)
-        {
-            channelOptions.ServerCertificateValidation = validation;
-        }
-
-        channel = RpcChannel.ForAddress(options.Address, channelOptions);
+        Address = new Uri(options.Address);
+        channel = GrpcChannel.ForAddress(options.Address, CreateChannelOptions(options));
+        runs = new RunService.RunServiceClient(channel);
+        admin = new AdminService.AdminServiceClient(channel);
         if (options.BearerToken is { } token)
         {
             headers = new Metadata { { "authorization", "Bearer " + token } };
@@ -52,6 +65,55 @@ public sealed class ControlPlaneClient : IDisposable
                 .Build();
     }
 
+    /// <summary>
+    /// The channel: HTTP/2 keep-alive pings (a dead scheduler is noticed on an idle watch), several HTTP/2
+    /// connections when one is full, and grpc's retry policy for the idempotent methods.
+    /// </summary>
+    internal static GrpcChannelOptions CreateChannelOptions(ControlPlaneClientOptions options)
+    {
+        var handler = new SocketsHttpHandler
+        {
+            EnableMultipleHttp2Connections = true,
+            KeepAlivePingDelay = options.KeepAlivePingDelay,
+            KeepAlivePingTimeout = options.KeepAlivePingTimeout,
+            KeepAlivePingPolicy = HttpKeepAlivePingPolicy.WithActiveRequests,
+            PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan,
+        };
+        if (options.ServerCertificateValidation is { } validation)
+        {
+            handler.SslOptions.RemoteCertificateValidationCallback = validation;
+        }
+
+        var channelOptions = new GrpcChannelOptions
+        {
+            HttpHandler = handler,
+            DisposeHttpClient = true,
+            MaxReceiveMessageSize = options.MaxReceiveMessageSize,
+        };
+        if (options.MaxRetryAttempts > 0)
+        {
+            var policy = new Grpc.Net.Client.Configuration.RetryPolicy
+            {
+                MaxAttempts = options.MaxRetryAttempts + 1,
+                InitialBackoff = options.RetryBaseDelay,
+                MaxBackoff = options.RetryMaxDelay,
+                BackoffMultiplier = 2,
+                RetryableStatusCodes = { StatusCode.Unavailable },
+            };
+            var config = new MethodConfig { RetryPolicy = policy };
+            foreach (var name in IdempotentMethods)
+            {
+                config.Names.Add(name);
+            }
+
+            channelOptions.ServiceConfig = new ServiceConfig { MethodConfigs = { config } };
+            channelOptions.MaxRetryAttempts = policy.MaxAttempts;
+        }
+
+        options.ConfigureChannel?.Invoke(channelOptions);
+        return channelOptions;
+    }
+
     /// <summary>Creates a client of the scheduler at <paramref name="address"/> with default options.</summary>
     public ControlPlaneClient(string address)
         : this(new ControlPlaneClientOptions { Address = address })
@@ -59,7 +121,7 @@ public sealed class ControlPlaneClient : IDisposable
     }
 
     /// <summary>The scheduler's address.</summary>
-    public Uri Address => channel.Address;
+    public Uri Address { get; }
 
     /// <summary>
     /// Validates and starts a run. With an idempotency key the call is retried on UNAVAILABLE, and submitting
@@ -69,14 +131,15 @@ public sealed class ControlPlaneClient : IDisposable
     {
         ArgumentNullException.ThrowIfNull(spec);
         var request = new SubmitRunRequest { Spec = spec, IdempotencyKey = idempotencyKey ?? string.Empty };
-        return UnaryAsync(ClientMethods.SubmitRun, request, idempotent: !string.IsNullOrEmpty(idempotencyKey), cancellationToken);
+        var call = (Func<CallOptions, AsyncUnaryCall<SubmitRunResponse>>)(o => runs.SubmitRunAsync(request, o));
+        return string.IsNullOrEmpty(idempotencyKey) ? UnaryAsync(call, cancellationToken) : RetriedAsync(call, cancellationToken);
     }
 
     /// <summary>The run with its steps and history; NOT_FOUND when there is none.</summary>
     public async Task<Run> GetRunAsync(string runId, CancellationToken cancellationToken = default)
     {
         RequireId(runId, nameof(runId));
-        var response = await UnaryAsync(ClientMethods.GetRun, new GetRunRequest { RunId = runId }, idempotent: true, cancellationToken).ConfigureAwait(false);
+        var response = await UnaryAsync(o => runs.GetRunAsync(new GetRunRequest { RunId = runId }, o), cancellationToken).ConfigureAwait(false);
         return response.Run;
     }
 
@@ -84,7 +147,7 @@ public sealed class ControlPlaneClient : IDisposable
     public Task<ListRunsResponse> ListRunsAsync(ListRunsRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
-        return UnaryAsync(ClientMethods.ListRuns, request, idempotent: true, cancellationToken);
+        return UnaryAsync(o => runs.ListRunsAsync(request, o), cancellationToken);
     }
 
     /// <summary>Cancels the run: running attempts are told to stop and nothing new is dispatched.</summary>
@@ -92,28 +155,28 @@ public sealed class ControlPlaneClient : IDisposable
     {
         RequireId(runId, nameof(runId));
         var request = new CancelRunRequest { RunId = runId, Reason = reason ?? string.Empty };
-        return (await UnaryAsync(ClientMethods.CancelRun, request, idempotent: false, cancellationToken).ConfigureAwait(false)).Run;
+        return (await UnaryAsync(o => runs.CancelRunAsync(request, o), cancellationToken).ConfigureAwait(false)).Run;
     }
 
     /// <summary>Dispatches nothing new until <see cref="ResumeRunAsync"/>; running steps finish.</summary>
     public async Task<Run> PauseRunAsync(string runId, CancellationToken cancellationToken = default)
     {
         RequireId(runId, nameof(runId));
-        return (await UnaryAsync(ClientMethods.PauseRun, new PauseRunRequest { RunId = runId }, idempotent: false, cancellationToken).ConfigureAwait(false)).Run;
+        return (await UnaryAsync(o => runs.PauseRunAsync(new PauseRunRequest { RunId = runId }, o), cancellationToken).ConfigureAwait(false)).Run;
     }
 
     /// <summary>Resumes a paused run.</summary>
     public async Task<Run> ResumeRunAsync(string runId, CancellationToken cancellationToken = default)
     {
         RequireId(runId, nameof(runId));
-        return (await UnaryAsync(ClientMethods.ResumeRun, new ResumeRunRequest { RunId = runId }, idempotent: false, cancellationToken).ConfigureAwait(false)).Run;
+        return (await UnaryAsync(o => runs.ResumeRunAsync(new ResumeRunRequest { RunId = runId }, o), cancellationToken).ConfigureAwait(false)).Run;
     }
 
     /// <summary>Re-runs the failed, cancelled and skipped steps of a finished run, keeping succeeded outputs.</summary>
     public async Task<Run> RetryRunAsync(string runId, CancellationToken cancellationToken = default)
     {
         RequireId(runId, nameof(runId));
-        return (await UnaryAsync(ClientMethods.RetryRun, new RetryRunRequest { RunId = runId }, idempotent: false, cancellationToken).ConfigureAwait(false)).Run;
+        return (await UnaryAsync(o => runs.RetryRunAsync(new RetryRunRequest { RunId = runId }, o), cancellationToken).ConfigureAwait(false)).Run;
     }
 
     /// <summary>Approves (or rejects) a gate step waiting for approval.</summary>
@@ -129,7 +192,7 @@ public sealed class ControlPlaneClient : IDisposable
             DecidedBy = decidedBy ?? string.Empty,
             Comment = comment ?? string.Empty,
         };
-        return (await UnaryAsync(ClientMethods.ApproveGate, request, idempotent: false, cancellationToken).ConfigureAwait(false)).Run;
+        return (await UnaryAsync(o => runs.ApproveGateAsync(request, o), cancellationToken).ConfigureAwait(false)).Run;
     }
 
     /// <summary>A step's output: inline bytes or a URI.</summary>
@@ -138,13 +201,13 @@ public sealed class ControlPlaneClient : IDisposable
         RequireId(runId, nameof(runId));
         RequireId(stepId, nameof(stepId));
         var request = new GetStepOutputRequest { RunId = runId, StepId = stepId };
-        return (await UnaryAsync(ClientMethods.GetStepOutput, request, idempotent: true, cancellationToken).ConfigureAwait(false)).Output;
+        return (await UnaryAsync(o => runs.GetStepOutputAsync(request, o), cancellationToken).ConfigureAwait(false)).Output;
     }
 
     /// <summary>The agents the scheduler knows.</summary>
     public async Task<IReadOnlyList<Agent>> ListAgentsAsync(CancellationToken cancellationToken = default)
     {
-        var response = await UnaryAsync(ClientMethods.ListAgents, new ListAgentsRequest(), idempotent: true, cancellationToken).ConfigureAwait(false);
+        var response = await UnaryAsync(o => admin.ListAgentsAsync(new ListAgentsRequest(), o), cancellationToken).ConfigureAwait(false);
         return response.Agents;
     }
 
@@ -153,19 +216,19 @@ public sealed class ControlPlaneClient : IDisposable
     {
         RequireId(agentId, nameof(agentId));
         var request = new DrainAgentRequest { AgentId = agentId };
-        return (await UnaryAsync(ClientMethods.DrainAgent, request, idempotent: false, cancellationToken).ConfigureAwait(false)).Agent;
+        return (await UnaryAsync(o => admin.DrainAgentAsync(request, o), cancellationToken).ConfigureAwait(false)).Agent;
     }
 
     /// <summary>Ready/running counts per queue and every slot counter with its cap.</summary>
     public Task<GetStatsResponse> GetStatsAsync(CancellationToken cancellationToken = default) =>
-        UnaryAsync(ClientMethods.GetStats, new GetStatsRequest(), idempotent: true, cancellationToken);
+        UnaryAsync(o => admin.GetStatsAsync(new GetStatsRequest(), o), cancellationToken);
 
     /// <summary>Sets (or, with 0, removes) a queue cap or a concurrency-key cap shared across all runs.</summary>
     public async Task SetLimitAsync(LimitKind kind, string name, int limit, CancellationToken cancellationToken = default)
     {
         RequireId(name, nameof(name));
         var request = new SetLimitRequest { Kind = kind, Name = name, Limit = limit };
-        await UnaryAsync(ClientMethods.SetLimit, request, idempotent: true, cancellationToken).ConfigureAwait(false);
+        await UnaryAsync(o => admin.SetLimitAsync(request, o), cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -189,7 +252,7 @@ public sealed class ControlPlaneClient : IDisposable
                 static async (state, token) =>
                 {
                     var (client, request) = state;
-                    var opened = client.channel.AsyncServerStreamingCall(ClientMethods.WatchRun, request, new CallOptions(client.headers, null, token));
+                    var opened = client.runs.WatchRun(request, new CallOptions(client.headers, null, token));
                     try
                     {
                         return (opened, await opened.ResponseStream.MoveNext(token).ConfigureAwait(false));
@@ -276,21 +339,27 @@ public sealed class ControlPlaneClient : IDisposable
         !cancellationToken.IsCancellationRequested
         && ex.StatusCode is StatusCode.Unavailable or StatusCode.Internal or StatusCode.Cancelled;
 
-    private async Task<TResponse> UnaryAsync<TRequest, TResponse>(Method<TRequest, TResponse> method, TRequest request, bool idempotent, CancellationToken cancellationToken)
-        where TRequest : Google.Protobuf.IMessage<TRequest>, new()
-        where TResponse : Google.Protobuf.IMessage<TResponse>, new()
+    /// <summary>One unary call under the default deadline; the channel's retry policy covers the idempotent methods.</summary>
+    private async Task<TResponse> UnaryAsync<TResponse>(Func<CallOptions, AsyncUnaryCall<TResponse>> call, CancellationToken cancellationToken)
+    {
+        DateTime? deadline = options.DefaultDeadline is { } timeout ? DateTime.UtcNow + timeout : null;
+        using var pending = call(new CallOptions(headers, deadline, cancellationToken));
+        return await pending.ResponseAsync.ConfigureAwait(false);
+    }
+
+    /// <summary>A call made idempotent by its request (SubmitRun with a key), retried on UNAVAILABLE under one deadline.</summary>
+    private async Task<TResponse> RetriedAsync<TResponse>(Func<CallOptions, AsyncUnaryCall<TResponse>> call, CancellationToken cancellationToken)
     {
         // One deadline for the whole call, retries included, as gRPC deadlines are meant.
         DateTime? deadline = options.DefaultDeadline is { } timeout ? DateTime.UtcNow + timeout : null;
-        var pipeline = idempotent ? retry : ResiliencePipeline.Empty;
-        return await pipeline.ExecuteAsync(
+        return await retry.ExecuteAsync(
             static async (state, token) =>
             {
-                var (client, method, request, deadline) = state;
-                using var call = client.channel.AsyncUnaryCall(method, request, new CallOptions(client.headers, deadline, token));
-                return await call.ResponseAsync.ConfigureAwait(false);
+                var (client, call, deadline) = state;
+                using var pending = call(new CallOptions(client.headers, deadline, token));
+                return await pending.ResponseAsync.ConfigureAwait(false);
             },
-            (this, method, request, deadline),
+            (this, call, deadline),
             cancellationToken).ConfigureAwait(false);
     }
 

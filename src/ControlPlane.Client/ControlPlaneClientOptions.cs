@@ -1,5 +1,5 @@
 using System.Net.Security;
-using ControlPlane.Rpc;
+using Grpc.Net.Client;
 
 namespace ControlPlane.Client;
 
@@ -33,11 +33,23 @@ public sealed class ControlPlaneClientOptions
     /// <summary>Longest wait between two retries. Default is 5 s.</summary>
     public TimeSpan RetryMaxDelay { get; set; } = TimeSpan.FromSeconds(5);
 
-    /// <summary>Clock of the retry delays (deadlines use the system clock, as the transport does). Default is <see cref="TimeProvider.System"/>.</summary>
+    /// <summary>
+    /// Clock of the delays between SubmitRun retries and watch reconnects (grpc's retry policy for the read calls and
+    /// deadlines use the system clock). Default is <see cref="TimeProvider.System"/>.
+    /// </summary>
     public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
 
-    /// <summary>Transport options (message size limits, keep-alive, a test handler); null uses the defaults. Default is null.</summary>
-    public RpcChannelOptions? ChannelOptions { get; set; }
+    /// <summary>Delay of an HTTP/2 keep-alive ping on a connection with calls in flight but nothing received. Default is 30 s.</summary>
+    public TimeSpan KeepAlivePingDelay { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>A ping unanswered for this long closes the connection (its calls fail with UNAVAILABLE and are retried). Default is 20 s.</summary>
+    public TimeSpan KeepAlivePingTimeout { get; set; } = TimeSpan.FromSeconds(20);
+
+    /// <summary>Largest response accepted, in bytes (a run of 10,000 steps is several MiB). Default is 64 MiB.</summary>
+    public int MaxReceiveMessageSize { get; set; } = 64 * 1024 * 1024;
+
+    /// <summary>Adjusts the channel after the client has set its own options (a test handler, credentials, limits). Default is null.</summary>
+    public Action<GrpcChannelOptions>? ConfigureChannel { get; set; }
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first bad option and how to fix it.</summary>
     public void Validate()
@@ -69,6 +81,18 @@ public sealed class ControlPlaneClientOptions
             throw new ArgumentException(
                 $"ControlPlaneClientOptions.RetryBaseDelay ({RetryBaseDelay}) must be positive and at most RetryMaxDelay ({RetryMaxDelay}).",
                 nameof(RetryBaseDelay));
+        }
+
+        if (KeepAlivePingDelay <= TimeSpan.Zero || KeepAlivePingTimeout <= TimeSpan.Zero)
+        {
+            throw new ArgumentException(
+                $"ControlPlaneClientOptions.KeepAlivePingDelay ({KeepAlivePingDelay}) and KeepAlivePingTimeout ({KeepAlivePingTimeout}) must be positive.",
+                nameof(KeepAlivePingDelay));
+        }
+
+        if (MaxReceiveMessageSize < 1024)
+        {
+            throw new ArgumentException($"ControlPlaneClientOptions.MaxReceiveMessageSize is {MaxReceiveMessageSize}; use at least 1024 bytes (default 64 MiB).", nameof(MaxReceiveMessageSize));
         }
 
         ArgumentNullException.ThrowIfNull(TimeProvider, nameof(TimeProvider));

@@ -16,12 +16,12 @@ public sealed partial class RedisRunStore
         ArgumentNullException.ThrowIfNull(registration);
         if (!RunSpecValidator.IsValidName(registration.AgentId))
         {
-            throw new RunStoreException(RunStoreError.InvalidArgument, $"agent_id '{registration.AgentId}' must match [a-z0-9][a-z0-9._-]{{0,62}}");
+            throw RunStoreException.Invalid("agent_id", $"agent_id '{registration.AgentId}' must match [a-z0-9][a-z0-9._-]{{0,62}}");
         }
 
         if (registration.Slots < 0)
         {
-            throw new RunStoreException(RunStoreError.InvalidArgument, $"slots is {registration.Slots}; an agent needs 0 or more slots");
+            throw RunStoreException.Invalid("slots", $"slots is {registration.Slots}; an agent needs 0 or more slots");
         }
 
         var args = new List<RedisValue>
@@ -188,7 +188,7 @@ public sealed partial class RedisRunStore
                 a3 = StepMeta.Units(failed.Usage);
                 break;
             default:
-                throw new RunStoreException(RunStoreError.InvalidArgument,
+                throw RunStoreException.Invalid("message",
                     $"report for step '{a.StepId}' carries {message.MessageCase}; send one of StepStarted, StepProgress, StepCheckpoint, StepLog, StepCompleted, StepFailed");
         }
 
@@ -222,16 +222,16 @@ public sealed partial class RedisRunStore
         {
             LimitKind.Queue => "ql",
             LimitKind.ConcurrencyKey => "kl",
-            _ => throw new RunStoreException(RunStoreError.InvalidArgument, "kind must be LIMIT_KIND_QUEUE or LIMIT_KIND_CONCURRENCY_KEY"),
+            _ => throw RunStoreException.Invalid("kind", "kind must be LIMIT_KIND_QUEUE or LIMIT_KIND_CONCURRENCY_KEY"),
         };
         if (!RunSpecValidator.IsValidName(name))
         {
-            throw new RunStoreException(RunStoreError.InvalidArgument, $"name '{name}' must match [a-z0-9][a-z0-9._-]{{0,62}}");
+            throw RunStoreException.Invalid("name", $"name '{name}' must match [a-z0-9][a-z0-9._-]{{0,62}}");
         }
 
         if (limit < 0)
         {
-            throw new RunStoreException(RunStoreError.InvalidArgument, $"limit is {limit}; use 0 to remove the cap or a positive number of steps");
+            throw RunStoreException.Invalid("limit", $"limit is {limit}; use 0 to remove the cap or a positive number of steps");
         }
 
         await EvalAsync(LuaScripts.SetLimit, [field, name, limit], cancellationToken).ConfigureAwait(false);

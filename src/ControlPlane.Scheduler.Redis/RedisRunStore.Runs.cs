@@ -18,7 +18,7 @@ public sealed partial class RedisRunStore
         ArgumentNullException.ThrowIfNull(spec);
         if (idempotencyKey is { Length: > 0 } && idempotencyKey.Length > options.MaxIdempotencyKeyLength)
         {
-            throw new RunStoreException(RunStoreError.InvalidArgument,
+            throw RunStoreException.Invalid("idempotency_key",
                 $"idempotency_key is {idempotencyKey.Length} characters; at most {options.MaxIdempotencyKeyLength} are allowed");
         }
 
@@ -109,14 +109,14 @@ public sealed partial class RedisRunStore
         ArgumentNullException.ThrowIfNull(query);
         var pageSize = query.PageSize switch
         {
-            < 0 => throw new RunStoreException(RunStoreError.InvalidArgument, $"page_size is {query.PageSize}; use 0 (100) or 1..{options.MaxPageSize}"),
+            < 0 => throw RunStoreException.Invalid("page_size", $"page_size is {query.PageSize}; use 0 (100) or 1..{options.MaxPageSize}"),
             0 => 100,
             _ => Math.Min(query.PageSize, options.MaxPageSize),
         };
         var before = long.MaxValue;
         if (!string.IsNullOrEmpty(query.PageToken) && !long.TryParse(query.PageToken, NumberStyles.None, CultureInfo.InvariantCulture, out before))
         {
-            throw new RunStoreException(RunStoreError.InvalidArgument, "page_token is not one this server issued; pass next_page_token from the previous response");
+            throw RunStoreException.Invalid("page_token", "page_token is not one this server issued; pass next_page_token from the previous response");
         }
 
         var matches = new List<(Run Run, long Order)>();
@@ -243,7 +243,7 @@ public sealed partial class RedisRunStore
 
         if (values[1].IsNull)
         {
-            throw new RunStoreException(RunStoreError.NotFound, $"run '{runId}' has no step '{stepId}'");
+            throw new RunStoreException(RunStoreError.NotFound, ErrorReason.StepNotFound, $"run '{runId}' has no step '{stepId}'");
         }
 
         if (values[4].IsNull || values[5] == "1")
@@ -264,5 +264,5 @@ public sealed partial class RedisRunStore
         await GetRunAsync(runId, cancellationToken).ConfigureAwait(false) ?? throw NoSuchRun(runId);
 
     private static RunStoreException NoSuchRun(string runId) =>
-        new(RunStoreError.NotFound, $"run '{runId}' not found; check the run id (ListRuns shows existing runs)");
+        new(RunStoreError.NotFound, ErrorReason.RunNotFound, $"run '{runId}' not found; check the run id (ListRuns shows existing runs)");
 }

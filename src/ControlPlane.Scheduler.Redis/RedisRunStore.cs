@@ -1,5 +1,6 @@
 using System.Globalization;
 using ControlPlane.Scheduler.Redis.Internal;
+using ControlPlane.V1;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Polly;
@@ -58,6 +59,9 @@ public sealed partial class RedisRunStore : IRunStore
         time = timeProvider;
         this.logger = logger ?? NullLogger.Instance;
         db = connection.GetDatabase();
+
+        // A restarted server, or one the multiplexer met later (a replica promoted, a new endpoint), lacks the scripts.
+        connection.ConnectionRestored += OnConnectionRestored;
         prefix = "cp:{" + ns + "}:";
         routeKey = prefix + "ctr";
         retry = new ResiliencePipelineBuilder
@@ -81,6 +85,29 @@ public sealed partial class RedisRunStore : IRunStore
     }
 
     /// <summary>
+    /// The multiplexer settings the store is built for, from a StackExchange.Redis configuration string such as
+    /// "127.0.0.1:6379": reconnect in the background, and fail fast while disconnected. Pass them to
+    /// <see cref="ConnectionMultiplexer.ConnectAsync(ConfigurationOptions, TextWriter)"/> when sharing a connection.
+    /// </summary>
+    public static ConfigurationOptions CreateConfiguration(string configuration)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(configuration);
+        var config = ConfigurationOptions.Parse(configuration);
+
+        // Keep reconnecting in the background after a Redis restart instead of giving up.
+        config.AbortOnConnectFail = false;
+        config.ConnectRetry = 3;
+        config.ConnectTimeout = 5000;
+        config.SyncTimeout = 10000;
+
+        // While Redis is unreachable a call fails at once instead of waiting in the client's backlog: every caller has
+        // its own retry policy (report pipeline, claim loop, client retries on UNAVAILABLE), and a backlogged state
+        // change replayed after reconnecting could apply after its caller had already been told it failed.
+        config.BacklogPolicy = BacklogPolicy.FailFast;
+        return config;
+    }
+
+    /// <summary>
     /// Connects to Redis (<paramref name="configuration"/> as StackExchange.Redis reads it, e.g. "127.0.0.1:6379"),
     /// loads the scripts and returns the store, which owns the connection. Fails when Redis cannot be reached.
     /// </summary>
@@ -88,16 +115,7 @@ public sealed partial class RedisRunStore : IRunStore
         string configuration, string ns, RunStoreOptions options, TimeProvider timeProvider, ILogger? logger = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(configuration);
-        var config = ConfigurationOptions.Parse(configuration);
-        // Keep reconnecting in the background after a Redis restart instead of giving up.
-        config.AbortOnConnectFail = false;
-        config.ConnectRetry = 3;
-        config.ConnectTimeout = 5000;
-        config.SyncTimeout = 10000;
-        var connection = await ConnectionMultiplexer.ConnectAsync(config).ConfigureAwait(false);
-        // Completions and signals need no ordering between them; the ordered mode funnels every completion through one
-        // queue and lock, which costs latency and CPU under load.
-        connection.PreserveAsyncOrder = false;
+        var connection = await ConnectionMultiplexer.ConnectAsync(CreateConfiguration(configuration)).ConfigureAwait(false);
         var store = new RedisRunStore(connection, ns, options, timeProvider, logger, ownsConnection: true);
         try
         {
@@ -133,11 +151,25 @@ public sealed partial class RedisRunStore : IRunStore
 
     private RedisKey EventsKey(string runId) => prefix + "e:" + runId;
 
-    private IServer Server()
+    private void OnConnectionRestored(object? sender, ConnectionFailedEventArgs e)
     {
-        var endpoint = redis.GetEndPoints().FirstOrDefault()
-            ?? throw new InvalidOperationException("the Redis configuration names no endpoint; pass e.g. \"127.0.0.1:6379\"");
-        return redis.GetServer(endpoint);
+        if (e.ConnectionType == ConnectionType.Interactive)
+        {
+            _ = ReloadQuietlyAsync();
+        }
+    }
+
+    private async Task ReloadQuietlyAsync()
+    {
+        try
+        {
+            await LoadAsync().ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is RedisException or RedisTimeoutException or RunStoreException)
+        {
+            // The next call that meets NOSCRIPT loads them again.
+            RedisStoreLog.ScriptsReloadFailed(logger, ex);
+        }
     }
 
     private Task EnsureLoadedAsync()
@@ -151,10 +183,43 @@ public sealed partial class RedisRunStore : IRunStore
         return task;
     }
 
+    /// <summary>
+    /// Loads the scripts on every server the multiplexer knows, so any of them can run them by SHA. Servers that cannot
+    /// be reached now get them when they reconnect (<see cref="OnConnectionRestored"/>); at least one must take them.
+    /// </summary>
     private async Task LoadAsync()
     {
-        await retry.ExecuteAsync(async _ => await Scripts.LoadAsync(Server()).ConfigureAwait(false)).ConfigureAwait(false);
-        RedisStoreLog.ScriptsLoaded(logger, Scripts.Count, ns);
+        try
+        {
+            await retry.ExecuteAsync(async _ =>
+            {
+                RedisConnectionException? unreachable = null;
+                var loaded = 0;
+                foreach (var server in redis.GetServers())
+                {
+                    try
+                    {
+                        await Scripts.LoadAsync(server).ConfigureAwait(false);
+                        loaded++;
+                    }
+                    catch (RedisConnectionException ex)
+                    {
+                        unreachable = ex;
+                    }
+                }
+
+                if (loaded == 0)
+                {
+                    throw unreachable ?? new RedisConnectionException(ConnectionFailureType.UnableToConnect, CommandFlags.None, "the configuration names no Redis server");
+                }
+
+                RedisStoreLog.ScriptsLoaded(logger, Scripts.Count, ns, loaded);
+            }).ConfigureAwait(false);
+        }
+        catch (RedisConnectionException ex)
+        {
+            throw Unreachable(ex);
+        }
     }
 
     /// <summary>Runs a state-changing script: ARGV[1] the key prefix, ARGV[2] now in ms, then <paramref name="args"/>.</summary>
@@ -175,6 +240,7 @@ public sealed partial class RedisRunStore : IRunStore
     {
         cancellationToken.ThrowIfCancellationRequested();
         await EnsureLoadedAsync().ConfigureAwait(false);
+
         for (var attempt = 0; ; attempt++)
         {
             try
@@ -197,27 +263,44 @@ public sealed partial class RedisRunStore : IRunStore
             {
                 throw Refusal(ex.Message);
             }
+            catch (RedisConnectionException ex)
+            {
+                throw Unreachable(ex);
+            }
         }
     }
 
-    /// <summary>Maps a script's "CP:&lt;error&gt;:&lt;message&gt;" reply to a RunStoreException.</summary>
-    private static RunStoreException Refusal(string reply)
+    /// <summary>Maps a script's "CP:&lt;error&gt;:&lt;reason number&gt;:&lt;message&gt;" reply to a RunStoreException.</summary>
+    internal static RunStoreException Refusal(string reply)
     {
-        var rest = reply[3..];
-        var colon = rest.IndexOf(':', StringComparison.Ordinal);
-        var code = Enum.Parse<RunStoreError>(rest[..colon]);
-        return new RunStoreException(code, rest[(colon + 1)..]);
+        var parts = reply.Split(':', 4);
+        var code = Enum.Parse<RunStoreError>(parts[1]);
+        var reason = (ErrorReason)int.Parse(parts[2], NumberStyles.None, CultureInfo.InvariantCulture);
+        return new RunStoreException(code, reason, parts[3]);
     }
 
     /// <summary>A read that may be retried freely: it changes nothing.</summary>
-    private Task<T> ReadAsync<T>(Func<IDatabase, Task<T>> read, CancellationToken cancellationToken) =>
-        retry.ExecuteAsync(
-            async _ =>
-            {
-                Interlocked.Increment(ref roundTrips);
-                return await read(db).ConfigureAwait(false);
-            },
-            cancellationToken).AsTask();
+    private async Task<T> ReadAsync<T>(Func<IDatabase, Task<T>> read, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await retry.ExecuteAsync(
+                async _ =>
+                {
+                    Interlocked.Increment(ref roundTrips);
+                    return await read(db).ConfigureAwait(false);
+                },
+                cancellationToken).ConfigureAwait(false);
+        }
+        catch (RedisConnectionException ex)
+        {
+            throw Unreachable(ex);
+        }
+    }
+
+    /// <summary>Redis could not be reached (after the retries): UNAVAILABLE to gRPC callers, retryable by the report pipeline.</summary>
+    private static RunStoreException Unreachable(RedisConnectionException ex) =>
+        new(RunStoreError.Unavailable, ErrorReason.StoreUnavailable, $"the run store (Redis) cannot be reached: {ex.Message}");
 
     /// <summary>Sends a pipelined batch of reads in one round trip.</summary>
     private void Execute(IBatch batch)

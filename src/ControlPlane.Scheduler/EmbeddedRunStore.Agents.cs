@@ -12,12 +12,12 @@ public sealed partial class EmbeddedRunStore
         ArgumentNullException.ThrowIfNull(registration);
         if (!RunSpecValidator.IsValidName(registration.AgentId))
         {
-            throw new RunStoreException(RunStoreError.InvalidArgument, $"agent_id '{registration.AgentId}' must match [a-z0-9][a-z0-9._-]{{0,62}}");
+            throw RunStoreException.Invalid("agent_id", $"agent_id '{registration.AgentId}' must match [a-z0-9][a-z0-9._-]{{0,62}}");
         }
 
         if (registration.Slots < 0)
         {
-            throw new RunStoreException(RunStoreError.InvalidArgument, $"slots is {registration.Slots}; an agent needs 0 or more slots");
+            throw RunStoreException.Invalid("slots", $"slots is {registration.Slots}; an agent needs 0 or more slots");
         }
 
         return Task.FromResult(Mutate(() =>
@@ -92,7 +92,7 @@ public sealed partial class EmbeddedRunStore
         {
             if (!agents.TryGetValue(agentId, out var agent))
             {
-                throw new RunStoreException(RunStoreError.NotFound, $"agent '{agentId}' not found; ListAgents shows the known agents");
+                throw new RunStoreException(RunStoreError.NotFound, ErrorReason.AgentNotFound, $"agent '{agentId}' not found; ListAgents shows the known agents");
             }
 
             if (agent.Agent.State == AgentState.Connected)
@@ -120,7 +120,7 @@ public sealed partial class EmbeddedRunStore
         {
             if (!agents.TryGetValue(request.AgentId, out var agent))
             {
-                throw new RunStoreException(RunStoreError.NotFound, $"agent '{request.AgentId}' is not connected; send Hello (ConnectAgent) first");
+                throw new RunStoreException(RunStoreError.NotFound, ErrorReason.AgentNotConnected, $"agent '{request.AgentId}' is not connected; send Hello (ConnectAgent) first");
             }
 
             var claimed = new List<Assignment>();
@@ -374,7 +374,7 @@ public sealed partial class EmbeddedRunStore
                 break;
 
             default:
-                throw new RunStoreException(RunStoreError.InvalidArgument,
+                throw RunStoreException.Invalid("message",
                     $"report for step '{step.Spec.Id}' carries {message.MessageCase}; send one of StepStarted, StepProgress, StepCheckpoint, StepLog, StepCompleted, StepFailed");
         }
 

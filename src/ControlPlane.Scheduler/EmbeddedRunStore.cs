@@ -54,7 +54,7 @@ public sealed partial class EmbeddedRunStore : IRunStore
         ArgumentNullException.ThrowIfNull(spec);
         if (idempotencyKey is { Length: > 0 } && idempotencyKey.Length > options.MaxIdempotencyKeyLength)
         {
-            throw new RunStoreException(RunStoreError.InvalidArgument,
+            throw RunStoreException.Invalid("idempotency_key",
                 $"idempotency_key is {idempotencyKey.Length} characters; at most {options.MaxIdempotencyKeyLength} are allowed");
         }
 
@@ -84,14 +84,14 @@ public sealed partial class EmbeddedRunStore : IRunStore
         ArgumentNullException.ThrowIfNull(query);
         var pageSize = query.PageSize switch
         {
-            < 0 => throw new RunStoreException(RunStoreError.InvalidArgument, $"page_size is {query.PageSize}; use 0 (100) or 1..{options.MaxPageSize}"),
+            < 0 => throw RunStoreException.Invalid("page_size", $"page_size is {query.PageSize}; use 0 (100) or 1..{options.MaxPageSize}"),
             0 => 100,
             _ => Math.Min(query.PageSize, options.MaxPageSize),
         };
         var before = long.MaxValue;
         if (!string.IsNullOrEmpty(query.PageToken) && !long.TryParse(query.PageToken, out before))
         {
-            throw new RunStoreException(RunStoreError.InvalidArgument, "page_token is not one this server issued; pass next_page_token from the previous response");
+            throw RunStoreException.Invalid("page_token", "page_token is not one this server issued; pass next_page_token from the previous response");
         }
 
         lock (gate)
@@ -121,7 +121,7 @@ public sealed partial class EmbeddedRunStore : IRunStore
 
             if (RunStateMachine.IsTerminal(state))
             {
-                throw new RunStoreException(RunStoreError.FailedPrecondition,
+                throw new RunStoreException(RunStoreError.FailedPrecondition, ErrorReason.RunStateConflict,
                     $"run {runId} is already {StateNames.Of(state)}; only a run that has not finished can be cancelled");
             }
 
@@ -157,7 +157,7 @@ public sealed partial class EmbeddedRunStore : IRunStore
                     SetRunState(run, RunState.Paused, "paused");
                     break;
                 default:
-                    throw new RunStoreException(RunStoreError.FailedPrecondition,
+                    throw new RunStoreException(RunStoreError.FailedPrecondition, ErrorReason.RunStateConflict,
                         $"run {runId} is {StateNames.Of(run.Run.State)}; only a PENDING or RUNNING run can be paused");
             }
 
@@ -188,7 +188,7 @@ public sealed partial class EmbeddedRunStore : IRunStore
 
                     break;
                 default:
-                    throw new RunStoreException(RunStoreError.FailedPrecondition,
+                    throw new RunStoreException(RunStoreError.FailedPrecondition, ErrorReason.RunStateConflict,
                         $"run {runId} is {StateNames.Of(run.Run.State)}; only a PAUSED run can be resumed");
             }
 
@@ -201,7 +201,7 @@ public sealed partial class EmbeddedRunStore : IRunStore
             var run = FindRun(runId);
             if (run.Run.State is not (RunState.Failed or RunState.Cancelled))
             {
-                throw new RunStoreException(RunStoreError.FailedPrecondition,
+                throw new RunStoreException(RunStoreError.FailedPrecondition, ErrorReason.RunStateConflict,
                     $"run {runId} is {StateNames.Of(run.Run.State)}; only a FAILED or CANCELLED run can be retried");
             }
 
@@ -246,13 +246,13 @@ public sealed partial class EmbeddedRunStore : IRunStore
             var step = FindStep(run, decision.StepId);
             if (!step.IsGate)
             {
-                throw new RunStoreException(RunStoreError.FailedPrecondition,
+                throw new RunStoreException(RunStoreError.FailedPrecondition, ErrorReason.NotAGate,
                     $"step '{decision.StepId}' is a task, not a gate; only gates take approval decisions");
             }
 
             if (step.Step.State != StepState.WaitingApproval)
             {
-                throw new RunStoreException(RunStoreError.FailedPrecondition,
+                throw new RunStoreException(RunStoreError.FailedPrecondition, ErrorReason.StepStateConflict,
                     $"gate '{decision.StepId}' is {StateNames.Of(step.Step.State)}; only a gate in STEP_STATE_WAITING_APPROVAL can be decided");
             }
 
@@ -304,16 +304,16 @@ public sealed partial class EmbeddedRunStore : IRunStore
         {
             LimitKind.Queue => queueLimits,
             LimitKind.ConcurrencyKey => keyLimits,
-            _ => throw new RunStoreException(RunStoreError.InvalidArgument, "kind must be LIMIT_KIND_QUEUE or LIMIT_KIND_CONCURRENCY_KEY"),
+            _ => throw RunStoreException.Invalid("kind", "kind must be LIMIT_KIND_QUEUE or LIMIT_KIND_CONCURRENCY_KEY"),
         };
         if (!RunSpecValidator.IsValidName(name))
         {
-            throw new RunStoreException(RunStoreError.InvalidArgument, $"name '{name}' must match [a-z0-9][a-z0-9._-]{{0,62}}");
+            throw RunStoreException.Invalid("name", $"name '{name}' must match [a-z0-9][a-z0-9._-]{{0,62}}");
         }
 
         if (limit < 0)
         {
-            throw new RunStoreException(RunStoreError.InvalidArgument, $"limit is {limit}; use 0 to remove the cap or a positive number of steps");
+            throw RunStoreException.Invalid("limit", $"limit is {limit}; use 0 to remove the cap or a positive number of steps");
         }
 
         Mutate(() =>
@@ -478,12 +478,12 @@ public sealed partial class EmbeddedRunStore : IRunStore
     private EmbeddedRun FindRun(string runId) =>
         runs.TryGetValue(runId, out var run)
             ? run
-            : throw new RunStoreException(RunStoreError.NotFound, $"run '{runId}' not found; check the run id (ListRuns shows existing runs)");
+            : throw new RunStoreException(RunStoreError.NotFound, ErrorReason.RunNotFound, $"run '{runId}' not found; check the run id (ListRuns shows existing runs)");
 
     private static EmbeddedStep FindStep(EmbeddedRun run, string stepId) =>
         run.IndexById.TryGetValue(stepId, out var index)
             ? run.Steps[index]
-            : throw new RunStoreException(RunStoreError.NotFound,
+            : throw new RunStoreException(RunStoreError.NotFound, ErrorReason.StepNotFound,
                 $"run '{run.Run.Id}' has no step '{stepId}'; its steps are {string.Join(", ", run.IndexById.Keys.Take(20))}");
 
     private sealed class Subscription(EmbeddedRunStore store, Action<StoreSignal> handler) : IAsyncDisposable

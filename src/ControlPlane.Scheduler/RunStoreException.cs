@@ -1,3 +1,5 @@
+using ControlPlane.V1;
+
 namespace ControlPlane.Scheduler;
 
 /// <summary>What went wrong in a store call, in terms a gRPC status maps onto.</summary>
@@ -9,16 +11,33 @@ public enum RunStoreError
     FailedPrecondition,
     /// <summary>The request itself is wrong (INVALID_ARGUMENT).</summary>
     InvalidArgument,
+    /// <summary>The store cannot be reached now; the call may be retried (UNAVAILABLE).</summary>
+    Unavailable,
 }
 
 /// <summary>A store call refused with a reason that says what to fix.</summary>
 public sealed class RunStoreException : Exception
 {
-    public RunStoreException(RunStoreError error, string message)
+    /// <param name="error">The class of failure (the gRPC status code).</param>
+    /// <param name="reason">The machine-readable reason a client can act on (sent as google.rpc.ErrorInfo).</param>
+    /// <param name="message">What happened and how to fix it.</param>
+    /// <param name="field">For <see cref="RunStoreError.InvalidArgument"/>: the request field at fault, e.g. "page_token".</param>
+    public RunStoreException(RunStoreError error, ErrorReason reason, string message, string? field = null)
         : base(message)
     {
         Error = error;
+        Reason = reason;
+        Field = field;
     }
 
+    /// <summary>An invalid request field (INVALID_ARGUMENT, reported as a google.rpc.BadRequest field violation).</summary>
+    public static RunStoreException Invalid(string field, string message) =>
+        new(RunStoreError.InvalidArgument, ErrorReason.Unspecified, message, field);
+
     public RunStoreError Error { get; }
+
+    public ErrorReason Reason { get; }
+
+    /// <summary>The request field an <see cref="RunStoreError.InvalidArgument"/> is about; null otherwise.</summary>
+    public string? Field { get; }
 }

@@ -10,6 +10,18 @@ public sealed partial class SchedulerOptions
     /// <summary>Address the gRPC server listens on, HOST:PORT; port 0 picks a free port. Default is 127.0.0.1:7070.</summary>
     public string Listen { get; set; } = "127.0.0.1:7070";
 
+    /// <summary>PEM certificate (chain) file: with <see cref="TlsKey"/>, the listener speaks TLS instead of h2c. Default is null (h2c).</summary>
+    public string? TlsCert { get; set; }
+
+    /// <summary>PEM private key file of <see cref="TlsCert"/>. Default is null.</summary>
+    public string? TlsKey { get; set; }
+
+    /// <summary>Serve grpc.reflection so tools such as grpcurl can list and call the services. Default is true.</summary>
+    public bool Reflection { get; set; } = true;
+
+    /// <summary>Largest message the server accepts, in bytes (a 10,000-step RunSpec is several MiB). Default is 64 MiB.</summary>
+    public int MaxReceiveMessageSize { get; set; } = 64 * 1024 * 1024;
+
     /// <summary>StackExchange.Redis configuration of the run store, e.g. "127.0.0.1:6379". Default is null: the in-process embedded store.</summary>
     public string? Redis { get; set; }
 
@@ -67,6 +79,20 @@ public sealed partial class SchedulerOptions
             throw new ArgumentException($"Namespace '{Namespace}' must match [a-z0-9][a-z0-9._-]{{0,62}}, e.g. \"default\" or \"team-a\".", nameof(Namespace));
         }
 
+        if ((TlsCert is null) != (TlsKey is null))
+        {
+            throw new ArgumentException("TlsCert and TlsKey go together: give both PEM files (certificate and its private key) for TLS, or neither for h2c.", TlsCert is null ? nameof(TlsCert) : nameof(TlsKey));
+        }
+
+        foreach (var (file, name) in new[] { (TlsCert, nameof(TlsCert)), (TlsKey, nameof(TlsKey)) })
+        {
+            if (file is not null && !File.Exists(file))
+            {
+                throw new ArgumentException($"{name} '{file}' does not exist; give the path of a PEM file.", name);
+            }
+        }
+
+        InRange(MaxReceiveMessageSize, nameof(MaxReceiveMessageSize), 1024 * 1024, int.MaxValue);
         Positive(LeaseDuration, nameof(LeaseDuration), "00:00:30");
         Positive(HeartbeatInterval, nameof(HeartbeatInterval), "00:00:05");
         Positive(MaintenanceInterval, nameof(MaintenanceInterval), "00:00:01");

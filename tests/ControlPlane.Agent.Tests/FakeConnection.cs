@@ -1,5 +1,5 @@
-using ControlPlane.Rpc;
 using ControlPlane.V1;
+using Grpc.Core;
 using Google.Protobuf.WellKnownTypes;
 
 namespace ControlPlane.Agent.Tests;

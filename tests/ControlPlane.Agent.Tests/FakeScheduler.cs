@@ -1,18 +1,20 @@
-using System.Net;
 using System.Threading.Channels;
-using ControlPlane.Rpc;
+using ControlPlane.Testing;
 using ControlPlane.V1;
+using Grpc.Core;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace ControlPlane.Agent.Tests;
 
 /// <summary>
-/// A scheduler stand-in served over real gRPC (RpcServer, h2c): each agent stream becomes a
+/// A scheduler stand-in served over real gRPC (Grpc.AspNetCore, h2c): each agent stream becomes a
 /// <see cref="FakeConnection"/> the test reads from and writes to.
 /// </summary>
 public sealed class FakeScheduler : IAsyncDisposable
 {
     private readonly Channel<FakeConnection> _connections = Channel.CreateUnbounded<FakeConnection>();
-    private RpcServer? _server;
+    private TestGrpcHost? _server;
     private int _rejectNext;
 
     public string Address { get; private set; } = string.Empty;
@@ -20,12 +22,10 @@ public sealed class FakeScheduler : IAsyncDisposable
     public static async Task<FakeScheduler> StartAsync()
     {
         var scheduler = new FakeScheduler();
-        var definition = ServiceDefinition.For(AgentServiceReflection.Descriptor.Services[0])
-            .AddDuplexStreaming<ConnectRequest, ConnectResponse>("Connect", scheduler.ConnectAsync)
-            .Build();
-        scheduler._server = RpcServer.Create(new RpcServerOptions(), definition).ListenH2c(IPAddress.Loopback, 0);
-        await scheduler._server.StartAsync();
-        scheduler.Address = scheduler._server.Addresses[0].ToString().TrimEnd('/');
+        scheduler._server = await TestGrpcHost.StartAsync(
+            services => services.AddSingleton(new Service(scheduler)),
+            app => app.MapGrpcService<Service>());
+        scheduler.Address = scheduler._server.Address;
         return scheduler;
     }
 
@@ -52,5 +52,11 @@ public sealed class FakeScheduler : IAsyncDisposable
         {
             await _server.DisposeAsync();
         }
+    }
+
+    private sealed class Service(FakeScheduler scheduler) : AgentService.AgentServiceBase
+    {
+        public override Task Connect(IAsyncStreamReader<ConnectRequest> requestStream, IServerStreamWriter<ConnectResponse> responseStream, ServerCallContext context) =>
+            scheduler.ConnectAsync(requestStream, responseStream, context);
     }
 }

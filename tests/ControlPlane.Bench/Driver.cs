@@ -414,7 +414,7 @@ internal static class Driver
         // used_cpu_sys + used_cpu_user of the redis-server process (main thread and the rest), in seconds.
         private async Task<double> RedisCpuSecondsAsync()
         {
-            var raw = await server.InfoRawAsync("cpu");
+            var raw = await server.InfoRawAsync("cpu") ?? "";
             var total = 0.0;
             foreach (var line in raw.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
             {
@@ -429,7 +429,7 @@ internal static class Driver
 
         private async Task<(long Commands, long TopLevel, long ScriptCalls, long ScriptMicros)> CommandStatsAsync()
         {
-            var raw = await server.InfoRawAsync("commandstats");
+            var raw = await server.InfoRawAsync("commandstats") ?? "";
             long commands = 0, topLevel = 0, scripts = 0, scriptMicros = 0;
             foreach (var line in raw.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
             {

@@ -1,4 +1,4 @@
-using ControlPlane.Rpc;
+using Grpc.Core;
 using ControlPlane.V1;
 using Xunit;
 
@@ -260,7 +260,7 @@ public sealed class ControlPlaneClientTests : IAsyncLifetime
         using var client = Client();
 
         var ex = await Assert.ThrowsAsync<RpcException>(() => client.SubmitRunAsync(spec).WaitAsync(Timeout));
-        var violations = FieldViolation.Parse(ex.Status.Detail);
+        var violations = ex.GetFieldViolations();
 
         Assert.Equal(StatusCode.InvalidArgument, ex.StatusCode);
         Assert.Equal(["steps[0].framework", "steps[1].needs[0]"], violations.Select(v => v.Field));

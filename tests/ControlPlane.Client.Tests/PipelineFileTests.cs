@@ -338,7 +338,11 @@ public sealed class PipelineFileTests
     public void Describe_ServerViolations_PrintFileLineFieldMessage()
     {
         var file = PipelineFile.Parse(DesignExample, "nightly.yaml");
-        var violations = FieldViolation.Parse("invalid run spec: steps[1].needs[0]: unknown step 'lst'; steps[3].command: must not be empty; cycle through a -> b -> a");
+        FieldViolation[] violations =
+        [
+            new("steps[1].needs[0]", "unknown step 'lst'"),
+            new("steps[3].command", "must not be empty; cycle through a -> b -> a"),
+        ];
 
         var lines = file.Describe(violations);
 
@@ -355,36 +359,8 @@ public sealed class PipelineFileTests
     {
         var file = PipelineFile.Parse(DesignExample, "nightly.yaml");
 
-        var lines = file.Describe(FieldViolation.Parse("the run has too many steps"));
+        var lines = file.Describe([new FieldViolation("", "the run has too many steps")]);
 
         Assert.Equal(["nightly.yaml:1: the run has too many steps"], lines);
-    }
-
-    [Theory]
-    [InlineData("steps[3].needs[0]: unknown step 'x'", "steps[3].needs[0]", "unknown step 'x'")]
-    [InlineData("invalid run spec: name: must match [a-z0-9]", "name", "must match [a-z0-9]")]
-    [InlineData("labels[team]: too long", "labels[team]", "too long")]
-    [InlineData("something went wrong", "", "something went wrong")]
-    public void FieldViolationParse_OneViolation_SplitsFieldAndDescription(string detail, string field, string description)
-    {
-        var violation = Assert.Single(FieldViolation.Parse(detail));
-
-        Assert.Equal(new FieldViolation(field, description), violation);
-    }
-
-    [Fact]
-    public void FieldViolationParse_SeveralViolations_KeepsEach()
-    {
-        var violations = FieldViolation.Parse("invalid run spec: steps[0].id: duplicate id 'a'; steps[1].id: duplicate id 'a'; steps: cycle a -> b -> a");
-
-        Assert.Equal(["steps[0].id", "steps[1].id", "steps"], violations.Select(v => v.Field));
-        Assert.Equal("cycle a -> b -> a", violations[2].Description);
-    }
-
-    [Fact]
-    public void FieldViolationParse_Empty_ReturnsNone()
-    {
-        Assert.Empty(FieldViolation.Parse(null));
-        Assert.Empty(FieldViolation.Parse(" "));
     }
 }

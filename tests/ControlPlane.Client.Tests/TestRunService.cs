@@ -1,13 +1,17 @@
 using System.Collections.Concurrent;
-using System.Net;
-using ControlPlane.Rpc;
+using ControlPlane.Testing;
 using ControlPlane.V1;
 using Google.Protobuf.WellKnownTypes;
+using Google.Rpc;
+using Grpc.Core;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+using Status = Grpc.Core.Status;
 
 namespace ControlPlane.Client.Tests;
 
 /// <summary>
-/// A small in-memory RunService and AdminService served over the real ControlPlane.Rpc server on a loopback port:
+/// A small in-memory RunService and AdminService served by a real gRPC server (Grpc.AspNetCore) on a loopback port:
 /// a real gRPC peer for the client and the CLI. Tests drive the run's event log and inject failures.
 /// </summary>
 public sealed class TestRunService : IAsyncDisposable
@@ -19,7 +23,7 @@ public sealed class TestRunService : IAsyncDisposable
     private readonly ConcurrentDictionary<string, int> calls = new(StringComparer.Ordinal);
     private readonly List<V1.Agent> agents = [];
     private TaskCompletionSource changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private RpcServer? server;
+    private TestGrpcHost? server;
     private int nextRun;
     private int cutWatchAfter = -1;
     private readonly TaskCompletionSource<Run> firstSubmit = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -34,31 +38,24 @@ public sealed class TestRunService : IAsyncDisposable
     public ConcurrentDictionary<string, DateTime> Deadlines { get; } = new(StringComparer.Ordinal);
 
     /// <summary>The server's address, e.g. http://127.0.0.1:41234.</summary>
-    public string Address => server?.Addresses[0].ToString().TrimEnd('/') ?? throw new InvalidOperationException("not started");
+    public string Address => server?.Address ?? throw new InvalidOperationException("not started");
 
-    public int Port => server?.Addresses[0].Port ?? throw new InvalidOperationException("not started");
+    public int Port => server?.Port ?? throw new InvalidOperationException("not started");
 
     public static async Task<TestRunService> StartAsync()
     {
         var service = new TestRunService();
-        var runService = ServiceDefinition.For(RunServiceReflection.Descriptor.FindTypeByName<Google.Protobuf.Reflection.ServiceDescriptor>("RunService"))
-            .AddUnary<SubmitRunRequest, SubmitRunResponse>("SubmitRun", service.SubmitRun)
-            .AddUnary<GetRunRequest, GetRunResponse>("GetRun", service.GetRun)
-            .AddUnary<ListRunsRequest, ListRunsResponse>("ListRuns", service.ListRuns)
-            .AddUnary<CancelRunRequest, CancelRunResponse>("CancelRun", service.CancelRun)
-            .AddUnary<PauseRunRequest, PauseRunResponse>("PauseRun", (r, c) => service.SetState<PauseRunResponse>("PauseRun", r.RunId, RunState.Paused, c))
-            .AddUnary<ResumeRunRequest, ResumeRunResponse>("ResumeRun", (r, c) => service.SetState<ResumeRunResponse>("ResumeRun", r.RunId, RunState.Running, c))
-            .AddUnary<RetryRunRequest, RetryRunResponse>("RetryRun", (r, c) => service.SetState<RetryRunResponse>("RetryRun", r.RunId, RunState.Running, c))
-            .AddUnary<ApproveGateRequest, ApproveGateResponse>("ApproveGate", service.ApproveGate)
-            .AddUnary<GetStepOutputRequest, GetStepOutputResponse>("GetStepOutput", service.GetStepOutput)
-            .AddServerStreaming<WatchRunRequest, WatchRunResponse>("WatchRun", service.WatchRun)
-            .Build();
-        var adminService = ServiceDefinition.For(AdminServiceReflection.Descriptor.FindTypeByName<Google.Protobuf.Reflection.ServiceDescriptor>("AdminService"))
-            .AddUnary<ListAgentsRequest, ListAgentsResponse>("ListAgents", service.ListAgents)
-            .AddUnary<DrainAgentRequest, DrainAgentResponse>("DrainAgent", service.DrainAgent)
-            .Build();
-        service.server = RpcServer.Create(new RpcServerOptions(), runService, adminService).ListenH2c(IPAddress.Loopback, 0);
-        await service.server.StartAsync();
+        service.server = await TestGrpcHost.StartAsync(
+            services =>
+            {
+                services.AddSingleton(new Runs(service));
+                services.AddSingleton(new Admin(service));
+            },
+            app =>
+            {
+                app.MapGrpcService<Runs>();
+                app.MapGrpcService<Admin>();
+            });
         return service;
     }
 
@@ -226,7 +223,18 @@ public sealed class TestRunService : IAsyncDisposable
 
         if (violations.Count > 0)
         {
-            throw new RpcException(new Status(StatusCode.InvalidArgument, "invalid run spec: " + string.Join("; ", violations)));
+            var details = new BadRequest();
+            details.FieldViolations.AddRange(violations.Select(v =>
+            {
+                var colon = v.IndexOf(": ", StringComparison.Ordinal);
+                return new BadRequest.Types.FieldViolation { Field = v[..colon], Description = v[(colon + 2)..] };
+            }));
+            throw new Google.Rpc.Status
+            {
+                Code = (int)Code.InvalidArgument,
+                Message = "invalid run spec: " + string.Join("; ", violations),
+                Details = { Any.Pack(details) },
+            }.ToRpcException();
         }
 
         lock (gate)
@@ -414,5 +422,39 @@ public sealed class TestRunService : IAsyncDisposable
                 await wake.WaitAsync(context.CancellationToken);
             }
         }
+    }
+
+    private sealed class Runs(TestRunService service) : RunService.RunServiceBase
+    {
+        public override Task<SubmitRunResponse> SubmitRun(SubmitRunRequest request, ServerCallContext context) => service.SubmitRun(request, context);
+
+        public override Task<GetRunResponse> GetRun(GetRunRequest request, ServerCallContext context) => service.GetRun(request, context);
+
+        public override Task<ListRunsResponse> ListRuns(ListRunsRequest request, ServerCallContext context) => service.ListRuns(request, context);
+
+        public override Task<CancelRunResponse> CancelRun(CancelRunRequest request, ServerCallContext context) => service.CancelRun(request, context);
+
+        public override Task<PauseRunResponse> PauseRun(PauseRunRequest request, ServerCallContext context) =>
+            service.SetState<PauseRunResponse>("PauseRun", request.RunId, RunState.Paused, context);
+
+        public override Task<ResumeRunResponse> ResumeRun(ResumeRunRequest request, ServerCallContext context) =>
+            service.SetState<ResumeRunResponse>("ResumeRun", request.RunId, RunState.Running, context);
+
+        public override Task<RetryRunResponse> RetryRun(RetryRunRequest request, ServerCallContext context) =>
+            service.SetState<RetryRunResponse>("RetryRun", request.RunId, RunState.Running, context);
+
+        public override Task<ApproveGateResponse> ApproveGate(ApproveGateRequest request, ServerCallContext context) => service.ApproveGate(request, context);
+
+        public override Task<GetStepOutputResponse> GetStepOutput(GetStepOutputRequest request, ServerCallContext context) => service.GetStepOutput(request, context);
+
+        public override Task WatchRun(WatchRunRequest request, IServerStreamWriter<WatchRunResponse> responseStream, ServerCallContext context) =>
+            service.WatchRun(request, responseStream, context);
+    }
+
+    private sealed class Admin(TestRunService service) : AdminService.AdminServiceBase
+    {
+        public override Task<ListAgentsResponse> ListAgents(ListAgentsRequest request, ServerCallContext context) => service.ListAgents(request, context);
+
+        public override Task<DrainAgentResponse> DrainAgent(DrainAgentRequest request, ServerCallContext context) => service.DrainAgent(request, context);
     }
 }

@@ -1,4 +1,6 @@
-using ControlPlane.Rpc;
+using Grpc.Core;
+using Grpc.Health.V1;
+using Grpc.Net.Client;
 using ControlPlane.Tests.Shared;
 using ControlPlane.V1;
 using Xunit;
@@ -188,12 +190,10 @@ public sealed class ControlTests(RedisServerFixture redis)
         var cyclic = await Assert.ThrowsAsync<RpcException>(() =>
             cluster.Client.SubmitRunAsync(Spec("loop", Shell("x", "true", "y"), Shell("y", "true", "x"))));
         var unknown = await Assert.ThrowsAsync<RpcException>(() => cluster.Client.GetRunAsync("does-not-exist"));
-        // The client library checks ids itself, so the malformed request goes out on a raw channel.
-        using var channel = RpcChannel.ForAddress(cluster.Address);
-        var cancelRun = Method<CancelRunRequest, CancelRunResponse>.FromDescriptor(
-            RunServiceReflection.Descriptor.FindTypeByName<Google.Protobuf.Reflection.ServiceDescriptor>("RunService").FindMethodByName("CancelRun"));
+        // The client library checks ids itself, so the malformed request goes out on a raw generated client.
+        using var channel = GrpcChannel.ForAddress(cluster.Address);
         var malformed = await Assert.ThrowsAsync<RpcException>(async () =>
-            await channel.AsyncUnaryCall(cancelRun, new CancelRunRequest { Reason = "no id" }, new CallOptions(Deadline: DateTime.UtcNow + FunctionalCluster.Timeout)));
+            await new RunService.RunServiceClient(channel).CancelRunAsync(new CancelRunRequest { Reason = "no id" }, deadline: DateTime.UtcNow + FunctionalCluster.Timeout));
 
         Assert.Equal(StatusCode.InvalidArgument, cyclic.StatusCode);
         Assert.Contains("cycle: x -> y", cyclic.Status.Detail, StringComparison.Ordinal);
@@ -204,10 +204,8 @@ public sealed class ControlTests(RedisServerFixture redis)
         Assert.Equal("run_id is required", malformed.Status.Detail);
 
         // And the standard health probe answers SERVING while Redis answers.
-        var check = Method<Grpc.Health.V1.HealthCheckRequest, Grpc.Health.V1.HealthCheckResponse>.FromDescriptor(
-            Grpc.Health.V1.HealthReflection.Descriptor.FindTypeByName<Google.Protobuf.Reflection.ServiceDescriptor>("Health").FindMethodByName("Check"));
-        var health = await channel.AsyncUnaryCall(check, new Grpc.Health.V1.HealthCheckRequest(), new CallOptions(Deadline: DateTime.UtcNow + FunctionalCluster.Timeout));
-        Assert.Equal(Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus.Serving, health.Status);
+        var health = await new Health.HealthClient(channel).CheckAsync(new HealthCheckRequest(), deadline: DateTime.UtcNow + FunctionalCluster.Timeout);
+        Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, health.Status);
     }
 
     private static bool Alive(int pid) =>

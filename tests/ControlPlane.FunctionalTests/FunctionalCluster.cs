@@ -147,7 +147,7 @@ public sealed class FunctionalCluster : IAsyncDisposable
                 run = await Client.GetRunAsync(runId, cts.Token);
             }
         }
-        catch (Exception ex) when (cts.IsCancellationRequested && ex is OperationCanceledException or ControlPlane.Rpc.RpcException)
+        catch (Exception ex) when (cts.IsCancellationRequested && ex is OperationCanceledException or Grpc.Core.RpcException)
         {
             var agents = string.Join("\n", Agents.Values.Select(a => $"--- {a.Name}:\n{a.Output}"));
             throw new Xunit.Sdk.XunitException($"timed out after {Timeout} waiting for {what}: {Describe(run)}\n{agents}");

@@ -126,7 +126,7 @@ internal sealed class Scenario(string name, string shape, string config, IServer
     /// <summary>Calls per command since the last CONFIG RESETSTAT, without the INFO/CONFIG calls of the benchmark itself.</summary>
     private async Task<Dictionary<string, long>> CommandStatsAsync()
     {
-        var raw = await server.InfoRawAsync("commandstats");
+        var raw = await server.InfoRawAsync("commandstats") ?? "";
         if (Environment.GetEnvironmentVariable("BENCH_RAW_STATS") == "1")
         {
             Console.WriteLine(raw);

@@ -25,9 +25,7 @@ public sealed class RedisRunStoreRestartTests : IAsyncLifetime
     public async Task InitializeAsync()
     {
         await redis.StartAsync();
-        var config = ConfigurationOptions.Parse(redis.Configuration);
-        config.AbortOnConnectFail = false;
-        connection = await ConnectionMultiplexer.ConnectAsync(config);
+        connection = await ConnectionMultiplexer.ConnectAsync(RedisRunStore.CreateConfiguration(redis.Configuration));
         store = new RedisRunStore(connection, "restart", new RunStoreOptions(), new ManualTimeProvider());
     }
 
@@ -87,13 +85,35 @@ public sealed class RedisRunStoreRestartTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task GetRun_RedisDown_FailsWithConnectionError()
+    public async Task StoreCalls_RedisDown_FailFastAsUnavailableThenRecoverOnTheirOwn()
     {
         var run = (await store.SubmitRunAsync(Run(Shell("a")), null)).Run;
+        var failed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        connection.ConnectionFailed += (_, _) => failed.TrySetResult();
 
         await redis.StopAsync();
+        await failed.Task.WaitAsync(Wait);
 
-        await Assert.ThrowsAsync<RedisConnectionException>(() => store.GetRunAsync(run.Id));
+        // While Redis is down, a read and a state change each fail on their own (no backlog holds them until Redis
+        // returns), as UNAVAILABLE the caller may retry.
+        var read = await Assert.ThrowsAsync<RunStoreException>(() => store.GetRunAsync(run.Id));
+        var write = await Assert.ThrowsAsync<RunStoreException>(() => store.CancelRunAsync(run.Id, "during the outage"));
+        Assert.Equal(RunStoreError.Unavailable, read.Error);
+        Assert.Equal(RunStoreError.Unavailable, write.Error);
+        Assert.Equal(ControlPlane.V1.ErrorReason.StoreUnavailable, write.Reason);
+
+        // Redis comes back with nothing done by hand: the multiplexer reconnects, the scripts are there again, and the
+        // refused cancel was not applied behind the caller's back.
+        var restored = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        connection.ConnectionRestored += (_, _) => restored.TrySetResult();
+        await redis.StartAsync();
+        await restored.Task.WaitAsync(Wait);
+        var after = await store.GetRunAsync(run.Id);
+        Assert.NotNull(after);
+        Assert.NotEqual(RunState.Cancelling, after.State);
+        Assert.NotEqual(RunState.Cancelled, after.State);
+        var cancelled = await store.CancelRunAsync(run.Id, "after the outage");
+        Assert.Equal(RunState.Cancelled, cancelled.State);
     }
 
     private async Task RestartAsync()

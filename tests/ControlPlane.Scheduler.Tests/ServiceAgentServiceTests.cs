@@ -1,5 +1,5 @@
 using System.Text;
-using ControlPlane.Rpc;
+using Grpc.Core;
 using ControlPlane.Tests.Shared;
 using ControlPlane.V1;
 using Google.Protobuf;
@@ -16,7 +16,7 @@ public sealed class ServiceAgentServiceTests
     public async Task Connect_FirstMessageNotHello_InvalidArgument()
     {
         await using var host = await ServiceTestHost.StartAsync();
-        using var call = host.Channel.AsyncDuplexStreamingCall(M.Connect);
+        using var call = host.Channel.CreateCallInvoker().AsyncDuplexStreamingCall(M.Connect, null, default);
 
         await call.RequestStream.WriteAsync(new ConnectRequest { Heartbeat = new Heartbeat() });
         var ex = await Assert.ThrowsAsync<RpcException>(() => call.ResponseStream.MoveNext(CancellationToken.None).WaitAsync(ServiceTestHost.Timeout));

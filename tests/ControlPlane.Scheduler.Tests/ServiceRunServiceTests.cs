@@ -1,6 +1,6 @@
-using System.Text;
-using ControlPlane.Rpc;
 using ControlPlane.V1;
+using Google.Rpc;
+using Grpc.Core;
 using Grpc.Health.V1;
 using Xunit;
 using M = ControlPlane.Scheduler.Tests.ServiceTestHost.Methods;
@@ -47,9 +47,11 @@ public sealed class ServiceRunServiceTests : IAsyncLifetime
         Assert.Contains("steps[0].needs: ", ex.Status.Detail, StringComparison.Ordinal);
         Assert.Contains("cycle", ex.Status.Detail, StringComparison.Ordinal);
         Assert.Contains("a -> c -> b", ex.Status.Detail, StringComparison.Ordinal);
-        var trailer = ex.Trailers.GetValueBytes("cp-violations-bin");
-        Assert.NotNull(trailer);
-        Assert.StartsWith("steps[0].needs: ", Encoding.UTF8.GetString(trailer), StringComparison.Ordinal);
+        var details = ex.GetRpcStatus()?.GetDetail<BadRequest>();
+        Assert.NotNull(details);
+        var violation = Assert.Single(details.FieldViolations);
+        Assert.Equal("steps[0].needs", violation.Field);
+        Assert.Contains("a -> c -> b", violation.Description, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -62,7 +64,10 @@ public sealed class ServiceRunServiceTests : IAsyncLifetime
         Assert.Equal(StatusCode.InvalidArgument, ex.StatusCode);
         Assert.Contains("steps[0].needs[0]: ", ex.Status.Detail, StringComparison.Ordinal);
         Assert.Contains("steps[1].framework: ", ex.Status.Detail, StringComparison.Ordinal);
-        Assert.True(ex.Status.Detail.Split("; ").Length >= 3, ex.Status.Detail);
+        var fields = ex.GetRpcStatus()!.GetDetail<BadRequest>()!.FieldViolations.Select(v => v.Field).ToList();
+        Assert.Contains("steps[0].needs[0]", fields);
+        Assert.Contains("steps[1].framework", fields);
+        Assert.Contains("steps[1].id", fields);
     }
 
     [Fact]
@@ -92,6 +97,11 @@ public sealed class ServiceRunServiceTests : IAsyncLifetime
 
         Assert.Equal(StatusCode.NotFound, ex.StatusCode);
         Assert.StartsWith("run no-such-run not found", ex.Status.Detail, StringComparison.Ordinal);
+        var info = ex.GetRpcStatus()?.GetDetail<ErrorInfo>();
+        Assert.NotNull(info);
+        Assert.Equal("ERROR_REASON_RUN_NOT_FOUND", info.Reason);
+        Assert.Equal("controlplane.v1", info.Domain);
+        Assert.Equal("no-such-run", info.Metadata["run_id"]);
     }
 
     [Fact]
@@ -101,6 +111,7 @@ public sealed class ServiceRunServiceTests : IAsyncLifetime
 
         Assert.Equal(StatusCode.InvalidArgument, ex.StatusCode);
         Assert.Equal("run_id is required", ex.Status.Detail);
+        Assert.Equal("run_id", Assert.Single(ex.GetRpcStatus()!.GetDetail<BadRequest>()!.FieldViolations).Field);
     }
 
     [Fact]
@@ -172,7 +183,7 @@ public sealed class ServiceRunServiceTests : IAsyncLifetime
         // First watcher: read what exists, then drop the stream as a client losing its connection would.
         var firstSeen = new List<RunEvent>();
         using (var cts = new CancellationTokenSource())
-        using (var first = host.Channel.AsyncServerStreamingCall(M.WatchRun, new WatchRunRequest { RunId = run.Id }, new CallOptions(CancellationToken: cts.Token)))
+        using (var first = host.Channel.CreateCallInvoker().AsyncServerStreamingCall(M.WatchRun, null, new CallOptions(cancellationToken: cts.Token), new WatchRunRequest { RunId = run.Id }))
         {
             var known = (await host.Call(M.GetRun, new GetRunRequest { RunId = run.Id })).Run.LastEventSeq;
             while (firstSeen.Count == 0 || firstSeen[^1].Seq < known)
@@ -187,7 +198,7 @@ public sealed class ServiceRunServiceTests : IAsyncLifetime
         // Events happen while nobody watches; a second watcher is already tailing before the last decision.
         await host.Call(M.ApproveGate, new ApproveGateRequest { RunId = run.Id, StepId = "g1", Decision = GateDecision.Approve });
         var lastSeq = firstSeen[^1].Seq;
-        using var resumed = host.Channel.AsyncServerStreamingCall(M.WatchRun, new WatchRunRequest { RunId = run.Id, AfterSeq = lastSeq });
+        using var resumed = host.Channel.CreateCallInvoker().AsyncServerStreamingCall(M.WatchRun, null, default, new WatchRunRequest { RunId = run.Id, AfterSeq = lastSeq });
         var later = new List<RunEvent>();
         var readAll = Task.Run(async () =>
         {
@@ -212,7 +223,7 @@ public sealed class ServiceRunServiceTests : IAsyncLifetime
     [Fact]
     public async Task WatchRun_UnknownRun_NotFound()
     {
-        using var call = host.Channel.AsyncServerStreamingCall(M.WatchRun, new WatchRunRequest { RunId = "nobody" });
+        using var call = host.Channel.CreateCallInvoker().AsyncServerStreamingCall(M.WatchRun, null, default, new WatchRunRequest { RunId = "nobody" });
 
         var ex = await Assert.ThrowsAsync<RpcException>(() => call.ResponseStream.MoveNext(CancellationToken.None).WaitAsync(ServiceTestHost.Timeout));
 

@@ -1,6 +1,7 @@
 using System.Threading.Channels;
-using ControlPlane.Rpc;
 using ControlPlane.V1;
+using Grpc.Core;
+using Grpc.Net.Client;
 
 namespace ControlPlane.Scheduler.Tests;
 
@@ -26,9 +27,9 @@ public sealed class ServiceScriptedAgent : IAsyncDisposable
 
     private readonly TaskCompletionSource<Status> ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    public static async Task<ServiceScriptedAgent> ConnectAsync(RpcChannel channel, Hello hello)
+    public static async Task<ServiceScriptedAgent> ConnectAsync(GrpcChannel channel, Hello hello)
     {
-        var call = channel.AsyncDuplexStreamingCall(ServiceTestHost.Methods.Connect);
+        var call = channel.CreateCallInvoker().AsyncDuplexStreamingCall(ServiceTestHost.Methods.Connect, null, default);
         var agent = new ServiceScriptedAgent(call);
         await agent.SendAsync(new ConnectRequest { Hello = hello });
         return agent;

@@ -1,9 +1,9 @@
-using ControlPlane.Rpc;
 using ControlPlane.Scheduler;
 using ControlPlane.V1;
 using Google.Protobuf;
-using Google.Protobuf.Reflection;
+using Grpc.Core;
 using Grpc.Health.V1;
+using Grpc.Net.Client;
 
 namespace ControlPlane.Scheduler.Tests;
 
@@ -12,7 +12,7 @@ public sealed class ServiceTestHost : IAsyncDisposable
 {
     public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(20);
 
-    private ServiceTestHost(SchedulerServer server, EmbeddedRunStore store, RpcChannel channel)
+    private ServiceTestHost(SchedulerServer server, EmbeddedRunStore store, GrpcChannel channel)
     {
         Server = server;
         Store = store;
@@ -23,7 +23,7 @@ public sealed class ServiceTestHost : IAsyncDisposable
 
     public EmbeddedRunStore Store { get; }
 
-    public RpcChannel Channel { get; }
+    public GrpcChannel Channel { get; }
 
     public static async Task<ServiceTestHost> StartAsync(TimeProvider? time = null, Action<SchedulerOptions>? configure = null)
     {
@@ -32,14 +32,14 @@ public sealed class ServiceTestHost : IAsyncDisposable
         var store = new EmbeddedRunStore(options.CreateStoreOptions(), time);
         var server = new SchedulerServer(options, store, timeProvider: time);
         await server.StartAsync();
-        var channel = RpcChannel.ForAddress(server.Addresses[0].ToString());
+        var channel = GrpcChannel.ForAddress(server.Addresses[0].ToString(), new GrpcChannelOptions { MaxReceiveMessageSize = 64 * 1024 * 1024 });
         return new ServiceTestHost(server, store, channel);
     }
 
     public Task<TResp> Call<TReq, TResp>(Method<TReq, TResp> method, TReq request)
-        where TReq : IMessage<TReq>, new()
-        where TResp : IMessage<TResp>, new() =>
-        Channel.AsyncUnaryCall(method, request, new CallOptions(Deadline: DateTime.UtcNow + Timeout)).ResponseAsync;
+        where TReq : class
+        where TResp : class =>
+        Channel.CreateCallInvoker().AsyncUnaryCall(method, null, new CallOptions(deadline: DateTime.UtcNow + Timeout), request).ResponseAsync;
 
     public async Task<Run> WaitForRunAsync(string runId, Func<Run, bool> condition)
     {
@@ -51,7 +51,8 @@ public sealed class ServiceTestHost : IAsyncDisposable
             return run;
         }
 
-        using var watch = Channel.AsyncServerStreamingCall(Methods.WatchRun, new WatchRunRequest { RunId = runId, AfterSeq = run.LastEventSeq }, new CallOptions(CancellationToken: cts.Token));
+        using var watch = Channel.CreateCallInvoker().AsyncServerStreamingCall(
+            Methods.WatchRun, null, new CallOptions(cancellationToken: cts.Token), new WatchRunRequest { RunId = runId, AfterSeq = run.LastEventSeq });
         while (await watch.ResponseStream.MoveNext(cts.Token))
         {
             run = (await Call(Methods.GetRun, new GetRunRequest { RunId = runId })).Run;
@@ -72,31 +73,38 @@ public sealed class ServiceTestHost : IAsyncDisposable
         await Store.DisposeAsync();
     }
 
-    /// <summary>The methods of the scheduler's services, bound from the proto descriptors.</summary>
+    /// <summary>The methods of the scheduler's services, for calls through the channel's call invoker.</summary>
     public static class Methods
     {
-        private static readonly ServiceDescriptor Runs = RunServiceReflection.Descriptor.FindTypeByName<ServiceDescriptor>("RunService");
-        private static readonly ServiceDescriptor Agents = AgentServiceReflection.Descriptor.FindTypeByName<ServiceDescriptor>("AgentService");
-        private static readonly ServiceDescriptor Admin = AdminServiceReflection.Descriptor.FindTypeByName<ServiceDescriptor>("AdminService");
-        private static readonly ServiceDescriptor Health = HealthReflection.Descriptor.FindTypeByName<ServiceDescriptor>("Health");
+        private const string Runs = "controlplane.v1.RunService";
+        private const string Agents = "controlplane.v1.AgentService";
+        private const string Admin = "controlplane.v1.AdminService";
+        private const string Health = "grpc.health.v1.Health";
 
         public static readonly Method<SubmitRunRequest, SubmitRunResponse> SubmitRun = Of<SubmitRunRequest, SubmitRunResponse>(Runs, "SubmitRun");
         public static readonly Method<GetRunRequest, GetRunResponse> GetRun = Of<GetRunRequest, GetRunResponse>(Runs, "GetRun");
         public static readonly Method<ListRunsRequest, ListRunsResponse> ListRuns = Of<ListRunsRequest, ListRunsResponse>(Runs, "ListRuns");
         public static readonly Method<CancelRunRequest, CancelRunResponse> CancelRun = Of<CancelRunRequest, CancelRunResponse>(Runs, "CancelRun");
         public static readonly Method<ApproveGateRequest, ApproveGateResponse> ApproveGate = Of<ApproveGateRequest, ApproveGateResponse>(Runs, "ApproveGate");
-        public static readonly Method<WatchRunRequest, WatchRunResponse> WatchRun = Of<WatchRunRequest, WatchRunResponse>(Runs, "WatchRun");
+        public static readonly Method<WatchRunRequest, WatchRunResponse> WatchRun = Of<WatchRunRequest, WatchRunResponse>(Runs, "WatchRun", MethodType.ServerStreaming);
         public static readonly Method<GetStepOutputRequest, GetStepOutputResponse> GetStepOutput = Of<GetStepOutputRequest, GetStepOutputResponse>(Runs, "GetStepOutput");
-        public static readonly Method<ConnectRequest, ConnectResponse> Connect = Of<ConnectRequest, ConnectResponse>(Agents, "Connect");
+        public static readonly Method<ConnectRequest, ConnectResponse> Connect = Of<ConnectRequest, ConnectResponse>(Agents, "Connect", MethodType.DuplexStreaming);
         public static readonly Method<GetStatsRequest, GetStatsResponse> GetStats = Of<GetStatsRequest, GetStatsResponse>(Admin, "GetStats");
         public static readonly Method<ListAgentsRequest, ListAgentsResponse> ListAgents = Of<ListAgentsRequest, ListAgentsResponse>(Admin, "ListAgents");
         public static readonly Method<DrainAgentRequest, DrainAgentResponse> DrainAgent = Of<DrainAgentRequest, DrainAgentResponse>(Admin, "DrainAgent");
         public static readonly Method<SetLimitRequest, SetLimitResponse> SetLimit = Of<SetLimitRequest, SetLimitResponse>(Admin, "SetLimit");
         public static readonly Method<HealthCheckRequest, HealthCheckResponse> HealthCheck = Of<HealthCheckRequest, HealthCheckResponse>(Health, "Check");
 
-        private static Method<TReq, TResp> Of<TReq, TResp>(ServiceDescriptor service, string name)
-            where TReq : IMessage<TReq>, new()
-            where TResp : IMessage<TResp>, new() =>
-            Method<TReq, TResp>.FromDescriptor(service.FindMethodByName(name));
+        private static Method<TReq, TResp> Of<TReq, TResp>(string service, string name, MethodType type = MethodType.Unary)
+            where TReq : class, IMessage<TReq>, new()
+            where TResp : class, IMessage<TResp>, new() =>
+            new(type, service, name, Marshaller<TReq>(), Marshaller<TResp>());
+
+        private static Marshaller<T> Marshaller<T>()
+            where T : IMessage<T>, new()
+        {
+            var parser = new MessageParser<T>(() => new T());
+            return Marshallers.Create(m => m.ToByteArray(), parser.ParseFrom);
+        }
     }
 }

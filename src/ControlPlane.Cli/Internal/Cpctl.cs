@@ -1,6 +1,6 @@
 using System.CommandLine;
 using ControlPlane.Client;
-using ControlPlane.Rpc;
+using Grpc.Core;
 
 namespace ControlPlane.Cli.Internal;
 

@@ -1,6 +1,6 @@
 using ControlPlane.Agent;
 using ControlPlane.Client;
-using ControlPlane.Rpc;
+using Grpc.Core;
 using ControlPlane.Scheduler;
 using ControlPlane.V1;
 using Microsoft.Extensions.Logging;

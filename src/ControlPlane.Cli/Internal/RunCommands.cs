@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using ControlPlane.Client;
-using ControlPlane.Rpc;
+using Grpc.Core;
 using ControlPlane.V1;
 
 namespace ControlPlane.Cli.Internal;

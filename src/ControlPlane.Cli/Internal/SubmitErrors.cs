@@ -1,5 +1,5 @@
 using ControlPlane.Client;
-using ControlPlane.Rpc;
+using Grpc.Core;
 
 namespace ControlPlane.Cli.Internal;
 
@@ -9,7 +9,7 @@ internal static class SubmitErrors
     public static async Task<int> ReportRejectedAsync(PipelineFile pipeline, RpcException rejected, TextWriter error)
     {
         await error.WriteLineAsync($"error: the scheduler rejected {pipeline.Path} (INVALID_ARGUMENT):").ConfigureAwait(false);
-        foreach (var line in pipeline.Describe(FieldViolation.Parse(rejected.Status.Detail)))
+        foreach (var line in pipeline.Describe(rejected.GetFieldViolations()))
         {
             await error.WriteLineAsync(line).ConfigureAwait(false);
         }

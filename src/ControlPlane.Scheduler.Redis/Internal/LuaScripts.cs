@@ -90,6 +90,7 @@ internal sealed class LuaScripts
         sb.Append("local RT = ").Append(Render(RunStateMachine.Transitions.Select(t => ((int)t.From, (int)t.To)))).Append('\n');
         sb.Append("local STEP_NAMES = ").Append(RenderNames(Enum.GetValues<StepState>().Select(s => ((int)s, StateNames.Of(s))))).Append('\n');
         sb.Append("local RUN_NAMES = ").Append(RenderNames(Enum.GetValues<RunState>().Select(s => ((int)s, StateNames.Of(s))))).Append('\n');
+        sb.Append("local REASON = ").Append(RenderReasons()).Append('\n');
         return sb.ToString();
     }
 
@@ -116,6 +117,19 @@ internal sealed class LuaScripts
         foreach (var (value, name) in names)
         {
             sb.Append('[').Append(value.ToString(CultureInfo.InvariantCulture)).Append("] = '").Append(name).Append("', ");
+        }
+
+        return sb.Append('}').ToString();
+    }
+
+    /// <summary>REASON.RUN_NOT_FOUND = 1, ...: controlplane.v1.ErrorReason by its name without the ERROR_REASON_ prefix.</summary>
+    private static string RenderReasons()
+    {
+        const string Prefix = "ERROR_REASON_";
+        var sb = new StringBuilder("{ ");
+        foreach (var value in ErrorsReflection.Descriptor.EnumTypes[0].Values.Where(v => v.Number != 0))
+        {
+            sb.Append(value.Name[Prefix.Length..]).Append(" = ").Append(value.Number.ToString(CultureInfo.InvariantCulture)).Append(", ");
         }
 
         return sb.Append('}').ToString();

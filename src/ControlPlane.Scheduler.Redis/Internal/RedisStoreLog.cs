@@ -4,11 +4,14 @@ namespace ControlPlane.Scheduler.Redis.Internal;
 
 internal static partial class RedisStoreLog
 {
-    [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "Loaded {Count} Lua scripts into Redis for namespace {Namespace}")]
-    public static partial void ScriptsLoaded(ILogger logger, int count, string @namespace);
+    [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "Loaded {Count} Lua scripts for namespace {Namespace} into {Servers} Redis servers")]
+    public static partial void ScriptsLoaded(ILogger logger, int count, string @namespace, int servers);
 
     [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "Redis lost the scripts (NOSCRIPT, e.g. after a restart); reloading them")]
     public static partial void ScriptsReloading(ILogger logger);
+
+    [LoggerMessage(EventId = 3, Level = LogLevel.Warning, Message = "Reloading the Lua scripts after a reconnect failed; the next call that finds them missing loads them")]
+    public static partial void ScriptsReloadFailed(ILogger logger, Exception exception);
 
     [LoggerMessage(EventId = 4, Level = LogLevel.Warning, Message = "Redis call failed ({Error}); retry {Attempt}")]
     public static partial void Retrying(ILogger logger, string error, int attempt);

@@ -4,7 +4,7 @@ local agent, to = ARGV[3], tonumber(ARGV[4])
 local AK = P .. 'ag:' .. agent
 if redis.call('EXISTS', AK) == 0 then
   if to == 3 then return { 'OK' } end
-  return err('NotFound', "agent '" .. agent .. "' not found; ListAgents shows the known agents")
+  return err('NotFound', REASON.AGENT_NOT_FOUND, "agent '" .. agent .. "' not found; ListAgents shows the known agents")
 end
 local st = num(get(AK, 'st'))
 if to == 3 or st == 1 then put(AK, 'st', to) end

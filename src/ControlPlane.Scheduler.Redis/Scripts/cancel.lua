@@ -4,11 +4,11 @@ local run, reason = ARGV[3], ARGV[4]
 local k = RK(run)
 pre(k, { '_st', '_ids', '_rc', '_used', '_nt', '_n', '_nf', '_nc', '_rr', '_err' })
 local st = get(k, '_st')
-if not st then return err('NotFound', "run '" .. run .. "' not found; check the run id (ListRuns shows existing runs)") end
+if not st then return err('NotFound', REASON.RUN_NOT_FOUND, "run '" .. run .. "' not found; check the run id (ListRuns shows existing runs)") end
 st = tonumber(st)
 if st == R_CANCELLING then return { 'OK' } end
 if RUN_TERMINAL[st] then
-  return err('FailedPrecondition', 'run ' .. run .. ' is already ' .. RUN_NAMES[st] .. '; only a run that has not finished can be cancelled')
+  return err('FailedPrecondition', REASON.RUN_STATE_CONFLICT, 'run ' .. run .. ' is already ' .. RUN_NAMES[st] .. '; only a run that has not finished can be cancelled')
 end
 local ids = cjson.decode(get(k, '_ids'))
 local fields = {}

@@ -5,7 +5,7 @@ local agent, max, lease = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
 if max > 1000 then max = 1000 end
 local AK = P .. 'ag:' .. agent
 pre(AK, { 'st', 'slots', 'used', 'q', 'fw', 'hd' })
-if not get(AK, 'st') then return err('NotFound', "agent '" .. agent .. "' is not connected; send Hello (ConnectAgent) first") end
+if not get(AK, 'st') then return err('NotFound', REASON.AGENT_NOT_CONNECTED, "agent '" .. agent .. "' is not connected; send Hello (ConnectAgent) first") end
 if num(get(AK, 'st')) ~= 1 or max <= 0 then return {} end
 local total = num(get(AK, 'slots'))
 local free = total - num(get(AK, 'used'))

@@ -636,7 +636,8 @@ local function cancel_signal(agent, tok, reason)
   signal.c[#signal.c + 1] = { agent, tok, reason }
 end
 
--- A refusal the caller can fix: the client sees "CP:<RunStoreError>:<message>".
-local function err(code, msg)
-  return redis.error_reply('CP:' .. code .. ':' .. msg)
+-- A refusal the caller can fix: the client sees "CP:<RunStoreError>:<ErrorReason number>:<message>".
+-- reason comes from the REASON table rendered from controlplane.v1.ErrorReason.
+local function err(code, reason, msg)
+  return redis.error_reply('CP:' .. code .. ':' .. reason .. ':' .. msg)
 end

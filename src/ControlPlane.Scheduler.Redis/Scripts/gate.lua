@@ -3,13 +3,13 @@
 local run, id, approve, by, comment = ARGV[3], ARGV[4], ARGV[5] == '1', ARGV[6], ARGV[7]
 local k = RK(run)
 pre(k, { '_st', '_used', '_nt', '_n', '_nf', '_nc', '_rr', id .. ':st', id .. ':m', id .. ':at' })
-if not get(k, '_st') then return err('NotFound', "run '" .. run .. "' not found; check the run id (ListRuns shows existing runs)") end
+if not get(k, '_st') then return err('NotFound', REASON.RUN_NOT_FOUND, "run '" .. run .. "' not found; check the run id (ListRuns shows existing runs)") end
 local m = meta(run, id)
-if m == nil then return err('NotFound', "run '" .. run .. "' has no step '" .. id .. "'") end
-if m.g ~= 1 then return err('FailedPrecondition', "step '" .. id .. "' is a task, not a gate; only gates take approval decisions") end
+if m == nil then return err('NotFound', REASON.STEP_NOT_FOUND, "run '" .. run .. "' has no step '" .. id .. "'") end
+if m.g ~= 1 then return err('FailedPrecondition', REASON.NOT_A_GATE, "step '" .. id .. "' is a task, not a gate; only gates take approval decisions") end
 local s = num(get(k, id .. ':st'))
 if s ~= WAITING then
-  return err('FailedPrecondition', "gate '" .. id .. "' is " .. STEP_NAMES[s] .. '; only a gate in STEP_STATE_WAITING_APPROVAL can be decided')
+  return err('FailedPrecondition', REASON.STEP_STATE_CONFLICT, "gate '" .. id .. "' is " .. STEP_NAMES[s] .. '; only a gate in STEP_STATE_WAITING_APPROVAL can be decided')
 end
 put(k, id .. ':db', by)
 put(k, id .. ':dc', comment)

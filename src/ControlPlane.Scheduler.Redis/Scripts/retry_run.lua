@@ -4,10 +4,10 @@ local run = ARGV[3]
 local k = RK(run)
 pre(k, { '_st', '_ids', '_rc', '_used', '_nt', '_n', '_nf', '_nc', '_rr', '_err' })
 local st = get(k, '_st')
-if not st then return err('NotFound', "run '" .. run .. "' not found; check the run id (ListRuns shows existing runs)") end
+if not st then return err('NotFound', REASON.RUN_NOT_FOUND, "run '" .. run .. "' not found; check the run id (ListRuns shows existing runs)") end
 st = tonumber(st)
 if st ~= R_FAILED and st ~= R_CANCELLED then
-  return err('FailedPrecondition', 'run ' .. run .. ' is ' .. RUN_NAMES[st] .. '; only a FAILED or CANCELLED run can be retried')
+  return err('FailedPrecondition', REASON.RUN_STATE_CONFLICT, 'run ' .. run .. ' is ' .. RUN_NAMES[st] .. '; only a FAILED or CANCELLED run can be retried')
 end
 local ids = cjson.decode(get(k, '_ids'))
 local fields = {}

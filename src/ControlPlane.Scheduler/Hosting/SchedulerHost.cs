@@ -2,6 +2,8 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace ControlPlane.Scheduler.Hosting;
@@ -72,20 +74,28 @@ public static partial class SchedulerHost
 
         using var loggerFactory = LoggerFactory.Create(b => b
             .SetMinimumLevel(logLevel)
+            .AddFilter("Microsoft", LogLevel.Warning)
             .AddSimpleConsole(o => o.SingleLine = true)
 
             // Logs go to stderr; stdout carries only the lines scripts wait for.
             .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace));
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+
+        // SIGTERM and Ctrl+C start the graceful shutdown. The handlers stay registered until this method returns and
+        // touch nothing that is disposed earlier, so a second signal during shutdown is absorbed.
+        var signalled = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Handle);
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Handle);
 
-        var server = new SchedulerServer(options, options.Redis is null ? null : storeFactory, loggerFactory);
+        var server = new SchedulerServer(options, options.Redis is null ? null : storeFactory, loggerFactory)
+        {
+            // Under systemd (Type=notify) the host reports READY=1 once the listener is bound, and STOPPING=1.
+            ConfigureHost = builder => builder.Services.AddSystemd(),
+        };
         await using (server.ConfigureAwait(false))
         {
             try
             {
-                await server.StartAsync(stop.Token).ConfigureAwait(false);
+                await server.StartAsync(cancellationToken).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
@@ -99,13 +109,11 @@ public static partial class SchedulerHost
             }
 
             await output.FlushAsync(CancellationToken.None).ConfigureAwait(false);
-            try
+            var stopRequested = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            using (server.StopRequested.Register(() => stopRequested.TrySetResult()))
+            using (cancellationToken.Register(() => stopRequested.TrySetResult()))
             {
-                await Task.Delay(Timeout.Infinite, stop.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                // SIGTERM, Ctrl+C or the caller: shut down below.
+                await Task.WhenAny(signalled.Task, stopRequested.Task).ConfigureAwait(false);
             }
 
             await server.StopAsync(CancellationToken.None).ConfigureAwait(false);
@@ -119,7 +127,7 @@ public static partial class SchedulerHost
         {
             // Keep the process alive until the graceful shutdown has run.
             context.Cancel = true;
-            stop.Cancel();
+            signalled.TrySetResult();
         }
     }
 

@@ -1,25 +1,16 @@
-using ControlPlane.Rpc;
 using ControlPlane.V1;
-using Google.Protobuf.Reflection;
+using Grpc.Core;
 
 namespace ControlPlane.Scheduler.Services;
 
 /// <summary>AdminService: the fleet, drains, queue and slot statistics, shared caps.</summary>
-internal sealed class AdminServiceImpl
+internal sealed class AdminServiceImpl : AdminService.AdminServiceBase
 {
     private readonly IRunStore store;
 
-    public AdminServiceImpl(IRunStore store) => this.store = store;
+    public AdminServiceImpl(SchedulerRuntime runtime) => store = runtime.Store;
 
-    public ServiceDefinition Definition =>
-        ServiceDefinition.For(AdminServiceReflection.Descriptor.FindTypeByName<ServiceDescriptor>("AdminService"))
-            .AddUnary<ListAgentsRequest, ListAgentsResponse>("ListAgents", ListAgents)
-            .AddUnary<DrainAgentRequest, DrainAgentResponse>("DrainAgent", DrainAgent)
-            .AddUnary<GetStatsRequest, GetStatsResponse>("GetStats", GetStats)
-            .AddUnary<SetLimitRequest, SetLimitResponse>("SetLimit", SetLimit)
-            .Build();
-
-    public async Task<ListAgentsResponse> ListAgents(ListAgentsRequest request, ServerCallContext context)
+    public override async Task<ListAgentsResponse> ListAgents(ListAgentsRequest request, ServerCallContext context)
     {
         var agents = await RpcErrors.Guard(() => store.ListAgentsAsync(context.CancellationToken)).ConfigureAwait(false);
         var response = new ListAgentsResponse();
@@ -27,18 +18,18 @@ internal sealed class AdminServiceImpl
         return response;
     }
 
-    public async Task<DrainAgentResponse> DrainAgent(DrainAgentRequest request, ServerCallContext context)
+    public override async Task<DrainAgentResponse> DrainAgent(DrainAgentRequest request, ServerCallContext context)
     {
         if (string.IsNullOrEmpty(request.AgentId))
         {
             throw RpcErrors.Required("agent_id");
         }
 
-        var agent = await RpcErrors.Guard(() => store.DrainAgentAsync(request.AgentId, context.CancellationToken)).ConfigureAwait(false);
+        var agent = await RpcErrors.Guard(() => store.DrainAgentAsync(request.AgentId, context.CancellationToken), ("agent_id", request.AgentId)).ConfigureAwait(false);
         return new DrainAgentResponse { Agent = agent };
     }
 
-    public async Task<GetStatsResponse> GetStats(GetStatsRequest request, ServerCallContext context)
+    public override async Task<GetStatsResponse> GetStats(GetStatsRequest request, ServerCallContext context)
     {
         var stats = await RpcErrors.Guard(() => store.GetStatsAsync(context.CancellationToken)).ConfigureAwait(false);
         var response = new GetStatsResponse();
@@ -47,11 +38,11 @@ internal sealed class AdminServiceImpl
         return response;
     }
 
-    public async Task<SetLimitResponse> SetLimit(SetLimitRequest request, ServerCallContext context)
+    public override async Task<SetLimitResponse> SetLimit(SetLimitRequest request, ServerCallContext context)
     {
         if (request.Kind is not (LimitKind.Queue or LimitKind.ConcurrencyKey))
         {
-            throw RpcErrors.InvalidArgument("kind is required: LIMIT_KIND_QUEUE or LIMIT_KIND_CONCURRENCY_KEY");
+            throw RpcErrors.InvalidArgument("kind", "kind is required: LIMIT_KIND_QUEUE or LIMIT_KIND_CONCURRENCY_KEY");
         }
 
         if (string.IsNullOrEmpty(request.Name))
@@ -61,7 +52,7 @@ internal sealed class AdminServiceImpl
 
         if (request.Limit < 0)
         {
-            throw RpcErrors.InvalidArgument($"limit is {request.Limit}; use 0 to remove the cap or a positive number of steps");
+            throw RpcErrors.InvalidArgument("limit", $"limit is {request.Limit}; use 0 to remove the cap or a positive number of steps");
         }
 
         await RpcErrors.Guard(async () =>

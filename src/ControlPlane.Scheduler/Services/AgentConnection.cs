@@ -1,6 +1,6 @@
 using System.Threading.Channels;
-using ControlPlane.Rpc;
 using ControlPlane.V1;
+using Grpc.Core;
 using Microsoft.Extensions.Logging;
 
 namespace ControlPlane.Scheduler.Services;
@@ -11,7 +11,7 @@ namespace ControlPlane.Scheduler.Services;
 /// </summary>
 internal sealed class AgentConnection : IDisposable
 {
-    private static readonly WriteOptions Buffered = new(BufferHint: true);
+    private static readonly WriteOptions Buffered = new(WriteFlags.BufferHint);
 
     private readonly Channel<ConnectResponse> outgoing = Channel.CreateUnbounded<ConnectResponse>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Lock gate = new();
@@ -27,6 +27,7 @@ internal sealed class AgentConnection : IDisposable
     private readonly HashSet<string> queues;
     private AgentRegistration registration;
     private volatile bool draining;
+    private bool closedByShutdown;
 
     public AgentConnection(
         AgentRegistration registration,
@@ -77,8 +78,9 @@ internal sealed class AgentConnection : IDisposable
     }
 
     /// <summary>Ends the stream from the scheduler's side; the agent sees UNAVAILABLE and reconnects.</summary>
-    public void Close(string reason)
+    public void Close(string reason, bool shuttingDown = false)
     {
+        closedByShutdown |= shuttingDown && ClosedReason is null;
         ClosedReason ??= reason;
         try
         {
@@ -106,7 +108,9 @@ internal sealed class AgentConnection : IDisposable
         }
         catch (OperationCanceledException) when (ClosedReason is not null)
         {
-            throw RpcErrors.Unavailable($"{ClosedReason}; reconnect");
+            throw closedByShutdown
+                ? RpcErrors.ShuttingDown($"{ClosedReason}; reconnect", ("agent_id", AgentId))
+                : new RpcException(new Status(StatusCode.Unavailable, $"{ClosedReason}; reconnect"));
         }
         finally
         {
@@ -217,7 +221,7 @@ internal sealed class AgentConnection : IDisposable
         switch (message.MessageCase)
         {
             case ConnectRequest.MessageOneofCase.Hello:
-                throw RpcErrors.InvalidArgument("hello may only be the first message of a Connect stream; open a new stream to announce the agent again");
+                throw RpcErrors.InvalidArgument("hello", "hello may only be the first message of a Connect stream; open a new stream to announce the agent again");
 
             case ConnectRequest.MessageOneofCase.Heartbeat:
                 await HeartbeatAsync(message.Heartbeat, token).ConfigureAwait(false);
@@ -345,7 +349,7 @@ internal sealed class AgentConnection : IDisposable
     {
         if (slots < 0)
         {
-            throw RpcErrors.InvalidArgument($"slots_changed.slots is {slots}; send 0 or more");
+            throw RpcErrors.InvalidArgument("slots_changed.slots", $"slots_changed.slots is {slots}; send 0 or more");
         }
 
         AgentRegistration updated;
@@ -355,11 +359,11 @@ internal sealed class AgentConnection : IDisposable
         }
 
         // Re-registering is how the store learns the new slot count; the attempts listed keep their leases.
-        var session = await RpcErrors.Guard(() => store.ConnectAgentAsync(updated, token)).ConfigureAwait(false);
+        var session = await RpcErrors.Guard(() => store.ConnectAgentAsync(updated, token), ("agent_id", AgentId)).ConfigureAwait(false);
         if (draining)
         {
             // Re-registering marks the agent connected again; a drained agent must stay draining.
-            await RpcErrors.Guard(() => store.DrainAgentAsync(AgentId, token)).ConfigureAwait(false);
+            await RpcErrors.Guard(() => store.DrainAgentAsync(AgentId, token), ("agent_id", AgentId)).ConfigureAwait(false);
         }
 
         lock (gate)

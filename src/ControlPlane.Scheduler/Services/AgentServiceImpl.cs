@@ -1,12 +1,12 @@
-using ControlPlane.Rpc;
 using ControlPlane.V1;
 using Google.Protobuf.WellKnownTypes;
+using Grpc.Core;
 using Microsoft.Extensions.Logging;
 
 namespace ControlPlane.Scheduler.Services;
 
 /// <summary>AgentService.Connect: registers the agent from its Hello, then serves the stream through an <see cref="AgentConnection"/>.</summary>
-internal sealed class AgentServiceImpl
+internal sealed class AgentServiceImpl : AgentService.AgentServiceBase
 {
     private readonly IRunStore store;
     private readonly ReportPipeline pipeline;
@@ -15,41 +15,36 @@ internal sealed class AgentServiceImpl
     private readonly ILogger logger;
     private readonly CancellationToken shutdown;
 
-    public AgentServiceImpl(IRunStore store, ReportPipeline pipeline, SignalHub hub, SchedulerOptions options, ILogger logger, CancellationToken shutdown)
+    public AgentServiceImpl(SchedulerRuntime runtime)
     {
-        this.store = store;
-        this.pipeline = pipeline;
-        this.hub = hub;
-        this.options = options;
-        this.logger = logger;
-        this.shutdown = shutdown;
+        store = runtime.Store;
+        pipeline = runtime.Pipeline;
+        hub = runtime.Hub;
+        options = runtime.Options;
+        logger = runtime.Logger;
+        shutdown = runtime.ShuttingDown;
     }
 
-    public ServiceDefinition Definition =>
-        ServiceDefinition.For(AgentServiceReflection.Descriptor.FindTypeByName<Google.Protobuf.Reflection.ServiceDescriptor>("AgentService"))
-            .AddDuplexStreaming<ConnectRequest, ConnectResponse>("Connect", Connect)
-            .Build();
-
-    public async Task Connect(IAsyncStreamReader<ConnectRequest> requests, IServerStreamWriter<ConnectResponse> responses, ServerCallContext context)
+    public override async Task Connect(IAsyncStreamReader<ConnectRequest> requests, IServerStreamWriter<ConnectResponse> responses, ServerCallContext context)
     {
         if (shutdown.IsCancellationRequested)
         {
-            throw RpcErrors.Unavailable("the scheduler is shutting down; connect to another replica or retry");
+            throw RpcErrors.ShuttingDown("the scheduler is shutting down; connect to another replica or retry");
         }
 
         if (!await requests.MoveNext(context.CancellationToken).ConfigureAwait(false))
         {
-            throw RpcErrors.InvalidArgument("the stream ended before hello; the first message of Connect must be hello");
+            throw RpcErrors.InvalidArgument("hello", "the stream ended before hello; the first message of Connect must be hello");
         }
 
         var first = requests.Current;
         if (first.MessageCase != ConnectRequest.MessageOneofCase.Hello)
         {
-            throw RpcErrors.InvalidArgument($"the first message of Connect must be hello, got {first.MessageCase}; send hello (agent_id, queues, slots) first");
+            throw RpcErrors.InvalidArgument("hello", $"the first message of Connect must be hello, got {first.MessageCase}; send hello (agent_id, queues, slots) first");
         }
 
         var registration = ToRegistration(first.Hello);
-        var session = await RpcErrors.Guard(() => store.ConnectAgentAsync(registration, context.CancellationToken)).ConfigureAwait(false);
+        var session = await RpcErrors.Guard(() => store.ConnectAgentAsync(registration, context.CancellationToken), ("agent_id", registration.AgentId)).ConfigureAwait(false);
         var revoked = session.RevokedTokens.ToHashSet();
         var kept = registration.RunningAttempts.Where(a => !revoked.Contains(a.FencingToken));
 
@@ -65,7 +60,7 @@ internal sealed class AgentServiceImpl
 
         // A reconnect from the same agent replaces its older stream on this replica.
         hub.Register(connection)?.Close("the agent opened a newer stream");
-        using var onShutdown = shutdown.Register(() => connection.Close("the scheduler is shutting down"));
+        using var onShutdown = shutdown.Register(() => connection.Close("the scheduler is shutting down", shuttingDown: true));
         SchedulerLog.AgentConnected(logger, registration.AgentId, context.Peer, registration.Slots, string.Join(", ", registration.Queues), revoked.Count);
         try
         {
@@ -105,7 +100,7 @@ internal sealed class AgentServiceImpl
 
         if (hello.Slots < 0)
         {
-            throw RpcErrors.InvalidArgument($"hello.slots is {hello.Slots}; send the number of steps the agent runs at once (0 or more)");
+            throw RpcErrors.InvalidArgument("hello.slots", $"hello.slots is {hello.Slots}; send the number of steps the agent runs at once (0 or more)");
         }
 
         var queues = hello.Queues.Count == 0 ? ["default"] : hello.Queues.ToArray();
@@ -115,7 +110,7 @@ internal sealed class AgentServiceImpl
             var a = hello.RunningAttempts[i];
             if (string.IsNullOrEmpty(a.RunId) || string.IsNullOrEmpty(a.StepId))
             {
-                throw RpcErrors.InvalidArgument($"hello.running_attempts[{i}]: run_id and step_id are required");
+                throw RpcErrors.InvalidArgument($"hello.running_attempts[{i}]", $"hello.running_attempts[{i}]: run_id and step_id are required");
             }
 
             running.Add(new AttemptRef(a.RunId, a.StepId, a.FencingToken));

@@ -98,7 +98,7 @@ internal sealed class ReportPipeline
                 return outcomes;
             }
 #pragma warning disable CA1031 // A store outage is reported to the agents as refused results, never thrown into the loop.
-            catch (Exception ex) when (ex is not RunStoreException && attempt < RetryDelays.Length)
+            catch (Exception ex) when (ex is not RunStoreException { Error: not RunStoreError.Unavailable } && attempt < RetryDelays.Length)
             {
                 SchedulerLog.ReportBatchRetry(logger, reports.Count, attempt + 1, ex);
                 await Task.Delay(RetryDelays[attempt], time).ConfigureAwait(false);

@@ -1,42 +1,28 @@
-using ControlPlane.Rpc;
+using System.Globalization;
 using ControlPlane.V1;
-using Google.Protobuf.Reflection;
+using Grpc.Core;
 
 namespace ControlPlane.Scheduler.Services;
 
 /// <summary>RunService over an <see cref="IRunStore"/>: request checks, error mapping, and WatchRun's replay-then-tail.</summary>
-internal sealed class RunServiceImpl
+internal sealed class RunServiceImpl : RunService.RunServiceBase
 {
-    private static readonly WriteOptions Buffered = new(BufferHint: true);
+    private static readonly WriteOptions Buffered = new(WriteFlags.BufferHint);
 
     private readonly IRunStore store;
     private readonly SignalHub hub;
     private readonly SchedulerOptions options;
     private readonly CancellationToken shutdown;
 
-    public RunServiceImpl(IRunStore store, SignalHub hub, SchedulerOptions options, CancellationToken shutdown)
+    public RunServiceImpl(SchedulerRuntime runtime)
     {
-        this.store = store;
-        this.hub = hub;
-        this.options = options;
-        this.shutdown = shutdown;
+        store = runtime.Store;
+        hub = runtime.Hub;
+        options = runtime.Options;
+        shutdown = runtime.ShuttingDown;
     }
 
-    public ServiceDefinition Definition =>
-        ServiceDefinition.For(RunServiceReflection.Descriptor.FindTypeByName<ServiceDescriptor>("RunService"))
-            .AddUnary<SubmitRunRequest, SubmitRunResponse>("SubmitRun", SubmitRun)
-            .AddUnary<GetRunRequest, GetRunResponse>("GetRun", GetRun)
-            .AddUnary<ListRunsRequest, ListRunsResponse>("ListRuns", ListRuns)
-            .AddUnary<CancelRunRequest, CancelRunResponse>("CancelRun", CancelRun)
-            .AddUnary<PauseRunRequest, PauseRunResponse>("PauseRun", PauseRun)
-            .AddUnary<ResumeRunRequest, ResumeRunResponse>("ResumeRun", ResumeRun)
-            .AddUnary<RetryRunRequest, RetryRunResponse>("RetryRun", RetryRun)
-            .AddUnary<ApproveGateRequest, ApproveGateResponse>("ApproveGate", ApproveGate)
-            .AddServerStreaming<WatchRunRequest, WatchRunResponse>("WatchRun", WatchRun)
-            .AddUnary<GetStepOutputRequest, GetStepOutputResponse>("GetStepOutput", GetStepOutput)
-            .Build();
-
-    public async Task<SubmitRunResponse> SubmitRun(SubmitRunRequest request, ServerCallContext context)
+    public override async Task<SubmitRunResponse> SubmitRun(SubmitRunRequest request, ServerCallContext context)
     {
         if (request.Spec is null)
         {
@@ -48,23 +34,23 @@ internal sealed class RunServiceImpl
         return new SubmitRunResponse { Run = result.Run, Created = result.Created };
     }
 
-    public async Task<GetRunResponse> GetRun(GetRunRequest request, ServerCallContext context)
+    public override async Task<GetRunResponse> GetRun(GetRunRequest request, ServerCallContext context)
     {
         var runId = Require(request.RunId, "run_id");
-        var run = await RpcErrors.Guard(() => store.GetRunAsync(runId, context.CancellationToken)).ConfigureAwait(false);
+        var run = await RpcErrors.Guard(() => store.GetRunAsync(runId, context.CancellationToken), ("run_id", runId)).ConfigureAwait(false);
         return new GetRunResponse { Run = run ?? throw RpcErrors.RunNotFound(runId) };
     }
 
-    public async Task<ListRunsResponse> ListRuns(ListRunsRequest request, ServerCallContext context)
+    public override async Task<ListRunsResponse> ListRuns(ListRunsRequest request, ServerCallContext context)
     {
         if (request.PageSize < 0)
         {
-            throw RpcErrors.InvalidArgument($"page_size is {request.PageSize}; use 0 for the default of 100, or 1 to 1000");
+            throw RpcErrors.InvalidArgument("page_size", $"page_size is {request.PageSize}; use 0 for the default of 100, or 1 to 1000");
         }
 
         if (!Enum.IsDefined(request.State))
         {
-            throw RpcErrors.InvalidArgument($"state {(int)request.State} is not a RunState; leave it unset for any state");
+            throw RpcErrors.InvalidArgument("state", $"state {(int)request.State} is not a RunState; leave it unset for any state");
         }
 
         var query = new RunQuery(
@@ -78,35 +64,35 @@ internal sealed class RunServiceImpl
         return response;
     }
 
-    public async Task<CancelRunResponse> CancelRun(CancelRunRequest request, ServerCallContext context)
+    public override async Task<CancelRunResponse> CancelRun(CancelRunRequest request, ServerCallContext context)
     {
         var runId = Require(request.RunId, "run_id");
-        var run = await RpcErrors.Guard(() => store.CancelRunAsync(runId, request.Reason, context.CancellationToken)).ConfigureAwait(false);
+        var run = await RpcErrors.Guard(() => store.CancelRunAsync(runId, request.Reason, context.CancellationToken), ("run_id", runId)).ConfigureAwait(false);
         return new CancelRunResponse { Run = run };
     }
 
-    public async Task<PauseRunResponse> PauseRun(PauseRunRequest request, ServerCallContext context)
+    public override async Task<PauseRunResponse> PauseRun(PauseRunRequest request, ServerCallContext context)
     {
         var runId = Require(request.RunId, "run_id");
-        var run = await RpcErrors.Guard(() => store.PauseRunAsync(runId, context.CancellationToken)).ConfigureAwait(false);
+        var run = await RpcErrors.Guard(() => store.PauseRunAsync(runId, context.CancellationToken), ("run_id", runId)).ConfigureAwait(false);
         return new PauseRunResponse { Run = run };
     }
 
-    public async Task<ResumeRunResponse> ResumeRun(ResumeRunRequest request, ServerCallContext context)
+    public override async Task<ResumeRunResponse> ResumeRun(ResumeRunRequest request, ServerCallContext context)
     {
         var runId = Require(request.RunId, "run_id");
-        var run = await RpcErrors.Guard(() => store.ResumeRunAsync(runId, context.CancellationToken)).ConfigureAwait(false);
+        var run = await RpcErrors.Guard(() => store.ResumeRunAsync(runId, context.CancellationToken), ("run_id", runId)).ConfigureAwait(false);
         return new ResumeRunResponse { Run = run };
     }
 
-    public async Task<RetryRunResponse> RetryRun(RetryRunRequest request, ServerCallContext context)
+    public override async Task<RetryRunResponse> RetryRun(RetryRunRequest request, ServerCallContext context)
     {
         var runId = Require(request.RunId, "run_id");
-        var run = await RpcErrors.Guard(() => store.RetryRunAsync(runId, context.CancellationToken)).ConfigureAwait(false);
+        var run = await RpcErrors.Guard(() => store.RetryRunAsync(runId, context.CancellationToken), ("run_id", runId)).ConfigureAwait(false);
         return new RetryRunResponse { Run = run };
     }
 
-    public async Task<ApproveGateResponse> ApproveGate(ApproveGateRequest request, ServerCallContext context)
+    public override async Task<ApproveGateResponse> ApproveGate(ApproveGateRequest request, ServerCallContext context)
     {
         var runId = Require(request.RunId, "run_id");
         var stepId = Require(request.StepId, "step_id");
@@ -114,22 +100,26 @@ internal sealed class RunServiceImpl
         {
             GateDecision.Approve => true,
             GateDecision.Reject => false,
-            _ => throw RpcErrors.InvalidArgument("decision is required: GATE_DECISION_APPROVE or GATE_DECISION_REJECT"),
+            _ => throw RpcErrors.InvalidArgument("decision", "decision is required: GATE_DECISION_APPROVE or GATE_DECISION_REJECT"),
         };
         var input = new GateDecisionInput(runId, stepId, approve, request.DecidedBy, request.Comment);
-        var run = await RpcErrors.Guard(() => store.DecideGateAsync(input, context.CancellationToken)).ConfigureAwait(false);
+        var run = await RpcErrors.Guard(() => store.DecideGateAsync(input, context.CancellationToken), ("run_id", runId), ("step_id", stepId)).ConfigureAwait(false);
         return new ApproveGateResponse { Run = run };
     }
 
-    public async Task<GetStepOutputResponse> GetStepOutput(GetStepOutputRequest request, ServerCallContext context)
+    public override async Task<GetStepOutputResponse> GetStepOutput(GetStepOutputRequest request, ServerCallContext context)
     {
         var runId = Require(request.RunId, "run_id");
         var stepId = Require(request.StepId, "step_id");
-        var output = await RpcErrors.Guard(() => store.GetStepOutputAsync(runId, stepId, context.CancellationToken)).ConfigureAwait(false);
+        var output = await RpcErrors.Guard(() => store.GetStepOutputAsync(runId, stepId, context.CancellationToken), ("run_id", runId), ("step_id", stepId)).ConfigureAwait(false);
         return new GetStepOutputResponse
         {
-            Output = output ?? throw new RpcException(new Status(StatusCode.NotFound,
-                $"step {stepId} of run {runId} has no output: it has not succeeded, or its output was dropped once every consumer succeeded (set keep_output to keep it)")),
+            Output = output ?? throw RpcErrors.WithReason(
+                StatusCode.NotFound,
+                ErrorReason.OutputNotAvailable,
+                $"step {stepId} of run {runId} has no output: it has not succeeded, or its output was dropped once every consumer succeeded (set keep_output to keep it)",
+                ("run_id", runId),
+                ("step_id", stepId)),
         };
     }
 
@@ -137,17 +127,17 @@ internal sealed class RunServiceImpl
     /// Replays events after after_seq in batches, then tails on the store's RunEventsAppended wake-ups (re-reading
     /// every WatchRecheckInterval in case one is lost) and ends once the run is terminal and its last event was sent.
     /// </summary>
-    public async Task WatchRun(WatchRunRequest request, IServerStreamWriter<WatchRunResponse> responses, ServerCallContext context)
+    public override async Task WatchRun(WatchRunRequest request, IServerStreamWriter<WatchRunResponse> responses, ServerCallContext context)
     {
         var runId = Require(request.RunId, "run_id");
         if (request.AfterSeq < 0)
         {
-            throw RpcErrors.InvalidArgument($"after_seq is {request.AfterSeq}; pass 0 to replay the whole log, or the seq of the last event received");
+            throw RpcErrors.InvalidArgument("after_seq", $"after_seq is {request.AfterSeq}; pass 0 to replay the whole log, or the seq of the last event received");
         }
 
         if (shutdown.IsCancellationRequested)
         {
-            throw RpcErrors.Unavailable("the scheduler is shutting down; watch again on another replica");
+            throw RpcErrors.ShuttingDown("the scheduler is shutting down; watch again on another replica", ("run_id", runId), ("after_seq", request.AfterSeq.ToString(CultureInfo.InvariantCulture)));
         }
 
         using var wake = new WakeUp();
@@ -187,7 +177,7 @@ internal sealed class RunServiceImpl
 
                 if (state is null)
                 {
-                    var run = await RpcErrors.Guard(() => store.GetRunAsync(runId, token)).ConfigureAwait(false) ?? throw RpcErrors.RunNotFound(runId);
+                    var run = await RpcErrors.Guard(() => store.GetRunAsync(runId, token), ("run_id", runId)).ConfigureAwait(false) ?? throw RpcErrors.RunNotFound(runId);
                     if (run.LastEventSeq > seq)
                     {
                         // Events arrived since the read: send them first; their state changes follow them.
@@ -207,7 +197,10 @@ internal sealed class RunServiceImpl
         }
         catch (OperationCanceledException) when (shutdown.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested)
         {
-            throw RpcErrors.Unavailable($"the scheduler is shutting down; watch again with after_seq {seq} to continue where this stream stopped");
+            throw RpcErrors.ShuttingDown(
+                $"the scheduler is shutting down; watch again with after_seq {seq} to continue where this stream stopped",
+                ("run_id", runId),
+                ("after_seq", seq.ToString(CultureInfo.InvariantCulture)));
         }
     }
 
@@ -221,7 +214,7 @@ internal sealed class RunServiceImpl
         {
             throw RpcErrors.RunNotFound(runId);
         }
-        catch (Exception ex) when (RpcErrors.Map(ex) is { } rpc && !ReferenceEquals(rpc, ex))
+        catch (Exception ex) when (RpcErrors.Map(ex, ("run_id", runId)) is { } rpc && !ReferenceEquals(rpc, ex))
         {
             throw rpc;
         }

@@ -1,0 +1,26 @@
+using Microsoft.Extensions.Logging;
+
+namespace ControlPlane.Scheduler.Services;
+
+/// <summary>What the gRPC services of one replica share: the store, the report pipeline, the signal hub, and the shutdown token.</summary>
+internal sealed class SchedulerRuntime(
+    SchedulerOptions options,
+    IRunStore store,
+    ReportPipeline pipeline,
+    SignalHub hub,
+    ILogger logger,
+    CancellationToken shuttingDown)
+{
+    public SchedulerOptions Options { get; } = options;
+
+    public IRunStore Store { get; } = store;
+
+    public ReportPipeline Pipeline { get; } = pipeline;
+
+    public SignalHub Hub { get; } = hub;
+
+    public ILogger Logger { get; } = logger;
+
+    /// <summary>Fires when the replica starts shutting down: streams end with UNAVAILABLE and health turns NOT_SERVING.</summary>
+    public CancellationToken ShuttingDown { get; } = shuttingDown;
+}
