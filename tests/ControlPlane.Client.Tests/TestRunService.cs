@@ -1,5 +1,5 @@
 using System.Collections.Concurrent;
-using ControlPlane.Testing;
+using ControlPlane.Tests.Shared;
 using ControlPlane.V1;
 using Google.Protobuf.WellKnownTypes;
 using Google.Rpc;
