@@ -18,6 +18,20 @@ public static class ClientEnvironment
 
     public static string NodeClient => Path.Combine(RepositoryRoot, "tests", "clients", "node", "hello_client.mjs");
 
+    public static string PythonErrorDetailsClient => Path.Combine(RepositoryRoot, "tests", "clients", "python", "error_details_client.py");
+
+    /// <summary>The google/rpc .proto files of the Google.Api.CommonProtos package, restored with this test project.</summary>
+    public static string GoogleProtos
+    {
+        get
+        {
+            var path = typeof(ClientEnvironment).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "GoogleProtos").Value!;
+            return File.Exists(Path.Combine(path, "google", "rpc", "error_details.proto"))
+                ? path
+                : throw new InvalidOperationException($"{path}/google/rpc/error_details.proto is missing; restore the solution first: dotnet restore ControlPlane.sln");
+        }
+    }
+
     /// <summary>The scheduler host's executable (cp-scheduler), built with this test project.</summary>
     public static string SchedulerHost => HostPath("SchedulerHost");
 
