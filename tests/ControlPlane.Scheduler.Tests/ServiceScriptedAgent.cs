@@ -12,7 +12,7 @@ namespace ControlPlane.Scheduler.Tests;
 public sealed class ServiceScriptedAgent : IAsyncDisposable
 {
     private readonly AsyncDuplexStreamingCall<ConnectRequest, ConnectResponse> call;
-    private readonly Channel<ConnectResponse> received = Channel.CreateUnbounded<ConnectResponse>();
+    private readonly Channel<ConnectResponse> received = System.Threading.Channels.Channel.CreateUnbounded<ConnectResponse>();
     private readonly CancellationTokenSource cts = new();
     private readonly Task reader;
 

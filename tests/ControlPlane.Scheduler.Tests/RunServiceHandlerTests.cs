@@ -1,0 +1,154 @@
+using ControlPlane.Scheduler.Services;
+using ControlPlane.V1;
+using Google.Rpc;
+using Grpc.Core;
+using Grpc.Core.Testing;
+using Microsoft.Extensions.Logging.Abstractions;
+using Xunit;
+using static ControlPlane.Scheduler.Tests.Specs;
+
+namespace ControlPlane.Scheduler.Tests;
+
+/// <summary>
+/// RunService's handlers called directly, without a server, through Grpc.Core.Testing's TestServerCallContext:
+/// the status each bad request gets and the rich details it carries.
+/// </summary>
+public sealed class RunServiceHandlerTests : IAsyncDisposable
+{
+    private readonly EmbeddedRunStore store = new(new RunStoreOptions());
+    private readonly CancellationTokenSource shutdown = new();
+    private readonly RunServiceImpl service;
+
+    public RunServiceHandlerTests()
+    {
+        var options = new SchedulerOptions();
+        var runtime = new SchedulerRuntime(
+            options, store, new ReportPipeline(store, options.ReportBatch, NullLogger.Instance, TimeProvider.System), new SignalHub(), NullLogger.Instance, shutdown.Token);
+        service = new RunServiceImpl(runtime);
+    }
+
+    [Fact]
+    public async Task SubmitRun_InvalidSpec_BadRequestListsEveryViolationAndNothingIsStored()
+    {
+        var spec = Run(Shell("a").With(s => s.Framework = "perl"), Shell("b", "a", "ghost"), Shell("b"));
+
+        var ex = await Assert.ThrowsAsync<RpcException>(() => service.SubmitRun(new SubmitRunRequest { Spec = spec }, Context("SubmitRun")));
+
+        Assert.Equal(StatusCode.InvalidArgument, ex.StatusCode);
+        var violations = ex.GetRpcStatus()!.GetDetail<BadRequest>()!.FieldViolations;
+        Assert.Equal(["steps[0].framework", "steps[1].needs[1]", "steps[2].id"], violations.Select(v => v.Field).Order(StringComparer.Ordinal));
+        Assert.All(violations, v => Assert.False(string.IsNullOrWhiteSpace(v.Description)));
+        Assert.Empty((await store.ListRunsAsync(new RunQuery(RunState.Unspecified, null, 0, null))).Runs);
+    }
+
+    [Fact]
+    public async Task CancelRun_FinishedRun_FailedPreconditionWithRunStateReason()
+    {
+        var run = (await store.SubmitRunAsync(Run(Gate("g")), null)).Run;
+        await store.CancelRunAsync(run.Id, "first");
+
+        var ex = await Assert.ThrowsAsync<RpcException>(() => service.CancelRun(new CancelRunRequest { RunId = run.Id }, Context("CancelRun")));
+
+        Assert.Equal(StatusCode.FailedPrecondition, ex.StatusCode);
+        var info = ex.GetRpcStatus()!.GetDetail<ErrorInfo>()!;
+        Assert.Equal("ERROR_REASON_RUN_STATE_CONFLICT", info.Reason);
+        Assert.Equal(run.Id, info.Metadata["run_id"]);
+    }
+
+    [Fact]
+    public async Task ApproveGate_TaskStep_FailedPreconditionNotAGate()
+    {
+        var run = (await store.SubmitRunAsync(Run(Shell("a")), null)).Run;
+        var request = new ApproveGateRequest { RunId = run.Id, StepId = "a", Decision = GateDecision.Approve };
+
+        var ex = await Assert.ThrowsAsync<RpcException>(() => service.ApproveGate(request, Context("ApproveGate")));
+
+        var info = ex.GetRpcStatus()!.GetDetail<ErrorInfo>()!;
+        Assert.Equal("ERROR_REASON_NOT_A_GATE", info.Reason);
+        Assert.Equal("a", info.Metadata["step_id"]);
+    }
+
+    [Fact]
+    public async Task GetStepOutput_StepNotSucceeded_NotFoundOutputNotAvailable()
+    {
+        var run = (await store.SubmitRunAsync(Run(Shell("a")), null)).Run;
+
+        var ex = await Assert.ThrowsAsync<RpcException>(() =>
+            service.GetStepOutput(new GetStepOutputRequest { RunId = run.Id, StepId = "a" }, Context("GetStepOutput")));
+
+        Assert.Equal(StatusCode.NotFound, ex.StatusCode);
+        Assert.Equal("ERROR_REASON_OUTPUT_NOT_AVAILABLE", ex.GetRpcStatus()!.GetDetail<ErrorInfo>()!.Reason);
+    }
+
+    [Fact]
+    public async Task WatchRun_NegativeAfterSeq_InvalidArgumentNamingTheField()
+    {
+        var ex = await Assert.ThrowsAsync<RpcException>(() =>
+            service.WatchRun(new WatchRunRequest { RunId = "r", AfterSeq = -1 }, new RecordingWriter(), Context("WatchRun")));
+
+        Assert.Equal("after_seq", Assert.Single(ex.GetRpcStatus()!.GetDetail<BadRequest>()!.FieldViolations).Field);
+    }
+
+    [Fact]
+    public async Task WatchRun_ReplicaShuttingDown_UnavailableSayingWhereToResume()
+    {
+        var run = (await store.SubmitRunAsync(Run(Gate("g")), null)).Run;
+        await shutdown.CancelAsync();
+
+        var ex = await Assert.ThrowsAsync<RpcException>(() =>
+            service.WatchRun(new WatchRunRequest { RunId = run.Id, AfterSeq = 2 }, new RecordingWriter(), Context("WatchRun")));
+
+        Assert.Equal(StatusCode.Unavailable, ex.StatusCode);
+        var info = ex.GetRpcStatus()!.GetDetail<ErrorInfo>()!;
+        Assert.Equal("ERROR_REASON_SCHEDULER_SHUTTING_DOWN", info.Reason);
+        Assert.Equal("2", info.Metadata["after_seq"]);
+    }
+
+    [Fact]
+    public async Task WatchRun_FinishedRun_ReplaysEveryEventInOrderThenEnds()
+    {
+        var run = (await store.SubmitRunAsync(Run(Gate("g")), null)).Run;
+        var finished = await store.CancelRunAsync(run.Id, "done");
+        var writer = new RecordingWriter();
+
+        await service.WatchRun(new WatchRunRequest { RunId = run.Id }, writer, Context("WatchRun"));
+
+        Assert.Equal(Enumerable.Range(1, (int)finished.LastEventSeq).Select(i => (long)i), writer.Written.Select(w => w.Event.Seq));
+        Assert.Equal(RunState.Cancelled, writer.Written[^1].Event.RunStateChanged.ToState);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        shutdown.Dispose();
+        await store.DisposeAsync();
+    }
+
+    private static ServerCallContext Context(string method) =>
+        TestServerCallContext.Create(
+            $"/controlplane.v1.RunService/{method}",
+            null,
+            DateTime.UtcNow.AddMinutes(1),
+            [],
+            CancellationToken.None,
+            "ipv4:127.0.0.1:5000",
+            null,
+            null,
+            _ => Task.CompletedTask,
+            () => null,
+            _ => { });
+
+    private sealed class RecordingWriter : IServerStreamWriter<WatchRunResponse>
+    {
+        public List<WatchRunResponse> Written { get; } = [];
+
+        public WriteOptions? WriteOptions { get; set; }
+
+        public Task WriteAsync(WatchRunResponse message) => WriteAsync(message, CancellationToken.None);
+
+        public Task WriteAsync(WatchRunResponse message, CancellationToken cancellationToken)
+        {
+            Written.Add(message);
+            return Task.CompletedTask;
+        }
+    }
+}
