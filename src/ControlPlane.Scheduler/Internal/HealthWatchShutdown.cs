@@ -13,7 +13,7 @@ internal sealed class HealthWatchShutdown(RequestDelegate next, SchedulerRuntime
     private const string WatchPath = "/grpc.health.v1.Health/Watch";
 
     /// <summary>Time for the NOT_SERVING update to reach the watcher before its stream is cut.</summary>
-    private static readonly TimeSpan NotServingGrace = TimeSpan.FromMilliseconds(200);
+    private static readonly TimeSpan NotServingGrace = TimeSpan.FromMilliseconds(500);
 
     public async Task InvokeAsync(HttpContext context)
     {
