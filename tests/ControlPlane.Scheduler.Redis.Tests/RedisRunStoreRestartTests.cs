@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
-using ControlPlane.Scheduler.Redis;
+using ControlPlane.Scheduler.Tests;
 using ControlPlane.Tests.Shared;
 using ControlPlane.V1;
 using Google.Protobuf;
@@ -9,7 +9,7 @@ using StackExchange.Redis;
 using Xunit;
 using static ControlPlane.Scheduler.Tests.Specs;
 
-namespace ControlPlane.Scheduler.Tests;
+namespace ControlPlane.Scheduler.Redis.Tests;
 
 /// <summary>
 /// The Redis store across a Redis restart (scripts gone, connections dropped, state kept by AOF) and
