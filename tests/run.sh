@@ -1,15 +1,24 @@
 #!/usr/bin/env bash
-# Runs every test in the solution. On a fresh Debian machine, run as root, it first installs
-# what the suite needs; run as another user, it prints the command that installs it and stops.
-# Exits non-zero when a test fails or when no test ran; ends with "N passed, N failed".
+# Runs every test in the solution: one build, then each test project in turn, with its counts and
+# wall time as it finishes. On a fresh Debian machine, run as root, it first installs what the suite
+# needs; run as another user, it prints the command that installs it and stops.
+# Exits non-zero when a test fails or when no test ran; ends with "N passed, N failed, N skipped".
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
+started=$SECONDS
+
+# "33 s", "3 min 58 s".
+duration() {
+  local s=$1
+  if [ "$s" -lt 60 ]; then echo "$s s"; else echo "$((s / 60)) min $((s % 60)) s"; fi
+}
 
 # ---- 1. Prerequisites -------------------------------------------------------------------------
-# Debian packages: a real Redis for the store and functional tests, and the grpcio peer
-# (Debian's python3, not a virtualenv's) for the interop tests.
+# Debian packages: a real Redis for the store and functional tests; for the Python and Node hello
+# clients (tests/ControlPlane.ClientInterop.Tests), Debian's python3 (not a virtualenv's) with grpcio,
+# protobuf and grpc_tools, and node. The npm packages serve the Node client and buf lint.
 apt_missing=()
 command -v redis-server >/dev/null 2>&1 || apt_missing+=(redis-server)
 /usr/bin/python3 -c 'import grpc' >/dev/null 2>&1 || apt_missing+=(python3-grpcio)
@@ -48,25 +57,41 @@ fi
 echo "run.sh: buf lint"
 tests/node_modules/.bin/buf lint
 
-# ---- 3. Build once, then run every test project ---------------------------------------------
+# ---- 3. Build once, then run each test project in turn -----------------------------------------
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 echo "run.sh: dotnet build"
+build_started=$SECONDS
 dotnet build ControlPlane.sln -c Release -nologo -v:q -clp:ErrorsOnly
+echo "run.sh: built in $(duration $((SECONDS - build_started)))"
 
+mapfile -t projects < <(grep -l '<IsTestProject>true</IsTestProject>' tests/*/*.csproj | sort)
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-set +e
-dotnet test ControlPlane.sln -c Release --no-build -nologo \
-  --logger "console;verbosity=minimal" \
-  --blame-hang-timeout 10m 2>&1 | tee "$log"
-status=${PIPESTATUS[0]}
-set -e
+passed=0 failed=0 skipped=0 status=0
+for project in "${projects[@]}"; do
+  name=$(basename "$project" .csproj)
+  project_started=$SECONDS
+  set +e
+  dotnet test "$project" -c Release --no-build -nologo \
+    --logger "console;verbosity=minimal" \
+    --blame-hang-timeout 10m >"$log" 2>&1
+  project_status=$?
+  set -e
 
-# Sum the per-assembly summaries ("Passed!  - Failed: 0, Passed: 12, Skipped: 0, ...").
-read -r passed failed skipped < <(grep -E '(Passed|Failed)! +- +Failed: ' "$log" | awk -F'[:,]' '
-  { f += $2; p += $4; s += $6 } END { printf "%d %d %d\n", p, f, s }')
+  # The assembly's summary: "Passed!  - Failed: 0, Passed: 12, Skipped: 0, ...".
+  read -r p f s < <(grep -E '(Passed|Failed)! +- +Failed: ' "$log" | awk -F'[:,]' '
+    { f += $2; p += $4; s += $6 } END { printf "%d %d %d\n", p, f, s }')
+  passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+  if [ "$project_status" -ne 0 ] || [ "$f" -ne 0 ]; then
+    status=1
+    cat "$log"
+  fi
+  printf 'run.sh: %-36s %4d passed, %d failed%s  (%s)\n' "$name" "$p" "$f" \
+    "$([ "$s" -ne 0 ] && echo ", $s skipped")" "$(duration $((SECONDS - project_started)))"
+done
+
 echo
-echo "${passed} passed, ${failed} failed, ${skipped} skipped"
+echo "${passed} passed, ${failed} failed, ${skipped} skipped  (total $(duration $((SECONDS - started))))"
 if [ "$status" -ne 0 ] || [ "$failed" -ne 0 ]; then
   exit 1
 fi

@@ -20,7 +20,7 @@ public sealed class AgentHostTests : IAsyncLifetime
     public async Task Host_Sigterm_DrainsRunningStepThenExitsZero()
     {
         var release = Path.Combine(_dir.Path, "release");
-        using var host = AgentHostProcess.Start("--scheduler", _scheduler.Address, "--id", "host-1", "--slots", "1", "--queues", "default,gpu", "--work-root", Path.Combine(_dir.Path, "work"));
+        await using var host = AgentHostProcess.Start("--scheduler", _scheduler.Address, "--id", "host-1", "--slots", "1", "--queues", "default,gpu", "--work-root", Path.Combine(_dir.Path, "work"));
         var connection = await _scheduler.NextConnectionAsync();
         var hello = await connection.HelloAsync();
         await connection.WelcomeAsync();
@@ -36,7 +36,7 @@ public sealed class AgentHostTests : IAsyncLifetime
         await connection.WaitForAsync(m => m.SlotsChanged is { Slots: 0 });
         await File.WriteAllTextAsync(release, "go");
         var completed = await connection.CompletedAsync(1);
-        var exitCode = await host.WaitForExitAsync();
+        var exitCode = await host.Exited.WithTimeout();
 
         Assert.Equal(("host-1", 1), (hello.AgentId, hello.Slots));
         Assert.Equal(["default", "gpu"], hello.Queues);
@@ -49,11 +49,11 @@ public sealed class AgentHostTests : IAsyncLifetime
     [Fact]
     public async Task Host_InvalidOptions_ExitsTwoNamingTheSetting()
     {
-        using var host = AgentHostProcess.Start("--scheduler", _scheduler.Address, "--slots", "0");
+        await using var host = AgentHostProcess.Start("--scheduler", _scheduler.Address, "--slots", "0");
 
-        var exitCode = await host.WaitForExitAsync();
+        var exitCode = await host.Exited.WithTimeout();
 
         Assert.Equal(2, exitCode);
-        Assert.Contains("Agent:Slots is 0", host.Stderr, StringComparison.Ordinal);
+        Assert.Contains("Agent:Slots is 0", host.StandardError, StringComparison.Ordinal);
     }
 }

@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+using ControlPlane.Tests.Shared;
 using ControlPlane.V1;
 
 namespace ControlPlane.Agent.Tests;

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using ControlPlane.Client;
-using ControlPlane.Scheduler.Redis.Bench;
+using ControlPlane.Tests.Shared;
 using ControlPlane.V1;
 using StackExchange.Redis;
 
@@ -23,35 +23,47 @@ internal static class Driver
 
     private static readonly TimeSpan PhaseTimeout = TimeSpan.FromMinutes(10);
 
+    // How long a child gets to shut down on SIGTERM before it is killed.
+    private static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(15);
+
     public static async Task<int> RunAsync(BenchOptions options)
     {
         var scratch = Directory.CreateTempSubdirectory("cp-bench-");
-        await using var redis = options.Redis is null ? await RedisProcess.StartAsync() : null;
-        var redisEndpoint = options.Redis ?? $"127.0.0.1:{redis!.Port}";
+        await using var redis = options.Redis is null ? new RedisServer() : null;
+        if (redis is not null)
+        {
+            await redis.StartAsync();
+        }
+
+        var redisEndpoint = options.Redis ?? redis!.Configuration;
         Console.WriteLine($"== redis {redisEndpoint}, {options.Agents} agents x {options.Slots} slots");
         using var mux = await ConnectionMultiplexer.ConnectAsync($"{redisEndpoint},allowAdmin=true");
         var server = mux.GetServer(redisEndpoint);
 
-        await using var scheduler = ChildProcess.Start(
+        // Children echo their output to stderr as "[scheduler] ..." and "[agent-N] ...".
+        await using var scheduler = ObservedProcess.Start(
             "scheduler",
+            "dotnet",
             [options.SchedulerPath, "--listen", "127.0.0.1:0", "--redis", redisEndpoint, "--log-level", "Warning"],
-            waitFor: "scheduler listening on ");
-        var address = (await scheduler.Matched.WaitAsync(TimeSpan.FromSeconds(60))).Split("scheduler listening on ")[1].Trim();
+            echo: Console.Error);
+        var address = await scheduler.WaitForListeningAsync(TimeSpan.FromSeconds(60));
 
-        var agents = new List<ChildProcess>();
+        var agents = new List<ObservedProcess>();
         try
         {
             var benchDll = typeof(Driver).Assembly.Location;
             for (var i = 0; i < options.Agents; i++)
             {
-                agents.Add(ChildProcess.Start(
+                agents.Add(ObservedProcess.Start(
                     $"agent-{i}",
+                    "dotnet",
                     [benchDll, "bench-agent", "--scheduler", address, "--id", $"bench-agent-{i}", "--slots", options.Slots.ToString(CultureInfo.InvariantCulture)],
-                    new Dictionary<string, string>
+                    environment: new Dictionary<string, string>
                     {
                         [HandlerStarts.FileVariable] = Path.Combine(scratch.FullName, $"starts-{i}.txt"),
                         ["CP_Logging__LogLevel__Default"] = "Warning",
-                    }));
+                    },
+                    echo: Console.Error));
             }
 
             using var client = new ControlPlaneClient(address);
@@ -110,8 +122,8 @@ internal static class Driver
                 ["agents_cpu_s_per_1000_steps"] = Math.Round(all.Sum(p => p.AgentCpu) / steps * 1000, 4),
                 ["redis_cpu_s_per_1000_steps"] = Math.Round(all.Sum(p => p.RedisCpu) / steps * 1000, 4),
                 ["redis_script_s_per_1000_steps"] = Math.Round(all.Sum(p => p.ScriptMicros) / 1e6 / steps * 1000, 4),
-                ["scheduler_peak_rss_mib"] = Math.Round(scheduler.PeakRssMiB(), 1),
-                ["agent_peak_rss_mib"] = Math.Round(agents[0].PeakRssMiB(), 1),
+                ["scheduler_peak_rss_mib"] = Math.Round(ProcessProbe.PeakRssMiB(scheduler.Id), 1),
+                ["agent_peak_rss_mib"] = Math.Round(ProcessProbe.PeakRssMiB(agents[0].Id), 1),
                 ["agents"] = options.Agents,
                 ["slots_per_agent"] = options.Slots,
             };
@@ -126,11 +138,14 @@ internal static class Driver
         }
         finally
         {
-            // Agents first, so none of them sees the scheduler vanish and starts reconnecting.
+            // Agents first, so none of them sees the scheduler vanish and starts reconnecting; each drains on SIGTERM.
             foreach (var agent in agents)
             {
+                await agent.StopAsync(StopGrace);
                 await agent.DisposeAsync();
             }
+
+            await scheduler.StopAsync(StopGrace);
 
             scratch.Delete(recursive: true);
         }
@@ -156,14 +171,14 @@ internal static class Driver
 
     internal sealed record SequentialResult(double P50, double P99, double CommandsPerRun, List<double> Dispatch);
 
-    private sealed class Bench(ControlPlaneClient client, IServer server, ChildProcess scheduler, IReadOnlyList<ChildProcess> agents, StartsLog startsLog)
+    private sealed class Bench(ControlPlaneClient client, IServer server, ObservedProcess scheduler, IReadOnlyList<ObservedProcess> agents, StartsLog startsLog)
     {
         public async Task<PhaseResult> ThroughputAsync(string phase, IReadOnlyList<RunSpec> specs, bool sampleDispatch)
         {
             var steps = specs.Sum(s => s.Steps.Count);
             await server.ConfigResetStatisticsAsync();
-            var cpu0 = scheduler.CpuSeconds();
-            var agentCpu0 = agents.Sum(a => a.CpuSeconds());
+            var cpu0 = ProcessProbe.CpuSeconds(scheduler.Id);
+            var agentCpu0 = agents.Sum(a => ProcessProbe.CpuSeconds(a.Id));
             var redisCpu0 = await RedisCpuSecondsAsync();
             var startMicros = HandlerStarts.NowMicros();
 
@@ -190,7 +205,7 @@ internal static class Driver
                     Console.WriteLine($"== {phase} commandstats:\n" + await server.InfoRawAsync("commandstats"));
                 }
 
-                return (scheduler.CpuSeconds() - cpu0, agents.Sum(a => a.CpuSeconds()) - agentCpu0, await RedisCpuSecondsAsync() - redisCpu0,
+                return (ProcessProbe.CpuSeconds(scheduler.Id) - cpu0, agents.Sum(a => ProcessProbe.CpuSeconds(a.Id)) - agentCpu0, await RedisCpuSecondsAsync() - redisCpu0,
                     stats.Commands, stats.TopLevel, stats.ScriptCalls, stats.ScriptMicros);
             });
 

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using ControlPlane.Cli.Internal;
 using Xunit;
 
@@ -12,23 +11,8 @@ public sealed class CpctlEndToEndTests : IDisposable
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
     private readonly string dir = Directory.CreateTempSubdirectory("cpctl-e2e-").FullName;
-    private readonly List<Process> processes = [];
 
-    public void Dispose()
-    {
-        foreach (var process in processes)
-        {
-            if (!process.HasExited)
-            {
-                process.Kill(entireProcessTree: true);
-                process.WaitForExit(10_000);
-            }
-
-            process.Dispose();
-        }
-
-        Directory.Delete(dir, recursive: true);
-    }
+    public void Dispose() => Directory.Delete(dir, recursive: true);
 
     private string WriteFile(string name, string text)
     {
@@ -44,20 +28,6 @@ public sealed class CpctlEndToEndTests : IDisposable
         var context = new CliContext(output, error, _ => null);
         var exit = await Internal.Cpctl.RunAsync(args, context, handleTermination: false, CancellationToken.None).WaitAsync(Timeout);
         return new CpctlTests.Result(exit, output.ToString(), error.ToString());
-    }
-
-    private Process StartCpctl(params string[] args)
-    {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "cpctl.dll"));
-        foreach (var arg in args)
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        var process = Process.Start(start)!;
-        processes.Add(process);
-        return process;
     }
 
     private const string TwoSteps = """
@@ -136,9 +106,9 @@ public sealed class CpctlEndToEndTests : IDisposable
     [Fact]
     public async Task ServerAndAgent_AsProcesses_RunASubmittedPipeline()
     {
-        var server = StartCpctl("server", "--listen", "127.0.0.1:0");
-        var address = await ReadAddressAsync(server);
-        var agent = StartCpctl("agent", "--scheduler", address, "--id", "e2e-agent", "--slots", "2", "--labels", "zone=test");
+        await using var server = CpctlProcess.Cpctl("server", "--listen", "127.0.0.1:0");
+        var address = await server.WaitForListeningAsync(Timeout);
+        await using var agent = CpctlProcess.Cpctl("agent", "--scheduler", address, "--id", "e2e-agent", "--slots", "2", "--labels", "zone=test");
         var path = WriteFile("ok.yaml", TwoSteps);
 
         var result = await Cpctl("run", "submit", path, "--wait", "--scheduler", address);
@@ -148,22 +118,6 @@ public sealed class CpctlEndToEndTests : IDisposable
         Assert.Contains("step world stdout | hello world", result.Out, StringComparison.Ordinal);
         Assert.Contains("e2e-agent", agents.Out, StringComparison.Ordinal);
         Assert.Contains("zone=test", agents.Out, StringComparison.Ordinal);
-        Assert.False(agent.HasExited, "the agent should keep running");
-    }
-
-    // The scheduler prints "scheduler listening on URL" once it accepts calls.
-    private static async Task<string> ReadAddressAsync(Process server)
-    {
-        const string Prefix = "scheduler listening on ";
-        using var timeout = new CancellationTokenSource(Timeout);
-        while (await server.StandardOutput.ReadLineAsync(timeout.Token) is { } line)
-        {
-            if (line.StartsWith(Prefix, StringComparison.Ordinal))
-            {
-                return line[Prefix.Length..].Trim();
-            }
-        }
-
-        throw new InvalidOperationException("cpctl server exited before listening: " + await server.StandardError.ReadToEndAsync(timeout.Token));
+        Assert.False(agent.Exited.IsCompleted, $"the agent should keep running. Output:\n{agent.Output}");
     }
 }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using ControlPlane.Client.Tests;
 using ControlPlane.V1;
 using Xunit;
@@ -14,28 +13,8 @@ public sealed class CpctlProcessTests : IAsyncLifetime
 
     public async Task DisposeAsync() => await service.DisposeAsync();
 
-    private async Task<(int ExitCode, string Out, string Error)> RunCpctl(params string[] args)
-    {
-        var start = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "cpctl.dll"));
-        foreach (var arg in args)
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        start.Environment["CP_SCHEDULER"] = service.Address;
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        await process.WaitForExitAsync(timeout.Token);
-        return (process.ExitCode, await stdout, await stderr);
-    }
+    private Task<(int ExitCode, string Out, string Error)> RunCpctl(params string[] args) =>
+        CpctlProcess.RunAsync(new Dictionary<string, string> { ["CP_SCHEDULER"] = service.Address }, args);
 
     [Fact]
     public async Task Cpctl_UnknownRun_ExitsOneWithOneLineOnStderr()

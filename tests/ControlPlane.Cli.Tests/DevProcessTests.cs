@@ -1,5 +1,6 @@
 using System.Text.RegularExpressions;
 using ControlPlane.Cli.Internal;
+using ControlPlane.Tests.Shared;
 using Xunit;
 
 namespace ControlPlane.Cli.Tests;
@@ -89,30 +90,30 @@ public sealed partial class DevProcessTests : IDisposable
                 run: echo never
             """);
         await using var dev = CpctlProcess.Cpctl("dev", path, "--listen", "127.0.0.1:0");
-        var line = await dev.WaitForLineAsync(l => l.Contains("sleeping as pid ", StringComparison.Ordinal));
+        var line = await dev.WaitForLineAsync(l => l.Contains("sleeping as pid ", StringComparison.Ordinal), CpctlProcess.Timeout, "the sleep's pid");
         var sleepPid = int.Parse(SleepPid().Match(line).Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
-        Assert.True(IsAlive(sleepPid), $"sleep {sleepPid} should run before Ctrl+C");
+        Assert.True(ProcessProbe.IsRunning(sleepPid, "sleep"), $"sleep {sleepPid} should run before Ctrl+C");
 
         await dev.SignalAsync("INT");
-        var exit = await dev.WaitForExitAsync();
+        var exit = await dev.Exited.WaitAsync(CpctlProcess.Timeout);
 
-        Assert.True(exit == ExitCodes.Interrupted, dev.Output + dev.Error);
-        Assert.Contains("dev: cancelling run ", dev.Output, StringComparison.Ordinal);
-        Assert.Contains("State     CANCELLED", dev.Output, StringComparison.Ordinal);
-        Assert.Equal("CANCELLED", SummaryRow(dev.Output, "nap")[1]);
-        Assert.NotEqual("SUCCEEDED", SummaryRow(dev.Output, "after")[1]);
-        Assert.False(IsAlive(sleepPid), $"sleep {sleepPid} outlived the cancelled run");
-        Assert.DoesNotContain('\u001b', dev.Output);
+        Assert.True(exit == ExitCodes.Interrupted, dev.Output);
+        Assert.Contains("dev: cancelling run ", dev.StandardOutput, StringComparison.Ordinal);
+        Assert.Contains("State     CANCELLED", dev.StandardOutput, StringComparison.Ordinal);
+        Assert.Equal("CANCELLED", SummaryRow(dev.StandardOutput, "nap")[1]);
+        Assert.NotEqual("SUCCEEDED", SummaryRow(dev.StandardOutput, "after")[1]);
+        Assert.False(ProcessProbe.IsRunning(sleepPid, "sleep"), $"sleep {sleepPid} outlived the cancelled run");
+        Assert.DoesNotContain('\u001b', dev.StandardOutput);
     }
 
     [Fact]
     public async Task Dev_KeepRunning_ServesOtherCommandsUntilInterrupted()
     {
         await using var dev = CpctlProcess.Cpctl("dev", "--keep-running", "--listen", "127.0.0.1:0");
-        var hint = await dev.WaitForLineAsync(l => l.StartsWith("dev: try: cpctl run ls --scheduler ", StringComparison.Ordinal));
+        var hint = await dev.WaitForLineAsync(l => l.StartsWith("dev: try: cpctl run ls --scheduler ", StringComparison.Ordinal), CpctlProcess.Timeout, "its \"dev: try:\" hint");
         var address = hint["dev: try: cpctl run ls --scheduler ".Length..].Trim();
         Assert.Matches(@"^http://127\.0\.0\.1:\d+$", address);
-        Assert.Contains($"dev: scheduler and agent stay up on {address}; Ctrl+C stops them", dev.Output, StringComparison.Ordinal);
+        Assert.Contains($"dev: scheduler and agent stay up on {address}; Ctrl+C stops them", dev.StandardOutput, StringComparison.Ordinal);
 
         var (lsExit, ls, lsError) = await CpctlProcess.RunAsync("run", "ls", "--scheduler", address);
 
@@ -121,22 +122,7 @@ public sealed partial class DevProcessTests : IDisposable
         Assert.Contains("SUCCEEDED", row, StringComparison.Ordinal);
 
         await dev.SignalAsync("INT");
-        Assert.Equal(0, await dev.WaitForExitAsync());
-    }
-
-    // A process is gone once it is reaped or left as a zombie nobody waits for.
-    private static bool IsAlive(int pid)
-    {
-        try
-        {
-            var stat = File.ReadAllText($"/proc/{pid}/stat");
-            var state = stat[(stat.LastIndexOf(')') + 2)..][0];
-            return state != 'Z' && stat.Contains("(sleep)", StringComparison.Ordinal);
-        }
-        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
-        {
-            return false;
-        }
+        Assert.Equal(0, await dev.Exited.WaitAsync(CpctlProcess.Timeout));
     }
 
     [GeneratedRegex(@"sleeping as pid (\d+)")]

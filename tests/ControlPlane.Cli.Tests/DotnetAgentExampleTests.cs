@@ -13,13 +13,12 @@ public sealed partial class DotnetAgentExampleTests
     {
         var repository = DevPipelineLocator.FindRepositoryRoot(AppContext.BaseDirectory)!;
         await using var server = CpctlProcess.Cpctl("server", "--listen", "127.0.0.1:0");
-        var listening = await server.WaitForLineAsync(l => l.StartsWith("scheduler listening on ", StringComparison.Ordinal));
-        var address = listening["scheduler listening on ".Length..].Trim();
+        var address = await server.WaitForListeningAsync(CpctlProcess.Timeout);
         await using var agent = CpctlProcess.Start("DotnetAgent.dll", ["--scheduler", address, "--id", "dotnet-agent", "--slots", "2"]);
 
         var (exit, submitted, error) = await CpctlProcess.RunAsync("run", "submit", Path.Combine(repository, "examples", "dotnet-steps.yaml"), "--wait", "--scheduler", address);
 
-        Assert.True(exit == 0, submitted + error + agent.Output + agent.Error);
+        Assert.True(exit == 0, submitted + error + agent.Output);
         var runId = RunId().Match(submitted).Groups[1].Value;
         Assert.Contains("step text stdout | wrote 3 lines", submitted, StringComparison.Ordinal);
         Assert.Contains("step count 100% 3/3 lines", submitted, StringComparison.Ordinal);

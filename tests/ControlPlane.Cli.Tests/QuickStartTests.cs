@@ -21,14 +21,14 @@ public sealed class QuickStartTests : IClassFixture<RedisServerFixture>
         // A short lease keeps the test quick; the README's default is 30 s.
         var env = new Dictionary<string, string> { ["CP_LEASE_DURATION"] = "3s", ["CP_HEARTBEAT_INTERVAL"] = "1s" };
         await using var server = CpctlProcess.Start("cpctl.dll", ["server", "--listen", "127.0.0.1:0", "--redis", redis.Configuration], environment: env);
-        var address = (await server.WaitForLineAsync(l => l.StartsWith("scheduler listening on ", StringComparison.Ordinal)))["scheduler listening on ".Length..].Trim();
-        var agents = new Dictionary<string, CpctlProcess>(StringComparer.Ordinal);
+        var address = await server.WaitForListeningAsync(CpctlProcess.Timeout);
+        var agents = new Dictionary<string, ObservedProcess>(StringComparer.Ordinal);
         try
         {
             foreach (var id in new[] { "agent-1", "agent-2" })
             {
                 agents[id] = CpctlProcess.Cpctl("agent", "--scheduler", address, "--id", id, "--slots", "4");
-                await agents[id].WaitForLineAsync(l => l.StartsWith($"agent {id} connecting", StringComparison.Ordinal));
+                await agents[id].WaitForLineAsync(l => l.StartsWith($"agent {id} connecting", StringComparison.Ordinal), CpctlProcess.Timeout, "that it is connecting");
             }
 
             var pipeline = Path.Combine(TestEnvironment.RepositoryRoot, "examples", "batch-resume.yaml");
@@ -41,15 +41,15 @@ public sealed class QuickStartTests : IClassFixture<RedisServerFixture>
             var first = await WaitForStepAsync(address, runId, s => Bool(s, "hasCheckpoint") && Text(s, "state") == "STEP_STATE_RUNNING");
             var victim = Text(first, "agentId");
             await agents[victim].SignalAsync("KILL");
-            await agents[victim].WaitForExitAsync();
+            await agents[victim].Exited.WaitAsync(CpctlProcess.Timeout);
 
-            Assert.Equal(0, await watch.WaitForExitAsync());
+            Assert.Equal(0, await watch.Exited.WaitAsync(CpctlProcess.Timeout));
             var output = await CpctlProcess.RunAsync("run", "output", runId, "batches", "--scheduler", address);
             var final = await WaitForStepAsync(address, runId, s => Text(s, "state") == "STEP_STATE_SUCCEEDED");
 
             Assert.NotEqual(victim, Text(final, "agentId"));
             Assert.Equal(2, final.GetProperty("attempt").GetInt32());
-            Assert.Contains("resuming after batch", watch.Output, StringComparison.Ordinal);
+            Assert.Contains("resuming after batch", watch.StandardOutput, StringComparison.Ordinal);
             // The step's own output says where attempt 2 started: after the checkpointed batch, not at 1.
             Assert.Matches(@"processed batches ([2-9]|1[0-9]|20)\.\.20 in attempt 2", output.Out);
         }

@@ -1,5 +1,4 @@
 using ControlPlane.Tests.Shared;
-using System.Diagnostics;
 using System.Reflection;
 
 namespace ControlPlane.ClientInterop.Tests;
@@ -38,9 +37,9 @@ public static class ClientEnvironment
     /// <summary>The agent host's executable (cp-agent), built with this test project.</summary>
     public static string AgentHost => HostPath("AgentHost");
 
-    public static void RequirePython() => TestEnvironment.RequirePython();
+    public static Task RequirePythonAsync() => TestEnvironment.RequirePythonAsync();
 
-    public static void RequireNode() => TestEnvironment.RequireNode();
+    public static Task RequireNodeAsync() => TestEnvironment.RequireNodeAsync();
 
     private static string HostPath(string key)
     {

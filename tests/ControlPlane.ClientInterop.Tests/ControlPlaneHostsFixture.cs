@@ -11,7 +11,6 @@ public sealed class ControlPlaneHostsFixture : IAsyncLifetime
 
     // Generous: each host starts in about a second, but slow CI machines take longer to start runtimes.
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(60);
-    private const string ListeningPrefix = "scheduler listening on ";
 
     private readonly string _workRoot = Directory.CreateTempSubdirectory("cp-client-interop-").FullName;
     private ObservedProcess? _scheduler;
@@ -27,16 +26,15 @@ public sealed class ControlPlaneHostsFixture : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        _scheduler = ObservedProcess.Start("scheduler host", ClientEnvironment.SchedulerHost, _workRoot, "--listen", "127.0.0.1:0");
-        var line = await _scheduler.WaitForLineAsync(l => l.StartsWith(ListeningPrefix, StringComparison.Ordinal), StartTimeout, "its listening line");
-        var address = new Uri(line[ListeningPrefix.Length..]);
+        _scheduler = ObservedProcess.Start("scheduler host", ClientEnvironment.SchedulerHost, ["--listen", "127.0.0.1:0"], _workRoot);
+        var address = new Uri(await _scheduler.WaitForListeningAsync(StartTimeout));
         Target = $"127.0.0.1:{address.Port}";
 
         _agent = ObservedProcess.Start(
             "agent host",
             ClientEnvironment.AgentHost,
-            _workRoot,
-            "--scheduler", $"http://{Target}", "--id", AgentId, "--slots", "4", "--work-root", Path.Combine(_workRoot, "agent"));
+            ["--scheduler", $"http://{Target}", "--id", AgentId, "--slots", "4", "--work-root", Path.Combine(_workRoot, "agent")],
+            _workRoot);
         await _agent.WaitForLineAsync(l => l.Contains("Connected to ", StringComparison.Ordinal), StartTimeout, "that it connected to the scheduler");
     }
 

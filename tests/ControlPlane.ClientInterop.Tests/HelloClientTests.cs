@@ -21,34 +21,34 @@ public sealed partial class HelloClientTests(ControlPlaneHostsFixture hosts) : I
     [Fact]
     public async Task PythonHelloClient_SchedulerWithAgent_RunSucceedsWithJoinedPartOutputs()
     {
-        ClientEnvironment.RequirePython();
+        await ClientEnvironment.RequirePythonAsync();
         await AssertHelloRunSucceedsAsync("python hello_client.py", ClientEnvironment.PythonPath, ClientEnvironment.PythonClient);
     }
 
     [Fact]
     public async Task NodeHelloClient_SchedulerWithAgent_RunSucceedsWithJoinedPartOutputs()
     {
-        ClientEnvironment.RequireNode();
+        await ClientEnvironment.RequireNodeAsync();
         await AssertHelloRunSucceedsAsync("node hello_client.mjs", "node", ClientEnvironment.NodeClient);
     }
 
     [Fact]
     public async Task PythonHelloClient_NoSchedulerListening_ExitsNonZeroWithUnavailable()
     {
-        ClientEnvironment.RequirePython();
+        await ClientEnvironment.RequirePythonAsync();
         await AssertFailsUnavailableAsync("python hello_client.py", ClientEnvironment.PythonPath, ClientEnvironment.PythonClient);
     }
 
     [Fact]
     public async Task NodeHelloClient_NoSchedulerListening_ExitsNonZeroWithUnavailable()
     {
-        ClientEnvironment.RequireNode();
+        await ClientEnvironment.RequireNodeAsync();
         await AssertFailsUnavailableAsync("node hello_client.mjs", "node", ClientEnvironment.NodeClient);
     }
 
     private async Task AssertHelloRunSucceedsAsync(string description, string fileName, string script)
     {
-        await using var client = ObservedProcess.Start(description, fileName, ClientEnvironment.RepositoryRoot, script, "--scheduler", hosts.Target);
+        await using var client = ObservedProcess.Start(description, fileName, [script, "--scheduler", hosts.Target], ClientEnvironment.RepositoryRoot);
         var exitCode = await client.WaitForExitAsync(ClientTimeout);
         var output = client.Output;
         if (exitCode != 0 || !output.Contains("PASS: run ", StringComparison.Ordinal))
@@ -70,7 +70,7 @@ public sealed partial class HelloClientTests(ControlPlaneHostsFixture hosts) : I
 
     private static async Task AssertFailsUnavailableAsync(string description, string fileName, string script)
     {
-        await using var client = ObservedProcess.Start(description, fileName, ClientEnvironment.RepositoryRoot, script, "--scheduler", $"127.0.0.1:{ClosedPort()}");
+        await using var client = ObservedProcess.Start(description, fileName, [script, "--scheduler", $"127.0.0.1:{ClosedPort()}"], ClientEnvironment.RepositoryRoot);
         var exitCode = await client.WaitForExitAsync(ClientTimeout);
         var output = client.Output;
         Assert.True(exitCode is not null and not 0, $"{description} against a closed port should exit non-zero but {(exitCode is null ? "hung" : "exited 0")}:\n{output}");

@@ -70,7 +70,7 @@ public sealed class DagAndCrashTests(RedisServerFixture redis, Xunit.Abstraction
         var atThree = await cluster.WaitForRunAsync(run.Id, r => StepOf(r, "work") is { HasCheckpoint: true, Progress: >= 60 }, "work checkpointed unit 3");
         var victim = StepOf(atThree, "work").AgentId;
         var survivor = victim == "agent-a" ? "agent-b" : "agent-a";
-        cluster.Agents[victim].Signal("KILL");
+        await cluster.Agents[victim].SignalAsync("KILL");
 
         var final = await cluster.WaitForStateAsync(run.Id, RunState.Succeeded);
         var step = StepOf(final, "work");
@@ -141,7 +141,7 @@ public sealed class DagAndCrashTests(RedisServerFixture redis, Xunit.Abstraction
         Assert.Equal("agent-slow", running.Steps[0].AgentId);
 
         // Frozen, the agent cannot heartbeat: its lease expires and the step goes to the fresh agent.
-        slow.Signal("STOP");
+        await slow.SignalAsync("STOP");
         await cluster.StartAgentAsync("agent-fresh", slots: 1);
         var final = await cluster.WaitForStateAsync(run.Id, RunState.Succeeded);
         Assert.Equal("agent-fresh", final.Steps[0].AgentId);
@@ -149,7 +149,7 @@ public sealed class DagAndCrashTests(RedisServerFixture redis, Xunit.Abstraction
         // Attempt 1 finishes while its agent is frozen; once thawed the agent reports it and is refused.
         File.WriteAllText(Path.Combine(dir, "release"), "");
         await WaitForFileAsync(Path.Combine(dir, "done-1"), "attempt 1 finished");
-        slow.Signal("CONT");
+        await slow.SignalAsync("CONT");
         var refusal = await slow.WaitForLineAsync(
             l => l.Contains("rejected a report for token", StringComparison.Ordinal) || l.Contains("No longer own", StringComparison.Ordinal),
             FunctionalCluster.Timeout, "the refusal of its late result");

@@ -13,12 +13,13 @@ public sealed class FunctionalCluster : IAsyncDisposable
 {
     public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
 
-    private static readonly string SchedulerPath = HostPath("SchedulerHost");
-    private static readonly string AgentPath = HostPath("AgentHost");
+    private static string SchedulerPath => HostPath("SchedulerHost");
+
+    private static string AgentPath => HostPath("AgentHost");
 
     private readonly RedisServerFixture redis;
     private readonly string ns = "ft-" + Guid.NewGuid().ToString("N")[..12];
-    private readonly List<ManagedProcess> processes = [];
+    private readonly List<ObservedProcess> processes = [];
     private readonly TimeSpan lease;
     private ControlPlaneClient? client;
 
@@ -32,7 +33,7 @@ public sealed class FunctionalCluster : IAsyncDisposable
     /// <summary>A directory the test and every step can read and write.</summary>
     public string SharedDir { get; }
 
-    public ManagedProcess Scheduler { get; private set; } = null!;
+    public ObservedProcess Scheduler { get; private set; } = null!;
 
     public int Port { get; private set; }
 
@@ -40,7 +41,7 @@ public sealed class FunctionalCluster : IAsyncDisposable
 
     public ControlPlaneClient Client => client ??= new ControlPlaneClient(Address);
 
-    public Dictionary<string, ManagedProcess> Agents { get; } = new(StringComparer.Ordinal);
+    public Dictionary<string, ObservedProcess> Agents { get; } = new(StringComparer.Ordinal);
 
     public static async Task<FunctionalCluster> StartAsync(RedisServerFixture redis, TimeSpan? lease = null)
     {
@@ -53,7 +54,7 @@ public sealed class FunctionalCluster : IAsyncDisposable
     public async Task StartSchedulerAsync(int port)
     {
         var heartbeat = TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(1).Ticks, lease.Ticks / 3));
-        var scheduler = ManagedProcess.Start("scheduler", SchedulerPath,
+        var scheduler = ObservedProcess.Start("scheduler", SchedulerPath,
         [
             "--listen", $"127.0.0.1:{port}",
             "--redis", redis.Configuration,
@@ -63,15 +64,14 @@ public sealed class FunctionalCluster : IAsyncDisposable
             "--maintenance-interval", "250ms",
         ]);
         processes.Add(scheduler);
-        var line = await scheduler.WaitForLineAsync(l => l.StartsWith("scheduler listening on ", StringComparison.Ordinal), Timeout, "its listening line");
-        Port = new Uri(line["scheduler listening on ".Length..]).Port;
+        Port = new Uri(await scheduler.WaitForListeningAsync(Timeout)).Port;
         Scheduler = scheduler;
     }
 
     /// <summary>kill -9 the scheduler, then start a new one on the same port.</summary>
     public async Task CrashAndRestartSchedulerAsync(Func<Task>? whileDown = null)
     {
-        Scheduler.Signal("KILL");
+        await Scheduler.SignalAsync("KILL");
         await Scheduler.Exited.WaitAsync(Timeout);
         if (whileDown is not null)
         {
@@ -84,23 +84,23 @@ public sealed class FunctionalCluster : IAsyncDisposable
     /// <summary>SIGTERM the scheduler, check it shut down cleanly (exit 0), then start a new one on the same port.</summary>
     public async Task StopAndRestartSchedulerAsync()
     {
-        Scheduler.Signal("TERM");
-        var code = await Scheduler.Exited.WaitAsync(Timeout);
+        var code = await Scheduler.StopAsync(Timeout);
         if (code != 0)
         {
-            throw new Xunit.Sdk.XunitException($"the scheduler exited with {code} on SIGTERM. Output:\n{Scheduler.Output}");
+            var outcome = code is null ? $"did not exit within {Timeout} of SIGTERM (killed)" : $"exited with {code} on SIGTERM";
+            throw new Xunit.Sdk.XunitException($"the scheduler {outcome}. Output:\n{Scheduler.Output}");
         }
 
         await Scheduler.WaitForLineAsync(l => l == "scheduler stopped", Timeout, "its stopped line");
         await StartSchedulerAsync(Port);
     }
 
-    public async Task<ManagedProcess> StartAgentAsync(string id, int slots)
+    public async Task<ObservedProcess> StartAgentAsync(string id, int slots)
     {
         var workRoot = Path.Combine(SharedDir, "work-" + id);
-        var agent = ManagedProcess.Start("agent " + id, AgentPath,
+        var agent = ObservedProcess.Start("agent " + id, AgentPath,
             ["--scheduler", Address, "--id", id, "--slots", slots.ToString(System.Globalization.CultureInfo.InvariantCulture), "--work-root", workRoot],
-            new Dictionary<string, string>
+            environment: new Dictionary<string, string>
             {
                 ["CP_AGENT__MAXRECONNECTDELAY"] = "00:00:01",
                 ["CP_AGENT__KILLGRACEPERIOD"] = "00:00:02",
@@ -112,7 +112,7 @@ public sealed class FunctionalCluster : IAsyncDisposable
     }
 
     /// <summary>Waits until the agent has logged its <paramref name="times"/>-th successful connect.</summary>
-    public static async Task WaitConnectedAsync(ManagedProcess agent, int times)
+    public static async Task WaitConnectedAsync(ObservedProcess agent, int times)
     {
         var seen = 0;
         await agent.WaitForLineAsync(l => l.Contains("Connected to ", StringComparison.Ordinal) && ++seen >= times, Timeout, $"connect #{times}");
@@ -149,7 +149,7 @@ public sealed class FunctionalCluster : IAsyncDisposable
         }
         catch (Exception ex) when (cts.IsCancellationRequested && ex is OperationCanceledException or Grpc.Core.RpcException)
         {
-            var agents = string.Join("\n", Agents.Values.Select(a => $"--- {a.Name}:\n{a.Output}"));
+            var agents = string.Join("\n", Agents.Values.Select(a => $"--- {a.Description}:\n{a.Output}"));
             throw new Xunit.Sdk.XunitException($"timed out after {Timeout} waiting for {what}: {Describe(run)}\n{agents}");
         }
 
@@ -201,10 +201,9 @@ public sealed class FunctionalCluster : IAsyncDisposable
         client?.Dispose();
         foreach (var process in processes)
         {
-            process.Dispose();
+            await process.DisposeAsync();
         }
 
-        await Task.CompletedTask;
         try
         {
             Directory.Delete(SharedDir, recursive: true);
@@ -215,6 +214,9 @@ public sealed class FunctionalCluster : IAsyncDisposable
         }
     }
 
-    private static string HostPath(string name) =>
-        typeof(FunctionalCluster).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == name).Value!;
+    private static string HostPath(string name)
+    {
+        var path = typeof(FunctionalCluster).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == name).Value!;
+        return File.Exists(path) ? path : throw new InvalidOperationException($"{path} does not exist; build the solution first (dotnet build ControlPlane.sln).");
+    }
 }

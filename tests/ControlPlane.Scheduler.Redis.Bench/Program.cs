@@ -3,6 +3,7 @@ using System.Globalization;
 using ControlPlane.Scheduler;
 using ControlPlane.Scheduler.Redis;
 using ControlPlane.Scheduler.Redis.Bench;
+using ControlPlane.Tests.Shared;
 using ControlPlane.V1;
 using StackExchange.Redis;
 
@@ -13,8 +14,9 @@ var fanRuns = Arg(2, 4);
 var fanWidth = Arg(3, 1000);
 var claimers = Arg(4, 4);
 
-await using var redis = await RedisProcess.StartAsync();
-var config = $"127.0.0.1:{redis.Port}";
+await using var redis = new RedisServer();
+await redis.StartAsync();
+var config = redis.Configuration;
 using var admin = await ConnectionMultiplexer.ConnectAsync(config + ",allowAdmin=true");
 var server = admin.GetServer(admin.GetEndPoints()[0]);
 Console.WriteLine($"redis-server {server.Version} on port {redis.Port}; {claimers} concurrent claimers, claim batch 128, report batch 256");

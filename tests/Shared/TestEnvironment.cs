@@ -1,4 +1,4 @@
-using System.Diagnostics;
+using System.ComponentModel;
 
 namespace ControlPlane.Tests.Shared;
 
@@ -12,7 +12,7 @@ public static class TestEnvironment
     public const string PythonPath = "/usr/bin/python3";
 
     /// <summary>Fails with the install command unless python3 can import grpc, grpc_tools and protobuf.</summary>
-    public static void RequirePython()
+    public static async Task RequirePythonAsync()
     {
         const string hint = "Install Debian's grpcio with its code generator: apt-get install -y python3-grpcio python3-grpc-tools python3-protobuf";
         if (!File.Exists(PythonPath))
@@ -20,7 +20,7 @@ public static class TestEnvironment
             throw new InvalidOperationException($"{PythonPath} is missing. {hint}");
         }
 
-        var (exitCode, output) = RunQuick(PythonPath, "-c", "import grpc, grpc_tools.protoc, google.protobuf");
+        var (exitCode, output) = await RunQuickAsync(PythonPath, "-c", "import grpc, grpc_tools.protoc, google.protobuf");
         if (exitCode != 0)
         {
             throw new InvalidOperationException($"{PythonPath} cannot import grpc, grpc_tools or google.protobuf: {output.Trim()}. {hint}");
@@ -28,9 +28,9 @@ public static class TestEnvironment
     }
 
     /// <summary>Fails with the install command unless node runs and the test suite's npm packages are installed.</summary>
-    public static void RequireNode()
+    public static async Task RequireNodeAsync()
     {
-        var (exitCode, output) = RunQuick("node", "--version");
+        var (exitCode, output) = await RunQuickAsync("node", "--version");
         if (exitCode != 0)
         {
             throw new InvalidOperationException($"node is not runnable ({output.Trim()}). Install it: apt-get install -y nodejs npm");
@@ -47,35 +47,22 @@ public static class TestEnvironment
     }
 
     /// <summary>Runs a short command (a version or import probe) to its end; exit code -1 when it cannot start or takes over 30 s.</summary>
-    public static (int ExitCode, string Output) RunQuick(string file, params string[] arguments)
+    public static async Task<(int ExitCode, string Output)> RunQuickAsync(string file, params string[] arguments)
     {
-        var startInfo = new ProcessStartInfo(file)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var argument in arguments)
-        {
-            startInfo.ArgumentList.Add(argument);
-        }
-
+        ObservedProcess process;
         try
         {
-            using var process = Process.Start(startInfo)!;
-            var stdout = process.StandardOutput.ReadToEndAsync();
-            var stderr = process.StandardError.ReadToEndAsync();
-            if (!process.WaitForExit(TimeSpan.FromSeconds(30)))
-            {
-                process.Kill(entireProcessTree: true);
-                return (-1, $"{file} {string.Join(' ', arguments)} did not finish within 30 s");
-            }
-
-            return (process.ExitCode, stdout.Result + stderr.Result);
+            process = ObservedProcess.Start(file, file, arguments);
         }
-        catch (System.ComponentModel.Win32Exception e)
+        catch (Win32Exception e)
         {
             return (-1, e.Message);
+        }
+
+        await using (process)
+        {
+            var exitCode = await process.WaitForExitAsync(TimeSpan.FromSeconds(30));
+            return exitCode is { } code ? (code, process.Output) : (-1, $"{file} {string.Join(' ', arguments)} did not finish within 30 s");
         }
     }
 

@@ -1,7 +1,4 @@
-using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
-using ControlPlane.Scheduler.Redis;
+using ControlPlane.Scheduler.Tests;
 using ControlPlane.Tests.Shared;
 using ControlPlane.V1;
 using Google.Protobuf;
@@ -9,16 +6,16 @@ using StackExchange.Redis;
 using Xunit;
 using static ControlPlane.Scheduler.Tests.Specs;
 
-namespace ControlPlane.Scheduler.Tests;
+namespace ControlPlane.Scheduler.Redis.Tests;
 
 /// <summary>
-/// The Redis store across a Redis restart (scripts gone, connections dropped, state kept by AOF) and
-/// while Redis is down. Each test owns its redis-server so it can stop and start it.
+/// The Redis store across a Redis crash and restart (scripts gone, connections dropped, state kept by AOF) and
+/// while Redis is shut down. Each test owns its redis-server so it can stop, kill and start it.
 /// </summary>
 public sealed class RedisRunStoreRestartTests : IAsyncLifetime
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);
-    private readonly RestartableRedis redis = new();
+    private readonly RedisServer redis = new(appendOnly: true);
     private ConnectionMultiplexer connection = null!;
     private RedisRunStore store = null!;
 
@@ -116,81 +113,16 @@ public sealed class RedisRunStoreRestartTests : IAsyncLifetime
         Assert.Equal(RunState.Cancelled, cancelled.State);
     }
 
+    // kill -9 and start again: only what the AOF (fsync always) holds survives.
     private async Task RestartAsync()
     {
         var restored = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var failed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         connection.ConnectionFailed += (_, _) => failed.TrySetResult();
         connection.ConnectionRestored += (_, _) => restored.TrySetResult();
-        await redis.StopAsync();
+        await redis.KillAsync();
         await failed.Task.WaitAsync(Wait);
         await redis.StartAsync();
         await restored.Task.WaitAsync(Wait);
-    }
-
-    /// <summary>A redis-server with AOF (fsync always) in its own directory, on one port across restarts.</summary>
-    private sealed class RestartableRedis : IAsyncDisposable
-    {
-        private readonly string dir = Directory.CreateTempSubdirectory("cp-redis-").FullName;
-        private readonly int port = FreePort();
-        private Process? process;
-
-        public string Configuration => $"127.0.0.1:{port}";
-
-        public async Task StartAsync()
-        {
-            var info = new ProcessStartInfo("redis-server") { RedirectStandardOutput = true, UseShellExecute = false };
-            foreach (var arg in new[] { "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--dir", dir,
-                "--save", "", "--appendonly", "yes", "--appendfsync", "always" })
-            {
-                info.ArgumentList.Add(arg);
-            }
-
-            var ready = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            process = new Process { StartInfo = info };
-            process.OutputDataReceived += (_, e) =>
-            {
-                if (e.Data?.Contains("Ready to accept connections", StringComparison.Ordinal) == true)
-                {
-                    ready.TrySetResult();
-                }
-            };
-            try
-            {
-                process.Start();
-            }
-            catch (System.ComponentModel.Win32Exception ex)
-            {
-                throw new InvalidOperationException("redis-server is not installed; install it with: apt-get install -y redis-server", ex);
-            }
-
-            process.BeginOutputReadLine();
-            await ready.Task.WaitAsync(Wait);
-        }
-
-        public async Task StopAsync()
-        {
-            if (process is { HasExited: false })
-            {
-                process.Kill();
-                await process.WaitForExitAsync();
-            }
-
-            process?.Dispose();
-            process = null;
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            await StopAsync();
-            Directory.Delete(dir, recursive: true);
-        }
-
-        private static int FreePort()
-        {
-            using var listener = new TcpListener(IPAddress.Loopback, 0);
-            listener.Start();
-            return ((IPEndPoint)listener.LocalEndpoint).Port;
-        }
     }
 }

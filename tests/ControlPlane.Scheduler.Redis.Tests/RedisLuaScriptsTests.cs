@@ -2,7 +2,7 @@ using ControlPlane.Scheduler.Redis.Internal;
 using ControlPlane.V1;
 using Xunit;
 
-namespace ControlPlane.Scheduler.Tests;
+namespace ControlPlane.Scheduler.Redis.Tests;
 
 /// <summary>The Lua prefix the Redis store renders from the shared transition tables.</summary>
 public sealed class RedisLuaScriptsTests

@@ -1,8 +1,8 @@
-using ControlPlane.Scheduler.Redis;
+using ControlPlane.Scheduler.Tests;
 using ControlPlane.Tests.Shared;
 using Xunit;
 
-namespace ControlPlane.Scheduler.Tests;
+namespace ControlPlane.Scheduler.Redis.Tests;
 
 /// <summary>The contract suite against a real redis-server; each test gets its own key namespace.</summary>
 public sealed class RedisRunStoreTests(RedisServerFixture redis) : RunStoreContractTests, IClassFixture<RedisServerFixture>
