@@ -14,16 +14,12 @@ public sealed class ErrorDetailsClientTests(ControlPlaneHostsFixture hosts) : IC
     [Fact]
     public async Task PythonClient_InvalidSpecAndUnknownRun_ReadsBadRequestAndErrorInfo()
     {
-        ClientEnvironment.RequirePython();
+        await ClientEnvironment.RequirePythonAsync();
         await using var client = ObservedProcess.Start(
             "python error_details_client.py",
             ClientEnvironment.PythonPath,
-            ClientEnvironment.RepositoryRoot,
-            ClientEnvironment.PythonErrorDetailsClient,
-            "--scheduler",
-            hosts.Target,
-            "--google-protos",
-            ClientEnvironment.GoogleProtos);
+            [ClientEnvironment.PythonErrorDetailsClient, "--scheduler", hosts.Target, "--google-protos", ClientEnvironment.GoogleProtos],
+            ClientEnvironment.RepositoryRoot);
 
         var exitCode = await client.WaitForExitAsync(ClientTimeout);
 
