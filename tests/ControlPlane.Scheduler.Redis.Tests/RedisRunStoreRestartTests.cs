@@ -102,7 +102,13 @@ public sealed class RedisRunStoreRestartTests : IAsyncLifetime
         // Redis comes back with nothing done by hand: the multiplexer reconnects, the scripts are there again, and the
         // refused cancel was not applied behind the caller's back.
         var restored = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        connection.ConnectionRestored += (_, _) => restored.TrySetResult();
+        connection.ConnectionRestored += (_, e) =>
+        {
+            if (e.ConnectionType == ConnectionType.Interactive)
+            {
+                restored.TrySetResult();
+            }
+        };
         await redis.StartAsync();
         await restored.Task.WaitAsync(Wait);
         var after = await store.GetRunAsync(run.Id);
@@ -113,13 +119,20 @@ public sealed class RedisRunStoreRestartTests : IAsyncLifetime
         Assert.Equal(RunState.Cancelled, cancelled.State);
     }
 
-    // kill -9 and start again: only what the AOF (fsync always) holds survives.
+    // kill -9 and start again: only what the AOF (fsync always) holds survives. Returns once the command connection
+    // is back: the subscription connection reconnects on its own, and calls fail fast until commands can flow.
     private async Task RestartAsync()
     {
         var restored = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var failed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         connection.ConnectionFailed += (_, _) => failed.TrySetResult();
-        connection.ConnectionRestored += (_, _) => restored.TrySetResult();
+        connection.ConnectionRestored += (_, e) =>
+        {
+            if (e.ConnectionType == ConnectionType.Interactive)
+            {
+                restored.TrySetResult();
+            }
+        };
         await redis.KillAsync();
         await failed.Task.WaitAsync(Wait);
         await redis.StartAsync();
