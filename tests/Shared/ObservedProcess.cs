@@ -40,7 +40,11 @@ public sealed partial class ObservedProcess : IAsyncDisposable
         }
     }
 
-    public static ObservedProcess Start(string description, string fileName, string workingDirectory, params string[] arguments)
+    public static ObservedProcess Start(string description, string fileName, string workingDirectory, params string[] arguments) =>
+        Start(description, fileName, workingDirectory, new Dictionary<string, string>(), arguments);
+
+    /// <summary>Starts <paramref name="fileName"/> with <paramref name="environment"/> added to this process's environment.</summary>
+    public static ObservedProcess Start(string description, string fileName, string workingDirectory, IReadOnlyDictionary<string, string> environment, params string[] arguments)
     {
         var startInfo = new ProcessStartInfo(fileName)
         {
@@ -53,6 +57,11 @@ public sealed partial class ObservedProcess : IAsyncDisposable
         foreach (var argument in arguments)
         {
             startInfo.ArgumentList.Add(argument);
+        }
+
+        foreach (var (name, value) in environment)
+        {
+            startInfo.Environment[name] = value;
         }
 
         // Keep child processes quiet and the checkout clean.
