@@ -73,7 +73,7 @@ public sealed class AgentHostProcess : IDisposable
         _process.Dispose();
     }
 
-    private static string HostPath()
+    public static string HostPath()
     {
         // tests/ControlPlane.Agent.Tests/bin/<Configuration>/net10.0/ -> src/ControlPlane.Agent.Host/bin/<Configuration>/net10.0/cp-agent.dll
         var testBin = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
