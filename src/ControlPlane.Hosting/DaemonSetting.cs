@@ -84,7 +84,7 @@ public sealed class DaemonSetting<TOptions>
     public static DaemonSetting<TOptions> Boolean(string name, string help, string defaultText, Action<TOptions, bool> apply, string? property = null)
     {
         ArgumentNullException.ThrowIfNull(apply);
-        return new(name, SettingShape.Scalar, "true|false", help, defaultText, property)
+        return new(name, SettingShape.Scalar, "BOOL", help, defaultText, property)
         {
             IsSwitch = true,
             ApplyScalar = (state, raw) => apply(

@@ -31,6 +31,8 @@ internal sealed class CpctlProcess : IAsyncDisposable
 
     public int Id => process.Id;
 
+    public bool HasExited => process.HasExited;
+
     public string Output
     {
         get
