@@ -223,6 +223,16 @@ public sealed class DaemonSettingsTests : IDisposable
     }
 
     [Fact]
+    public void Load_ConfigKeyInsideTheConfigFile_Fails()
+    {
+        var config = WriteJson("d.json", """{ "Config": "other.json" }""");
+
+        var ex = LoadFails(["--config", config]);
+
+        Assert.Equal($"Config cannot name a file from inside one; give the file with --config or CP_CONFIG only (from JSON key Config in {config})", ex.Message);
+    }
+
+    [Fact]
     public void Load_InvalidJson_FailsNamingTheFile()
     {
         var config = WriteJson("d.json", """{ "Slots": """);
