@@ -27,7 +27,7 @@ public sealed partial class AgentHostBuilder
             Setting.Duration("ConnectTimeout", "How long to wait for the scheduler's Welcome before reconnecting.", DaemonDuration.Format(Defaults.ConnectTimeout), (o, v) => o.ConnectTimeout = v),
             Setting.Duration("MaxReconnectDelay", "Longest wait between reconnect attempts (exponential backoff with jitter).", DaemonDuration.Format(Defaults.MaxReconnectDelay), (o, v) => o.MaxReconnectDelay = v),
             Setting.Integer("MaxBufferedReports", "Reports kept while disconnected; beyond it logs and progress are dropped, results never.", Defaults.MaxBufferedReports.ToString(CultureInfo.InvariantCulture), (o, v) => o.MaxBufferedReports = v),
-            Setting.Boolean("KeepWorkDirectories", "Keep each attempt's work directory after it ends, for debugging.", "false", (o, v) => o.KeepWorkDirectories = v),
+            Setting.Boolean("KeepWorkDirectories", "Keep each attempt's work directory after it ends, for debugging.", Defaults.KeepWorkDirectories ? "true" : "false", (o, v) => o.KeepWorkDirectories = v),
         ],
         static options =>
         {
