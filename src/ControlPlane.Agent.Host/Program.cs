@@ -1,4 +1,4 @@
 using ControlPlane.Agent;
 
-// cp-agent: options from appsettings.json, CP_AGENT__* environment variables and flags (see AgentHostBuilder.Create).
+// cp-agent: settings from flags, CP_* environment variables and a --config JSON file (cp-agent --help).
 return await AgentHostBuilder.Create(args).RunAsync().ConfigureAwait(false);

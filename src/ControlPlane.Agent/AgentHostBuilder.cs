@@ -1,12 +1,15 @@
-using System.Runtime.InteropServices;
-using Microsoft.Extensions.Configuration;
+using System.Reflection;
+using ControlPlane.Agent.Hosting;
+using ControlPlane.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace ControlPlane.Agent;
 
 /// <summary>
-/// Builds an agent process: options from appsettings.json, CP_AGENT__* environment variables and flags,
-/// console logging, .NET step handlers, and SIGTERM/SIGINT handled as drain-then-exit.
+/// Builds an agent process on the .NET Generic Host: settings from the shared scheme (see <see cref="Settings"/>),
+/// console logging to stderr, .NET step handlers, systemd notify, and SIGTERM/SIGINT handled as drain-then-exit.
 /// </summary>
 /// <example>
 /// <code>
@@ -15,79 +18,30 @@ namespace ControlPlane.Agent;
 /// return await builder.RunAsync();
 /// </code>
 /// </example>
-public sealed class AgentHostBuilder
+public sealed partial class AgentHostBuilder
 {
-    private static readonly Dictionary<string, string> SwitchMappings = new(StringComparer.Ordinal)
-    {
-        ["--scheduler"] = "Agent:SchedulerAddress",
-        ["--id"] = "Agent:AgentId",
-        ["--slots"] = "Agent:Slots",
-        ["--queues"] = "Agent:Queues",
-        ["--labels"] = "Agent:Labels",
-        ["--work-root"] = "Agent:WorkRoot",
-    };
+    /// <summary>What the Generic Host's shutdown timeout allows beyond the drain's own deadlines, for the last reports to leave.</summary>
+    private static readonly TimeSpan ShutdownMargin = TimeSpan.FromSeconds(10);
 
+    private readonly string[] _args;
     private readonly List<IComputeFramework> _extraFrameworks = [];
 
-    private AgentHostBuilder(IConfiguration configuration)
+    private AgentHostBuilder(string[] args)
     {
-        Configuration = configuration;
+        _args = args;
     }
-
-    /// <summary>The merged configuration (appsettings.json, then environment, then flags).</summary>
-    public IConfiguration Configuration { get; }
 
     /// <summary>The "dotnet" framework; handlers registered here are announced in Hello.</summary>
     public DotnetFramework Dotnet { get; } = new();
 
     /// <summary>
-    /// Reads configuration. Flags: --scheduler URL, --id ID, --slots N, --queues a,b, --labels k=v,k2=v2,
-    /// --work-root DIR, or any --Agent:Property value. Environment: CP_AGENT__SLOTS=4 and so on.
+    /// An agent host for <paramref name="args"/>: --scheduler URL, --agent-id ID, --slots N, --queues a,b, --labels k=v,k2=v2
+    /// and the rest of <see cref="Settings"/>; read, with the environment and the --config file, when it runs.
     /// </summary>
     public static AgentHostBuilder Create(string[] args)
     {
-        var configuration = new ConfigurationBuilder()
-            .SetBasePath(AppContext.BaseDirectory)
-            .AddJsonFile("appsettings.json", optional: true)
-            .AddEnvironmentVariables("CP_")
-            .AddCommandLine(args, SwitchMappings)
-            .Build();
-        return new AgentHostBuilder(configuration);
-    }
-
-    /// <summary>Binds <see cref="AgentOptions"/> from section "Agent"; lists may also be given comma-separated.</summary>
-    public static AgentOptions BindOptions(IConfiguration configuration)
-    {
-        ArgumentNullException.ThrowIfNull(configuration);
-        var section = configuration.GetSection("Agent");
-        var options = new AgentOptions();
-        var defaultQueues = options.Queues;
-        options.Queues = [];
-        section.Bind(options);
-        if (section["Queues"] is { } queueList)
-        {
-            options.Queues = queueList.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
-        }
-        else if (options.Queues.Count == 0)
-        {
-            options.Queues = defaultQueues;
-        }
-
-        if (section["Labels"] is { } labelList)
-        {
-            foreach (var pair in labelList.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
-            {
-                var eq = pair.IndexOf('=', StringComparison.Ordinal);
-                if (eq <= 0)
-                {
-                    throw new ArgumentException($"Agent:Labels entry '{pair}' is not key=value; write labels like team=vision,gpu=a100.");
-                }
-
-                options.Labels[pair[..eq]] = pair[(eq + 1)..];
-            }
-        }
-
-        return options;
+        ArgumentNullException.ThrowIfNull(args);
+        return new AgentHostBuilder([.. args]);
     }
 
     /// <summary>Registers a handler type; each attempt gets a new instance.</summary>
@@ -113,42 +67,95 @@ public sealed class AgentHostBuilder
         return this;
     }
 
-    /// <summary>Runs the agent until drained. Returns the process exit code: 0 after a clean drain, 2 for invalid options.</summary>
-    public async Task<int> RunAsync()
+    /// <summary>
+    /// Runs this process's agent until drained: the console, the process environment, and SIGTERM/SIGINT as the stop.
+    /// Returns the process exit code: 0 after a clean drain, 2 for invalid settings, 1 when the agent failed.
+    /// </summary>
+    public Task<int> RunAsync()
     {
-        AgentOptions options;
-        try
+        // First, so a signal at any later moment starts the drain instead of killing the process.
+        var stop = DaemonSignals.Install();
+        var program = Assembly.GetEntryAssembly()?.GetName().Name ?? "cp-agent";
+        return RunAsync(DaemonContext.FromProcess(program), stop);
+    }
+
+    /// <summary>
+    /// Runs the agent until drained: <paramref name="stopToken"/> starts the drain (nothing new is taken, running steps
+    /// get <see cref="AgentOptions.ShutdownGracePeriod"/> to finish), as does the scheduler's Drain. Prints
+    /// "agent ID connecting to URL" when it starts and "agent ID stopped" after a clean drain on the context's output.
+    /// </summary>
+    public async Task<int> RunAsync(DaemonContext context, CancellationToken stopToken)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        if (!Settings.TryLoad(_args, context, out var configuration, out var exitCode))
         {
-            options = BindOptions(Configuration);
-            options.Validate();
-        }
-        catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or FormatException)
-        {
-            await Console.Error.WriteLineAsync(ex.Message).ConfigureAwait(false);
-            return 2;
+            return exitCode;
         }
 
-        using var loggerFactory = LoggerFactory.Create(logging => logging
-            .AddConfiguration(Configuration.GetSection("Logging"))
+        var options = configuration.Options;
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
+        {
+            // The settings scheme is the only configuration: the host's defaults (its appsettings.json, DOTNET_
+            // variables, its own flag parsing) would be a second, competing one.
+            DisableDefaults = true,
+            ApplicationName = context.ProgramName,
+            ContentRootPath = context.BaseDirectory,
+        });
+        builder.Logging.ClearProviders()
+            .SetMinimumLevel(configuration.LogLevel)
+            .AddFilter("Microsoft", LogLevel.Warning)
             .AddSimpleConsole(o =>
             {
                 o.SingleLine = true;
                 o.TimestampFormat = "HH:mm:ss.fff ";
-            }));
+            })
 
-        // SIGTERM and Ctrl+C start a drain instead of killing the process; a second signal does not shorten the grace period.
-        using var stopping = new CancellationTokenSource();
-        void OnSignal(PosixSignalContext context)
+            // Logs go to stderr; stdout carries only the lines scripts wait for.
+            .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
+
+        // DaemonSignals owns the signals; under systemd, AddSystemd swaps in its lifetime, which sends READY=1 once the
+        // agent has started and STOPPING=1 when it drains.
+        builder.Services.AddSingleton<IHostLifetime, AgentLifetime>();
+        builder.Services.AddSystemd();
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = ShutdownTimeout(options));
+        builder.Services.AddSingleton(services => new AgentService(
+            options,
+            loggerFactory => AgentRunner.CreateDefaultFrameworks(options, loggerFactory, Dotnet).Concat(_extraFrameworks).ToList(),
+            services.GetRequiredService<ILoggerFactory>(),
+            services.GetRequiredService<IHostApplicationLifetime>(),
+            context.Out));
+        builder.Services.AddHostedService(services => services.GetRequiredService<AgentService>());
+
+        using var host = builder.Build();
+        var agent = host.Services.GetRequiredService<AgentService>();
+        try
         {
-            context.Cancel = true;
-            stopping.Cancel();
+            await host.StartAsync(stopToken).ConfigureAwait(false);
+            await host.WaitForShutdownAsync(stopToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (stopToken.IsCancellationRequested)
+        {
+            // Stopped while starting: stop what did start.
+            await host.StopAsync(CancellationToken.None).ConfigureAwait(false);
         }
 
-        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
-        using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+        if (agent.Drained)
+        {
+            await context.Out.WriteLineAsync($"agent {options.AgentId} stopped").ConfigureAwait(false);
+            await context.Out.FlushAsync(CancellationToken.None).ConfigureAwait(false);
+            return 0;
+        }
 
-        var frameworks = AgentRunner.CreateDefaultFrameworks(options, loggerFactory, Dotnet).Concat(_extraFrameworks);
-        await AgentRunner.RunAsync(options, frameworks, loggerFactory, stopping.Token).ConfigureAwait(false);
-        return 0;
+        return 1;
+    }
+
+    /// <summary>
+    /// The Generic Host's shutdown timeout: the drain's own deadlines (the grace period, the kill grace, one connect
+    /// timeout to deliver the results) plus a margin, so the host never cuts a drain short.
+    /// </summary>
+    public static TimeSpan ShutdownTimeout(AgentOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return options.ShutdownGracePeriod + options.KillGracePeriod + options.ConnectTimeout + ShutdownMargin;
     }
 }

@@ -3,7 +3,7 @@ using System.Text.RegularExpressions;
 
 namespace ControlPlane.Agent;
 
-/// <summary>Settings of one agent daemon. Bound from configuration section "Agent"; call <see cref="Validate"/> at start-up.</summary>
+/// <summary>Settings of one agent daemon (the table is <see cref="AgentHostBuilder.Settings"/>); call <see cref="Validate"/> at start-up.</summary>
 public sealed partial class AgentOptions
 {
     /// <summary>The scheduler's gRPC address, "http://host:port" (h2c) or "https://host:port" (TLS). Default is "http://127.0.0.1:7070".</summary>
@@ -49,34 +49,54 @@ public sealed partial class AgentOptions
     public string EffectiveWorkRoot =>
         string.IsNullOrWhiteSpace(WorkRoot) ? Path.Combine(Path.GetTempPath(), "controlplane-agent", AgentId) : WorkRoot;
 
-    /// <summary>Throws <see cref="ArgumentException"/> listing every invalid setting and how to fix it.</summary>
+    /// <summary>
+    /// Throws <see cref="ArgumentException"/> listing every invalid setting and how to fix it; its ParamName is the
+    /// property of the first, so a host can say where that value came from.
+    /// </summary>
     public void Validate()
     {
-        var errors = new List<string>();
+        var problems = FindProblems();
+        if (problems.Count == 1)
+        {
+            throw new ArgumentException(problems[0].Message, problems[0].Property);
+        }
+
+        if (problems.Count > 1)
+        {
+            throw new ArgumentException(
+                "Invalid agent options:" + Environment.NewLine + "  " + string.Join(Environment.NewLine + "  ", problems.Select(p => p.Message)),
+                problems[0].Property);
+        }
+    }
+
+    /// <summary>Every invalid setting: the property and a message that names it and says how to fix it.</summary>
+    internal IReadOnlyList<(string Property, string Message)> FindProblems()
+    {
+        var errors = new List<(string, string)>();
         if (!Uri.TryCreate(SchedulerAddress, UriKind.Absolute, out var uri) || (uri.Scheme != "http" && uri.Scheme != "https"))
         {
-            errors.Add($"Agent:SchedulerAddress '{SchedulerAddress}' is not an http:// or https:// address; set it like http://127.0.0.1:7070.");
+            errors.Add((nameof(SchedulerAddress), $"SchedulerAddress '{SchedulerAddress}' is not an http:// or https:// address; set it like http://127.0.0.1:7070."));
         }
 
         if (!IdPattern().IsMatch(AgentId ?? string.Empty))
         {
-            errors.Add($"Agent:AgentId '{AgentId}' must match [a-z0-9][a-z0-9._-]{{0,62}}; use lower-case letters, digits, '.', '_' or '-'.");
+            errors.Add((nameof(AgentId), $"AgentId '{AgentId}' must match [a-z0-9][a-z0-9._-]{{0,62}}; use lower-case letters, digits, '.', '_' or '-', e.g. gpu-box-1."));
         }
 
         if (Slots < 1 || Slots > 10_000)
         {
-            errors.Add($"Agent:Slots is {Slots}; set it between 1 and 10000.");
+            errors.Add((nameof(Slots), $"Slots is {Slots}; set it between 1 and 10000."));
         }
 
         if (Queues is null || Queues.Count == 0)
         {
-            errors.Add("Agent:Queues is empty; name at least one queue, e.g. \"default\".");
+            errors.Add((nameof(Queues), "Queues is empty; name at least one queue, e.g. \"default\"."));
         }
         else
         {
             foreach (var queue in Queues.Where(q => !IdPattern().IsMatch(q ?? string.Empty)))
             {
-                errors.Add($"Agent:Queues entry '{queue}' must match [a-z0-9][a-z0-9._-]{{0,62}}.");
+                errors.Add((nameof(Queues), $"Queues entry '{queue}' must match [a-z0-9][a-z0-9._-]{{0,62}}; use lower-case letters, digits, '.', '_' or '-'."));
             }
         }
 
@@ -85,23 +105,20 @@ public sealed partial class AgentOptions
         CheckPositive(errors, nameof(MaxReconnectDelay), MaxReconnectDelay);
         if (ShutdownGracePeriod < TimeSpan.Zero)
         {
-            errors.Add($"Agent:ShutdownGracePeriod is {ShutdownGracePeriod}; set it to 0 or more, e.g. 00:00:30.");
+            errors.Add((nameof(ShutdownGracePeriod), $"ShutdownGracePeriod is {ShutdownGracePeriod}; set it to 0 or more, e.g. 30s."));
         }
 
         if (KillGracePeriod < TimeSpan.Zero)
         {
-            errors.Add($"Agent:KillGracePeriod is {KillGracePeriod}; set it to 0 or more, e.g. 00:00:05.");
+            errors.Add((nameof(KillGracePeriod), $"KillGracePeriod is {KillGracePeriod}; set it to 0 or more, e.g. 5s."));
         }
 
         if (MaxBufferedReports < 100)
         {
-            errors.Add($"Agent:MaxBufferedReports is {MaxBufferedReports}; set it to 100 or more.");
+            errors.Add((nameof(MaxBufferedReports), $"MaxBufferedReports is {MaxBufferedReports}; set it to 100 or more."));
         }
 
-        if (errors.Count > 0)
-        {
-            throw new ArgumentException("Invalid agent options:" + Environment.NewLine + "  " + string.Join(Environment.NewLine + "  ", errors));
-        }
+        return errors;
     }
 
     /// <summary>Turns a host name into a valid agent id: lower-case, other characters become '-', at most 63 characters.</summary>
@@ -122,11 +139,11 @@ public sealed partial class AgentOptions
         return id.Length == 0 ? "agent" : id;
     }
 
-    private static void CheckPositive(List<string> errors, string name, TimeSpan value)
+    private static void CheckPositive(List<(string, string)> errors, string name, TimeSpan value)
     {
         if (value <= TimeSpan.Zero)
         {
-            errors.Add($"Agent:{name} is {value}; set it to a positive duration, e.g. 00:00:05.");
+            errors.Add((name, $"{name} is {value}; set it to a positive duration, e.g. 5s."));
         }
     }
 

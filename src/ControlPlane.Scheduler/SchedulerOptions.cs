@@ -74,6 +74,12 @@ public sealed partial class SchedulerOptions
             throw new ArgumentException("Redis is empty; give HOST:PORT of a Redis server (e.g. 127.0.0.1:6379), or leave it unset for the embedded store.", nameof(Redis));
         }
 
+        // The first entry of a StackExchange.Redis configuration is the server; a bare "6379" would be read as a host name.
+        if (Redis is not null && !HasPort(Redis.Split(',')[0]))
+        {
+            throw new ArgumentException($"Redis '{Redis}' is not HOST:PORT; give the Redis server's address and port, e.g. 127.0.0.1:6379.", nameof(Redis));
+        }
+
         if (!NamePattern().IsMatch(Namespace ?? ""))
         {
             throw new ArgumentException($"Namespace '{Namespace}' must match [a-z0-9][a-z0-9._-]{{0,62}}, e.g. \"default\" or \"team-a\".", nameof(Namespace));
@@ -145,6 +151,14 @@ public sealed partial class SchedulerOptions
         }
 
         return new IPEndPoint(address, port);
+    }
+
+    private static bool HasPort(string endpoint)
+    {
+        var colon = endpoint.LastIndexOf(':');
+        return colon > 0
+            && int.TryParse(endpoint.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var port)
+            && port is > 0 and <= 65535;
     }
 
     private static void Positive(TimeSpan value, string name, string example)

@@ -7,7 +7,7 @@ public static class AgentHostProcess
 {
     public static ObservedProcess Start(params string[] args) => ObservedProcess.Start("cp-agent", "dotnet", [HostPath(), .. args]);
 
-    private static string HostPath()
+    public static string HostPath()
     {
         // tests/ControlPlane.Agent.Tests/bin/<Configuration>/<tfm>/ -> src/ControlPlane.Agent.Host/bin/<Configuration>/<tfm>/cp-agent.dll
         var testBin = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));

@@ -1,9 +1,26 @@
-using Microsoft.Extensions.Configuration;
+using ControlPlane.Hosting;
 
 namespace ControlPlane.Agent.Tests;
 
-public sealed class AgentOptionsTests
+public sealed class AgentOptionsTests : IDisposable
 {
+    private readonly TempDirectory _dir = new();
+
+    public void Dispose() => _dir.Dispose();
+
+    private DaemonContext Context(Dictionary<string, string>? environment = null) =>
+        new("cp-agent", TextWriter.Null, TextWriter.Null, environment ?? [], _dir.Path);
+
+    private DaemonConfiguration<AgentOptions> Load(string[] args, Dictionary<string, string>? environment = null) =>
+        AgentHostBuilder.Settings.Load(args, Context(environment));
+
+    private string WriteFile(string name, string text)
+    {
+        var path = Path.Combine(_dir.Path, name);
+        File.WriteAllText(path, text);
+        return path;
+    }
+
     [Fact]
     public void Validate_Defaults_Pass()
     {
@@ -22,11 +39,12 @@ public sealed class AgentOptionsTests
 
         var ex = Assert.Throws<ArgumentException>(options.Validate);
 
-        Assert.Contains("Agent:SchedulerAddress", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("SchedulerAddress '127.0.0.1:7070'", ex.Message, StringComparison.Ordinal);
         Assert.Contains("http://127.0.0.1:7070", ex.Message, StringComparison.Ordinal);
-        Assert.Contains("Agent:AgentId 'Bad Id'", ex.Message, StringComparison.Ordinal);
-        Assert.Contains("Agent:Slots is 0", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("AgentId 'Bad Id'", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("Slots is 0", ex.Message, StringComparison.Ordinal);
         Assert.Contains("'Not OK'", ex.Message, StringComparison.Ordinal);
+        Assert.Equal(nameof(AgentOptions.SchedulerAddress), ex.ParamName);
     }
 
     [Theory]
@@ -46,34 +64,99 @@ public sealed class AgentOptionsTests
     }
 
     [Fact]
-    public void BindOptions_CommaSeparatedFlags_SplitIntoQueuesAndLabels()
+    public void Load_CommaSeparatedFlags_SplitIntoQueuesAndLabels()
     {
-        var config = new ConfigurationBuilder()
-            .AddCommandLine(["--Agent:Queues", "gpu,default", "--Agent:Labels", "team=vision,zone=a", "--Agent:Slots", "3", "--Agent:HeartbeatInterval", "00:00:02"])
-            .Build();
-
-        var options = AgentHostBuilder.BindOptions(config);
+        var options = Load(["--queues", "gpu,default", "--labels", "team=vision,zone=a", "--slots", "3", "--heartbeat-interval", "2s", "--agent-id", "gpu-1"]).Options;
 
         Assert.Equal(["gpu", "default"], options.Queues);
-        Assert.Equal("vision", options.Labels["team"]);
-        Assert.Equal("a", options.Labels["zone"]);
+        Assert.Equal(new Dictionary<string, string> { ["team"] = "vision", ["zone"] = "a" }, options.Labels);
         Assert.Equal(3, options.Slots);
         Assert.Equal(TimeSpan.FromSeconds(2), options.HeartbeatInterval);
+        Assert.Equal("gpu-1", options.AgentId);
     }
 
     [Fact]
-    public void BindOptions_QueuesAsList_ReplaceTheDefault()
+    public void Load_LabelFromFlagEnvironmentOrJson_SameLabel()
     {
-        var config = new ConfigurationBuilder()
-            .AddInMemoryCollection(new Dictionary<string, string?> { ["Agent:Queues:0"] = "gpu" })
-            .Build();
+        var config = WriteFile("agent.json", """{ "Labels": { "team": "vision" } }""");
 
-        Assert.Equal(["gpu"], AgentHostBuilder.BindOptions(config).Queues);
+        var fromFlag = Load(["--labels__team", "vision"]).Options.Labels;
+        var fromEnvironment = Load([], new() { ["CP_LABELS__TEAM"] = "vision" }).Options.Labels;
+        var fromJson = Load(["--config", config]).Options.Labels;
+
+        Assert.All([fromFlag, fromEnvironment, fromJson], labels => Assert.Equal(new Dictionary<string, string> { ["team"] = "vision" }, labels));
     }
 
     [Fact]
-    public void BindOptions_NoQueues_KeepsDefault()
+    public void Load_JsonEnvironmentAndFlags_LaterSourcesWin()
     {
-        Assert.Equal(["default"], AgentHostBuilder.BindOptions(new ConfigurationBuilder().Build()).Queues);
+        var config = WriteFile("agent.json", """{ "Scheduler": "http://json:7070", "AgentId": "json-1", "Slots": 2, "ShutdownGracePeriod": "1m", "KeepWorkDirectories": true }""");
+        var environment = new Dictionary<string, string> { ["CP_CONFIG"] = config, ["CP_SCHEDULER"] = "http://env:7070", ["CP_AGENT_ID"] = "env-1" };
+
+        var options = Load(["--agent-id", "flag-1"], environment).Options;
+
+        Assert.Equal("http://env:7070", options.SchedulerAddress);
+        Assert.Equal("flag-1", options.AgentId);
+        Assert.Equal(2, options.Slots);
+        Assert.Equal(TimeSpan.FromMinutes(1), options.ShutdownGracePeriod);
+        Assert.True(options.KeepWorkDirectories);
+    }
+
+    [Fact]
+    public void Load_DeprecatedNames_StillReadWithAWarningNamingEachNewName()
+    {
+        WriteFile("appsettings.json", """{ "Agent": { "SchedulerAddress": "http://old:7070", "Queues": ["gpu"] }, "Logging": { "LogLevel": { "Default": "Information" } } }""");
+        var environment = new Dictionary<string, string> { ["CP_AGENT__SLOTS"] = "3", ["CP_AGENT__LABELS__TEAM"] = "vision" };
+
+        var loaded = Load(["--id", "old-1", "--Agent:MaxReconnectDelay", "00:00:01"], environment);
+
+        Assert.Equal("http://old:7070", loaded.Options.SchedulerAddress);
+        Assert.Equal(["gpu"], loaded.Options.Queues);
+        Assert.Equal("old-1", loaded.Options.AgentId);
+        Assert.Equal(3, loaded.Options.Slots);
+        Assert.Equal("vision", loaded.Options.Labels["team"]);
+        Assert.Equal(TimeSpan.FromSeconds(1), loaded.Options.MaxReconnectDelay);
+        Assert.Equal(
+            [
+                "--id is deprecated and will be removed in the next release; use --agent-id",
+                "--Agent:MaxReconnectDelay is deprecated and will be removed in the next release; use --max-reconnect-delay",
+                "CP_AGENT__LABELS__TEAM is deprecated and will be removed in the next release; use CP_LABELS__TEAM",
+                "CP_AGENT__SLOTS is deprecated and will be removed in the next release; use CP_SLOTS",
+            ],
+            loaded.Warnings.Where(w => !w.StartsWith("section", StringComparison.Ordinal)));
+        Assert.Contains(loaded.Warnings, w => w.StartsWith($"section \"Agent\" of {Path.Combine(_dir.Path, "appsettings.json")} is deprecated", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData(new[] { "--slots", "0" }, "Slots is 0; set it between 1 and 10000 (from flag --slots)")]
+    [InlineData(new[] { "--agent-id", "Bad_Id" }, "AgentId 'Bad_Id' must match [a-z0-9][a-z0-9._-]{0,62}; use lower-case letters, digits, '.', '_' or '-', e.g. gpu-box-1 (from flag --agent-id)")]
+    [InlineData(new[] { "--id", "Bad_Id" }, "AgentId 'Bad_Id' must match [a-z0-9][a-z0-9._-]{0,62}; use lower-case letters, digits, '.', '_' or '-', e.g. gpu-box-1 (from flag --id)")]
+    [InlineData(new[] { "--scheduler", "localhost:7070" }, "SchedulerAddress 'localhost:7070' is not an http:// or https:// address; set it like http://127.0.0.1:7070 (from flag --scheduler)")]
+    [InlineData(new[] { "--queues", "GPU" }, "Queues entry 'GPU' must match [a-z0-9][a-z0-9._-]{0,62}; use lower-case letters, digits, '.', '_' or '-' (from flag --queues)")]
+    [InlineData(new[] { "--labels", "zone" }, "Labels entry 'zone' is not key=value; write e.g. team=vision,gpu=a100 (from flag --labels)")]
+    [InlineData(new[] { "--shutdown-grace-period", "long" }, "ShutdownGracePeriod 'long' is not a duration; write e.g. 500ms, 30s, 5m, 1h30m or 00:00:30 (from flag --shutdown-grace-period)")]
+    public void Load_BadValue_OneMessageNamingTheSettingItsFixAndTheFlag(string[] args, string expected)
+    {
+        var ex = Assert.Throws<SettingException>(() => Load(args));
+
+        Assert.Equal(expected, ex.Message);
+    }
+
+    [Fact]
+    public void Settings_Table_CoversEveryAgentOptionsProperty()
+    {
+        var settable = typeof(AgentOptions).GetProperties().Where(p => p.CanWrite).Select(p => p.Name);
+
+        Assert.Empty(settable.Except(AgentHostBuilder.Settings.Settings.Select(s => s.Property)));
+    }
+
+    [Fact]
+    public void ShutdownTimeout_IsLongerThanTheWholeDrain()
+    {
+        var options = new AgentOptions { ShutdownGracePeriod = TimeSpan.FromMinutes(9), KillGracePeriod = TimeSpan.FromSeconds(5), ConnectTimeout = TimeSpan.FromSeconds(10) };
+
+        var timeout = AgentHostBuilder.ShutdownTimeout(options);
+
+        Assert.True(timeout > options.ShutdownGracePeriod + options.KillGracePeriod + options.ConnectTimeout, $"{timeout} leaves no margin");
     }
 }

@@ -469,14 +469,17 @@ public sealed class CpctlTests : IAsyncLifetime
     }
 
     [Theory]
-    [InlineData(new[] { "server", "--listen", "nonsense" }, "--listen 'nonsense' is not HOST:PORT")]
-    [InlineData(new[] { "server", "--listen", "example.com:7070" }, "--listen host 'example.com' is not an IP address")]
-    [InlineData(new[] { "server", "--redis", "6379" }, "--redis '6379' is not HOST:PORT")]
-    [InlineData(new[] { "agent", "--slots", "0" }, "--slots 0 is out of range")]
-    [InlineData(new[] { "agent", "--id", "Bad_Id" }, "--id 'Bad_Id' is not a valid agent id")]
-    [InlineData(new[] { "agent", "--labels", "zone" }, "--labels 'zone' is not key=value")]
-    [InlineData(new[] { "agent", "--queues", "GPU" }, "--queues entry 'GPU' is not a valid queue name")]
-    [InlineData(new[] { "agent", "--scheduler", "localhost:7070" }, "--scheduler 'localhost:7070' is not an http:// or https:// URL")]
+    [InlineData(new[] { "server", "--listen", "nonsense" }, "Listen 'nonsense' has no port; use HOST:PORT")]
+    [InlineData(new[] { "server", "--listen", "example.com:7070" }, "Listen 'example.com:7070' has host 'example.com', which is not an IP address")]
+    [InlineData(new[] { "server", "--redis", "6379" }, "Redis '6379' is not HOST:PORT")]
+    [InlineData(new[] { "server", "--lisen", "127.0.0.1:7070" }, "unknown flag --lisen; did you mean --listen?")]
+    [InlineData(new[] { "agent", "--slots", "0" }, "Slots is 0; set it between 1 and 10000 (from flag --slots)")]
+    [InlineData(new[] { "agent", "--agent-id", "Bad_Id" }, "AgentId 'Bad_Id' must match")]
+    [InlineData(new[] { "agent", "--labels", "zone" }, "Labels entry 'zone' is not key=value")]
+    [InlineData(new[] { "agent", "--queues", "GPU" }, "Queues entry 'GPU' must match")]
+    [InlineData(new[] { "agent", "--scheduler", "localhost:7070" }, "SchedulerAddress 'localhost:7070' is not an http:// or https:// address")]
+    [InlineData(new[] { "--scheduler", "localhost:7070", "agent" }, "SchedulerAddress 'localhost:7070' is not an http:// or https:// address")]
+    [InlineData(new[] { "-o", "json", "server" }, "unexpected argument '-o'")]
     public async Task HostCommands_BadOption_ExitTwoNamingIt(string[] args, string expected)
     {
         var result = await Cpctl(args);

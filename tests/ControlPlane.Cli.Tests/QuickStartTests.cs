@@ -27,7 +27,7 @@ public sealed class QuickStartTests : IClassFixture<RedisServerFixture>
         {
             foreach (var id in new[] { "agent-1", "agent-2" })
             {
-                agents[id] = CpctlProcess.Cpctl("agent", "--scheduler", address, "--id", id, "--slots", "4");
+                agents[id] = CpctlProcess.Cpctl("agent", "--scheduler", address, "--agent-id", id, "--slots", "4");
                 await agents[id].WaitForLineAsync(l => l.StartsWith($"agent {id} connecting", StringComparison.Ordinal), CpctlProcess.Timeout, "that it is connecting");
             }
 

@@ -1,63 +1,99 @@
-using System.Collections;
+using ControlPlane.Hosting;
 using ControlPlane.Scheduler.Hosting;
 using Microsoft.Extensions.Logging;
 using Xunit;
 
 namespace ControlPlane.Scheduler.Tests;
 
-public sealed class ServiceHostOptionsTests
+public sealed class ServiceHostOptionsTests : IDisposable
 {
-    private static readonly string NoAppSettings = Path.Combine(Path.GetTempPath(), "cp-no-appsettings-" + Guid.NewGuid().ToString("N"));
+    private readonly DirectoryInfo dir = Directory.CreateTempSubdirectory("cp-host-");
 
-    [Fact]
-    public void Load_FlagsOverEnvironment_FlagsWinAndDurationsParse()
+    public void Dispose() => dir.Delete(recursive: true);
+
+    private DaemonContext Context(Dictionary<string, string>? environment = null, TextWriter? output = null, TextWriter? error = null) =>
+        new("cp-scheduler", output ?? TextWriter.Null, error ?? TextWriter.Null, environment ?? [], dir.FullName);
+
+    private string WriteFile(string name, string text)
     {
-        var env = new Hashtable { ["CP_LISTEN"] = "127.0.0.1:9000", ["CP_REDIS"] = "127.0.0.1:6379", ["CP_LEASE_DURATION"] = "12s" };
-
-        var (options, level) = SchedulerHost.Load(["--listen", "127.0.0.1:0", "--heartbeat-interval=500ms", "--log-level", "warning"], env, NoAppSettings);
-
-        Assert.Equal("127.0.0.1:0", options.Listen);
-        Assert.Equal("127.0.0.1:6379", options.Redis);
-        Assert.Equal(TimeSpan.FromSeconds(12), options.LeaseDuration);
-        Assert.Equal(TimeSpan.FromMilliseconds(500), options.HeartbeatInterval);
-        Assert.Equal(LogLevel.Warning, level);
+        var path = Path.Combine(dir.FullName, name);
+        File.WriteAllText(path, text);
+        return path;
     }
 
     [Fact]
-    public void Load_AppSettingsFile_ReadUnderSchedulerSection()
+    public void Load_JsonFileEnvironmentAndFlags_LaterSourcesWinAndDurationsParse()
     {
-        var dir = Directory.CreateTempSubdirectory("cp-host-");
-        try
+        var config = WriteFile("scheduler.json", """{ "Listen": "127.0.0.1:9100", "Namespace": "from-json", "LeaseDuration": "1m", "ClaimBatch": 7, "Reflection": false }""");
+        var environment = new Dictionary<string, string>
         {
-            File.WriteAllText(Path.Combine(dir.FullName, "appsettings.json"), """{ "Scheduler": { "Namespace": "team-a", "ClaimBatch": 7 } }""");
+            ["CP_CONFIG"] = config,
+            ["CP_LISTEN"] = "127.0.0.1:9000",
+            ["CP_REDIS"] = "127.0.0.1:6379",
+            ["CP_LEASE_DURATION"] = "1h30m",
+        };
 
-            var (options, _) = SchedulerHost.Load([], new Hashtable(), dir.FullName);
+        var loaded = SchedulerHost.Settings.Load(["--listen", "127.0.0.1:0", "--heartbeat-interval=500ms", "--log-level", "warning"], Context(environment));
 
-            Assert.Equal("team-a", options.Namespace);
-            Assert.Equal(7, options.ClaimBatch);
-        }
-        finally
-        {
-            dir.Delete(recursive: true);
-        }
+        Assert.Equal("127.0.0.1:0", loaded.Options.Listen);
+        Assert.Equal("127.0.0.1:6379", loaded.Options.Redis);
+        Assert.Equal("from-json", loaded.Options.Namespace);
+        Assert.Equal(7, loaded.Options.ClaimBatch);
+        Assert.False(loaded.Options.Reflection);
+        Assert.Equal(TimeSpan.FromMinutes(90), loaded.Options.LeaseDuration);
+        Assert.Equal(TimeSpan.FromMilliseconds(500), loaded.Options.HeartbeatInterval);
+        Assert.Equal(LogLevel.Warning, loaded.LogLevel);
+        Assert.Empty(loaded.Warnings);
     }
 
     [Fact]
-    public void Load_UnknownFlag_ArgumentExceptionListingKnownFlags()
+    public void Load_DeprecatedAppSettingsSchedulerSection_StillReadWithAWarning()
     {
-        var ex = Assert.Throws<ArgumentException>(() => SchedulerHost.Load(["--lisen", "x"], new Hashtable(), NoAppSettings));
+        WriteFile("appsettings.json", """{ "Scheduler": { "Namespace": "team-a", "ClaimBatch": 7, "LeaseDuration": "00:00:40" } }""");
 
-        Assert.Contains("unknown flag '--lisen'", ex.Message, StringComparison.Ordinal);
-        Assert.Contains("--listen", ex.Message, StringComparison.Ordinal);
+        var loaded = SchedulerHost.Settings.Load([], Context());
+
+        Assert.Equal("team-a", loaded.Options.Namespace);
+        Assert.Equal(7, loaded.Options.ClaimBatch);
+        Assert.Equal(TimeSpan.FromSeconds(40), loaded.Options.LeaseDuration);
+        var warning = Assert.Single(loaded.Warnings);
+        Assert.StartsWith("section \"Scheduler\" of ", warning, StringComparison.Ordinal);
+        Assert.Contains("--config PATH or CP_CONFIG", warning, StringComparison.Ordinal);
     }
 
     [Fact]
-    public void Load_BadDuration_ArgumentExceptionNamingSettingAndFlag()
+    public void Load_UnknownFlag_FailsNamingTheClosestFlag()
     {
-        var ex = Assert.Throws<ArgumentException>(() => SchedulerHost.Load(["--lease-duration", "soon"], new Hashtable(), NoAppSettings));
+        var ex = Assert.Throws<SettingException>(() => SchedulerHost.Settings.Load(["--lisen", "x"], Context()));
 
-        Assert.Contains("LeaseDuration 'soon'", ex.Message, StringComparison.Ordinal);
-        Assert.Contains("--lease-duration", ex.Message, StringComparison.Ordinal);
+        Assert.Equal("unknown flag --lisen; did you mean --listen? cp-scheduler --help lists every flag", ex.Message);
+    }
+
+    [Fact]
+    public void Load_BadDuration_FailsNamingSettingFixAndFlag()
+    {
+        var ex = Assert.Throws<SettingException>(() => SchedulerHost.Settings.Load(["--lease-duration", "soon"], Context()));
+
+        Assert.Equal("LeaseDuration 'soon' is not a duration; write e.g. 500ms, 30s, 5m, 1h30m or 00:00:30 (from flag --lease-duration)", ex.Message);
+    }
+
+    [Fact]
+    public void Load_HeartbeatAboveHalfTheLeaseFromJson_FailsNamingTheJsonKey()
+    {
+        var config = WriteFile("scheduler.json", """{ "HeartbeatInterval": "20s" }""");
+
+        var ex = Assert.Throws<SettingException>(() => SchedulerHost.Settings.Load(["--config", config], Context()));
+
+        Assert.StartsWith("HeartbeatInterval (00:00:20) must be at most half of LeaseDuration (00:00:30)", ex.Message, StringComparison.Ordinal);
+        Assert.EndsWith($"(from JSON key HeartbeatInterval in {config})", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Settings_Table_CoversEverySchedulerOptionsProperty()
+    {
+        var settable = typeof(SchedulerOptions).GetProperties().Where(p => p.CanWrite).Select(p => p.Name);
+
+        Assert.Empty(settable.Except(SchedulerHost.Settings.Settings.Select(s => s.Property)));
     }
 
     [Theory]
@@ -72,6 +108,19 @@ public sealed class ServiceHostOptionsTests
 
         Assert.Contains(expected, ex.Message, StringComparison.Ordinal);
         Assert.Contains("HOST:PORT", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("6379")]
+    [InlineData("localhost")]
+    [InlineData("redis:0")]
+    public void Validate_RedisWithoutPort_Refused(string redis)
+    {
+        var options = new SchedulerOptions { Redis = redis };
+
+        var ex = Assert.Throws<ArgumentException>(options.Validate);
+
+        Assert.StartsWith($"Redis '{redis}' is not HOST:PORT", ex.Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -91,10 +140,39 @@ public sealed class ServiceHostOptionsTests
         using var output = new StringWriter();
         using var error = new StringWriter();
 
-        var code = await SchedulerHost.RunAsync(["--namespace", "Bad Name!"], null, output, error);
+        var code = await SchedulerHost.RunAsync(["--namespace", "Bad Name!"], null, Context(output: output, error: error));
 
         Assert.Equal(SchedulerHost.InvalidConfigurationExitCode, code);
         var line = Assert.Single(error.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries));
-        Assert.StartsWith("scheduler: invalid configuration: Namespace 'Bad Name!'", line, StringComparison.Ordinal);
+        Assert.Equal("error: Namespace 'Bad Name!' must match [a-z0-9][a-z0-9._-]{0,62}, e.g. \"default\" or \"team-a\" (from flag --namespace)", line);
+        Assert.Empty(output.ToString());
+    }
+
+    [Fact]
+    public async Task RunAsync_Help_ListsEverySettingAndExitsZero()
+    {
+        using var output = new StringWriter();
+
+        var code = await SchedulerHost.RunAsync(["--help"], null, Context(output: output));
+
+        Assert.Equal(0, code);
+        foreach (var setting in SchedulerHost.Settings.Settings)
+        {
+            Assert.Contains($"{setting.Flag} {setting.ValueName}", output.ToString(), StringComparison.Ordinal);
+            Assert.Contains(setting.EnvironmentVariable, output.ToString(), StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public async Task RunAsync_StopTokenAlreadyFired_StopsCleanlyWithExitCodeZero()
+    {
+        using var output = new StringWriter();
+        using var stop = new CancellationTokenSource();
+        await stop.CancelAsync();
+
+        var code = await SchedulerHost.RunAsync(["--listen", "127.0.0.1:0"], null, Context(output: output), stop.Token);
+
+        Assert.Equal(0, code);
+        Assert.Equal("scheduler stopped", output.ToString().Trim());
     }
 }

@@ -66,19 +66,4 @@ internal static class ArgumentParsing
             ? throw new CliUsageException($"{optionName} host '{host}' is not an IP address; use an address such as 127.0.0.1 or 0.0.0.0, or localhost")
             : new IPEndPoint(address, port);
     }
-
-    /// <summary>HOST:PORT where HOST may be a name (Redis).</summary>
-    public static DnsEndPoint HostPort(string text, string optionName)
-    {
-        var colon = text.LastIndexOf(':');
-        if (colon <= 0 || !int.TryParse(text.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var port) || port is 0 or > 65535)
-        {
-            throw new CliUsageException($"{optionName} '{text}' is not HOST:PORT; use e.g. {optionName} 127.0.0.1:6379");
-        }
-
-        return new DnsEndPoint(text[..colon].Trim('[', ']'), port);
-    }
-
-    public static List<string> List(IEnumerable<string>? values) =>
-        (values ?? []).SelectMany(v => v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).Distinct(StringComparer.Ordinal).ToList();
 }

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using ControlPlane.Client;
+using ControlPlane.Hosting;
 using Grpc.Core;
 
 namespace ControlPlane.Cli.Internal;
@@ -12,6 +13,16 @@ internal static class Cpctl
     /// <summary>Parses and runs one command line; returns the exit code.</summary>
     public static async Task<int> RunAsync(string[] args, CliContext cli, bool handleTermination, CancellationToken cancellationToken)
     {
+        if (HostCommands.Route(args) is { } daemon)
+        {
+            // The daemons own their signals (for good, so a late SIGTERM meets a live handler) and read their own settings;
+            // System.CommandLine's termination handler would race them and outlive its token.
+            var stop = handleTermination ? DaemonSignals.Install() : cancellationToken;
+            return daemon.Command == "server"
+                ? await HostEntryPoints.RunSchedulerAsync(daemon.Args, cli, stop).ConfigureAwait(false)
+                : await HostEntryPoints.RunAgentAsync(daemon.Args, cli, stop).ConfigureAwait(false);
+        }
+
         var globals = new GlobalOptions();
         var root = Build(cli, globals, handleTermination);
         var parse = root.Parse(args);
@@ -32,7 +43,8 @@ internal static class Cpctl
             Error = cli.Error,
             EnableDefaultExceptionHandler = false,
 
-            // dev handles its own signals: the first Ctrl+C cancels its run and waits for it, the second exits at once.
+            // dev handles its own signals: the first Ctrl+C cancels its run and waits for it, the second exits at once
+            // (server and agent never get here: see HostCommands.Route).
             ProcessTerminationTimeout = handleTermination && parse.CommandResult.Command.Name != "dev" ? TimeSpan.FromSeconds(5) : null,
         };
         return await parse.InvokeAsync(configuration, cancellationToken).ConfigureAwait(false);
@@ -48,8 +60,8 @@ internal static class Cpctl
         root.Options.Add(globals.Output);
 
         var handlers = new CommandHandlers(cli, globals, handleTermination);
-        root.Subcommands.Add(HostCommands.Server(handlers));
-        root.Subcommands.Add(HostCommands.Agent(handlers));
+        root.Subcommands.Add(HostCommands.Server());
+        root.Subcommands.Add(HostCommands.Agent());
         root.Subcommands.Add(HostCommands.Dev(handlers));
         root.Subcommands.Add(RunCommands.Build(handlers));
         root.Subcommands.Add(AgentCommands.Build(handlers));

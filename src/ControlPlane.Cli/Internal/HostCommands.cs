@@ -1,79 +1,46 @@
 using System.CommandLine;
-using System.Text.RegularExpressions;
 
 namespace ControlPlane.Cli.Internal;
 
 /// <summary><c>cpctl server</c>, <c>cpctl agent</c> and <c>cpctl dev</c>: the long-running processes.</summary>
-internal static partial class HostCommands
+internal static class HostCommands
 {
-    public static Command Server(CommandHandlers handlers)
+    /// <summary>
+    /// <c>cpctl server</c>, listed in <c>cpctl --help</c>. It never reaches System.CommandLine: <see cref="Route"/> hands
+    /// its arguments to the scheduler daemon, which owns its settings, its --help and its signals.
+    /// </summary>
+    public static Command Server() =>
+        new("server", "Run a scheduler replica. Takes cp-scheduler's settings: flags, CP_ variables, --config FILE (cpctl server --help).");
+
+    /// <summary><c>cpctl agent</c>, listed in <c>cpctl --help</c>; routed to the agent daemon like <see cref="Server"/>.</summary>
+    public static Command Agent() =>
+        new("agent", "Run an agent: connect to the scheduler and run the steps it assigns. Takes cp-agent's settings (cpctl agent --help).");
+
+    /// <summary>
+    /// The daemon command ("server" or "agent") and its arguments, when <paramref name="args"/> runs one; null otherwise.
+    /// Global options written before the command go to the daemon too: --scheduler is an agent setting, the others fail there as unknown flags.
+    /// </summary>
+    public static (string Command, string[] Args)? Route(string[] args)
     {
-        var command = new Command("server", "Run a scheduler replica.");
-        var listen = new Option<string>("--listen") { Description = "Address to serve gRPC on (h2c).", HelpName = "HOST:PORT", DefaultValueFactory = _ => "127.0.0.1:7070" };
-        var redis = new Option<string?>("--redis") { Description = "Redis holding the state, for several replicas and restarts. Default: the embedded in-memory store.", HelpName = "HOST:PORT" };
-        command.Options.Add(listen);
-        command.Options.Add(redis);
-        handlers.Handle(command, (inv, ct) =>
+        var i = 0;
+        while (i < args.Length)
         {
-            var listenText = inv.Get(listen)!;
-            ArgumentParsing.Endpoint(listenText, "--listen");
-            var redisText = inv.Get(redis);
-            if (redisText is not null)
+            var eq = args[i].IndexOf('=', StringComparison.Ordinal);
+            var name = eq > 0 ? args[i][..eq] : args[i];
+            if (name is not ("--scheduler" or "--token" or "--output" or "-o"))
             {
-                ArgumentParsing.HostPort(redisText, "--redis");
+                break;
             }
 
-            var settings = new SchedulerHostSettings(listenText, redisText);
-            return HostEntryPoints.RunSchedulerAsync(settings, inv.Cli, ct);
-        });
-        return command;
-    }
+            i += eq > 0 ? 1 : 2;
+        }
 
-    public static Command Agent(CommandHandlers handlers)
-    {
-        var command = new Command("agent", "Run an agent: connect to the scheduler (--scheduler) and run the steps it assigns.");
-        var id = new Option<string?>("--id") { Description = "Stable agent id, [a-z0-9][a-z0-9._-]{0,62}. Default: the host name." };
-        var slots = new Option<int>("--slots") { Description = "Steps run at once. Default: the processor count.", DefaultValueFactory = _ => Environment.ProcessorCount };
-        var queues = new Option<string[]>("--queues") { Description = "Queues to take steps from, comma-separated. Default: default.", HelpName = "a,b" };
-        var labels = new Option<string[]>("--labels") { Description = "Labels announced to the scheduler, k=v, comma-separated or repeated.", HelpName = "k=v" };
-        command.Options.Add(id);
-        command.Options.Add(slots);
-        command.Options.Add(queues);
-        command.Options.Add(labels);
-        handlers.Handle(command, (inv, ct) =>
+        if (i >= args.Length || args[i] is not ("server" or "agent"))
         {
-            var agentId = inv.Get(id);
-            if (agentId is not null && !IdPattern().IsMatch(agentId))
-            {
-                throw new CliUsageException($"--id '{agentId}' is not a valid agent id; use lower-case letters, digits, '.', '_' or '-', starting with a letter or digit, e.g. --id gpu-box-1");
-            }
+            return null;
+        }
 
-            var slotCount = inv.Get(slots);
-            if (slotCount is < 1 or > 10_000)
-            {
-                throw new CliUsageException($"--slots {slotCount} is out of range; use a number from 1 to 10000");
-            }
-
-            var queueList = ArgumentParsing.List(inv.Get(queues));
-            foreach (var queue in queueList.Where(q => !IdPattern().IsMatch(q)))
-            {
-                throw new CliUsageException($"--queues entry '{queue}' is not a valid queue name; use lower-case letters, digits, '.', '_' or '-'");
-            }
-
-            var settings = new AgentHostSettings(
-                inv.SchedulerAddress,
-                agentId,
-                slotCount,
-                queueList.Count == 0 ? ["default"] : queueList,
-                ArgumentParsing.Labels(inv.Get(labels), "--labels"));
-            if (!Uri.TryCreate(settings.SchedulerAddress, UriKind.Absolute, out var uri) || (uri.Scheme != "http" && uri.Scheme != "https"))
-            {
-                throw new CliUsageException($"--scheduler '{settings.SchedulerAddress}' is not an http:// or https:// URL; use e.g. --scheduler http://127.0.0.1:7070");
-            }
-
-            return HostEntryPoints.RunAgentAsync(settings, inv.Cli, ct);
-        });
-        return command;
+        return (args[i], [.. args[..i], .. args[(i + 1)..]]);
     }
 
     public static Command Dev(CommandHandlers handlers)
@@ -105,7 +72,4 @@ internal static partial class HostCommands
         });
         return command;
     }
-
-    [GeneratedRegex("^[a-z0-9][a-z0-9._-]{0,62}$", RegexOptions.CultureInvariant)]
-    private static partial Regex IdPattern();
 }

@@ -7,44 +7,23 @@ using Microsoft.Extensions.Logging;
 namespace ControlPlane.Cli.Internal;
 
 /// <summary>
-/// Where cpctl hands over to the scheduler and agent libraries. Each entry point runs until
-/// the cancellation token fires (Ctrl+C / SIGTERM) and returns the exit code.
+/// Where cpctl hands over to the scheduler and agent libraries. <c>cpctl server</c> and <c>cpctl agent</c> are the
+/// daemons themselves: the same settings table, loader and host as cp-scheduler and cp-agent, only named differently.
 /// </summary>
 internal static class HostEntryPoints
 {
-    /// <summary>Runs a scheduler replica (ControlPlane.Scheduler's host) until stopped.</summary>
-    public static Task<int> RunSchedulerAsync(SchedulerHostSettings settings, CliContext cli, CancellationToken cancellationToken)
+    /// <summary>Runs a scheduler replica until <paramref name="stopToken"/> fires; returns the exit code.</summary>
+    public static Task<int> RunSchedulerAsync(string[] args, CliContext cli, CancellationToken stopToken)
     {
-        var args = new List<string> { "--listen", settings.Listen };
-        if (settings.Redis is not null)
-        {
-            args.Add("--redis");
-            args.Add(settings.Redis);
-        }
-
-        return SchedulerHost.RunAsync([.. args], ConnectRedisAsync, cli.Out, cli.Error, cancellationToken);
+        var context = cli.ForDaemon("cpctl server", SchedulerHost.Settings.Settings.Select(s => s.EnvironmentVariable));
+        return SchedulerHost.RunAsync(args, ConnectRedisAsync, context, stopToken);
     }
 
-    /// <summary>Runs an agent daemon until stopped (it then drains: running steps finish first) or drained by the scheduler.</summary>
-    public static async Task<int> RunAgentAsync(AgentHostSettings settings, CliContext cli, CancellationToken cancellationToken)
+    /// <summary>Runs an agent until <paramref name="stopToken"/> fires (it then drains: running steps finish first) or the scheduler drains it.</summary>
+    public static Task<int> RunAgentAsync(string[] args, CliContext cli, CancellationToken stopToken)
     {
-        var options = new AgentOptions
-        {
-            SchedulerAddress = settings.SchedulerAddress,
-            Slots = settings.Slots,
-            Queues = [.. settings.Queues],
-            Labels = new Dictionary<string, string>(settings.Labels, StringComparer.Ordinal),
-        };
-        if (settings.AgentId is not null)
-        {
-            options.AgentId = settings.AgentId;
-        }
-
-        using var loggerFactory = CreateLoggerFactory(LogLevel.Information);
-        await cli.Out.WriteLineAsync($"agent {options.AgentId} connecting to {options.SchedulerAddress} ({options.Slots} slots, queues {string.Join(",", options.Queues)})").ConfigureAwait(false);
-        await AgentRunner.RunAsync(options, AgentRunner.CreateDefaultFrameworks(options, loggerFactory), loggerFactory, cancellationToken).ConfigureAwait(false);
-        await cli.Out.WriteLineAsync($"agent {options.AgentId} stopped").ConfigureAwait(false);
-        return ExitCodes.Success;
+        var context = cli.ForDaemon("cpctl agent", AgentHostBuilder.Settings.Settings.Select(s => s.EnvironmentVariable));
+        return AgentHostBuilder.Create(args).RunAsync(context, stopToken);
     }
 
     /// <summary>Runs scheduler, agent and embedded store in one process and, given a file, runs it to its end.</summary>

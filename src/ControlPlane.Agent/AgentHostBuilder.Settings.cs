@@ -1,0 +1,48 @@
+using System.Globalization;
+using ControlPlane.Hosting;
+using Setting = ControlPlane.Hosting.DaemonSetting<ControlPlane.Agent.AgentOptions>;
+
+namespace ControlPlane.Agent;
+
+/// <summary>The agent's settings table: what --help lists and README's table mirrors.</summary>
+public sealed partial class AgentHostBuilder
+{
+    private static readonly AgentOptions Defaults = new();
+
+    /// <summary>
+    /// Every agent setting: flag --some-option, environment CP_SOME_OPTION, JSON key SomeOption. Deprecated: --id,
+    /// CP_AGENT__X variables, --Agent:X flags and the "Agent" section of appsettings.json next to the executable.
+    /// </summary>
+    public static DaemonSettings<AgentOptions> Settings { get; } = new(
+        [
+            Setting.Text("Scheduler", "URL", "The scheduler's gRPC address: http://HOST:PORT (h2c) or https://HOST:PORT (TLS).", Defaults.SchedulerAddress, (o, v) => o.SchedulerAddress = v, nameof(AgentOptions.SchedulerAddress)),
+            Setting.Text("AgentId", "ID", "Stable id of this agent across reconnects and restarts, [a-z0-9][a-z0-9._-]{0,62}.", "the host name", (o, v) => o.AgentId = v),
+            Setting.Integer("Slots", "Steps run at once.", "the processor count", (o, v) => o.Slots = v),
+            Setting.List("Queues", "a,b", "Queues to take steps from.", string.Join(',', Defaults.Queues), (o, v) => o.Queues = [.. v]),
+            Setting.Map("Labels", "Labels announced to the scheduler.", "none", (o, v) => o.Labels = new Dictionary<string, string>(v, StringComparer.Ordinal)),
+            Setting.Text("WorkRoot", "DIR", "Directory under which each attempt gets its own work directory.", "<temp>/controlplane-agent/<agent id>", (o, v) => o.WorkRoot = v),
+            Setting.Duration("HeartbeatInterval", "Heartbeat interval until the scheduler's Welcome sets one.", DaemonDuration.Format(Defaults.HeartbeatInterval), (o, v) => o.HeartbeatInterval = v),
+            Setting.Duration("ShutdownGracePeriod", "On SIGTERM, how long running steps may finish before they are stopped.", DaemonDuration.Format(Defaults.ShutdownGracePeriod), (o, v) => o.ShutdownGracePeriod = v),
+            Setting.Duration("KillGracePeriod", "Time between SIGTERM and SIGKILL when a step's process tree is stopped.", DaemonDuration.Format(Defaults.KillGracePeriod), (o, v) => o.KillGracePeriod = v),
+            Setting.Duration("ConnectTimeout", "How long to wait for the scheduler's Welcome before reconnecting.", DaemonDuration.Format(Defaults.ConnectTimeout), (o, v) => o.ConnectTimeout = v),
+            Setting.Duration("MaxReconnectDelay", "Longest wait between reconnect attempts (exponential backoff with jitter).", DaemonDuration.Format(Defaults.MaxReconnectDelay), (o, v) => o.MaxReconnectDelay = v),
+            Setting.Integer("MaxBufferedReports", "Reports kept while disconnected; beyond it logs and progress are dropped, results never.", Defaults.MaxBufferedReports.ToString(CultureInfo.InvariantCulture), (o, v) => o.MaxBufferedReports = v),
+            Setting.Boolean("KeepWorkDirectories", "Keep each attempt's work directory after it ends, for debugging.", Defaults.KeepWorkDirectories ? "true" : "false", (o, v) => o.KeepWorkDirectories = v),
+        ],
+        static options =>
+        {
+            // One line at start-up: the first problem, reported against the setting it came from.
+            var problems = options.FindProblems();
+            if (problems.Count > 0)
+            {
+                throw new ArgumentException(problems[0].Message, problems[0].Property);
+            }
+        },
+        new DeprecatedNames
+        {
+            AppSettingsSection = "Agent",
+            EnvironmentPrefix = "CP_AGENT__",
+            FlagPrefix = "--Agent:",
+            Flags = new Dictionary<string, string>(StringComparer.Ordinal) { ["--id"] = "AgentId" },
+        });
+}

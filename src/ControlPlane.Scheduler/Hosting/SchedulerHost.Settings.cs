@@ -1,0 +1,38 @@
+using System.Globalization;
+using ControlPlane.Hosting;
+using Setting = ControlPlane.Hosting.DaemonSetting<ControlPlane.Scheduler.SchedulerOptions>;
+
+namespace ControlPlane.Scheduler.Hosting;
+
+/// <summary>The scheduler's settings table: what --help lists and README's table mirrors.</summary>
+public static partial class SchedulerHost
+{
+    private static readonly SchedulerOptions Defaults = new();
+
+    /// <summary>
+    /// Every scheduler setting: flag --some-option, environment CP_SOME_OPTION, JSON key SomeOption. Deprecated: the
+    /// "Scheduler" section of appsettings.json next to the executable.
+    /// </summary>
+    public static DaemonSettings<SchedulerOptions> Settings { get; } = new(
+        [
+            Setting.Text("Listen", "HOST:PORT", "Address the gRPC server listens on; port 0 picks a free port.", Defaults.Listen, (o, v) => o.Listen = v),
+            Setting.Text("Redis", "HOST:PORT", "Redis holding the run state, for several replicas and restarts.", "none: the in-process embedded store", (o, v) => o.Redis = v),
+            Setting.Text("Namespace", "NAME", "Store namespace; Redis keys live under cp:{NAME}:.", Defaults.Namespace, (o, v) => o.Namespace = v),
+            Setting.Text("SchedulerId", "ID", "This replica's id in Welcome and in logs.", "HOST-PID", (o, v) => o.SchedulerId = v),
+            Setting.Text("TlsCert", "PATH", "PEM certificate (chain); with TlsKey the listener speaks TLS instead of h2c.", "none (h2c)", (o, v) => o.TlsCert = v),
+            Setting.Text("TlsKey", "PATH", "PEM private key of TlsCert.", "none", (o, v) => o.TlsKey = v),
+            Setting.Boolean("Reflection", "Serve grpc.reflection, so grpcurl and similar tools can list and call the services.", Defaults.Reflection ? "true" : "false", (o, v) => o.Reflection = v),
+            Setting.Integer("MaxReceiveMessageSize", "Largest message accepted, in bytes.", string.Create(CultureInfo.InvariantCulture, $"{Defaults.MaxReceiveMessageSize} ({Defaults.MaxReceiveMessageSize >> 20} MiB)"), (o, v) => o.MaxReceiveMessageSize = v),
+            Setting.Duration("LeaseDuration", "How long an attempt stays owned without a heartbeat before it is requeued.", DaemonDuration.Format(Defaults.LeaseDuration), (o, v) => o.LeaseDuration = v),
+            Setting.Duration("HeartbeatInterval", "How often agents heartbeat; at most half the lease.", DaemonDuration.Format(Defaults.HeartbeatInterval), (o, v) => o.HeartbeatInterval = v),
+            Setting.Duration("MaintenanceInterval", "How often the reaper runs (expired leases, timeouts, retries due).", DaemonDuration.Format(Defaults.MaintenanceInterval), (o, v) => o.MaintenanceInterval = v),
+            Setting.Integer("MaintenanceBatch", "Most leases, timeouts and retries one reaper pass handles of each.", Defaults.MaintenanceBatch.ToString(CultureInfo.InvariantCulture), (o, v) => o.MaintenanceBatch = v),
+            Setting.Integer("ClaimBatch", "Most steps one claim gives an agent.", Defaults.ClaimBatch.ToString(CultureInfo.InvariantCulture), (o, v) => o.ClaimBatch = v),
+            Setting.Integer("ReportBatch", "Most agent reports committed in one store call.", Defaults.ReportBatch.ToString(CultureInfo.InvariantCulture), (o, v) => o.ReportBatch = v),
+            Setting.Integer("WatchBatch", "Most events one WatchRun store read returns.", Defaults.WatchBatch.ToString(CultureInfo.InvariantCulture), (o, v) => o.WatchBatch = v),
+            Setting.Duration("WatchRecheckInterval", "How often a watcher re-reads the event log without a wake-up.", DaemonDuration.Format(Defaults.WatchRecheckInterval), (o, v) => o.WatchRecheckInterval = v),
+            Setting.Duration("ShutdownTimeout", "Longest graceful shutdown (streams ended, reports committed).", DaemonDuration.Format(Defaults.ShutdownTimeout), (o, v) => o.ShutdownTimeout = v),
+        ],
+        static options => options.Validate(),
+        new DeprecatedNames { AppSettingsSection = "Scheduler" });
+}
