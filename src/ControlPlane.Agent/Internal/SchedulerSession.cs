@@ -16,7 +16,9 @@ internal sealed class SchedulerSession
     private static readonly string Version =
         typeof(SchedulerSession).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0.0.0";
 
-    private static readonly WriteOptions Buffered = new(WriteFlags.BufferHint);
+    // Bounds of one ReportBatch: a backlog of small reports leaves in one write, a burst of large checkpoints or outputs in several.
+    private const int MaxReportsPerBatch = 256;
+    private const int MaxBatchBytes = 1024 * 1024;
 
     private readonly AgentOptions _options;
     private readonly IReadOnlyCollection<IComputeFramework> _frameworks;
@@ -30,6 +32,7 @@ internal sealed class SchedulerSession
     private PeriodicTimer? _heartbeatTimer;
     private int _heartbeatDue;
     private int _slotsChangedDue;
+    private int _maxReportBatch = 1;
 
     public SchedulerSession(
         AgentOptions options,
@@ -167,6 +170,8 @@ internal sealed class SchedulerSession
 
     private void ApplyWelcome(Welcome welcome)
     {
+        // 0 from a scheduler that predates ReportBatch: it would ignore a batch, so reports go one by one.
+        _maxReportBatch = Math.Clamp(welcome.MaxReportBatch, 1, MaxReportsPerBatch);
         if (welcome.HeartbeatInterval is { } interval && interval.ToTimeSpan() > TimeSpan.Zero)
         {
             _heartbeatInterval = interval.ToTimeSpan();
@@ -189,26 +194,29 @@ internal sealed class SchedulerSession
             // Heartbeats and slot changes go before queued reports so a backlog of logs cannot starve them.
             if (Interlocked.Exchange(ref _slotsChangedDue, 0) == 1)
             {
-                requests.WriteOptions = null;
                 await requests.WriteAsync(new ConnectRequest { SlotsChanged = new SlotsChanged { Slots = _attempts.IsDraining ? 0 : _options.Slots } }, cancellationToken).ConfigureAwait(false);
             }
 
             if (Interlocked.Exchange(ref _heartbeatDue, 0) == 1)
             {
-                requests.WriteOptions = null;
                 await requests.WriteAsync(new ConnectRequest { Heartbeat = new Heartbeat { FencingTokens = { _attempts.OwnedTokens() } } }, cancellationToken).ConfigureAwait(false);
             }
 
-            if (_outbox.Peek() is { } next)
+            // Grpc.Net.Client flushes every write (it ignores WriteFlags.BufferHint), so a backlog leaves as one ReportBatch.
+            if (_outbox.Peek(_maxReportBatch, MaxBatchBytes) is { } next)
             {
-                // A backlog goes out with one flush: every report but the last of a burst is only buffered. If a
-                // revocation empties the outbox in between, the buffered report leaves with the next heartbeat.
-                requests.WriteOptions = _outbox.Count > next.Covered.Length ? Buffered : null;
                 await requests.WriteAsync(next.Message, cancellationToken).ConfigureAwait(false);
                 _outbox.Commit(next.Covered);
-                if (next.Message.MessageCase is ConnectRequest.MessageOneofCase.StepCompleted or ConnectRequest.MessageOneofCase.StepFailed)
+                if (next.Message.ReportBatch is { } batch)
                 {
-                    _attempts.Forget(Outbox.TokenOf(next.Message));
+                    foreach (var report in batch.Reports)
+                    {
+                        ForgetIfResult(report);
+                    }
+                }
+                else
+                {
+                    ForgetIfResult(next.Message);
                 }
 
                 continue;
@@ -221,6 +229,14 @@ internal sealed class SchedulerSession
             }
 
             await _outbox.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private void ForgetIfResult(ConnectRequest report)
+    {
+        if (report.MessageCase is ConnectRequest.MessageOneofCase.StepCompleted or ConnectRequest.MessageOneofCase.StepFailed)
+        {
+            _attempts.Forget(Outbox.TokenOf(report));
         }
     }
 
