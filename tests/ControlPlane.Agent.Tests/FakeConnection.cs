@@ -9,10 +9,26 @@ public sealed class FakeConnection(IServerStreamWriter<ConnectResponse> response
 {
     private readonly object _gate = new();
     private readonly List<ConnectRequest> _received = [];
+    private readonly List<ReportBatch> _batches = [];
     private readonly List<(Func<ConnectRequest, bool> Match, int Count, TaskCompletionSource<ConnectRequest> Done)> _waiters = [];
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly CancellationTokenSource _abort = new();
     private readonly TaskCompletionSource _ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Sent in Welcome: above 0, the agent may send ReportBatch. Default is 0, as from a scheduler that predates batches.</summary>
+    public int MaxReportBatch { get; set; }
+
+    /// <summary>The ReportBatch messages received; their reports are also in <see cref="Received"/>, in order.</summary>
+    public IReadOnlyList<ReportBatch> Batches
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _batches.ToArray();
+            }
+        }
+    }
 
     /// <summary>Completes when the agent half-closed its side (a clean goodbye).</summary>
     public Task Ended => _ended.Task;
@@ -69,6 +85,7 @@ public sealed class FakeConnection(IServerStreamWriter<ConnectResponse> response
             SchedulerId = "fake",
             HeartbeatInterval = Duration.FromTimeSpan(heartbeat ?? TimeSpan.FromHours(1)),
             LeaseDuration = Duration.FromTimeSpan(TimeSpan.FromSeconds(30)),
+            MaxReportBatch = MaxReportBatch,
         };
         welcome.RevokedFencingTokens.AddRange(revoked);
         return SendAsync(new ConnectResponse { Welcome = welcome });
@@ -117,7 +134,17 @@ public sealed class FakeConnection(IServerStreamWriter<ConnectResponse> response
     {
         lock (_gate)
         {
-            _received.Add(message);
+            // Like the scheduler, a batch counts as its reports one by one.
+            if (message.ReportBatch is { } batch)
+            {
+                _batches.Add(batch);
+                _received.AddRange(batch.Reports);
+            }
+            else
+            {
+                _received.Add(message);
+            }
+
             foreach (var waiter in _waiters.ToArray())
             {
                 if (_received.Count(waiter.Match) >= waiter.Count)

@@ -55,14 +55,74 @@ public sealed class OutboxTests
         Assert.Equal([Completed(5)], Drain(outbox));
     }
 
+    [Fact]
+    public void Peek_SeveralReportsQueued_OneBatchInQueueOrderWithLogLinesMerged()
+    {
+        var outbox = new Outbox(100);
+        outbox.Enqueue(Started(1));
+        outbox.Enqueue(Log(1, "a"));
+        outbox.Enqueue(Log(1, "b"));
+        outbox.Enqueue(Started(2));
+        outbox.Enqueue(Completed(1));
+
+        var (message, covered) = outbox.Peek(maxReports: 256)!.Value;
+
+        Assert.Equal(5, covered.Length);
+        Assert.Equal(
+            [ConnectRequest.MessageOneofCase.StepStarted, ConnectRequest.MessageOneofCase.StepLog, ConnectRequest.MessageOneofCase.StepStarted, ConnectRequest.MessageOneofCase.StepCompleted],
+            message.ReportBatch.Reports.Select(r => r.MessageCase));
+        Assert.Equal(["a", "b"], message.ReportBatch.Reports[1].StepLog.Lines);
+        outbox.Commit(covered);
+        Assert.Null(outbox.Peek(maxReports: 256));
+    }
+
+    [Fact]
+    public void Peek_OneReportQueued_SentWithoutBatch()
+    {
+        var outbox = new Outbox(100);
+        outbox.Enqueue(Completed(3));
+
+        Assert.Equal(Completed(3), outbox.Peek(maxReports: 256)!.Value.Message);
+    }
+
+    [Fact]
+    public void Peek_MoreThanMaxReports_BatchStopsAtTheLimitAndTheRestFollows()
+    {
+        var outbox = new Outbox(100);
+        for (var token = 1; token <= 5; token++)
+        {
+            outbox.Enqueue(Completed(token));
+        }
+
+        Assert.Equal([[1L, 2L, 3L], [4L, 5L]], Drain(outbox, maxReports: 3).Select(m => m.ReportBatch.Reports.Select(r => r.StepCompleted.FencingToken).ToArray()));
+    }
+
+    [Fact]
+    public void Peek_ReportsOverTheByteBound_BatchEndsBeforeTheOneThatWouldPassItButHoldsAtLeastOne()
+    {
+        var outbox = new Outbox(100);
+        var big = new ConnectRequest { StepCheckpoint = new StepCheckpoint { FencingToken = 1, Data = Google.Protobuf.ByteString.CopyFrom(new byte[2000]) } };
+        outbox.Enqueue(big);
+        outbox.Enqueue(Completed(2));
+        outbox.Enqueue(Completed(3));
+
+        var sent = Drain(outbox, maxReports: 256, maxBytes: 1000);
+
+        Assert.Equal(2, sent.Count);
+        Assert.Equal(big, sent[0]);
+        Assert.Equal([Completed(2), Completed(3)], sent[1].ReportBatch.Reports);
+    }
+
     private static ConnectRequest Started(long token) => new() { StepStarted = new StepStarted { FencingToken = token } };
 
     private static ConnectRequest Completed(long token) => new() { StepCompleted = new StepCompleted { FencingToken = token } };
 
-    private static List<ConnectRequest> Drain(Outbox outbox)
+    private static ConnectRequest Log(long token, string line) => new() { StepLog = new StepLog { FencingToken = token, Lines = { line } } };
+
+    private static List<ConnectRequest> Drain(Outbox outbox, int maxReports = 1, int maxBytes = int.MaxValue)
     {
         var sent = new List<ConnectRequest>();
-        while (outbox.Peek() is { } next)
+        while (outbox.Peek(maxReports, maxBytes) is { } next)
         {
             sent.Add(next.Message);
             outbox.Commit(next.Covered);

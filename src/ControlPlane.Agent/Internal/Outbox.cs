@@ -81,9 +81,11 @@ internal sealed class Outbox(int capacity)
 
     /// <summary>
     /// The next message to write and the reports it covers; consecutive log lines of one attempt and
-    /// stream are merged into one StepLog. Call <see cref="Commit"/> after the write succeeded.
+    /// stream are merged into one StepLog. With <paramref name="maxReports"/> above 1, up to that many such
+    /// messages (and about <paramref name="maxBytes"/>, though never fewer than one) leave together in one
+    /// ReportBatch. Call <see cref="Commit"/> after the write succeeded.
     /// </summary>
-    public (ConnectRequest Message, ConnectRequest[] Covered)? Peek()
+    public (ConnectRequest Message, ConnectRequest[] Covered)? Peek(int maxReports = 1, int maxBytes = int.MaxValue)
     {
         lock (_items)
         {
@@ -92,30 +94,60 @@ internal sealed class Outbox(int capacity)
                 return null;
             }
 
-            var first = _items[0];
-            if (first.MessageCase != ConnectRequest.MessageOneofCase.StepLog)
+            var (first, taken) = NextReport(0);
+            if (maxReports <= 1 || taken == _items.Count)
             {
-                return (first, [first]);
+                return (first, _items.GetRange(0, taken).ToArray());
             }
 
-            var merged = new StepLog { FencingToken = first.StepLog.FencingToken, Stream = first.StepLog.Stream };
-            var covered = new List<ConnectRequest>();
-            foreach (var item in _items)
+            var batch = new ReportBatch { Reports = { first } };
+            var bytes = first.CalculateSize();
+            while (taken < _items.Count && batch.Reports.Count < maxReports)
             {
-                if (item.MessageCase != ConnectRequest.MessageOneofCase.StepLog
-                    || item.StepLog.FencingToken != merged.FencingToken
-                    || item.StepLog.Stream != merged.Stream
-                    || merged.Lines.Count + item.StepLog.Lines.Count > MaxLinesPerBatch && covered.Count > 0)
+                var (report, count) = NextReport(taken);
+                var size = report.CalculateSize();
+                if (bytes + size > maxBytes)
                 {
                     break;
                 }
 
-                merged.Lines.AddRange(item.StepLog.Lines);
-                covered.Add(item);
+                batch.Reports.Add(report);
+                bytes += size;
+                taken += count;
             }
 
-            return (new ConnectRequest { StepLog = merged }, covered.ToArray());
+            var covered = _items.GetRange(0, taken).ToArray();
+            return batch.Reports.Count == 1 ? (first, covered) : (new ConnectRequest { ReportBatch = batch }, covered);
         }
+    }
+
+    /// <summary>The report starting at <paramref name="start"/> and how many queued items it covers (several merged log lines, or one).</summary>
+    private (ConnectRequest Report, int Count) NextReport(int start)
+    {
+        var first = _items[start];
+        if (first.MessageCase != ConnectRequest.MessageOneofCase.StepLog)
+        {
+            return (first, 1);
+        }
+
+        var merged = new StepLog { FencingToken = first.StepLog.FencingToken, Stream = first.StepLog.Stream };
+        var count = 0;
+        for (var i = start; i < _items.Count; i++)
+        {
+            var item = _items[i];
+            if (item.MessageCase != ConnectRequest.MessageOneofCase.StepLog
+                || item.StepLog.FencingToken != merged.FencingToken
+                || item.StepLog.Stream != merged.Stream
+                || merged.Lines.Count + item.StepLog.Lines.Count > MaxLinesPerBatch && count > 0)
+            {
+                break;
+            }
+
+            merged.Lines.AddRange(item.StepLog.Lines);
+            count++;
+        }
+
+        return (new ConnectRequest { StepLog = merged }, count);
     }
 
     /// <summary>Removes reports that were written.</summary>

@@ -11,6 +11,9 @@ namespace ControlPlane.Scheduler.Services;
 /// </summary>
 internal sealed class AgentConnection : IDisposable
 {
+    /// <summary>The most reports one ReportBatch may carry; every Welcome sent on the stream says so.</summary>
+    public const int MaxReportBatch = 256;
+
     private static readonly WriteOptions Buffered = new(WriteFlags.BufferHint);
 
     private readonly Channel<ConnectResponse> outgoing = Channel.CreateUnbounded<ConnectResponse>(new UnboundedChannelOptions { SingleReader = true });
@@ -58,7 +61,16 @@ internal sealed class AgentConnection : IDisposable
 
     public bool Serves(string queue) => queues.Contains(queue);
 
-    public void Send(ConnectResponse message) => outgoing.Writer.TryWrite(message);
+    public void Send(ConnectResponse message)
+    {
+        if (message.MessageCase == ConnectResponse.MessageOneofCase.Welcome)
+        {
+            // This class unpacks ReportBatch, so it is the one that tells the agent it may send them.
+            message.Welcome.MaxReportBatch = MaxReportBatch;
+        }
+
+        outgoing.Writer.TryWrite(message);
+    }
 
     public void RequestClaim() => claimBell.Set();
 
@@ -227,6 +239,49 @@ internal sealed class AgentConnection : IDisposable
                 await HeartbeatAsync(message.Heartbeat, token).ConfigureAwait(false);
                 break;
 
+            case ConnectRequest.MessageOneofCase.SlotsChanged:
+                await SlotsChangedAsync(message.SlotsChanged.Slots, token).ConfigureAwait(false);
+                break;
+
+            case ConnectRequest.MessageOneofCase.ReportBatch:
+                RouteBatch(message.ReportBatch);
+                break;
+
+            default:
+                RouteReport(message);
+                break;
+        }
+    }
+
+    private void RouteBatch(ReportBatch batch)
+    {
+        // Checked whole before any report is routed, so a malformed batch records nothing.
+        if (batch.Reports.Count > MaxReportBatch)
+        {
+            throw RpcErrors.InvalidArgument("report_batch.reports", $"report_batch carries {batch.Reports.Count} reports; send at most {MaxReportBatch} (Welcome.max_report_batch) per batch");
+        }
+
+        for (var i = 0; i < batch.Reports.Count; i++)
+        {
+            var kind = batch.Reports[i].MessageCase;
+            if (kind is ConnectRequest.MessageOneofCase.Hello or ConnectRequest.MessageOneofCase.Heartbeat
+                or ConnectRequest.MessageOneofCase.SlotsChanged or ConnectRequest.MessageOneofCase.ReportBatch)
+            {
+                var name = ConnectRequest.Descriptor.FindFieldByNumber((int)kind).Name;
+                throw RpcErrors.InvalidArgument($"report_batch.reports[{i}]", $"report_batch.reports[{i}] is {name}; a batch carries step reports only, send {name} as a message of its own");
+            }
+        }
+
+        foreach (var report in batch.Reports)
+        {
+            RouteReport(report);
+        }
+    }
+
+    private void RouteReport(ConnectRequest message)
+    {
+        switch (message.MessageCase)
+        {
             case ConnectRequest.MessageOneofCase.StepStarted:
                 Route(message.StepStarted.FencingToken, message, ends: false);
                 break;
@@ -244,10 +299,6 @@ internal sealed class AgentConnection : IDisposable
                 break;
             case ConnectRequest.MessageOneofCase.StepFailed:
                 Route(message.StepFailed.FencingToken, message, ends: true);
-                break;
-
-            case ConnectRequest.MessageOneofCase.SlotsChanged:
-                await SlotsChangedAsync(message.SlotsChanged.Slots, token).ConfigureAwait(false);
                 break;
 
             default:

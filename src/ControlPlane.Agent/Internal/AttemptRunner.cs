@@ -1,0 +1,202 @@
+using ControlPlane.V1;
+using Google.Protobuf;
+using Microsoft.Extensions.Logging;
+
+namespace ControlPlane.Agent.Internal;
+
+/// <summary>
+/// Runs the attempts the scheduler assigns: admits each into the <see cref="AttemptTable"/>, gives it a work
+/// directory, its inputs and checkpoint, calls its compute framework, and queues Started and the result.
+/// </summary>
+internal sealed class AttemptRunner(
+    AgentOptions options,
+    IReadOnlyDictionary<string, IComputeFramework> frameworks,
+    AttemptTable attempts,
+    Outbox outbox,
+    ILogger logger)
+{
+    /// <summary>Starts an assignment, or queues a retryable StepFailed saying why this agent cannot run it.</summary>
+    public void Accept(Assignment assignment)
+    {
+        var slots = Math.Max(1, assignment.Spec?.Slots ?? 1);
+        string? refusal = null;
+        if (assignment.Spec is null)
+        {
+            refusal = "assignment carries no step spec";
+        }
+        else if (!frameworks.ContainsKey(assignment.Spec.Framework))
+        {
+            refusal = $"agent '{options.AgentId}' has no compute framework '{assignment.Spec.Framework}' (it runs {string.Join(", ", frameworks.Keys)})";
+        }
+
+        var attempt = attempts.Admit(assignment, slots, ref refusal);
+        if (attempt is null)
+        {
+            if (refusal is not null)
+            {
+                AgentLog.Refused(logger, assignment.RunId, assignment.StepId, assignment.Attempt, refusal);
+                outbox.Enqueue(new ConnectRequest { StepFailed = new StepFailed { FencingToken = assignment.FencingToken, Error = refusal } });
+            }
+
+            return;
+        }
+
+        AgentLog.Assigned(logger, attempt.RunId, attempt.StepId, attempt.Attempt, attempt.FencingToken, assignment.Spec!.Framework);
+        outbox.Enqueue(new ConnectRequest { StepStarted = new StepStarted { FencingToken = attempt.FencingToken } });
+        attempt.Execution = Task.Run(() => RunAsync(attempt, assignment), CancellationToken.None);
+    }
+
+    /// <summary>The scheduler sent CancelAttempt: stop the step; its result says it was cancelled.</summary>
+    public void Cancel(CancelAttempt cancel)
+    {
+        if (attempts.CancelByScheduler(cancel.FencingToken) is not { } attempt)
+        {
+            return;
+        }
+
+        AgentLog.StoppingAttempt(logger, attempt.RunId, attempt.StepId, attempt.Attempt, string.IsNullOrEmpty(cancel.Reason) ? "cancelled by the scheduler" : cancel.Reason);
+        attempt.Stop.Cancel();
+    }
+
+    /// <summary>The attempt belongs to someone else now: stop it and drop everything still queued for it.</summary>
+    public void Revoke(long token, string reason)
+    {
+        if (attempts.Revoke(token) is not { } attempt)
+        {
+            return;
+        }
+
+        outbox.RemoveAttempt(token);
+        AgentLog.Revoked(logger, attempt.RunId, attempt.StepId, attempt.Attempt, reason);
+        attempt.Stop.Cancel();
+        outbox.Wake();
+    }
+
+    /// <summary>Stops every running attempt (their results say the agent stopped them) without waiting for them.</summary>
+    public async Task StopRunningAsync(string reason)
+    {
+        foreach (var attempt in attempts.StopRunning())
+        {
+            AgentLog.StoppingAttempt(logger, attempt.RunId, attempt.StepId, attempt.Attempt, reason);
+            await attempt.Stop.CancelAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Stops every running attempt and returns once their steps have ended.</summary>
+    public async Task StopAllAsync()
+    {
+        var running = attempts.StopRunning();
+        foreach (var attempt in running)
+        {
+            await attempt.Stop.CancelAsync().ConfigureAwait(false);
+        }
+
+        // Return only once their processes are gone, so a stopped agent leaves nothing running behind it.
+        await Task.WhenAll(running.Select(a => a.Execution ?? Task.CompletedTask)).ConfigureAwait(false);
+    }
+
+    private async Task RunAsync(AttemptState attempt, Assignment assignment)
+    {
+        var framework = frameworks[assignment.Spec.Framework];
+        var directory = Path.Combine(
+            options.EffectiveWorkRoot,
+            AgentOptions.SanitizeAgentId(attempt.RunId),
+            $"{AgentOptions.SanitizeAgentId(attempt.StepId)}.{attempt.Attempt}.{attempt.FencingToken}");
+        StepResult result;
+        try
+        {
+            // Left over from an earlier agent process with the same token: start clean. The directory itself is made by
+            // the framework that uses it (the shell framework does; in-process handlers need none).
+            if (Directory.Exists(directory))
+            {
+                Directory.Delete(directory, recursive: true);
+            }
+
+            var inputs = assignment.Inputs.ToDictionary(
+                i => i.StepId,
+                i => new StepInputData(i.StepId, i.Data.Memory, string.IsNullOrEmpty(i.Uri) ? null : i.Uri, string.IsNullOrEmpty(i.Type) ? null : i.Type),
+                StringComparer.Ordinal);
+            // Not a ?: expression: there the null literal would convert to an empty ReadOnlyMemory (through byte[]) instead of "no checkpoint".
+            ReadOnlyMemory<byte>? checkpoint = null;
+            if (assignment.HasCheckpoint)
+            {
+                checkpoint = assignment.Checkpoint.Memory;
+            }
+
+            var execution = new StepExecution(attempt.RunId, attempt.StepId, attempt.Attempt, attempt.FencingToken, assignment.Spec, inputs, checkpoint, directory);
+            result = await framework.RunAsync(execution, new AttemptReporter(outbox, attempt), attempt.Stop.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            result = StepResult.Failure($"compute framework '{framework.Name}' failed: {ex.GetType().Name}: {ex.Message}");
+        }
+
+        if (!options.KeepWorkDirectories)
+        {
+            TryDeleteDirectory(directory);
+        }
+
+        Finish(attempt, result);
+    }
+
+    private void Finish(AttemptState attempt, StepResult result)
+    {
+        var report = ToReport(attempt, result);
+        var owned = attempts.Finish(attempt);
+        AgentLog.Finished(logger, attempt.RunId, attempt.StepId, attempt.Attempt, result.Succeeded ? "succeeded" : "failed: " + result.Error);
+        if (owned)
+        {
+            outbox.Enqueue(report);
+        }
+        else
+        {
+            attempt.Dispose();
+        }
+
+        outbox.Wake();
+    }
+
+    private ConnectRequest ToReport(AttemptState attempt, StepResult result)
+    {
+        if (result.Succeeded)
+        {
+            var completed = new StepCompleted { FencingToken = attempt.FencingToken, Output = ByteString.CopyFrom(result.Output.Span), OutputUri = result.OutputUri ?? string.Empty };
+            completed.Usage.Add(result.Usage.ToDictionary());
+            return new ConnectRequest { StepCompleted = completed };
+        }
+
+        var error = result.Error ?? "step failed";
+        if (attempt.StoppedByAgent && !attempt.CancelledByScheduler)
+        {
+            error = $"agent '{options.AgentId}' stopped before the step finished ({error})";
+        }
+
+        var failed = new StepFailed
+        {
+            FencingToken = attempt.FencingToken,
+            Error = error,
+            Permanent = result.Permanent,
+            TimedOut = result.TimedOut && !attempt.CancelledByScheduler,
+            Cancelled = attempt.CancelledByScheduler || (result.Cancelled && !attempt.StoppedByAgent),
+        };
+        failed.Usage.Add(result.Usage.ToDictionary());
+        return new ConnectRequest { StepFailed = failed };
+    }
+
+    private static void TryDeleteDirectory(string directory)
+    {
+        if (!Directory.Exists(directory))
+        {
+            return;
+        }
+
+        try
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // A step may leave files it cannot delete (or the directory is already gone); the work root is scratch space.
+        }
+    }
+}

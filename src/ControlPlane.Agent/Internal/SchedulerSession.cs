@@ -1,0 +1,300 @@
+using System.Reflection;
+using ControlPlane.V1;
+using Grpc.Core;
+using Grpc.Net.Client;
+using Microsoft.Extensions.Logging;
+
+namespace ControlPlane.Agent.Internal;
+
+/// <summary>
+/// The agent's side of AgentService.Connect. Each <see cref="RunAsync"/> is one connection: Hello and Welcome,
+/// then a read loop (assignments, cancels, drain), a write loop (heartbeats and slot changes first, then the
+/// outbox) and a heartbeat timer. What must survive a reconnect (due heartbeats, the interval) lives here.
+/// </summary>
+internal sealed class SchedulerSession
+{
+    private static readonly string Version =
+        typeof(SchedulerSession).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0.0.0";
+
+    // Bounds of one ReportBatch: a backlog of small reports leaves in one write, a burst of large checkpoints or outputs in several.
+    private const int MaxReportsPerBatch = 256;
+    private const int MaxBatchBytes = 1024 * 1024;
+
+    private readonly AgentOptions _options;
+    private readonly IReadOnlyCollection<IComputeFramework> _frameworks;
+    private readonly AttemptTable _attempts;
+    private readonly AttemptRunner _runner;
+    private readonly Outbox _outbox;
+    private readonly ILogger _logger;
+    private readonly TimeProvider _timeProvider;
+    private readonly TaskCompletionSource _connected = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private TimeSpan _heartbeatInterval;
+    private PeriodicTimer? _heartbeatTimer;
+    private int _heartbeatDue;
+    private int _slotsChangedDue;
+    private int _maxReportBatch = 1;
+
+    public SchedulerSession(
+        AgentOptions options,
+        IReadOnlyCollection<IComputeFramework> frameworks,
+        AttemptTable attempts,
+        AttemptRunner runner,
+        Outbox outbox,
+        ILogger logger,
+        TimeProvider timeProvider)
+    {
+        _options = options;
+        _frameworks = frameworks;
+        _attempts = attempts;
+        _runner = runner;
+        _outbox = outbox;
+        _logger = logger;
+        _timeProvider = timeProvider;
+        _heartbeatInterval = options.HeartbeatInterval;
+    }
+
+    /// <summary>Completes when the first Welcome has been received.</summary>
+    public Task Connected => _connected.Task;
+
+    /// <summary>Draining, nothing held and nothing left to write: the agent is done.</summary>
+    public bool IsFinished => _attempts.IsDraining && _attempts.IsEmpty && _outbox.Count == 0;
+
+    /// <summary>Stops taking new steps and tells the scheduler (SlotsChanged to 0); the session ends once everything is reported.</summary>
+    public void Drain(string reason)
+    {
+        if (_attempts.BeginDrain())
+        {
+            Interlocked.Exchange(ref _slotsChangedDue, 1);
+            AgentLog.Draining(_logger, reason, _attempts.Running);
+        }
+
+        _outbox.Wake();
+    }
+
+    /// <summary>One connection. Throws when it fails before Welcome (retried with backoff); returns true when the agent is done.</summary>
+    public async ValueTask<bool> RunAsync(CancellationToken hardStop)
+    {
+        if (IsFinished)
+        {
+            return true;
+        }
+
+        using var channel = GrpcChannel.ForAddress(_options.SchedulerAddress, new GrpcChannelOptions
+        {
+            // Pings notice a scheduler whose host vanished without closing the connection, on an otherwise quiet stream.
+            HttpHandler = new SocketsHttpHandler
+            {
+                KeepAlivePingDelay = TimeSpan.FromSeconds(10),
+                KeepAlivePingTimeout = TimeSpan.FromSeconds(10),
+                KeepAlivePingPolicy = HttpKeepAlivePingPolicy.WithActiveRequests,
+                PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan,
+            },
+            DisposeHttpClient = true,
+
+            // Assignments carry inputs of up to 1 MiB from each upstream step.
+            MaxReceiveMessageSize = 64 * 1024 * 1024,
+        });
+        using var sessionCts = CancellationTokenSource.CreateLinkedTokenSource(hardStop);
+        using var call = new AgentService.AgentServiceClient(channel).Connect(cancellationToken: sessionCts.Token);
+        AgentLog.Connecting(_logger, _options.SchedulerAddress, _options.AgentId);
+
+        var hello = BuildHello();
+        Welcome welcome;
+        using (var welcomeCts = CancellationTokenSource.CreateLinkedTokenSource(sessionCts.Token))
+        {
+            // One deadline covers the TCP/HTTP2 connect, Hello and Welcome, so an unreachable scheduler cannot hang the agent.
+            welcomeCts.CancelAfter(_options.ConnectTimeout);
+            try
+            {
+                await call.RequestStream.WriteAsync(new ConnectRequest { Hello = hello }, welcomeCts.Token).ConfigureAwait(false);
+                if (!await call.ResponseStream.MoveNext(welcomeCts.Token).ConfigureAwait(false))
+                {
+                    throw new IOException("the scheduler closed the stream before sending Welcome");
+                }
+            }
+            catch (Exception ex) when (welcomeCts.IsCancellationRequested && !hardStop.IsCancellationRequested)
+            {
+                throw new TimeoutException($"no Welcome from {_options.SchedulerAddress} within {_options.ConnectTimeout}", ex);
+            }
+
+            welcome = call.ResponseStream.Current.Welcome
+                ?? throw new InvalidOperationException($"the scheduler's first message was {call.ResponseStream.Current.MessageCase}, not Welcome");
+        }
+
+        ApplyWelcome(welcome);
+        AgentLog.Connected(_logger, _options.SchedulerAddress, welcome.SchedulerId, _heartbeatInterval, hello.RunningAttempts.Count);
+        _connected.TrySetResult();
+
+        // From here a failure is a dropped stream, not a failed connect: the caller reconnects at once.
+        var writer = WriteLoopAsync(call.RequestStream, sessionCts.Token);
+        var reader = ReadLoopAsync(call.ResponseStream, sessionCts.Token);
+        var heartbeat = HeartbeatLoopAsync(sessionCts.Token);
+        var first = await Task.WhenAny(writer, reader).ConfigureAwait(false);
+        if (first == writer && writer.IsCompletedSuccessfully)
+        {
+            // Half-closed after the last result: wait for the scheduler to end its side, so cancelling the call cannot cut off what was written.
+            await Task.WhenAny(reader, Task.Delay(_options.ConnectTimeout, _timeProvider, hardStop)).ConfigureAwait(false);
+        }
+
+        await sessionCts.CancelAsync().ConfigureAwait(false);
+        await Task.WhenAll(Quiet(writer), Quiet(reader), Quiet(heartbeat)).ConfigureAwait(false);
+        hardStop.ThrowIfCancellationRequested();
+        if (first == writer && writer.IsCompletedSuccessfully && writer.Result)
+        {
+            return true;
+        }
+
+        var why = first.Exception?.GetBaseException().Message ?? "the scheduler ended the stream";
+        AgentLog.Disconnected(_logger, why, _outbox.Count);
+        return false;
+    }
+
+    private Hello BuildHello()
+    {
+        var hello = new Hello
+        {
+            AgentId = _options.AgentId,
+            Host = Environment.MachineName,
+            Slots = _attempts.IsDraining ? 0 : _options.Slots,
+            Version = Version,
+        };
+        hello.Frameworks.AddRange(_frameworks.Select(f => f.Name).Order(StringComparer.Ordinal));
+
+        // Read at each connect: a dotnet framework may register handlers after the agent was created.
+        hello.Handlers.AddRange(_frameworks.SelectMany(f => f.Handlers).Distinct().Order(StringComparer.Ordinal));
+        hello.Queues.AddRange(_options.Queues);
+        hello.Labels.Add(_options.Labels);
+        hello.RunningAttempts.AddRange(_attempts.Owned());
+        return hello;
+    }
+
+    private void ApplyWelcome(Welcome welcome)
+    {
+        // 0 from a scheduler that predates ReportBatch: it would ignore a batch, so reports go one by one.
+        _maxReportBatch = Math.Clamp(welcome.MaxReportBatch, 1, MaxReportsPerBatch);
+        if (welcome.HeartbeatInterval is { } interval && interval.ToTimeSpan() > TimeSpan.Zero)
+        {
+            _heartbeatInterval = interval.ToTimeSpan();
+            if (_heartbeatTimer is { } timer)
+            {
+                timer.Period = _heartbeatInterval;
+            }
+        }
+
+        foreach (var token in welcome.RevokedFencingTokens)
+        {
+            _runner.Revoke(token, "the scheduler revoked it on reconnect");
+        }
+    }
+
+    private async Task<bool> WriteLoopAsync(IClientStreamWriter<ConnectRequest> requests, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            // Heartbeats and slot changes go before queued reports so a backlog of logs cannot starve them.
+            if (Interlocked.Exchange(ref _slotsChangedDue, 0) == 1)
+            {
+                await requests.WriteAsync(new ConnectRequest { SlotsChanged = new SlotsChanged { Slots = _attempts.IsDraining ? 0 : _options.Slots } }, cancellationToken).ConfigureAwait(false);
+            }
+
+            if (Interlocked.Exchange(ref _heartbeatDue, 0) == 1)
+            {
+                await requests.WriteAsync(new ConnectRequest { Heartbeat = new Heartbeat { FencingTokens = { _attempts.OwnedTokens() } } }, cancellationToken).ConfigureAwait(false);
+            }
+
+            // Grpc.Net.Client flushes every write (it ignores WriteFlags.BufferHint), so a backlog leaves as one ReportBatch.
+            if (_outbox.Peek(_maxReportBatch, MaxBatchBytes) is { } next)
+            {
+                await requests.WriteAsync(next.Message, cancellationToken).ConfigureAwait(false);
+                _outbox.Commit(next.Covered);
+                if (next.Message.ReportBatch is { } batch)
+                {
+                    foreach (var report in batch.Reports)
+                    {
+                        ForgetIfResult(report);
+                    }
+                }
+                else
+                {
+                    ForgetIfResult(next.Message);
+                }
+
+                continue;
+            }
+
+            if (IsFinished)
+            {
+                await requests.CompleteAsync().ConfigureAwait(false);
+                return true;
+            }
+
+            await _outbox.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private void ForgetIfResult(ConnectRequest report)
+    {
+        if (report.MessageCase is ConnectRequest.MessageOneofCase.StepCompleted or ConnectRequest.MessageOneofCase.StepFailed)
+        {
+            _attempts.Forget(Outbox.TokenOf(report));
+        }
+    }
+
+    private async Task HeartbeatLoopAsync(CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(_heartbeatInterval, _timeProvider);
+        _heartbeatTimer = timer;
+        try
+        {
+            while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
+            {
+                Interlocked.Exchange(ref _heartbeatDue, 1);
+                _outbox.Wake();
+            }
+        }
+        finally
+        {
+            _heartbeatTimer = null;
+        }
+    }
+
+    private async Task ReadLoopAsync(IAsyncStreamReader<ConnectResponse> responses, CancellationToken cancellationToken)
+    {
+        while (await responses.MoveNext(cancellationToken).ConfigureAwait(false))
+        {
+            var message = responses.Current;
+            AgentLog.Received(_logger, message.MessageCase.ToString());
+            switch (message.MessageCase)
+            {
+                case ConnectResponse.MessageOneofCase.Assignment:
+                    _runner.Accept(message.Assignment);
+                    break;
+                case ConnectResponse.MessageOneofCase.CancelAttempt:
+                    _runner.Cancel(message.CancelAttempt);
+                    break;
+                case ConnectResponse.MessageOneofCase.Drain:
+                    Drain(string.IsNullOrEmpty(message.Drain.Reason) ? "the scheduler asked" : message.Drain.Reason);
+                    break;
+                case ConnectResponse.MessageOneofCase.ResultRejected:
+                    AgentLog.Rejected(_logger, message.ResultRejected.FencingToken, message.ResultRejected.Reason);
+                    _runner.Revoke(message.ResultRejected.FencingToken, "the scheduler rejected its report: " + message.ResultRejected.Reason);
+                    break;
+                case ConnectResponse.MessageOneofCase.Welcome:
+                    ApplyWelcome(message.Welcome);
+                    break;
+            }
+        }
+    }
+
+    private static async Task Quiet(Task task)
+    {
+        try
+        {
+            await task.ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            // The session is over; its loops' errors were already surfaced through the first one that ended.
+        }
+    }
+}
