@@ -11,7 +11,7 @@ namespace ControlPlane.Scheduler.Services;
 /// </summary>
 internal sealed class AgentConnection : IDisposable
 {
-    /// <summary>The most reports one ReportBatch may carry; every Welcome sent on the stream says so.</summary>
+    /// <summary>The most reports one ReportBatch may carry; the Welcome of every stream says so.</summary>
     public const int MaxReportBatch = 256;
 
     private static readonly WriteOptions Buffered = new(WriteFlags.BufferHint);
@@ -63,12 +63,6 @@ internal sealed class AgentConnection : IDisposable
 
     public void Send(ConnectResponse message)
     {
-        if (message.MessageCase == ConnectResponse.MessageOneofCase.Welcome)
-        {
-            // This class unpacks ReportBatch, so it is the one that tells the agent it may send them.
-            message.Welcome.MaxReportBatch = MaxReportBatch;
-        }
-
         outgoing.Writer.TryWrite(message);
     }
 

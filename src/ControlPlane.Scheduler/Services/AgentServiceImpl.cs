@@ -54,6 +54,9 @@ internal sealed class AgentServiceImpl : AgentService.AgentServiceBase
             SchedulerId = options.EffectiveSchedulerId,
             HeartbeatInterval = Duration.FromTimeSpan(options.HeartbeatInterval),
             LeaseDuration = Duration.FromTimeSpan(options.LeaseDuration),
+
+            // AgentConnection unpacks ReportBatch; an agent batches only when a scheduler says it may.
+            MaxReportBatch = AgentConnection.MaxReportBatch,
         };
         welcome.RevokedFencingTokens.AddRange(session.RevokedTokens);
         connection.Send(new ConnectResponse { Welcome = welcome });
