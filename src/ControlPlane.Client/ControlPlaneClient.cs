@@ -26,31 +26,31 @@ public sealed class ControlPlaneClient : IDisposable
         new() { Service = "controlplane.v1.AdminService", Method = "SetLimit" },
     ];
 
-    private readonly GrpcChannel channel;
-    private readonly RunService.RunServiceClient runs;
-    private readonly AdminService.AdminServiceClient admin;
-    private readonly ControlPlaneClientOptions options;
-    private readonly Metadata? headers;
+    private readonly GrpcChannel _channel;
+    private readonly RunService.RunServiceClient _runs;
+    private readonly AdminService.AdminServiceClient _admin;
+    private readonly ControlPlaneClientOptions _options;
+    private readonly Metadata? _headers;
 
     // Polly where grpc's retry policy does not fit: SubmitRun is idempotent only with a key, and a watch that already
     // delivered events is reopened from its last seq rather than replayed.
-    private readonly ResiliencePipeline retry;
+    private readonly ResiliencePipeline _retry;
 
     public ControlPlaneClient(ControlPlaneClientOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
-        this.options = options;
+        _options = options;
         Address = new Uri(options.Address);
-        channel = GrpcChannel.ForAddress(options.Address, CreateChannelOptions(options));
-        runs = new RunService.RunServiceClient(channel);
-        admin = new AdminService.AdminServiceClient(channel);
+        _channel = GrpcChannel.ForAddress(options.Address, CreateChannelOptions(options));
+        _runs = new RunService.RunServiceClient(_channel);
+        _admin = new AdminService.AdminServiceClient(_channel);
         if (options.BearerToken is { } token)
         {
-            headers = new Metadata { { "authorization", "Bearer " + token } };
+            _headers = new Metadata { { "authorization", "Bearer " + token } };
         }
 
-        retry = options.MaxRetryAttempts == 0
+        _retry = options.MaxRetryAttempts == 0
             ? ResiliencePipeline.Empty
             : new ResiliencePipelineBuilder { TimeProvider = options.TimeProvider }
                 .AddRetry(new RetryStrategyOptions
@@ -131,7 +131,7 @@ public sealed class ControlPlaneClient : IDisposable
     {
         ArgumentNullException.ThrowIfNull(spec);
         var request = new SubmitRunRequest { Spec = spec, IdempotencyKey = idempotencyKey ?? string.Empty };
-        var call = (Func<CallOptions, AsyncUnaryCall<SubmitRunResponse>>)(o => runs.SubmitRunAsync(request, o));
+        var call = (Func<CallOptions, AsyncUnaryCall<SubmitRunResponse>>)(o => _runs.SubmitRunAsync(request, o));
         return string.IsNullOrEmpty(idempotencyKey) ? UnaryAsync(call, cancellationToken) : RetriedAsync(call, cancellationToken);
     }
 
@@ -139,7 +139,7 @@ public sealed class ControlPlaneClient : IDisposable
     public async Task<Run> GetRunAsync(string runId, CancellationToken cancellationToken = default)
     {
         RequireId(runId, nameof(runId));
-        var response = await UnaryAsync(o => runs.GetRunAsync(new GetRunRequest { RunId = runId }, o), cancellationToken).ConfigureAwait(false);
+        var response = await UnaryAsync(o => _runs.GetRunAsync(new GetRunRequest { RunId = runId }, o), cancellationToken).ConfigureAwait(false);
         return response.Run;
     }
 
@@ -147,7 +147,7 @@ public sealed class ControlPlaneClient : IDisposable
     public Task<ListRunsResponse> ListRunsAsync(ListRunsRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
-        return UnaryAsync(o => runs.ListRunsAsync(request, o), cancellationToken);
+        return UnaryAsync(o => _runs.ListRunsAsync(request, o), cancellationToken);
     }
 
     /// <summary>Cancels the run: running attempts are told to stop and nothing new is dispatched.</summary>
@@ -155,28 +155,28 @@ public sealed class ControlPlaneClient : IDisposable
     {
         RequireId(runId, nameof(runId));
         var request = new CancelRunRequest { RunId = runId, Reason = reason ?? string.Empty };
-        return (await UnaryAsync(o => runs.CancelRunAsync(request, o), cancellationToken).ConfigureAwait(false)).Run;
+        return (await UnaryAsync(o => _runs.CancelRunAsync(request, o), cancellationToken).ConfigureAwait(false)).Run;
     }
 
     /// <summary>Dispatches nothing new until <see cref="ResumeRunAsync"/>; running steps finish.</summary>
     public async Task<Run> PauseRunAsync(string runId, CancellationToken cancellationToken = default)
     {
         RequireId(runId, nameof(runId));
-        return (await UnaryAsync(o => runs.PauseRunAsync(new PauseRunRequest { RunId = runId }, o), cancellationToken).ConfigureAwait(false)).Run;
+        return (await UnaryAsync(o => _runs.PauseRunAsync(new PauseRunRequest { RunId = runId }, o), cancellationToken).ConfigureAwait(false)).Run;
     }
 
     /// <summary>Resumes a paused run.</summary>
     public async Task<Run> ResumeRunAsync(string runId, CancellationToken cancellationToken = default)
     {
         RequireId(runId, nameof(runId));
-        return (await UnaryAsync(o => runs.ResumeRunAsync(new ResumeRunRequest { RunId = runId }, o), cancellationToken).ConfigureAwait(false)).Run;
+        return (await UnaryAsync(o => _runs.ResumeRunAsync(new ResumeRunRequest { RunId = runId }, o), cancellationToken).ConfigureAwait(false)).Run;
     }
 
     /// <summary>Re-runs the failed, cancelled and skipped steps of a finished run, keeping succeeded outputs.</summary>
     public async Task<Run> RetryRunAsync(string runId, CancellationToken cancellationToken = default)
     {
         RequireId(runId, nameof(runId));
-        return (await UnaryAsync(o => runs.RetryRunAsync(new RetryRunRequest { RunId = runId }, o), cancellationToken).ConfigureAwait(false)).Run;
+        return (await UnaryAsync(o => _runs.RetryRunAsync(new RetryRunRequest { RunId = runId }, o), cancellationToken).ConfigureAwait(false)).Run;
     }
 
     /// <summary>Approves (or rejects) a gate step waiting for approval.</summary>
@@ -192,7 +192,7 @@ public sealed class ControlPlaneClient : IDisposable
             DecidedBy = decidedBy ?? string.Empty,
             Comment = comment ?? string.Empty,
         };
-        return (await UnaryAsync(o => runs.ApproveGateAsync(request, o), cancellationToken).ConfigureAwait(false)).Run;
+        return (await UnaryAsync(o => _runs.ApproveGateAsync(request, o), cancellationToken).ConfigureAwait(false)).Run;
     }
 
     /// <summary>A step's output: inline bytes or a URI.</summary>
@@ -201,13 +201,13 @@ public sealed class ControlPlaneClient : IDisposable
         RequireId(runId, nameof(runId));
         RequireId(stepId, nameof(stepId));
         var request = new GetStepOutputRequest { RunId = runId, StepId = stepId };
-        return (await UnaryAsync(o => runs.GetStepOutputAsync(request, o), cancellationToken).ConfigureAwait(false)).Output;
+        return (await UnaryAsync(o => _runs.GetStepOutputAsync(request, o), cancellationToken).ConfigureAwait(false)).Output;
     }
 
     /// <summary>The agents the scheduler knows.</summary>
     public async Task<IReadOnlyList<Agent>> ListAgentsAsync(CancellationToken cancellationToken = default)
     {
-        var response = await UnaryAsync(o => admin.ListAgentsAsync(new ListAgentsRequest(), o), cancellationToken).ConfigureAwait(false);
+        var response = await UnaryAsync(o => _admin.ListAgentsAsync(new ListAgentsRequest(), o), cancellationToken).ConfigureAwait(false);
         return response.Agents;
     }
 
@@ -216,19 +216,19 @@ public sealed class ControlPlaneClient : IDisposable
     {
         RequireId(agentId, nameof(agentId));
         var request = new DrainAgentRequest { AgentId = agentId };
-        return (await UnaryAsync(o => admin.DrainAgentAsync(request, o), cancellationToken).ConfigureAwait(false)).Agent;
+        return (await UnaryAsync(o => _admin.DrainAgentAsync(request, o), cancellationToken).ConfigureAwait(false)).Agent;
     }
 
     /// <summary>Ready/running counts per queue and every slot counter with its cap.</summary>
     public Task<GetStatsResponse> GetStatsAsync(CancellationToken cancellationToken = default) =>
-        UnaryAsync(o => admin.GetStatsAsync(new GetStatsRequest(), o), cancellationToken);
+        UnaryAsync(o => _admin.GetStatsAsync(new GetStatsRequest(), o), cancellationToken);
 
     /// <summary>Sets (or, with 0, removes) a queue cap or a concurrency-key cap shared across all runs.</summary>
     public async Task SetLimitAsync(LimitKind kind, string name, int limit, CancellationToken cancellationToken = default)
     {
         RequireId(name, nameof(name));
         var request = new SetLimitRequest { Kind = kind, Name = name, Limit = limit };
-        await UnaryAsync(o => admin.SetLimitAsync(request, o), cancellationToken).ConfigureAwait(false);
+        await UnaryAsync(o => _admin.SetLimitAsync(request, o), cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -248,11 +248,11 @@ public sealed class ControlPlaneClient : IDisposable
             // Opening, up to the first message, goes through the retry pipeline: a scheduler that is down is
             // retried with backoff, and a stream that yields something has made progress.
             var lastAtOpen = last;
-            var (call, hasMessage) = await retry.ExecuteAsync(
+            var (call, hasMessage) = await _retry.ExecuteAsync(
                 static async (state, token) =>
                 {
                     var (client, request) = state;
-                    var opened = client.runs.WatchRun(request, new CallOptions(client.headers, null, token));
+                    var opened = client._runs.WatchRun(request, new CallOptions(client._headers, null, token));
                     try
                     {
                         return (opened, await opened.ResponseStream.MoveNext(token).ConfigureAwait(false));
@@ -314,19 +314,19 @@ public sealed class ControlPlaneClient : IDisposable
             }
 
             // A stream that ends again and again without delivering anything must not spin forever.
-            if (++idleEnds > options.MaxRetryAttempts)
+            if (++idleEnds > _options.MaxRetryAttempts)
             {
                 throw new RpcException(new Status(
                     StatusCode.Unavailable,
                     $"The watch of run {runId} ended {idleEnds} times in a row without delivering an event; the scheduler at {Address} keeps closing the stream."));
             }
 
-            await Task.Delay(options.RetryBaseDelay, options.TimeProvider, cancellationToken).ConfigureAwait(false);
+            await Task.Delay(_options.RetryBaseDelay, _options.TimeProvider, cancellationToken).ConfigureAwait(false);
         }
     }
 
     /// <summary>Closes the connection to the scheduler; calls still running fail.</summary>
-    public void Dispose() => channel.Dispose();
+    public void Dispose() => _channel.Dispose();
 
     /// <summary>True for a run state no run leaves by itself.</summary>
     public static bool IsTerminal(RunState state) => state is RunState.Succeeded or RunState.Failed or RunState.Cancelled;
@@ -342,8 +342,8 @@ public sealed class ControlPlaneClient : IDisposable
     /// <summary>One unary call under the default deadline; the channel's retry policy covers the idempotent methods.</summary>
     private async Task<TResponse> UnaryAsync<TResponse>(Func<CallOptions, AsyncUnaryCall<TResponse>> call, CancellationToken cancellationToken)
     {
-        DateTime? deadline = options.DefaultDeadline is { } timeout ? DateTime.UtcNow + timeout : null;
-        using var pending = call(new CallOptions(headers, deadline, cancellationToken));
+        DateTime? deadline = _options.DefaultDeadline is { } timeout ? DateTime.UtcNow + timeout : null;
+        using var pending = call(new CallOptions(_headers, deadline, cancellationToken));
         return await pending.ResponseAsync.ConfigureAwait(false);
     }
 
@@ -351,12 +351,12 @@ public sealed class ControlPlaneClient : IDisposable
     private async Task<TResponse> RetriedAsync<TResponse>(Func<CallOptions, AsyncUnaryCall<TResponse>> call, CancellationToken cancellationToken)
     {
         // One deadline for the whole call, retries included, as gRPC deadlines are meant.
-        DateTime? deadline = options.DefaultDeadline is { } timeout ? DateTime.UtcNow + timeout : null;
-        return await retry.ExecuteAsync(
+        DateTime? deadline = _options.DefaultDeadline is { } timeout ? DateTime.UtcNow + timeout : null;
+        return await _retry.ExecuteAsync(
             static async (state, token) =>
             {
                 var (client, call, deadline) = state;
-                using var pending = call(new CallOptions(client.headers, deadline, token));
+                using var pending = call(new CallOptions(client._headers, deadline, token));
                 return await pending.ResponseAsync.ConfigureAwait(false);
             },
             (this, call, deadline),

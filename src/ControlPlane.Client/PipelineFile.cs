@@ -9,13 +9,13 @@ namespace ControlPlane.Client;
 /// </summary>
 public sealed class PipelineFile
 {
-    private readonly IReadOnlyDictionary<string, PipelineLocation> locations;
+    private readonly IReadOnlyDictionary<string, PipelineLocation> _locations;
 
     private PipelineFile(string? path, RunSpec spec, IReadOnlyDictionary<string, PipelineLocation> locations)
     {
         Path = path;
         Spec = spec;
-        this.locations = locations;
+        _locations = locations;
     }
 
     /// <summary>The path given to <see cref="Parse"/>; null when the text did not come from a file.</summary>
@@ -62,7 +62,7 @@ public sealed class PipelineFile
         var candidate = fieldPath.Trim();
         while (candidate.Length > 0)
         {
-            if (locations.TryGetValue(candidate, out var location))
+            if (_locations.TryGetValue(candidate, out var location))
             {
                 return location;
             }

@@ -19,7 +19,7 @@ public sealed partial class DaemonSettings<TOptions>
 
             if (!arg.StartsWith("--", StringComparison.Ordinal) || arg.Length == 2)
             {
-                throw new SettingException($"unexpected argument '{arg}'; every setting is a flag with a value, e.g. {rows[1].Flag} {rows[1].ValueName} ({programName} --help lists them)");
+                throw new SettingException($"unexpected argument '{arg}'; every setting is a flag with a value, e.g. {_rows[1].Flag} {_rows[1].ValueName} ({programName} --help lists them)");
             }
 
             var eq = arg.IndexOf('=', StringComparison.Ordinal);
@@ -67,18 +67,18 @@ public sealed partial class DaemonSettings<TOptions>
 
         if (Deprecated.Flags.TryGetValue(flag, out var renamed))
         {
-            var row = rows.First(r => r.Name == renamed);
+            var row = _rows.First(r => r.Name == renamed);
             return (row, null, row.Flag);
         }
 
         var nested = flag.Split(SettingNames.NestedSeparator);
-        var match = rows.FirstOrDefault(r => r.Flag.Equals(nested[0], StringComparison.OrdinalIgnoreCase)) ?? throw UnknownFlag(flag, programName);
+        var match = _rows.FirstOrDefault(r => r.Flag.Equals(nested[0], StringComparison.OrdinalIgnoreCase)) ?? throw UnknownFlag(flag, programName);
         return (match, nested.Length > 1 ? string.Join(':', nested[1..]) : null, flag);
     }
 
     private SettingException UnknownFlag(string flag, string programName)
     {
-        var closest = rows.Select(r => (r.Flag, Distance: Distance(flag.ToLowerInvariant(), r.Flag))).MinBy(c => c.Distance);
+        var closest = _rows.Select(r => (r.Flag, Distance: Distance(flag.ToLowerInvariant(), r.Flag))).MinBy(c => c.Distance);
         var hint = closest.Distance <= 2 ? $"; did you mean {closest.Flag}?" : ";";
         return new SettingException($"unknown flag {flag}{hint} {programName} --help lists every flag");
     }
@@ -114,7 +114,7 @@ public sealed partial class DaemonSettings<TOptions>
 
             // Variable names are upper-case by convention, so nested keys (label names) are read lower-case.
             var nested = name.Split(SettingNames.NestedSeparator);
-            var row = rows.FirstOrDefault(r => r.EnvironmentVariable.Equals(nested[0], StringComparison.OrdinalIgnoreCase));
+            var row = _rows.FirstOrDefault(r => r.EnvironmentVariable.Equals(nested[0], StringComparison.OrdinalIgnoreCase));
             if (row is not null)
             {
                 var subKey = nested.Length > 1 ? string.Join(':', nested[1..]).ToLowerInvariant() : null;
@@ -162,7 +162,7 @@ public sealed partial class DaemonSettings<TOptions>
         foreach (var entry in entries)
         {
             var origin = SettingOrigin.Json(entry.Path, path);
-            var row = rows.FirstOrDefault(r => r.Name.Equals(entry.Key, StringComparison.OrdinalIgnoreCase));
+            var row = _rows.FirstOrDefault(r => r.Name.Equals(entry.Key, StringComparison.OrdinalIgnoreCase));
             if (row is { IsConfigFile: true })
             {
                 throw new SettingException(Sentence("Config cannot name a file from inside one; give the file with --config or CP_CONFIG only", origin.ToString()));
@@ -170,7 +170,7 @@ public sealed partial class DaemonSettings<TOptions>
 
             if (row is null)
             {
-                var known = string.Join(", ", rows.Where(r => !r.IsConfigFile).Select(r => r.Name));
+                var known = string.Join(", ", _rows.Where(r => !r.IsConfigFile).Select(r => r.Name));
                 throw new SettingException(Sentence($"{entry.Key} is not a setting of {programName}; the keys are {known}", origin.ToString()));
             }
 
@@ -221,7 +221,7 @@ public sealed partial class DaemonSettings<TOptions>
     }
 
     private DaemonSetting<TOptions>? LegacyRow(string key) =>
-        rows.FirstOrDefault(r => !r.IsConfigFile && (r.Property.Equals(key, StringComparison.OrdinalIgnoreCase) || r.Name.Equals(key, StringComparison.OrdinalIgnoreCase)));
+        _rows.FirstOrDefault(r => !r.IsConfigFile && (r.Property.Equals(key, StringComparison.OrdinalIgnoreCase) || r.Name.Equals(key, StringComparison.OrdinalIgnoreCase)));
 
     // A nested key only means something for a list (an index) or a map (a key).
     private static RawValue Checked(RawValue raw, DaemonSetting<TOptions> row)

@@ -21,8 +21,8 @@ public sealed partial class DaemonSettings<TOptions>
     private const int EnvironmentGroup = 3;
     private const int FlagGroup = 4;
 
-    private readonly DaemonSetting<TOptions>[] rows;
-    private readonly Action<TOptions> validate;
+    private readonly DaemonSetting<TOptions>[] _rows;
+    private readonly Action<TOptions> _validate;
 
     /// <param name="settings">The daemon's own settings; --config and --log-level are added for every daemon.</param>
     /// <param name="validate">Checks the options as a whole (ranges, settings that depend on each other).</param>
@@ -31,19 +31,19 @@ public sealed partial class DaemonSettings<TOptions>
     {
         ArgumentNullException.ThrowIfNull(settings);
         ArgumentNullException.ThrowIfNull(validate);
-        rows = [DaemonSetting<TOptions>.ConfigFile(), .. settings, DaemonSetting<TOptions>.LogLevelSetting()];
-        var duplicate = rows.GroupBy(r => r.Name, StringComparer.OrdinalIgnoreCase).FirstOrDefault(g => g.Count() > 1);
+        _rows = [DaemonSetting<TOptions>.ConfigFile(), .. settings, DaemonSetting<TOptions>.LogLevelSetting()];
+        var duplicate = _rows.GroupBy(r => r.Name, StringComparer.OrdinalIgnoreCase).FirstOrDefault(g => g.Count() > 1);
         if (duplicate is not null)
         {
             throw new ArgumentException($"setting {duplicate.Key} is declared twice", nameof(settings));
         }
 
-        this.validate = validate;
+        _validate = validate;
         Deprecated = deprecated ?? new DeprecatedNames();
     }
 
     /// <summary>Every setting in the order --help lists them: --config first, --log-level last.</summary>
-    public IReadOnlyList<DaemonSetting<TOptions>> Settings => rows;
+    public IReadOnlyList<DaemonSetting<TOptions>> Settings => _rows;
 
     /// <summary>The old names accepted with a warning.</summary>
     public DeprecatedNames Deprecated { get; }
@@ -107,7 +107,7 @@ public sealed partial class DaemonSettings<TOptions>
 
         var state = new LoadState<TOptions>(new TOptions());
         var origins = new Dictionary<string, SettingOrigin>(StringComparer.Ordinal);
-        foreach (var row in rows.Where(r => !r.IsConfigFile))
+        foreach (var row in _rows.Where(r => !r.IsConfigFile))
         {
             var values = raws.Where(r => r.Setting == row.Name).ToList();
             if (values.Count > 0)
@@ -118,12 +118,12 @@ public sealed partial class DaemonSettings<TOptions>
 
         try
         {
-            validate(state.Options);
+            _validate(state.Options);
         }
         catch (ArgumentException ex)
         {
             var message = ex.ParamName is null ? ex.Message : ex.Message.Replace($" (Parameter '{ex.ParamName}')", string.Empty, StringComparison.Ordinal);
-            var row = rows.FirstOrDefault(r => r.Property == ex.ParamName);
+            var row = _rows.FirstOrDefault(r => r.Property == ex.ParamName);
             if (row is null)
             {
                 throw new SettingException(message, ex);
@@ -146,8 +146,8 @@ public sealed partial class DaemonSettings<TOptions>
         text.Append("Settings come from flags, CP_ environment variables and a JSON file (--config); flags win over the\n");
         text.Append("environment, the environment over the file. Flag --some-option is variable CP_SOME_OPTION and JSON key\n");
         text.Append("SomeOption; nested keys use __ (--labels__team vision, CP_LABELS__TEAM=vision). Durations: 500ms, 30s, 5m, 1h30m, 00:00:30.\n\n");
-        var width = rows.Max(r => r.Flag.Length + r.ValueName.Length + 1) + 2;
-        foreach (var row in rows)
+        var width = _rows.Max(r => r.Flag.Length + r.ValueName.Length + 1) + 2;
+        foreach (var row in _rows)
         {
             var flag = $"{row.Flag} {row.ValueName}";
             var json = row.IsConfigFile ? string.Empty : $", JSON {row.Name}";

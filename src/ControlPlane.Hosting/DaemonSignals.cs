@@ -11,7 +11,7 @@ public static class DaemonSignals
 {
     private static readonly Lock Gate = new();
     private static readonly CancellationTokenSource Stop = new();
-    private static PosixSignalRegistration[]? registrations;
+    private static PosixSignalRegistration[]? _registrations;
 
     /// <summary>True once a signal has arrived.</summary>
     public static bool Received => Stop.IsCancellationRequested;
@@ -21,7 +21,7 @@ public static class DaemonSignals
     {
         lock (Gate)
         {
-            registrations ??=
+            _registrations ??=
             [
                 PosixSignalRegistration.Create(PosixSignal.SIGTERM, Handle),
                 PosixSignalRegistration.Create(PosixSignal.SIGINT, Handle),

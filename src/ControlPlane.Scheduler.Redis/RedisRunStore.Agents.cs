@@ -33,7 +33,7 @@ public sealed partial class RedisRunStore
             StepMeta.Map(registration.Labels),
             registration.Slots,
             StepMeta.Strings(registration.Handlers),
-            (long)options.LeaseDuration.TotalMilliseconds,
+            (long)_options.LeaseDuration.TotalMilliseconds,
             registration.RunningAttempts.Count,
         };
         AddAttempts(args, registration.RunningAttempts);
@@ -52,9 +52,9 @@ public sealed partial class RedisRunStore
 
     public async Task<IReadOnlyList<Agent>> ListAgentsAsync(CancellationToken cancellationToken = default)
     {
-        var ids = await ReadAsync(d => d.SetMembersAsync(prefix + "agents"), cancellationToken).ConfigureAwait(false);
-        var batch = db.CreateBatch();
-        var reads = ids.Select(id => (Id: (string)id!, Read: batch.HashGetAllAsync(prefix + "ag:" + (string)id!))).ToList();
+        var ids = await ReadAsync(d => d.SetMembersAsync(_prefix + "agents"), cancellationToken).ConfigureAwait(false);
+        var batch = _db.CreateBatch();
+        var reads = ids.Select(id => (Id: (string)id!, Read: batch.HashGetAllAsync(_prefix + "ag:" + (string)id!))).ToList();
         Execute(batch);
         var agents = new List<Agent>(reads.Count);
         foreach (var (id, read) in reads)
@@ -72,7 +72,7 @@ public sealed partial class RedisRunStore
         ArgumentNullException.ThrowIfNull(request);
         var result = await EvalAsync(
             LuaScripts.Claim,
-            [request.AgentId, Math.Max(0, request.MaxSteps), (long)options.LeaseDuration.TotalMilliseconds],
+            [request.AgentId, Math.Max(0, request.MaxSteps), (long)_options.LeaseDuration.TotalMilliseconds],
             cancellationToken).ConfigureAwait(false);
         var rows = (RedisResult[])result!;
         var assignments = new List<Assignment>(rows.Length);
@@ -116,9 +116,9 @@ public sealed partial class RedisRunStore
     {
         ArgumentNullException.ThrowIfNull(reports);
         var outcomes = new List<ReportOutcome>(reports.Count);
-        for (var start = 0; start < reports.Count; start += options.ReportBatch)
+        for (var start = 0; start < reports.Count; start += _options.ReportBatch)
         {
-            var count = Math.Min(options.ReportBatch, reports.Count - start);
+            var count = Math.Min(_options.ReportBatch, reports.Count - start);
             var args = new List<RedisValue>(1 + (count * 7)) { count };
             for (var i = start; i < start + count; i++)
             {
@@ -153,9 +153,9 @@ public sealed partial class RedisRunStore
                 a1 = Invariant(Math.Clamp(message.StepProgress.Percent, 0, 100));
                 a2 = message.StepProgress.Message;
                 break;
-            case ConnectRequest.MessageOneofCase.StepCheckpoint when message.StepCheckpoint.Data.Length > options.OutputInlineLimit:
+            case ConnectRequest.MessageOneofCase.StepCheckpoint when message.StepCheckpoint.Data.Length > _options.OutputInlineLimit:
                 kind = "F";
-                a1 = $"checkpoint of {message.StepCheckpoint.Data.Length} bytes exceeds the {options.OutputInlineLimit}-byte limit; keep checkpoints small or store them elsewhere";
+                a1 = $"checkpoint of {message.StepCheckpoint.Data.Length} bytes exceeds the {_options.OutputInlineLimit}-byte limit; keep checkpoints small or store them elsewhere";
                 a2 = "p";
                 a3 = "{}";
                 break;
@@ -168,9 +168,9 @@ public sealed partial class RedisRunStore
                 a1 = (int)message.StepLog.Stream;
                 a2 = StepMeta.Strings(message.StepLog.Lines);
                 break;
-            case ConnectRequest.MessageOneofCase.StepCompleted when message.StepCompleted.Output.Length > options.OutputInlineLimit:
+            case ConnectRequest.MessageOneofCase.StepCompleted when message.StepCompleted.Output.Length > _options.OutputInlineLimit:
                 kind = "F";
-                a1 = $"output of {message.StepCompleted.Output.Length} bytes exceeds the {options.OutputInlineLimit}-byte inline limit; store it elsewhere and report output_uri";
+                a1 = $"output of {message.StepCompleted.Output.Length} bytes exceeds the {_options.OutputInlineLimit}-byte inline limit; store it elsewhere and report output_uri";
                 a2 = "p";
                 a3 = StepMeta.Units(message.StepCompleted.Usage);
                 break;
@@ -204,7 +204,7 @@ public sealed partial class RedisRunStore
     public async Task<IReadOnlyList<long>> RenewLeasesAsync(string agentId, IReadOnlyList<AttemptRef> attempts, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(attempts);
-        var args = new List<RedisValue> { agentId, (long)options.LeaseDuration.TotalMilliseconds, attempts.Count };
+        var args = new List<RedisValue> { agentId, (long)_options.LeaseDuration.TotalMilliseconds, attempts.Count };
         AddAttempts(args, attempts);
         return Tokens(await EvalAsync(LuaScripts.Renew, args, cancellationToken).ConfigureAwait(false));
     }
@@ -212,7 +212,7 @@ public sealed partial class RedisRunStore
     public async Task<MaintenanceResult> RunMaintenanceAsync(int max, CancellationToken cancellationToken = default)
     {
         var result = (RedisResult[])(await EvalAsync(
-            LuaScripts.Maintenance, [Math.Max(1, max), options.LeaseExpiryAttempts], cancellationToken).ConfigureAwait(false))!;
+            LuaScripts.Maintenance, [Math.Max(1, max), _options.LeaseExpiryAttempts], cancellationToken).ConfigureAwait(false))!;
         return new MaintenanceResult((int)result[0], (int)result[1], (int)result[2]);
     }
 
@@ -239,11 +239,11 @@ public sealed partial class RedisRunStore
 
     public async Task<StoreStats> GetStatsAsync(CancellationToken cancellationToken = default)
     {
-        var counters = (await ReadAsync(d => d.HashGetAllAsync(prefix + "slots"), cancellationToken).ConfigureAwait(false))
+        var counters = (await ReadAsync(d => d.HashGetAllAsync(_prefix + "slots"), cancellationToken).ConfigureAwait(false))
             .ToDictionary(e => (string)e.Name!, e => (string)e.Value!, StringComparer.Ordinal);
         var agents = await ListAgentsAsync(cancellationToken).ConfigureAwait(false);
-        var live = await ReadAsync(d => d.SetMembersAsync(prefix + "live"), cancellationToken).ConfigureAwait(false);
-        var batch = db.CreateBatch();
+        var live = await ReadAsync(d => d.SetMembersAsync(_prefix + "live"), cancellationToken).ConfigureAwait(false);
+        var batch = _db.CreateBatch();
         var runReads = live.Select(r => (Id: (string)r!, Read: batch.HashGetAsync(RunKey((string)r!), ["_used", "_cap", "_crt"]))).ToList();
         Execute(batch);
 
@@ -286,8 +286,8 @@ public sealed partial class RedisRunStore
     public async Task<IAsyncDisposable> SubscribeAsync(Action<StoreSignal> handler, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(handler);
-        var subscriber = redis.GetSubscriber();
-        var channel = new RedisChannel(prefix + "sig", RedisChannel.PatternMode.Literal);
+        var subscriber = _redis.GetSubscriber();
+        var channel = new RedisChannel(_prefix + "sig", RedisChannel.PatternMode.Literal);
         Action<RedisChannel, RedisValue> onMessage = (_, message) =>
         {
             List<StoreSignal> signals;
@@ -297,7 +297,7 @@ public sealed partial class RedisRunStore
             }
             catch (JsonException ex)
             {
-                RedisStoreLog.BadSignal(logger, ex.Message);
+                RedisStoreLog.BadSignal(_logger, ex.Message);
                 return;
             }
 
@@ -306,7 +306,7 @@ public sealed partial class RedisRunStore
                 handler(signal);
             }
         };
-        await retry.ExecuteAsync(async _ => await subscriber.SubscribeAsync(channel, onMessage).ConfigureAwait(false), cancellationToken)
+        await _retry.ExecuteAsync(async _ => await subscriber.SubscribeAsync(channel, onMessage).ConfigureAwait(false), cancellationToken)
             .ConfigureAwait(false);
         return new RedisSubscription(subscriber, channel, onMessage);
     }

@@ -16,14 +16,14 @@ public sealed partial class RedisRunStore
     public async Task<SubmitRunResult> SubmitRunAsync(RunSpec spec, string? idempotencyKey, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(spec);
-        if (idempotencyKey is { Length: > 0 } && idempotencyKey.Length > options.MaxIdempotencyKeyLength)
+        if (idempotencyKey is { Length: > 0 } && idempotencyKey.Length > _options.MaxIdempotencyKeyLength)
         {
             throw RunStoreException.Invalid("idempotency_key",
-                $"idempotency_key is {idempotencyKey.Length} characters; at most {options.MaxIdempotencyKeyLength} are allowed");
+                $"idempotency_key is {idempotencyKey.Length} characters; at most {_options.MaxIdempotencyKeyLength} are allowed");
         }
 
         RunSpecValidator.ThrowIfInvalid(spec);
-        var runId = Guid.CreateVersion7(time.GetUtcNow()).ToString("N");
+        var runId = Guid.CreateVersion7(_time.GetUtcNow()).ToString("N");
         var metas = StepMeta.Build(spec);
         var args = new List<RedisValue>(9 + (spec.Steps.Count * 3))
         {
@@ -66,7 +66,7 @@ public sealed partial class RedisRunStore
     {
         ArgumentNullException.ThrowIfNull(runId);
         var result = await InvokeAsync(
-            LuaScripts.GetRun, [RunKey(runId), EventsKey(runId), prefix + "slots", prefix + "agents"], [prefix + "ag:"], cancellationToken).ConfigureAwait(false);
+            LuaScripts.GetRun, [RunKey(runId), EventsKey(runId), _prefix + "slots", _prefix + "agents"], [_prefix + "ag:"], cancellationToken).ConfigureAwait(false);
         if (result.IsNull)
         {
             return null;
@@ -109,9 +109,9 @@ public sealed partial class RedisRunStore
         ArgumentNullException.ThrowIfNull(query);
         var pageSize = query.PageSize switch
         {
-            < 0 => throw RunStoreException.Invalid("page_size", $"page_size is {query.PageSize}; use 0 (100) or 1..{options.MaxPageSize}"),
+            < 0 => throw RunStoreException.Invalid("page_size", $"page_size is {query.PageSize}; use 0 (100) or 1..{_options.MaxPageSize}"),
             0 => 100,
-            _ => Math.Min(query.PageSize, options.MaxPageSize),
+            _ => Math.Min(query.PageSize, _options.MaxPageSize),
         };
         var before = long.MaxValue;
         if (!string.IsNullOrEmpty(query.PageToken) && !long.TryParse(query.PageToken, NumberStyles.None, CultureInfo.InvariantCulture, out before))
@@ -125,7 +125,7 @@ public sealed partial class RedisRunStore
         while (matches.Count <= pageSize)
         {
             var candidates = await ReadAsync(
-                d => d.SortedSetRangeByScoreWithScoresAsync(prefix + "runs", double.NegativeInfinity, before, Exclude.Stop, Order.Descending, skip, chunk),
+                d => d.SortedSetRangeByScoreWithScoresAsync(_prefix + "runs", double.NegativeInfinity, before, Exclude.Stop, Order.Descending, skip, chunk),
                 cancellationToken).ConfigureAwait(false);
             if (candidates.Length == 0)
             {
@@ -133,7 +133,7 @@ public sealed partial class RedisRunStore
             }
 
             skip += candidates.Length;
-            var batch = db.CreateBatch();
+            var batch = _db.CreateBatch();
             var reads = candidates.Select(c => batch.HashGetAsync(RunKey((string)c.Element!), SummaryFields)).ToList();
             Execute(batch);
             for (var i = 0; i < candidates.Length && matches.Count <= pageSize; i++)
@@ -217,7 +217,7 @@ public sealed partial class RedisRunStore
 
     public async Task<IReadOnlyList<RunEvent>> ReadEventsAsync(string runId, long afterSeq, int max, CancellationToken cancellationToken = default)
     {
-        var take = Math.Clamp(max, 0, options.EventReadBatch);
+        var take = Math.Clamp(max, 0, _options.EventReadBatch);
         var start = (Math.Max(0, afterSeq) + 1).ToString(CultureInfo.InvariantCulture) + "-0";
         var range = take == 0
             ? null

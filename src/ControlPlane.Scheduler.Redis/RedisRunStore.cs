@@ -18,18 +18,18 @@ public sealed partial class RedisRunStore : IRunStore
 {
     private static readonly LuaScripts Scripts = new();
 
-    private readonly ConnectionMultiplexer redis;
-    private readonly bool ownsConnection;
-    private readonly IDatabase db;
-    private readonly string prefix;
-    private readonly RedisKey routeKey;
-    private readonly RunStoreOptions options;
-    private readonly TimeProvider time;
-    private readonly ILogger logger;
-    private readonly ResiliencePipeline retry;
-    private readonly string ns;
-    private Task? loaded;
-    private long roundTrips;
+    private readonly ConnectionMultiplexer _redis;
+    private readonly bool _ownsConnection;
+    private readonly IDatabase _db;
+    private readonly string _prefix;
+    private readonly RedisKey _routeKey;
+    private readonly RunStoreOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly ResiliencePipeline _retry;
+    private readonly string _ns;
+    private Task? _loaded;
+    private long _roundTrips;
 
     /// <summary>
     /// A store over an existing connection (shared with other users of it). Scripts load on first use.
@@ -52,19 +52,19 @@ public sealed partial class RedisRunStore : IRunStore
         }
 
         options.Validate();
-        redis = connection;
-        this.ownsConnection = ownsConnection;
-        this.ns = ns;
-        this.options = options;
-        time = timeProvider;
-        this.logger = logger ?? NullLogger.Instance;
-        db = connection.GetDatabase();
+        _redis = connection;
+        _ownsConnection = ownsConnection;
+        _ns = ns;
+        _options = options;
+        _time = timeProvider;
+        _logger = logger ?? NullLogger.Instance;
+        _db = connection.GetDatabase();
 
         // A restarted server, or one the multiplexer met later (a replica promoted, a new endpoint), lacks the scripts.
         connection.ConnectionRestored += OnConnectionRestored;
-        prefix = "cp:{" + ns + "}:";
-        routeKey = prefix + "ctr";
-        retry = new ResiliencePipelineBuilder
+        _prefix = "cp:{" + ns + "}:";
+        _routeKey = _prefix + "ctr";
+        _retry = new ResiliencePipelineBuilder
         {
             // Real time, not the injected provider: a test clock must not stall reconnect back-off.
             TimeProvider = TimeProvider.System,
@@ -78,7 +78,7 @@ public sealed partial class RedisRunStore : IRunStore
             UseJitter = true,
             OnRetry = args =>
             {
-                RedisStoreLog.Retrying(this.logger, args.Outcome.Exception?.Message ?? "unknown", args.AttemptNumber + 1);
+                RedisStoreLog.Retrying(_logger, args.Outcome.Exception?.Message ?? "unknown", args.AttemptNumber + 1);
                 return ValueTask.CompletedTask;
             },
         }).Build();
@@ -131,25 +131,25 @@ public sealed partial class RedisRunStore : IRunStore
     }
 
     /// <summary>Requests this store has sent to Redis: a script call, a command or a pipelined batch counts once.</summary>
-    public long RoundTrips => Interlocked.Read(ref roundTrips);
+    public long RoundTrips => Interlocked.Read(ref _roundTrips);
 
     /// <summary>The key prefix of this store's namespace, <c>cp:{ns}:</c>.</summary>
-    public string KeyPrefix => prefix;
+    public string KeyPrefix => _prefix;
 
     public async ValueTask DisposeAsync()
     {
-        if (ownsConnection)
+        if (_ownsConnection)
         {
-            await redis.CloseAsync().ConfigureAwait(false);
-            redis.Dispose();
+            await _redis.CloseAsync().ConfigureAwait(false);
+            _redis.Dispose();
         }
     }
 
-    private long NowMs => time.GetUtcNow().ToUnixTimeMilliseconds();
+    private long NowMs => _time.GetUtcNow().ToUnixTimeMilliseconds();
 
-    private RedisKey RunKey(string runId) => prefix + "r:" + runId;
+    private RedisKey RunKey(string runId) => _prefix + "r:" + runId;
 
-    private RedisKey EventsKey(string runId) => prefix + "e:" + runId;
+    private RedisKey EventsKey(string runId) => _prefix + "e:" + runId;
 
     private void OnConnectionRestored(object? sender, ConnectionFailedEventArgs e)
     {
@@ -168,16 +168,16 @@ public sealed partial class RedisRunStore : IRunStore
         catch (Exception ex) when (ex is RedisException or RedisTimeoutException or RunStoreException)
         {
             // The next call that meets NOSCRIPT loads them again.
-            RedisStoreLog.ScriptsReloadFailed(logger, ex);
+            RedisStoreLog.ScriptsReloadFailed(_logger, ex);
         }
     }
 
     private Task EnsureLoadedAsync()
     {
-        var task = loaded;
+        var task = _loaded;
         if (task is null || task.IsFaulted || task.IsCanceled)
         {
-            task = loaded = LoadAsync();
+            task = _loaded = LoadAsync();
         }
 
         return task;
@@ -191,11 +191,11 @@ public sealed partial class RedisRunStore : IRunStore
     {
         try
         {
-            await retry.ExecuteAsync(async _ =>
+            await _retry.ExecuteAsync(async _ =>
             {
                 RedisConnectionException? unreachable = null;
                 var loaded = 0;
-                foreach (var server in redis.GetServers())
+                foreach (var server in _redis.GetServers())
                 {
                     try
                     {
@@ -213,7 +213,7 @@ public sealed partial class RedisRunStore : IRunStore
                     throw unreachable ?? new RedisConnectionException(ConnectionFailureType.UnableToConnect, CommandFlags.None, "the configuration names no Redis server");
                 }
 
-                RedisStoreLog.ScriptsLoaded(logger, Scripts.Count, ns, loaded);
+                RedisStoreLog.ScriptsLoaded(_logger, Scripts.Count, _ns, loaded);
             }).ConfigureAwait(false);
         }
         catch (RedisConnectionException ex)
@@ -226,14 +226,14 @@ public sealed partial class RedisRunStore : IRunStore
     private async Task<RedisResult> EvalAsync(string script, IReadOnlyList<RedisValue> args, CancellationToken cancellationToken)
     {
         var values = new RedisValue[args.Count + 2];
-        values[0] = prefix;
+        values[0] = _prefix;
         values[1] = NowMs;
         for (var i = 0; i < args.Count; i++)
         {
             values[i + 2] = args[i];
         }
 
-        return await InvokeAsync(script, [routeKey], values, cancellationToken).ConfigureAwait(false);
+        return await InvokeAsync(script, [_routeKey], values, cancellationToken).ConfigureAwait(false);
     }
 
     private async Task<RedisResult> InvokeAsync(string script, RedisKey[] keys, RedisValue[] values, CancellationToken cancellationToken)
@@ -245,18 +245,18 @@ public sealed partial class RedisRunStore : IRunStore
         {
             try
             {
-                return await retry.ExecuteAsync(
+                return await _retry.ExecuteAsync(
                     async _ =>
                     {
-                        Interlocked.Increment(ref roundTrips);
-                        return await db.ScriptEvaluateAsync(Scripts.Sha(script), keys, values).ConfigureAwait(false);
+                        Interlocked.Increment(ref _roundTrips);
+                        return await _db.ScriptEvaluateAsync(Scripts.Sha(script), keys, values).ConfigureAwait(false);
                     },
                     cancellationToken).ConfigureAwait(false);
             }
             catch (RedisServerException ex) when (attempt == 0 && ex.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
             {
                 // Redis restarted (or SCRIPT FLUSH): load again and retry once; the script never ran.
-                RedisStoreLog.ScriptsReloading(logger);
+                RedisStoreLog.ScriptsReloading(_logger);
                 await LoadAsync().ConfigureAwait(false);
             }
             catch (RedisServerException ex) when (ex.Message.StartsWith("CP:", StringComparison.Ordinal))
@@ -284,11 +284,11 @@ public sealed partial class RedisRunStore : IRunStore
     {
         try
         {
-            return await retry.ExecuteAsync(
+            return await _retry.ExecuteAsync(
                 async _ =>
                 {
-                    Interlocked.Increment(ref roundTrips);
-                    return await read(db).ConfigureAwait(false);
+                    Interlocked.Increment(ref _roundTrips);
+                    return await read(_db).ConfigureAwait(false);
                 },
                 cancellationToken).ConfigureAwait(false);
         }
@@ -305,7 +305,7 @@ public sealed partial class RedisRunStore : IRunStore
     /// <summary>Sends a pipelined batch of reads in one round trip.</summary>
     private void Execute(IBatch batch)
     {
-        Interlocked.Increment(ref roundTrips);
+        Interlocked.Increment(ref _roundTrips);
         batch.Execute();
     }
 

@@ -23,10 +23,10 @@ public sealed partial class EmbeddedRunStore
         return Task.FromResult(Mutate(() =>
         {
             var now = Now;
-            if (!agents.TryGetValue(registration.AgentId, out var agent))
+            if (!_agents.TryGetValue(registration.AgentId, out var agent))
             {
                 agent = new EmbeddedAgent(new Agent { AgentId = registration.AgentId }, registration);
-                agents[registration.AgentId] = agent;
+                _agents[registration.AgentId] = agent;
             }
 
             agent.Registration = registration;
@@ -51,13 +51,13 @@ public sealed partial class EmbeddedRunStore
             var revoked = new List<long>();
             foreach (var attempt in registration.RunningAttempts)
             {
-                if (activeByToken.TryGetValue(attempt.FencingToken, out var step)
+                if (_activeByToken.TryGetValue(attempt.FencingToken, out var step)
                     && step.Step.AgentId == registration.AgentId
                     && step.Owner.Run.Id == attempt.RunId
                     && step.Spec.Id == attempt.StepId
                     && !step.CancelRequested)
                 {
-                    step.LeaseExpiresAt = now + options.LeaseDuration;
+                    step.LeaseExpiresAt = now + _options.LeaseDuration;
                 }
                 else
                 {
@@ -67,7 +67,7 @@ public sealed partial class EmbeddedRunStore
 
             foreach (var queue in agent.Queues)
             {
-                readyQueuesTouched.Add(queue);
+                _readyQueuesTouched.Add(queue);
             }
 
             return new AgentSession(registration.AgentId, revoked);
@@ -76,9 +76,9 @@ public sealed partial class EmbeddedRunStore
 
     public Task DisconnectAgentAsync(string agentId, CancellationToken cancellationToken = default)
     {
-        lock (gate)
+        lock (_gate)
         {
-            if (agents.TryGetValue(agentId, out var agent))
+            if (_agents.TryGetValue(agentId, out var agent))
             {
                 agent.Agent.State = AgentState.Disconnected;
             }
@@ -90,7 +90,7 @@ public sealed partial class EmbeddedRunStore
     public Task<Agent> DrainAgentAsync(string agentId, CancellationToken cancellationToken = default) =>
         Task.FromResult(Mutate(() =>
         {
-            if (!agents.TryGetValue(agentId, out var agent))
+            if (!_agents.TryGetValue(agentId, out var agent))
             {
                 throw new RunStoreException(RunStoreError.NotFound, ErrorReason.AgentNotFound, $"agent '{agentId}' not found; ListAgents shows the known agents");
             }
@@ -100,15 +100,15 @@ public sealed partial class EmbeddedRunStore
                 agent.Agent.State = AgentState.Draining;
             }
 
-            pendingSignals.Add(new AgentDrainRequested(agentId));
+            _pendingSignals.Add(new AgentDrainRequested(agentId));
             return agent.Agent.Clone();
         }));
 
     public Task<IReadOnlyList<Agent>> ListAgentsAsync(CancellationToken cancellationToken = default)
     {
-        lock (gate)
+        lock (_gate)
         {
-            IReadOnlyList<Agent> list = agents.Values.OrderBy(a => a.Agent.AgentId, StringComparer.Ordinal).Select(a => a.Agent.Clone()).ToList();
+            IReadOnlyList<Agent> list = _agents.Values.OrderBy(a => a.Agent.AgentId, StringComparer.Ordinal).Select(a => a.Agent.Clone()).ToList();
             return Task.FromResult(list);
         }
     }
@@ -118,7 +118,7 @@ public sealed partial class EmbeddedRunStore
         ArgumentNullException.ThrowIfNull(request);
         return Task.FromResult(Mutate(() =>
         {
-            if (!agents.TryGetValue(request.AgentId, out var agent))
+            if (!_agents.TryGetValue(request.AgentId, out var agent))
             {
                 throw new RunStoreException(RunStoreError.NotFound, ErrorReason.AgentNotConnected, $"agent '{request.AgentId}' is not connected; send Hello (ConnectAgent) first");
             }
@@ -149,7 +149,7 @@ public sealed partial class EmbeddedRunStore
         while (progress && claimed.Count < maxSteps && agent.FreeSlots > 0)
         {
             progress = false;
-            if (!rotation.TryGetValue(queue, out var list))
+            if (!_rotation.TryGetValue(queue, out var list))
             {
                 return;
             }
@@ -161,7 +161,7 @@ public sealed partial class EmbeddedRunStore
                     return;
                 }
 
-                if (queueLimits.TryGetValue(queue, out var queueLimit) && queueUsed.GetValueOrDefault(queue) >= queueLimit)
+                if (_queueLimits.TryGetValue(queue, out var queueLimit) && _queueUsed.GetValueOrDefault(queue) >= queueLimit)
                 {
                     return;
                 }
@@ -184,7 +184,7 @@ public sealed partial class EmbeddedRunStore
                     }
 
                     var key = step.Spec.ConcurrencyKey;
-                    if (key.Length > 0 && keyLimits.TryGetValue(key, out var keyLimit) && keyUsed.GetValueOrDefault(key) >= keyLimit)
+                    if (key.Length > 0 && _keyLimits.TryGetValue(key, out var keyLimit) && _keyUsed.GetValueOrDefault(key) >= keyLimit)
                     {
                         continue;
                     }
@@ -233,14 +233,14 @@ public sealed partial class EmbeddedRunStore
     {
         var run = step.Owner;
         var now = Now;
-        step.Token = ++nextToken;
+        step.Token = ++_nextToken;
         step.Step.Attempt++;
         step.Step.AgentId = agent.Agent.AgentId;
         step.Step.Progress = 0;
         step.Step.ProgressMessage = "";
         step.CancelRequested = false;
         step.AssignedAt = now;
-        step.LeaseExpiresAt = now + options.LeaseDuration;
+        step.LeaseExpiresAt = now + _options.LeaseDuration;
         foreach (var (unit, estimate) in step.Spec.Estimate)
         {
             if (run.Spec.Budget.ContainsKey(unit))
@@ -251,14 +251,14 @@ public sealed partial class EmbeddedRunStore
 
         RunEvents.AddUnits(run.Run.BudgetReserved, step.Reserved);
         run.Active++;
-        queueUsed[step.Queue] = queueUsed.GetValueOrDefault(step.Queue) + 1;
+        _queueUsed[step.Queue] = _queueUsed.GetValueOrDefault(step.Queue) + 1;
         if (step.Spec.ConcurrencyKey.Length > 0)
         {
-            keyUsed[step.Spec.ConcurrencyKey] = keyUsed.GetValueOrDefault(step.Spec.ConcurrencyKey) + 1;
+            _keyUsed[step.Spec.ConcurrencyKey] = _keyUsed.GetValueOrDefault(step.Spec.ConcurrencyKey) + 1;
         }
 
         agent.Agent.UsedSlots += step.Slots;
-        activeByToken[step.Token] = step;
+        _activeByToken[step.Token] = step;
         if (run.Run.State == RunState.Pending)
         {
             SetRunState(run, RunState.Running, $"step '{step.Spec.Id}' dispatched");
@@ -313,7 +313,7 @@ public sealed partial class EmbeddedRunStore
 
     private ReportOutcome Apply(AttemptReport report)
     {
-        if (!runs.TryGetValue(report.Attempt.RunId, out var run) || !run.IndexById.TryGetValue(report.Attempt.StepId, out var index))
+        if (!_runs.TryGetValue(report.Attempt.RunId, out var run) || !run.IndexById.TryGetValue(report.Attempt.StepId, out var index))
         {
             return ReportOutcome.UnknownAttempt;
         }
@@ -321,7 +321,7 @@ public sealed partial class EmbeddedRunStore
         var step = run.Steps[index];
         if (step.Token != report.Attempt.FencingToken || !StepStateMachine.IsActive(step.Step.State))
         {
-            LogStaleReport(logger, run.Run.Id, step.Spec.Id, report.Attempt.FencingToken, step.Token);
+            LogStaleReport(_logger, run.Run.Id, step.Spec.Id, report.Attempt.FencingToken, step.Token);
             return ReportOutcome.StaleToken;
         }
 
@@ -342,11 +342,11 @@ public sealed partial class EmbeddedRunStore
 
             case ConnectRequest.MessageOneofCase.StepCheckpoint:
                 var data = message.StepCheckpoint.Data;
-                if (data.Length > options.OutputInlineLimit)
+                if (data.Length > _options.OutputInlineLimit)
                 {
                     MarkStarted(step);
                     EndAttempt(step, null);
-                    AttemptFailed(step, $"checkpoint of {data.Length} bytes exceeds the {options.OutputInlineLimit}-byte limit; keep checkpoints small or store them elsewhere", permanent: true, leaseLost: false);
+                    AttemptFailed(step, $"checkpoint of {data.Length} bytes exceeds the {_options.OutputInlineLimit}-byte limit; keep checkpoints small or store them elsewhere", permanent: true, leaseLost: false);
                     break;
                 }
 
@@ -403,9 +403,9 @@ public sealed partial class EmbeddedRunStore
             return;
         }
 
-        if (completed.Output.Length > options.OutputInlineLimit)
+        if (completed.Output.Length > _options.OutputInlineLimit)
         {
-            AttemptFailed(step, $"output of {completed.Output.Length} bytes exceeds the {options.OutputInlineLimit}-byte inline limit; store it elsewhere and report output_uri", permanent: true, leaseLost: false);
+            AttemptFailed(step, $"output of {completed.Output.Length} bytes exceeds the {_options.OutputInlineLimit}-byte inline limit; store it elsewhere and report output_uri", permanent: true, leaseLost: false);
             return;
         }
 
@@ -422,10 +422,10 @@ public sealed partial class EmbeddedRunStore
     public Task<IReadOnlyList<long>> RenewLeasesAsync(string agentId, IReadOnlyList<AttemptRef> attempts, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(attempts);
-        lock (gate)
+        lock (_gate)
         {
             var now = Now;
-            if (agents.TryGetValue(agentId, out var agent))
+            if (_agents.TryGetValue(agentId, out var agent))
             {
                 agent.Agent.LastHeartbeatAt = Timestamp.FromDateTimeOffset(now);
             }
@@ -433,14 +433,14 @@ public sealed partial class EmbeddedRunStore
             var stop = new List<long>();
             foreach (var attempt in attempts)
             {
-                if (!activeByToken.TryGetValue(attempt.FencingToken, out var step) || step.Step.AgentId != agentId)
+                if (!_activeByToken.TryGetValue(attempt.FencingToken, out var step) || step.Step.AgentId != agentId)
                 {
                     stop.Add(attempt.FencingToken);
                     continue;
                 }
 
                 // A cancelled attempt keeps its lease so it can report how it ended.
-                step.LeaseExpiresAt = now + options.LeaseDuration;
+                step.LeaseExpiresAt = now + _options.LeaseDuration;
                 if (step.CancelRequested)
                 {
                     stop.Add(attempt.FencingToken);
@@ -455,7 +455,7 @@ public sealed partial class EmbeddedRunStore
         Task.FromResult(Mutate(() =>
         {
             var now = Now;
-            var timedOut = activeByToken.Values
+            var timedOut = _activeByToken.Values
                 .Where(s => s.Spec.Timeout is { } t && now >= s.AssignedAt + t.ToTimeSpan())
                 .OrderBy(s => s.AssignedAt + s.Spec.Timeout.ToTimeSpan())
                 .Take(max)
@@ -463,22 +463,22 @@ public sealed partial class EmbeddedRunStore
             foreach (var step in timedOut)
             {
                 var limit = step.Spec.Timeout.ToTimeSpan();
-                pendingSignals.Add(new AttemptCancelRequested(step.Step.AgentId, step.Token, $"timed out after {limit}"));
+                _pendingSignals.Add(new AttemptCancelRequested(step.Step.AgentId, step.Token, $"timed out after {limit}"));
                 EndAttempt(step, null);
                 AttemptFailed(step, $"timed out after {limit}", permanent: false, leaseLost: false);
             }
 
-            var expired = activeByToken.Values.Where(s => s.LeaseExpiresAt <= now).OrderBy(s => s.LeaseExpiresAt).Take(max).ToList();
+            var expired = _activeByToken.Values.Where(s => s.LeaseExpiresAt <= now).OrderBy(s => s.LeaseExpiresAt).Take(max).ToList();
             foreach (var step in expired)
             {
-                LogLeaseExpired(logger, step.Owner.Run.Id, step.Spec.Id, step.Step.Attempt, step.Step.AgentId);
-                pendingSignals.Add(new AttemptCancelRequested(step.Step.AgentId, step.Token, "lease expired"));
+                LogLeaseExpired(_logger, step.Owner.Run.Id, step.Spec.Id, step.Step.Attempt, step.Step.AgentId);
+                _pendingSignals.Add(new AttemptCancelRequested(step.Step.AgentId, step.Token, "lease expired"));
                 var agentId = step.Step.AgentId;
                 EndAttempt(step, null);
                 AttemptFailed(step, $"lease expired on agent {agentId}", permanent: false, leaseLost: true);
             }
 
-            var due = retryWaiting.Where(s => s.RetryDueAt <= now).OrderBy(s => s.RetryDueAt).Take(max).ToList();
+            var due = _retryWaiting.Where(s => s.RetryDueAt <= now).OrderBy(s => s.RetryDueAt).Take(max).ToList();
             foreach (var step in due)
             {
                 SetStepState(step, StepState.Ready, $"retry backoff elapsed; attempt {step.Step.Attempt + 1} queued");

@@ -23,7 +23,7 @@ public sealed partial class EmbeddedRunStore
                 CreatedAt = Timestamp.FromDateTimeOffset(now),
                 IdempotencyKey = idempotencyKey,
             },
-            ++nextRunSeq);
+            ++_nextRunSeq);
         run.Steps = spec.Steps.Select((s, i) => new EmbeddedStep(run, i, s, StepDefaults.QueueOf(spec, s))).ToArray();
         for (var i = 0; i < run.Steps.Length; i++)
         {
@@ -40,10 +40,10 @@ public sealed partial class EmbeddedRunStore
         }
 
         run.Unfinished = run.Steps.Length;
-        runs[run.Run.Id] = run;
+        _runs[run.Run.Id] = run;
         if (idempotencyKey.Length > 0)
         {
-            runIdByIdempotencyKey[idempotencyKey] = run.Run.Id;
+            _runIdByIdempotencyKey[idempotencyKey] = run.Run.Id;
         }
 
         run.Run.History.Add(RunEvents.History(RunState.Unspecified, RunState.Pending, "submitted", now));
@@ -91,7 +91,7 @@ public sealed partial class EmbeddedRunStore
             return BlockedReasons.RunPaused();
         }
 
-        var serving = agents.Values.Where(a => a.Agent.State == AgentState.Connected && a.Serves(step)).ToList();
+        var serving = _agents.Values.Where(a => a.Agent.State == AgentState.Connected && a.Serves(step)).ToList();
         if (serving.Count == 0)
         {
             return BlockedReasons.NoAgent(step.Queue, step.Spec.Framework, step.Spec.Framework == StepDefaults.DotnetFramework ? step.Spec.Handler : "");
@@ -102,15 +102,15 @@ public sealed partial class EmbeddedRunStore
             return BlockedReasons.RunCap(run.Active, run.Spec.Concurrency);
         }
 
-        if (queueLimits.TryGetValue(step.Queue, out var queueLimit) && queueUsed.GetValueOrDefault(step.Queue) >= queueLimit)
+        if (_queueLimits.TryGetValue(step.Queue, out var queueLimit) && _queueUsed.GetValueOrDefault(step.Queue) >= queueLimit)
         {
-            return BlockedReasons.QueueCap(step.Queue, queueUsed.GetValueOrDefault(step.Queue), queueLimit);
+            return BlockedReasons.QueueCap(step.Queue, _queueUsed.GetValueOrDefault(step.Queue), queueLimit);
         }
 
         var key = step.Spec.ConcurrencyKey;
-        if (key.Length > 0 && keyLimits.TryGetValue(key, out var keyLimit) && keyUsed.GetValueOrDefault(key) >= keyLimit)
+        if (key.Length > 0 && _keyLimits.TryGetValue(key, out var keyLimit) && _keyUsed.GetValueOrDefault(key) >= keyLimit)
         {
-            return BlockedReasons.KeyCap(key, keyUsed.GetValueOrDefault(key), keyLimit);
+            return BlockedReasons.KeyCap(key, _keyUsed.GetValueOrDefault(key), keyLimit);
         }
 
         if (BudgetWait(step) is { } budget)
@@ -163,7 +163,7 @@ public sealed partial class EmbeddedRunStore
         var seq = run.Run.LastEventSeq + 1;
         run.Events.Add(build(run.Run.Id, seq, Now));
         run.Run.LastEventSeq = seq;
-        runsTouched.Add(run);
+        _runsTouched.Add(run);
     }
 
     /// <summary>Applies one run transition from the table, with its history entry and event; refuses (and logs) any other.</summary>
@@ -177,7 +177,7 @@ public sealed partial class EmbeddedRunStore
 
         if (!RunStateMachine.CanTransition(from, to))
         {
-            LogRunTransitionRefused(logger, run.Run.Id, StateNames.Of(from), StateNames.Of(to), reason);
+            LogRunTransitionRefused(_logger, run.Run.Id, StateNames.Of(from), StateNames.Of(to), reason);
             return false;
         }
 
@@ -204,7 +204,7 @@ public sealed partial class EmbeddedRunStore
         var from = step.Step.State;
         if (!StepStateMachine.CanTransition(from, to))
         {
-            LogStepTransitionRefused(logger, step.Owner.Run.Id, step.Spec.Id, StateNames.Of(from), StateNames.Of(to), reason);
+            LogStepTransitionRefused(_logger, step.Owner.Run.Id, step.Spec.Id, StateNames.Of(from), StateNames.Of(to), reason);
             return false;
         }
 
@@ -217,7 +217,7 @@ public sealed partial class EmbeddedRunStore
 
         if (from == StepState.RetryWait)
         {
-            retryWaiting.Remove(step);
+            _retryWaiting.Remove(step);
         }
 
         if (StepStateMachine.IsTerminal(from) && !StepStateMachine.IsTerminal(to))
@@ -237,7 +237,7 @@ public sealed partial class EmbeddedRunStore
         }
         else if (to == StepState.RetryWait)
         {
-            retryWaiting.Add(step);
+            _retryWaiting.Add(step);
         }
 
         if (to is StepState.Assigned or StepState.WaitingApproval && step.Step.StartedAt is null)
@@ -254,7 +254,7 @@ public sealed partial class EmbeddedRunStore
     private void AddReady(EmbeddedStep step)
     {
         var run = step.Owner;
-        step.ReadySeq = ++nextReadySeq;
+        step.ReadySeq = ++_nextReadySeq;
         if (!run.Ready.TryGetValue(step.Queue, out var set))
         {
             set = new SortedSet<EmbeddedStep>(ReadyOrder.Instance);
@@ -264,16 +264,16 @@ public sealed partial class EmbeddedRunStore
         set.Add(step);
         if (!run.RotationNodes.ContainsKey(step.Queue))
         {
-            if (!rotation.TryGetValue(step.Queue, out var list))
+            if (!_rotation.TryGetValue(step.Queue, out var list))
             {
                 list = new LinkedList<EmbeddedRun>();
-                rotation[step.Queue] = list;
+                _rotation[step.Queue] = list;
             }
 
             run.RotationNodes[step.Queue] = list.AddLast(run);
         }
 
-        readyQueuesTouched.Add(step.Queue);
+        _readyQueuesTouched.Add(step.Queue);
     }
 
     private void RemoveReady(EmbeddedStep step)
@@ -291,7 +291,7 @@ public sealed partial class EmbeddedRunStore
             list.Remove(node);
             if (list.Count == 0)
             {
-                rotation.Remove(step.Queue);
+                _rotation.Remove(step.Queue);
             }
         }
     }
@@ -434,15 +434,15 @@ public sealed partial class EmbeddedRunStore
     private void EndAttempt(EmbeddedStep step, IEnumerable<KeyValuePair<string, double>>? usage)
     {
         var run = step.Owner;
-        activeByToken.Remove(step.Token);
+        _activeByToken.Remove(step.Token);
         run.Active--;
-        Decrement(queueUsed, step.Queue);
+        Decrement(_queueUsed, step.Queue);
         if (step.Spec.ConcurrencyKey.Length > 0)
         {
-            Decrement(keyUsed, step.Spec.ConcurrencyKey);
+            Decrement(_keyUsed, step.Spec.ConcurrencyKey);
         }
 
-        if (agents.TryGetValue(step.Step.AgentId, out var agent))
+        if (_agents.TryGetValue(step.Step.AgentId, out var agent))
         {
             agent.Agent.UsedSlots -= step.Slots;
         }
@@ -469,10 +469,10 @@ public sealed partial class EmbeddedRunStore
 
         foreach (var queue in agent?.Queues ?? [step.Queue])
         {
-            readyQueuesTouched.Add(queue);
+            _readyQueuesTouched.Add(queue);
         }
 
-        readyQueuesTouched.Add(step.Queue);
+        _readyQueuesTouched.Add(step.Queue);
 
         static void Decrement(Dictionary<string, long> counters, string name)
         {
@@ -505,7 +505,7 @@ public sealed partial class EmbeddedRunStore
         var allowed = RetryBackoff.MaxAttempts(step.Spec.Retry);
         if (leaseLost)
         {
-            allowed = Math.Max(allowed, options.LeaseExpiryAttempts);
+            allowed = Math.Max(allowed, _options.LeaseExpiryAttempts);
         }
 
         step.Step.Error = error;

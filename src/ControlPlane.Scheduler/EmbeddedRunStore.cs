@@ -12,58 +12,58 @@ namespace ControlPlane.Scheduler;
 /// </summary>
 public sealed partial class EmbeddedRunStore : IRunStore
 {
-    private readonly Lock gate = new();
-    private readonly RunStoreOptions options;
-    private readonly TimeProvider time;
-    private readonly ILogger logger;
+    private readonly Lock _gate = new();
+    private readonly RunStoreOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
 
-    private readonly Dictionary<string, EmbeddedRun> runs = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, string> runIdByIdempotencyKey = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, EmbeddedAgent> agents = new(StringComparer.Ordinal);
-    private readonly Dictionary<long, EmbeddedStep> activeByToken = [];
-    private readonly HashSet<EmbeddedStep> retryWaiting = [];
-    private readonly Dictionary<string, LinkedList<EmbeddedRun>> rotation = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, long> queueUsed = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, long> keyUsed = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, int> queueLimits = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, int> keyLimits = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, EmbeddedRun> _runs = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> _runIdByIdempotencyKey = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, EmbeddedAgent> _agents = new(StringComparer.Ordinal);
+    private readonly Dictionary<long, EmbeddedStep> _activeByToken = [];
+    private readonly HashSet<EmbeddedStep> _retryWaiting = [];
+    private readonly Dictionary<string, LinkedList<EmbeddedRun>> _rotation = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, long> _queueUsed = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, long> _keyUsed = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, int> _queueLimits = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, int> _keyLimits = new(StringComparer.Ordinal);
 
-    private readonly List<StoreSignal> pendingSignals = [];
-    private readonly HashSet<string> readyQueuesTouched = new(StringComparer.Ordinal);
-    private readonly HashSet<EmbeddedRun> runsTouched = [];
-    private readonly List<Action<StoreSignal>> subscribers = [];
+    private readonly List<StoreSignal> _pendingSignals = [];
+    private readonly HashSet<string> _readyQueuesTouched = new(StringComparer.Ordinal);
+    private readonly HashSet<EmbeddedRun> _runsTouched = [];
+    private readonly List<Action<StoreSignal>> _subscribers = [];
 
-    private long nextToken;
-    private long nextRunSeq;
-    private long nextReadySeq;
+    private long _nextToken;
+    private long _nextRunSeq;
+    private long _nextReadySeq;
 
     public EmbeddedRunStore(RunStoreOptions? options = null, TimeProvider? timeProvider = null, ILogger<EmbeddedRunStore>? logger = null)
     {
-        this.options = options ?? new RunStoreOptions();
-        this.options.Validate();
-        time = timeProvider ?? TimeProvider.System;
-        this.logger = logger ?? NullLogger<EmbeddedRunStore>.Instance;
+        _options = options ?? new RunStoreOptions();
+        _options.Validate();
+        _time = timeProvider ?? TimeProvider.System;
+        _logger = logger ?? NullLogger<EmbeddedRunStore>.Instance;
     }
 
-    private DateTimeOffset Now => time.GetUtcNow();
+    private DateTimeOffset Now => _time.GetUtcNow();
 
     // ---- Runs ----------------------------------------------------------------------------------
 
     public Task<SubmitRunResult> SubmitRunAsync(RunSpec spec, string? idempotencyKey, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(spec);
-        if (idempotencyKey is { Length: > 0 } && idempotencyKey.Length > options.MaxIdempotencyKeyLength)
+        if (idempotencyKey is { Length: > 0 } && idempotencyKey.Length > _options.MaxIdempotencyKeyLength)
         {
             throw RunStoreException.Invalid("idempotency_key",
-                $"idempotency_key is {idempotencyKey.Length} characters; at most {options.MaxIdempotencyKeyLength} are allowed");
+                $"idempotency_key is {idempotencyKey.Length} characters; at most {_options.MaxIdempotencyKeyLength} are allowed");
         }
 
         RunSpecValidator.ThrowIfInvalid(spec);
         return Task.FromResult(Mutate(() =>
         {
-            if (idempotencyKey is { Length: > 0 } && runIdByIdempotencyKey.TryGetValue(idempotencyKey, out var existing))
+            if (idempotencyKey is { Length: > 0 } && _runIdByIdempotencyKey.TryGetValue(idempotencyKey, out var existing))
             {
-                return new SubmitRunResult(Snapshot(runs[existing], withSteps: true), Created: false);
+                return new SubmitRunResult(Snapshot(_runs[existing], withSteps: true), Created: false);
             }
 
             var run = CreateRun(spec.Clone(), idempotencyKey ?? "");
@@ -73,9 +73,9 @@ public sealed partial class EmbeddedRunStore : IRunStore
 
     public Task<Run?> GetRunAsync(string runId, CancellationToken cancellationToken = default)
     {
-        lock (gate)
+        lock (_gate)
         {
-            return Task.FromResult(runs.TryGetValue(runId, out var run) ? Snapshot(run, withSteps: true) : null);
+            return Task.FromResult(_runs.TryGetValue(runId, out var run) ? Snapshot(run, withSteps: true) : null);
         }
     }
 
@@ -84,9 +84,9 @@ public sealed partial class EmbeddedRunStore : IRunStore
         ArgumentNullException.ThrowIfNull(query);
         var pageSize = query.PageSize switch
         {
-            < 0 => throw RunStoreException.Invalid("page_size", $"page_size is {query.PageSize}; use 0 (100) or 1..{options.MaxPageSize}"),
+            < 0 => throw RunStoreException.Invalid("page_size", $"page_size is {query.PageSize}; use 0 (100) or 1..{_options.MaxPageSize}"),
             0 => 100,
-            _ => Math.Min(query.PageSize, options.MaxPageSize),
+            _ => Math.Min(query.PageSize, _options.MaxPageSize),
         };
         var before = long.MaxValue;
         if (!string.IsNullOrEmpty(query.PageToken) && !long.TryParse(query.PageToken, out before))
@@ -94,9 +94,9 @@ public sealed partial class EmbeddedRunStore : IRunStore
             throw RunStoreException.Invalid("page_token", "page_token is not one this server issued; pass next_page_token from the previous response");
         }
 
-        lock (gate)
+        lock (_gate)
         {
-            var matching = runs.Values
+            var matching = _runs.Values
                 .Where(r => r.CreatedSeq < before)
                 .Where(r => query.State == RunState.Unspecified || r.Run.State == query.State)
                 .Where(r => query.Labels is null || query.Labels.All(l => r.Run.Labels.TryGetValue(l.Key, out var v) && v == l.Value))
@@ -132,7 +132,7 @@ public sealed partial class EmbeddedRunStore : IRunStore
                 if (StepStateMachine.IsActive(step.Step.State))
                 {
                     step.CancelRequested = true;
-                    pendingSignals.Add(new AttemptCancelRequested(step.Step.AgentId, step.Token, why));
+                    _pendingSignals.Add(new AttemptCancelRequested(step.Step.AgentId, step.Token, why));
                 }
                 else if (!StepStateMachine.IsTerminal(step.Step.State))
                 {
@@ -182,7 +182,7 @@ public sealed partial class EmbeddedRunStore : IRunStore
                         SetRunState(run, RunState.Running, "resumed");
                         foreach (var queue in run.Ready.Keys)
                         {
-                            readyQueuesTouched.Add(queue);
+                            _readyQueuesTouched.Add(queue);
                         }
                     }
 
@@ -279,10 +279,10 @@ public sealed partial class EmbeddedRunStore : IRunStore
 
     public Task<IReadOnlyList<RunEvent>> ReadEventsAsync(string runId, long afterSeq, int max, CancellationToken cancellationToken = default)
     {
-        lock (gate)
+        lock (_gate)
         {
             var run = FindRun(runId);
-            var take = Math.Clamp(max, 0, options.EventReadBatch);
+            var take = Math.Clamp(max, 0, _options.EventReadBatch);
             var from = (int)Math.Clamp(afterSeq, 0, run.Events.Count);
             IReadOnlyList<RunEvent> events = run.Events.Skip(from).Take(take).Select(e => e.Clone()).ToList();
             return Task.FromResult(events);
@@ -291,7 +291,7 @@ public sealed partial class EmbeddedRunStore : IRunStore
 
     public Task<StepOutput?> GetStepOutputAsync(string runId, string stepId, CancellationToken cancellationToken = default)
     {
-        lock (gate)
+        lock (_gate)
         {
             var step = FindStep(FindRun(runId), stepId);
             return Task.FromResult(step.Output?.Clone());
@@ -302,8 +302,8 @@ public sealed partial class EmbeddedRunStore : IRunStore
     {
         var limits = kind switch
         {
-            LimitKind.Queue => queueLimits,
-            LimitKind.ConcurrencyKey => keyLimits,
+            LimitKind.Queue => _queueLimits,
+            LimitKind.ConcurrencyKey => _keyLimits,
             _ => throw RunStoreException.Invalid("kind", "kind must be LIMIT_KIND_QUEUE or LIMIT_KIND_CONCURRENCY_KEY"),
         };
         if (!RunSpecValidator.IsValidName(name))
@@ -330,13 +330,13 @@ public sealed partial class EmbeddedRunStore : IRunStore
             // A raised cap may let waiting steps go.
             if (kind == LimitKind.Queue)
             {
-                readyQueuesTouched.Add(name);
+                _readyQueuesTouched.Add(name);
             }
             else
             {
-                foreach (var queue in rotation.Keys)
+                foreach (var queue in _rotation.Keys)
                 {
-                    readyQueuesTouched.Add(queue);
+                    _readyQueuesTouched.Add(queue);
                 }
             }
 
@@ -347,13 +347,13 @@ public sealed partial class EmbeddedRunStore : IRunStore
 
     public Task<StoreStats> GetStatsAsync(CancellationToken cancellationToken = default)
     {
-        lock (gate)
+        lock (_gate)
         {
             var queueNames = new SortedSet<string>(StringComparer.Ordinal);
-            queueNames.UnionWith(rotation.Keys);
-            queueNames.UnionWith(queueUsed.Keys);
-            queueNames.UnionWith(queueLimits.Keys);
-            foreach (var agent in agents.Values)
+            queueNames.UnionWith(_rotation.Keys);
+            queueNames.UnionWith(_queueUsed.Keys);
+            queueNames.UnionWith(_queueLimits.Keys);
+            foreach (var agent in _agents.Values)
             {
                 queueNames.UnionWith(agent.Queues);
             }
@@ -361,23 +361,23 @@ public sealed partial class EmbeddedRunStore : IRunStore
             var queues = queueNames.Select(q => new QueueStats
             {
                 Queue = q,
-                Ready = rotation.TryGetValue(q, out var rs) ? rs.Sum(r => (long)r.Ready[q].Count) : 0,
-                Running = queueUsed.GetValueOrDefault(q),
-                Agents = agents.Values.Count(a => a.Agent.State == AgentState.Connected && a.Queues.Contains(q)),
+                Ready = _rotation.TryGetValue(q, out var rs) ? rs.Sum(r => (long)r.Ready[q].Count) : 0,
+                Running = _queueUsed.GetValueOrDefault(q),
+                Agents = _agents.Values.Count(a => a.Agent.State == AgentState.Connected && a.Queues.Contains(q)),
             }).ToList();
 
             var slots = new List<SlotUsage>();
-            slots.AddRange(agents.Values.OrderBy(a => a.Agent.AgentId, StringComparer.Ordinal)
+            slots.AddRange(_agents.Values.OrderBy(a => a.Agent.AgentId, StringComparer.Ordinal)
                 .Select(a => new SlotUsage("agent", a.Agent.AgentId, a.Agent.UsedSlots, a.Agent.Slots)));
-            slots.AddRange(runs.Values.Where(r => r.Active != 0 || !RunStateMachine.IsTerminal(r.Run.State))
+            slots.AddRange(_runs.Values.Where(r => r.Active != 0 || !RunStateMachine.IsTerminal(r.Run.State))
                 .OrderBy(r => r.CreatedSeq).Select(r => new SlotUsage("run", r.Run.Id, r.Active, r.Spec.Concurrency)));
-            slots.AddRange(queueUsed.Keys.Union(queueLimits.Keys).Order(StringComparer.Ordinal)
-                .Select(q => new SlotUsage("queue", q, queueUsed.GetValueOrDefault(q), queueLimits.GetValueOrDefault(q))));
-            slots.AddRange(keyUsed.Keys.Union(keyLimits.Keys).Order(StringComparer.Ordinal)
-                .Select(k => new SlotUsage("key", k, keyUsed.GetValueOrDefault(k), keyLimits.GetValueOrDefault(k))));
+            slots.AddRange(_queueUsed.Keys.Union(_queueLimits.Keys).Order(StringComparer.Ordinal)
+                .Select(q => new SlotUsage("queue", q, _queueUsed.GetValueOrDefault(q), _queueLimits.GetValueOrDefault(q))));
+            slots.AddRange(_keyUsed.Keys.Union(_keyLimits.Keys).Order(StringComparer.Ordinal)
+                .Select(k => new SlotUsage("key", k, _keyUsed.GetValueOrDefault(k), _keyLimits.GetValueOrDefault(k))));
 
             var reserved = new Dictionary<string, double>(StringComparer.Ordinal);
-            foreach (var run in runs.Values)
+            foreach (var run in _runs.Values)
             {
                 foreach (var (unit, amount) in run.Run.BudgetReserved)
                 {
@@ -392,9 +392,9 @@ public sealed partial class EmbeddedRunStore : IRunStore
     public Task<IAsyncDisposable> SubscribeAsync(Action<StoreSignal> handler, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(handler);
-        lock (subscribers)
+        lock (_subscribers)
         {
-            subscribers.Add(handler);
+            _subscribers.Add(handler);
         }
 
         return Task.FromResult<IAsyncDisposable>(new Subscription(this, handler));
@@ -402,9 +402,9 @@ public sealed partial class EmbeddedRunStore : IRunStore
 
     public ValueTask DisposeAsync()
     {
-        lock (subscribers)
+        lock (_subscribers)
         {
-            subscribers.Clear();
+            _subscribers.Clear();
         }
 
         return ValueTask.CompletedTask;
@@ -417,7 +417,7 @@ public sealed partial class EmbeddedRunStore : IRunStore
     {
         T result;
         List<StoreSignal> signals;
-        lock (gate)
+        lock (_gate)
         {
             try
             {
@@ -435,12 +435,12 @@ public sealed partial class EmbeddedRunStore : IRunStore
 
     private List<StoreSignal> TakeSignals()
     {
-        var signals = new List<StoreSignal>(pendingSignals);
-        signals.AddRange(readyQueuesTouched.Where(q => rotation.ContainsKey(q)).Select(q => new ReadyWork(q)));
-        signals.AddRange(runsTouched.Select(r => new RunEventsAppended(r.Run.Id, r.Run.LastEventSeq)));
-        pendingSignals.Clear();
-        readyQueuesTouched.Clear();
-        runsTouched.Clear();
+        var signals = new List<StoreSignal>(_pendingSignals);
+        signals.AddRange(_readyQueuesTouched.Where(q => _rotation.ContainsKey(q)).Select(q => new ReadyWork(q)));
+        signals.AddRange(_runsTouched.Select(r => new RunEventsAppended(r.Run.Id, r.Run.LastEventSeq)));
+        _pendingSignals.Clear();
+        _readyQueuesTouched.Clear();
+        _runsTouched.Clear();
         return signals;
     }
 
@@ -452,9 +452,9 @@ public sealed partial class EmbeddedRunStore : IRunStore
         }
 
         Action<StoreSignal>[] handlers;
-        lock (subscribers)
+        lock (_subscribers)
         {
-            handlers = [.. subscribers];
+            handlers = [.. _subscribers];
         }
 
         foreach (var signal in signals)
@@ -469,14 +469,14 @@ public sealed partial class EmbeddedRunStore : IRunStore
                 catch (Exception ex)
 #pragma warning restore CA1031
                 {
-                    LogSubscriberFailed(logger, signal.GetType().Name, ex);
+                    LogSubscriberFailed(_logger, signal.GetType().Name, ex);
                 }
             }
         }
     }
 
     private EmbeddedRun FindRun(string runId) =>
-        runs.TryGetValue(runId, out var run)
+        _runs.TryGetValue(runId, out var run)
             ? run
             : throw new RunStoreException(RunStoreError.NotFound, ErrorReason.RunNotFound, $"run '{runId}' not found; check the run id (ListRuns shows existing runs)");
 
@@ -490,9 +490,9 @@ public sealed partial class EmbeddedRunStore : IRunStore
     {
         public ValueTask DisposeAsync()
         {
-            lock (store.subscribers)
+            lock (store._subscribers)
             {
-                store.subscribers.Remove(handler);
+                store._subscribers.Remove(handler);
             }
 
             return ValueTask.CompletedTask;

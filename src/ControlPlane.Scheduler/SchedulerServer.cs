@@ -31,23 +31,23 @@ public sealed class SchedulerServer : IAsyncDisposable
         "controlplane.v1.AdminService",
     ];
 
-    private readonly SchedulerOptions options;
-    private readonly Func<SchedulerOptions, CancellationToken, Task<IRunStore>>? storeFactory;
-    private readonly bool ownsStore;
-    private readonly ILoggerFactory loggerFactory;
-    private readonly ILogger logger;
-    private readonly TimeProvider time;
-    private readonly CancellationTokenSource shutdown = new();
-    private readonly SignalHub hub = new();
-    private readonly Lock gate = new();
-    private IRunStore? store;
-    private IAsyncDisposable? subscription;
-    private ReportPipeline? pipeline;
-    private MaintenanceLoop? maintenance;
-    private WebApplication? app;
-    private IReadOnlyList<Uri> addresses = [];
-    private Task? stopping;
-    private bool started;
+    private readonly SchedulerOptions _options;
+    private readonly Func<SchedulerOptions, CancellationToken, Task<IRunStore>>? _storeFactory;
+    private readonly bool _ownsStore;
+    private readonly ILoggerFactory _loggerFactory;
+    private readonly ILogger _logger;
+    private readonly TimeProvider _time;
+    private readonly CancellationTokenSource _shutdown = new();
+    private readonly SignalHub _hub = new();
+    private readonly Lock _gate = new();
+    private IRunStore? _store;
+    private IAsyncDisposable? _subscription;
+    private ReportPipeline? _pipeline;
+    private MaintenanceLoop? _maintenance;
+    private WebApplication? _app;
+    private IReadOnlyList<Uri> _addresses = [];
+    private Task? _stopping;
+    private bool _started;
 
     /// <summary>
     /// A replica that creates its own store: <paramref name="storeFactory"/> when given (e.g. the Redis store from
@@ -86,13 +86,13 @@ public sealed class SchedulerServer : IAsyncDisposable
                 nameof(storeFactory));
         }
 
-        this.options = options;
-        this.store = store;
-        this.storeFactory = storeFactory;
-        this.ownsStore = ownsStore;
-        this.loggerFactory = loggerFactory ?? NullLoggerFactory.Instance;
-        logger = this.loggerFactory.CreateLogger("ControlPlane.Scheduler");
-        time = timeProvider ?? TimeProvider.System;
+        _options = options;
+        _store = store;
+        _storeFactory = storeFactory;
+        _ownsStore = ownsStore;
+        _loggerFactory = loggerFactory ?? NullLoggerFactory.Instance;
+        _logger = _loggerFactory.CreateLogger("ControlPlane.Scheduler");
+        _time = timeProvider ?? TimeProvider.System;
     }
 
     /// <summary>
@@ -102,45 +102,45 @@ public sealed class SchedulerServer : IAsyncDisposable
     internal Action<WebApplicationBuilder>? ConfigureHost { get; init; }
 
     /// <summary>The bound addresses (real ports when port 0 was asked for), after <see cref="StartAsync"/>.</summary>
-    public IReadOnlyList<Uri> Addresses => addresses;
+    public IReadOnlyList<Uri> Addresses => _addresses;
 
     /// <summary>The run store, after <see cref="StartAsync"/>.</summary>
-    public IRunStore Store => store ?? throw new InvalidOperationException("The scheduler has not been started; call StartAsync first.");
+    public IRunStore Store => _store ?? throw new InvalidOperationException("The scheduler has not been started; call StartAsync first.");
 
     /// <summary>Store calls made by the report pipeline (group commits) and the reports they carried.</summary>
-    public (long Commits, long Reports) ReportCommits => pipeline is null ? (0, 0) : (pipeline.Commits, pipeline.CommittedReports);
+    public (long Commits, long Reports) ReportCommits => _pipeline is null ? (0, 0) : (_pipeline.Commits, _pipeline.CommittedReports);
 
     /// <summary>Fires when the host asks to stop (SIGTERM through the host's lifetime), after <see cref="StartAsync"/>.</summary>
-    internal CancellationToken StopRequested => app?.Lifetime.ApplicationStopping ?? CancellationToken.None;
+    internal CancellationToken StopRequested => _app?.Lifetime.ApplicationStopping ?? CancellationToken.None;
 
     /// <summary>Creates the store, subscribes to its signals, starts the pipeline and the reaper, then the listener.</summary>
     public async Task StartAsync(CancellationToken cancellationToken = default)
     {
-        lock (gate)
+        lock (_gate)
         {
-            if (started)
+            if (_started)
             {
                 throw new InvalidOperationException("The scheduler is already started.");
             }
 
-            started = true;
+            _started = true;
         }
 
-        store ??= storeFactory is not null
-            ? await storeFactory(options, cancellationToken).ConfigureAwait(false)
-            : new EmbeddedRunStore(options.CreateStoreOptions(), time, loggerFactory.CreateLogger<EmbeddedRunStore>());
+        _store ??= _storeFactory is not null
+            ? await _storeFactory(_options, cancellationToken).ConfigureAwait(false)
+            : new EmbeddedRunStore(_options.CreateStoreOptions(), _time, _loggerFactory.CreateLogger<EmbeddedRunStore>());
 
-        pipeline = new ReportPipeline(store, options.ReportBatch, logger, time);
-        subscription = await store.SubscribeAsync(hub.OnSignal, cancellationToken).ConfigureAwait(false);
-        pipeline.Start();
-        maintenance = new MaintenanceLoop(store, options, time, logger);
-        maintenance.Start();
+        _pipeline = new ReportPipeline(_store, _options.ReportBatch, _logger, _time);
+        _subscription = await _store.SubscribeAsync(_hub.OnSignal, cancellationToken).ConfigureAwait(false);
+        _pipeline.Start();
+        _maintenance = new MaintenanceLoop(_store, _options, _time, _logger);
+        _maintenance.Start();
 
-        app = BuildApplication(new SchedulerRuntime(options, store, pipeline, hub, logger, shutdown.Token));
-        await app.StartAsync(cancellationToken).ConfigureAwait(false);
-        addresses = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>()
+        _app = BuildApplication(new SchedulerRuntime(_options, _store, _pipeline, _hub, _logger, _shutdown.Token));
+        await _app.StartAsync(cancellationToken).ConfigureAwait(false);
+        _addresses = _app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>()
             .Addresses.Select(a => new Uri(a)).ToArray();
-        SchedulerLog.Listening(logger, options.EffectiveSchedulerId, string.Join(", ", addresses));
+        SchedulerLog.Listening(_logger, _options.EffectiveSchedulerId, string.Join(", ", _addresses));
     }
 
     private WebApplication BuildApplication(SchedulerRuntime runtime)
@@ -153,15 +153,15 @@ public sealed class SchedulerServer : IAsyncDisposable
 
         // Logging goes to the factory the caller gave; Kestrel's own information lines are noise next to ours.
         builder.Logging.ClearProviders();
-        builder.Services.AddSingleton(loggerFactory);
+        builder.Services.AddSingleton(_loggerFactory);
         builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
 
         // An in-process replica (tests, cpctl dev) must not take over the process's signals; the process host adds its lifetime.
         builder.Services.AddSingleton<IHostLifetime, InProcessLifetime>();
-        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = options.ShutdownTimeout);
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = _options.ShutdownTimeout);
 
-        var endpoint = SchedulerOptions.ParseListen(options.Listen);
-        var certificate = LoadCertificate(options);
+        var endpoint = SchedulerOptions.ParseListen(_options.Listen);
+        var certificate = LoadCertificate(_options);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
@@ -183,7 +183,7 @@ public sealed class SchedulerServer : IAsyncDisposable
         builder.Services.AddGrpc(grpc =>
         {
             // A RunSpec of 10,000 steps, or an assignment carrying 1 MiB inputs from several steps, exceeds the 4 MiB default.
-            grpc.MaxReceiveMessageSize = options.MaxReceiveMessageSize;
+            grpc.MaxReceiveMessageSize = _options.MaxReceiveMessageSize;
         });
         builder.Services.AddSingleton(runtime);
         builder.Services.AddSingleton<RunServiceImpl>();
@@ -201,9 +201,9 @@ public sealed class SchedulerServer : IAsyncDisposable
         builder.Services.Configure<HealthCheckPublisherOptions>(publisher =>
         {
             publisher.Delay = TimeSpan.Zero;
-            publisher.Period = options.WatchRecheckInterval < TimeSpan.FromSeconds(1) ? TimeSpan.FromSeconds(1) : options.WatchRecheckInterval;
+            publisher.Period = _options.WatchRecheckInterval < TimeSpan.FromSeconds(1) ? TimeSpan.FromSeconds(1) : _options.WatchRecheckInterval;
         });
-        if (options.Reflection)
+        if (_options.Reflection)
         {
             builder.Services.AddGrpcReflection();
         }
@@ -216,7 +216,7 @@ public sealed class SchedulerServer : IAsyncDisposable
         web.MapGrpcService<AgentServiceImpl>();
         web.MapGrpcService<AdminServiceImpl>();
         web.MapGrpcHealthChecksService();
-        if (options.Reflection)
+        if (_options.Reflection)
         {
             web.MapGrpcReflectionService();
         }
@@ -240,65 +240,65 @@ public sealed class SchedulerServer : IAsyncDisposable
     /// <summary>Graceful shutdown, in a fixed order; safe to call more than once.</summary>
     public Task StopAsync(CancellationToken cancellationToken = default)
     {
-        lock (gate)
+        lock (_gate)
         {
-            stopping ??= StopCoreAsync(cancellationToken);
-            return stopping;
+            _stopping ??= StopCoreAsync(cancellationToken);
+            return _stopping;
         }
     }
 
     private async Task StopCoreAsync(CancellationToken cancellationToken)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(options.ShutdownTimeout);
-        var id = options.EffectiveSchedulerId;
+        timeout.CancelAfter(_options.ShutdownTimeout);
+        var id = _options.EffectiveSchedulerId;
 
         // 1. Health turns NOT_SERVING, and every agent, watch and health-watch stream ends with UNAVAILABLE: agents
         //    reconnect (to another replica) and keep their attempts by re-announcing them; watchers resume from their last seq.
-        SchedulerLog.ShutdownStep(logger, id, "ending agent and watch streams");
-        if (app is not null)
+        SchedulerLog.ShutdownStep(_logger, id, "ending agent and watch streams");
+        if (_app is not null)
         {
-            var health = app.Services.GetRequiredService<Grpc.HealthCheck.HealthServiceImpl>();
+            var health = _app.Services.GetRequiredService<Grpc.HealthCheck.HealthServiceImpl>();
             foreach (var name in HealthServiceNames)
             {
                 health.SetStatus(name, Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus.NotServing);
             }
         }
 
-        await shutdown.CancelAsync().ConfigureAwait(false);
+        await _shutdown.CancelAsync().ConfigureAwait(false);
 
         // 2. Stop accepting connections and let in-flight unary calls finish.
-        SchedulerLog.ShutdownStep(logger, id, "stopping the listener");
-        if (app is not null)
+        SchedulerLog.ShutdownStep(_logger, id, "stopping the listener");
+        if (_app is not null)
         {
-            await Quietly(app.StopAsync(timeout.Token)).ConfigureAwait(false);
-            await app.DisposeAsync().ConfigureAwait(false);
+            await Quietly(_app.StopAsync(timeout.Token)).ConfigureAwait(false);
+            await _app.DisposeAsync().ConfigureAwait(false);
         }
 
         // 3. Commit the reports already received, so no result an agent sent before the stream ended is lost.
-        SchedulerLog.ShutdownStep(logger, id, "draining the report pipeline");
-        if (pipeline is not null)
+        SchedulerLog.ShutdownStep(_logger, id, "draining the report pipeline");
+        if (_pipeline is not null)
         {
-            await Quietly(pipeline.CompleteAsync(timeout.Token)).ConfigureAwait(false);
+            await Quietly(_pipeline.CompleteAsync(timeout.Token)).ConfigureAwait(false);
         }
 
         // 4. Stop the reaper; other replicas (or the next start) keep reaping.
-        SchedulerLog.ShutdownStep(logger, id, "stopping maintenance");
-        if (maintenance is not null)
+        SchedulerLog.ShutdownStep(_logger, id, "stopping maintenance");
+        if (_maintenance is not null)
         {
-            await maintenance.StopAsync().ConfigureAwait(false);
+            await _maintenance.StopAsync().ConfigureAwait(false);
         }
 
         // 5. Stop listening to store signals, then release the store.
-        SchedulerLog.ShutdownStep(logger, id, "closing the store");
-        if (subscription is not null)
+        SchedulerLog.ShutdownStep(_logger, id, "closing the store");
+        if (_subscription is not null)
         {
-            await subscription.DisposeAsync().ConfigureAwait(false);
+            await _subscription.DisposeAsync().ConfigureAwait(false);
         }
 
-        if (ownsStore && store is not null)
+        if (_ownsStore && _store is not null)
         {
-            await store.DisposeAsync().ConfigureAwait(false);
+            await _store.DisposeAsync().ConfigureAwait(false);
         }
     }
 
@@ -317,6 +317,6 @@ public sealed class SchedulerServer : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await StopAsync().ConfigureAwait(false);
-        shutdown.Dispose();
+        _shutdown.Dispose();
     }
 }

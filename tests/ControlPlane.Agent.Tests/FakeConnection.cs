@@ -1,6 +1,6 @@
 using ControlPlane.V1;
-using Grpc.Core;
 using Google.Protobuf.WellKnownTypes;
+using Grpc.Core;
 
 namespace ControlPlane.Agent.Tests;
 

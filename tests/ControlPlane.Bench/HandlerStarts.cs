@@ -11,31 +11,31 @@ internal sealed class HandlerStarts : IAsyncDisposable
 {
     public const string FileVariable = "BENCH_STARTS_FILE";
 
-    private readonly Channel<string> lines = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true });
-    private readonly Task writer;
+    private readonly Channel<string> _lines = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Task _writer;
 
     public HandlerStarts(string path)
     {
-        writer = Task.Run(() => WriteAsync(path));
+        _writer = Task.Run(() => WriteAsync(path));
     }
 
     public static long NowMicros() => (DateTime.UtcNow.Ticks - DateTime.UnixEpoch.Ticks) / 10;
 
     public void Record(string runId, string stepId) =>
-        lines.Writer.TryWrite(string.Create(CultureInfo.InvariantCulture, $"{runId} {stepId} {NowMicros()}"));
+        _lines.Writer.TryWrite(string.Create(CultureInfo.InvariantCulture, $"{runId} {stepId} {NowMicros()}"));
 
     public async ValueTask DisposeAsync()
     {
-        lines.Writer.TryComplete();
-        await writer.ConfigureAwait(false);
+        _lines.Writer.TryComplete();
+        await _writer.ConfigureAwait(false);
     }
 
     private async Task WriteAsync(string path)
     {
         await using var file = new StreamWriter(path, append: true);
-        while (await lines.Reader.WaitToReadAsync().ConfigureAwait(false))
+        while (await _lines.Reader.WaitToReadAsync().ConfigureAwait(false))
         {
-            while (lines.Reader.TryRead(out var line))
+            while (_lines.Reader.TryRead(out var line))
             {
                 await file.WriteLineAsync(line).ConfigureAwait(false);
             }

@@ -1,7 +1,7 @@
-using ControlPlane.Tests.Shared;
 using System.Runtime.InteropServices;
 using ControlPlane.Agent;
 using ControlPlane.Scheduler.Hosting;
+using ControlPlane.Tests.Shared;
 using Xunit;
 
 namespace ControlPlane.Cli.Tests;
@@ -9,9 +9,9 @@ namespace ControlPlane.Cli.Tests;
 /// <summary><c>cpctl server</c> and <c>cpctl agent</c> as real processes: the daemons' settings, and signals at any moment of their shutdown.</summary>
 public sealed class CpctlDaemonProcessTests : IDisposable
 {
-    private readonly DirectoryInfo dir = Directory.CreateTempSubdirectory("cpctl-daemon-");
+    private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("cpctl-daemon-");
 
-    public void Dispose() => dir.Delete(recursive: true);
+    public void Dispose() => _dir.Delete(recursive: true);
 
     [Fact]
     public async Task Server_SigtermTwiceThenAgainAfterStopped_ExitsZeroWithoutUnhandledException()
@@ -38,7 +38,7 @@ public sealed class CpctlDaemonProcessTests : IDisposable
     public async Task Agent_SigtermTwiceThenAgainAfterStopped_ExitsZeroWithoutUnhandledException()
     {
         // No scheduler: the agent keeps retrying, and a drain with nothing running ends at once.
-        await using var agent = CpctlProcess.Cpctl("agent", "--scheduler", "http://127.0.0.1:1", "--agent-id", "lonely", "--work-root", Path.Combine(dir.FullName, "work"));
+        await using var agent = CpctlProcess.Cpctl("agent", "--scheduler", "http://127.0.0.1:1", "--agent-id", "lonely", "--work-root", Path.Combine(_dir.FullName, "work"));
         await agent.WaitForLineAsync(l => l.StartsWith("agent lonely connecting to ", StringComparison.Ordinal), CpctlProcess.Timeout, "the expected line");
 
         await agent.SignalAsync("TERM");
@@ -54,7 +54,7 @@ public sealed class CpctlDaemonProcessTests : IDisposable
     [Fact]
     public async Task Server_SettingsFromConfigFileEnvironmentAndFlags_SameSchemeAsTheDaemon()
     {
-        var config = Path.Combine(dir.FullName, "scheduler.json");
+        var config = Path.Combine(_dir.FullName, "scheduler.json");
         await File.WriteAllTextAsync(config, """{ "Listen": "nonsense", "SchedulerId": "from-file", "LogLevel": "Error" }""");
         var environment = new Dictionary<string, string> { ["CP_CONFIG"] = config, ["CP_LOG_LEVEL"] = "Information" };
 

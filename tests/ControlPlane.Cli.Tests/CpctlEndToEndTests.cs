@@ -10,13 +10,13 @@ namespace ControlPlane.Cli.Tests;
 public sealed class CpctlEndToEndTests : IDisposable
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
-    private readonly string dir = Directory.CreateTempSubdirectory("cpctl-e2e-").FullName;
+    private readonly string _dir = Directory.CreateTempSubdirectory("cpctl-e2e-").FullName;
 
-    public void Dispose() => Directory.Delete(dir, recursive: true);
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
 
     private string WriteFile(string name, string text)
     {
-        var path = Path.Combine(dir, name);
+        var path = Path.Combine(_dir, name);
         File.WriteAllText(path, text);
         return path;
     }

@@ -7,14 +7,14 @@ namespace ControlPlane.Cli.Tests;
 /// <summary>The real cpctl executable, as a shell script would run it: exit codes and stderr.</summary>
 public sealed class CpctlProcessTests : IAsyncLifetime
 {
-    private TestRunService service = null!;
+    private TestRunService _service = null!;
 
-    public async Task InitializeAsync() => service = await TestRunService.StartAsync();
+    public async Task InitializeAsync() => _service = await TestRunService.StartAsync();
 
-    public async Task DisposeAsync() => await service.DisposeAsync();
+    public async Task DisposeAsync() => await _service.DisposeAsync();
 
     private Task<(int ExitCode, string Out, string Error)> RunCpctl(params string[] args) =>
-        CpctlProcess.RunAsync(new Dictionary<string, string> { ["CP_SCHEDULER"] = service.Address }, args);
+        CpctlProcess.RunAsync(new Dictionary<string, string> { ["CP_SCHEDULER"] = _service.Address }, args);
 
     [Fact]
     public async Task Cpctl_UnknownRun_ExitsOneWithOneLineOnStderr()
@@ -34,8 +34,8 @@ public sealed class CpctlProcessTests : IAsyncLifetime
         try
         {
             var cli = RunCpctl("run", "submit", path, "--wait");
-            var run = await service.FirstSubmitted.WaitAsync(TimeSpan.FromSeconds(60));
-            service.Finish(run.Id, RunState.Failed);
+            var run = await _service.FirstSubmitted.WaitAsync(TimeSpan.FromSeconds(60));
+            _service.Finish(run.Id, RunState.Failed);
             var (exit, output, _) = await cli;
 
             Assert.Equal(3, exit);

@@ -9,20 +9,20 @@ namespace ControlPlane.Cli.Tests;
 public sealed class CpctlTests : IAsyncLifetime
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
-    private readonly string dir = Directory.CreateTempSubdirectory("cpctl-tests-").FullName;
-    private TestRunService service = null!;
+    private readonly string _dir = Directory.CreateTempSubdirectory("cpctl-tests-").FullName;
+    private TestRunService _service = null!;
 
     public sealed record Result(int ExitCode, string Out, string Error);
 
-    public async Task InitializeAsync() => service = await TestRunService.StartAsync();
+    public async Task InitializeAsync() => _service = await TestRunService.StartAsync();
 
     public async Task DisposeAsync()
     {
-        await service.DisposeAsync();
-        Directory.Delete(dir, recursive: true);
+        await _service.DisposeAsync();
+        Directory.Delete(_dir, recursive: true);
     }
 
-    private Task<Result> Cpctl(params string[] args) => Cpctl(new Dictionary<string, string> { ["CP_SCHEDULER"] = service.Address }, args);
+    private Task<Result> Cpctl(params string[] args) => Cpctl(new Dictionary<string, string> { ["CP_SCHEDULER"] = _service.Address }, args);
 
     private static async Task<Result> Cpctl(Dictionary<string, string> env, params string[] args)
     {
@@ -35,7 +35,7 @@ public sealed class CpctlTests : IAsyncLifetime
 
     private string WriteFile(string name, string text)
     {
-        var path = Path.Combine(dir, name);
+        var path = Path.Combine(_dir, name);
         File.WriteAllText(path, text);
         return path;
     }
@@ -113,8 +113,8 @@ public sealed class CpctlTests : IAsyncLifetime
     [Fact]
     public async Task RunGet_Text_ShowsStepsWithStateAttemptAndAgent()
     {
-        var run = service.AddRun(Spec("build", "test"));
-        service.StepEvent(run.Id, "build", StepState.Ready, StepState.Running);
+        var run = _service.AddRun(Spec("build", "test"));
+        _service.StepEvent(run.Id, "build", StepState.Ready, StepState.Running);
 
         var result = await Cpctl("run", "get", run.Id);
 
@@ -131,7 +131,7 @@ public sealed class CpctlTests : IAsyncLifetime
     [Fact]
     public async Task RunGet_Json_PrintsTheResponseAsProtobufJson()
     {
-        var run = service.AddRun(Spec("build"));
+        var run = _service.AddRun(Spec("build"));
 
         var result = await Cpctl("run", "get", run.Id, "--output", "json");
 
@@ -144,10 +144,10 @@ public sealed class CpctlTests : IAsyncLifetime
     [Fact]
     public async Task SchedulerFlag_OverridesEnvironment()
     {
-        var run = service.AddRun(Spec("a"));
+        var run = _service.AddRun(Spec("a"));
         var env = new Dictionary<string, string> { ["CP_SCHEDULER"] = "http://127.0.0.1:1" };
 
-        var result = await Cpctl(env, "run", "get", run.Id, "--scheduler", service.Address);
+        var result = await Cpctl(env, "run", "get", run.Id, "--scheduler", _service.Address);
 
         Assert.Equal(0, result.ExitCode);
     }
@@ -176,12 +176,12 @@ public sealed class CpctlTests : IAsyncLifetime
     [Fact]
     public async Task Token_FromEnvironment_IsSentAsBearer()
     {
-        var run = service.AddRun(Spec("a"));
-        var env = new Dictionary<string, string> { ["CP_SCHEDULER"] = service.Address, ["CP_TOKEN"] = "tok-1" };
+        var run = _service.AddRun(Spec("a"));
+        var env = new Dictionary<string, string> { ["CP_SCHEDULER"] = _service.Address, ["CP_TOKEN"] = "tok-1" };
 
         await Cpctl(env, "run", "get", run.Id);
 
-        Assert.Equal("Bearer tok-1", service.LastHeaders?.GetValue("authorization"));
+        Assert.Equal("Bearer tok-1", _service.LastHeaders?.GetValue("authorization"));
     }
 
     [Fact]
@@ -192,7 +192,7 @@ public sealed class CpctlTests : IAsyncLifetime
         var result = await Cpctl("run", "submit", path);
 
         Assert.Equal(0, result.ExitCode);
-        var run = await service.FirstSubmitted.WaitAsync(Timeout);
+        var run = await _service.FirstSubmitted.WaitAsync(Timeout);
         Assert.Equal($"run {run.Id} submitted (hello, 2 steps)" + Environment.NewLine, result.Out);
         Assert.Equal("vision", run.Labels["team"]);
         Assert.Equal(["a"], run.Spec.Steps[1].Needs);
@@ -206,7 +206,7 @@ public sealed class CpctlTests : IAsyncLifetime
         var first = await Cpctl("run", "submit", path, "--idempotency-key", "k1");
         var second = await Cpctl("run", "submit", path, "--idempotency-key", "k1");
 
-        var run = await service.FirstSubmitted.WaitAsync(Timeout);
+        var run = await _service.FirstSubmitted.WaitAsync(Timeout);
         Assert.Equal(0, first.ExitCode);
         Assert.Equal(0, second.ExitCode);
         Assert.Equal($"run {run.Id} already exists for idempotency key 'k1' (PENDING)" + Environment.NewLine, second.Out);
@@ -231,13 +231,13 @@ public sealed class CpctlTests : IAsyncLifetime
         Assert.Equal(2, lines.Length);
         Assert.StartsWith($"{path}:5:5: steps[0].timeout: '10 minutes' is not a duration", lines[0], StringComparison.Ordinal);
         Assert.StartsWith($"{path}:6:5: steps[0].colour: unknown key 'colour'", lines[1], StringComparison.Ordinal);
-        Assert.Equal(0, service.Calls("SubmitRun"));
+        Assert.Equal(0, _service.Calls("SubmitRun"));
     }
 
     [Fact]
     public async Task RunSubmit_MissingFile_ExitsTwo()
     {
-        var result = await Cpctl("run", "submit", Path.Combine(dir, "nope.yaml"));
+        var result = await Cpctl("run", "submit", Path.Combine(_dir, "nope.yaml"));
 
         Assert.Equal(ExitCodes.InvalidInput, result.ExitCode);
         Assert.Contains("nope.yaml", result.Error, StringComparison.Ordinal);
@@ -280,10 +280,10 @@ public sealed class CpctlTests : IAsyncLifetime
         var path = WriteFile("hello.yaml", Pipeline);
 
         var cli = Cpctl("run", "submit", path, "--wait");
-        var run = await service.FirstSubmitted.WaitAsync(Timeout);
-        service.StepEvent(run.Id, "a", StepState.Ready, StepState.Running);
-        service.Append(run.Id, new RunEvent { StepLogged = new StepLogged { StepId = "a", Attempt = 1, Stream = LogStream.Stdout, Lines = { "hi" } } });
-        service.Finish(run.Id, outcome);
+        var run = await _service.FirstSubmitted.WaitAsync(Timeout);
+        _service.StepEvent(run.Id, "a", StepState.Ready, StepState.Running);
+        _service.Append(run.Id, new RunEvent { StepLogged = new StepLogged { StepId = "a", Attempt = 1, Stream = LogStream.Stdout, Lines = { "hi" } } });
+        _service.Finish(run.Id, outcome);
         var result = await cli;
 
         Assert.Equal(expectedExit, result.ExitCode);
@@ -302,8 +302,8 @@ public sealed class CpctlTests : IAsyncLifetime
         var path = WriteFile("hello.yaml", Pipeline);
 
         var cli = Cpctl("run", "submit", path, "--wait", "-o", "json");
-        var run = await service.FirstSubmitted.WaitAsync(Timeout);
-        service.Finish(run.Id, RunState.Succeeded);
+        var run = await _service.FirstSubmitted.WaitAsync(Timeout);
+        _service.Finish(run.Id, RunState.Succeeded);
         var result = await cli;
 
         Assert.Equal(0, result.ExitCode);
@@ -314,12 +314,12 @@ public sealed class CpctlTests : IAsyncLifetime
     [Fact]
     public async Task RunWatch_CutOffMidStream_PrintsEveryEventOnce()
     {
-        var run = service.AddRun(Spec("a"));
-        service.StepEvent(run.Id, "a", StepState.Ready, StepState.Running);
-        service.Append(run.Id, new RunEvent { StepProgressed = new StepProgressed { StepId = "a", Attempt = 1, Percent = 50, Message = "half way" } });
-        service.Append(run.Id, new RunEvent { StepCheckpointed = new StepCheckpointed { StepId = "a", Attempt = 1, Size = 12 } });
-        service.Finish(run.Id, RunState.Succeeded);
-        service.CutNextWatchAfter(2);
+        var run = _service.AddRun(Spec("a"));
+        _service.StepEvent(run.Id, "a", StepState.Ready, StepState.Running);
+        _service.Append(run.Id, new RunEvent { StepProgressed = new StepProgressed { StepId = "a", Attempt = 1, Percent = 50, Message = "half way" } });
+        _service.Append(run.Id, new RunEvent { StepCheckpointed = new StepCheckpointed { StepId = "a", Attempt = 1, Size = 12 } });
+        _service.Finish(run.Id, RunState.Succeeded);
+        _service.CutNextWatchAfter(2);
 
         var result = await Cpctl("run", "watch", run.Id);
 
@@ -328,14 +328,14 @@ public sealed class CpctlTests : IAsyncLifetime
         Assert.Equal(["#1", "#2", "#3", "#4", "#5", "run"], lines.Select(l => l.Split(' ')[0]));
         Assert.EndsWith("step a 50% half way", lines[2], StringComparison.Ordinal);
         Assert.EndsWith("step a checkpoint (12 bytes, attempt 1)", lines[3], StringComparison.Ordinal);
-        Assert.Equal([0, 2], service.WatchAfterSeqs);
+        Assert.Equal([0, 2], _service.WatchAfterSeqs);
     }
 
     [Fact]
     public async Task RunWatch_Json_PrintsOneEventPerLine()
     {
-        var run = service.AddRun(Spec("a"));
-        service.Finish(run.Id, RunState.Failed);
+        var run = _service.AddRun(Spec("a"));
+        _service.Finish(run.Id, RunState.Failed);
 
         var result = await Cpctl("run", "watch", run.Id, "-o", "json", "--after-seq", "1");
 
@@ -351,10 +351,10 @@ public sealed class CpctlTests : IAsyncLifetime
     {
         var labelled = Spec("a");
         labelled.Labels["team"] = "vision";
-        var match = service.AddRun(labelled);
-        service.AddRun(Spec("a"));
-        var finished = service.AddRun(labelled);
-        service.Finish(finished.Id, RunState.Succeeded);
+        var match = _service.AddRun(labelled);
+        _service.AddRun(Spec("a"));
+        var finished = _service.AddRun(labelled);
+        _service.Finish(finished.Id, RunState.Succeeded);
 
         var result = await Cpctl("run", "ls", "--state", "pending", "--label", "team=vision");
 
@@ -371,7 +371,7 @@ public sealed class CpctlTests : IAsyncLifetime
     {
         for (var i = 0; i < 5; i++)
         {
-            service.AddRun(Spec("a"));
+            _service.AddRun(Spec("a"));
         }
 
         var result = await Cpctl("run", "ls", "--limit", "3", "-o", "json");
@@ -390,7 +390,7 @@ public sealed class CpctlTests : IAsyncLifetime
 
         Assert.Equal(ExitCodes.InvalidInput, result.ExitCode);
         Assert.StartsWith("error: " + expected, result.Error, StringComparison.Ordinal);
-        Assert.Equal(0, service.Calls("ListRuns"));
+        Assert.Equal(0, _service.Calls("ListRuns"));
     }
 
     [Theory]
@@ -400,7 +400,7 @@ public sealed class CpctlTests : IAsyncLifetime
     [InlineData("retry", "RUNNING")]
     public async Task RunActions_PrintTheNewState(string action, string state)
     {
-        var run = service.AddRun(Spec("a"));
+        var run = _service.AddRun(Spec("a"));
 
         var result = await Cpctl("run", action, run.Id);
 
@@ -411,8 +411,8 @@ public sealed class CpctlTests : IAsyncLifetime
     [Fact]
     public async Task RunCancel_FinishedRun_ReportsFailedPreconditionAndExitsOne()
     {
-        var run = service.AddRun(Spec("a"));
-        service.Finish(run.Id, RunState.Succeeded);
+        var run = _service.AddRun(Spec("a"));
+        _service.Finish(run.Id, RunState.Succeeded);
 
         var result = await Cpctl("run", "cancel", run.Id);
 
@@ -425,7 +425,7 @@ public sealed class CpctlTests : IAsyncLifetime
     {
         var spec = Spec("a");
         spec.Steps.Add(new StepSpec { Id = "gate", Kind = StepKind.Gate, Needs = { "a" } });
-        var run = service.AddRun(spec);
+        var run = _service.AddRun(spec);
 
         var result = await Cpctl("run", "approve", run.Id, "gate", "--reject", "--comment", "not today", "--by", "alice");
 
@@ -440,8 +440,8 @@ public sealed class CpctlTests : IAsyncLifetime
     [Fact]
     public async Task RunOutput_PrintsOrSavesTheBytes()
     {
-        var run = service.AddRun(Spec("a"));
-        var file = Path.Combine(dir, "out.txt");
+        var run = _service.AddRun(Spec("a"));
+        var file = Path.Combine(_dir, "out.txt");
 
         var printed = await Cpctl("run", "output", run.Id, "a");
         var saved = await Cpctl("run", "output", run.Id, "a", "--file", file);
@@ -454,7 +454,7 @@ public sealed class CpctlTests : IAsyncLifetime
     [Fact]
     public async Task Agents_LsAndDrain_ShowSlotsAndState()
     {
-        service.AddAgent(new V1.Agent { AgentId = "gpu-1", Host = "box", Slots = 4, UsedSlots = 1, State = AgentState.Connected, Queues = { "gpu" }, Frameworks = { "shell" } });
+        _service.AddAgent(new V1.Agent { AgentId = "gpu-1", Host = "box", Slots = 4, UsedSlots = 1, State = AgentState.Connected, Queues = { "gpu" }, Frameworks = { "shell" } });
 
         var list = await Cpctl("agents", "ls");
         var drain = await Cpctl("agents", "drain", "gpu-1");

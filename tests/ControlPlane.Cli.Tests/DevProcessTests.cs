@@ -8,9 +8,9 @@ namespace ControlPlane.Cli.Tests;
 /// <summary><c>cpctl dev</c> as a user runs it: the real executable, its stdout a pipe, signals from outside.</summary>
 public sealed partial class DevProcessTests : IDisposable
 {
-    private readonly string dir = Directory.CreateTempSubdirectory("cpctl-dev-").FullName;
+    private readonly string _dir = Directory.CreateTempSubdirectory("cpctl-dev-").FullName;
 
-    public void Dispose() => Directory.Delete(dir, recursive: true);
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
 
     private static string Repository => DevPipelineLocator.FindRepositoryRoot(AppContext.BaseDirectory)
         ?? throw new InvalidOperationException("the tests run from inside the repository; ControlPlane.sln was not found above " + AppContext.BaseDirectory);
@@ -74,7 +74,7 @@ public sealed partial class DevProcessTests : IDisposable
     [Fact]
     public async Task Dev_Interrupted_CancelsTheRunKillsItsProcessesAndExits130()
     {
-        var path = Path.Combine(dir, "long.yaml");
+        var path = Path.Combine(_dir, "long.yaml");
         await File.WriteAllTextAsync(path, """
             name: long-sleep
             steps:

@@ -11,16 +11,16 @@ namespace ControlPlane.Cli.Tests;
 /// </summary>
 public sealed class QuickStartTests : IClassFixture<RedisServerFixture>
 {
-    private readonly RedisServerFixture redis;
+    private readonly RedisServerFixture _redis;
 
-    public QuickStartTests(RedisServerFixture redis) => this.redis = redis;
+    public QuickStartTests(RedisServerFixture redis) => _redis = redis;
 
     [Fact]
     public async Task BatchResume_AgentKilledMidStep_ResumesOnTheOtherAgentFromItsCheckpoint()
     {
         // A short lease keeps the test quick; the README's default is 30 s.
         var env = new Dictionary<string, string> { ["CP_LEASE_DURATION"] = "3s", ["CP_HEARTBEAT_INTERVAL"] = "1s" };
-        await using var server = CpctlProcess.Start("cpctl.dll", ["server", "--listen", "127.0.0.1:0", "--redis", redis.Configuration], environment: env);
+        await using var server = CpctlProcess.Start("cpctl.dll", ["server", "--listen", "127.0.0.1:0", "--redis", _redis.Configuration], environment: env);
         var address = await server.WaitForListeningAsync(CpctlProcess.Timeout);
         var agents = new Dictionary<string, ObservedProcess>(StringComparer.Ordinal);
         try

@@ -1,5 +1,5 @@
-using Grpc.Core;
 using ControlPlane.V1;
+using Grpc.Core;
 using Xunit;
 
 namespace ControlPlane.Client.Tests;
@@ -7,17 +7,17 @@ namespace ControlPlane.Client.Tests;
 public sealed class ControlPlaneClientTests : IAsyncLifetime
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(20);
-    private TestRunService service = null!;
+    private TestRunService _service = null!;
 
-    public async Task InitializeAsync() => service = await TestRunService.StartAsync();
+    public async Task InitializeAsync() => _service = await TestRunService.StartAsync();
 
-    public async Task DisposeAsync() => await service.DisposeAsync();
+    public async Task DisposeAsync() => await _service.DisposeAsync();
 
     private ControlPlaneClient Client(Action<ControlPlaneClientOptions>? configure = null, string? address = null)
     {
         var options = new ControlPlaneClientOptions
         {
-            Address = address ?? service.Address,
+            Address = address ?? _service.Address,
             RetryBaseDelay = TimeSpan.FromMilliseconds(10),
             RetryMaxDelay = TimeSpan.FromMilliseconds(50),
         };
@@ -50,10 +50,10 @@ public sealed class ControlPlaneClientTests : IAsyncLifetime
     [Fact]
     public async Task WatchRunAsync_TerminalRun_ReplaysEveryEventThenEnds()
     {
-        var run = service.AddRun(Spec("a", "b"));
-        service.StepEvent(run.Id, "a", StepState.Ready, StepState.Running);
-        service.StepEvent(run.Id, "a", StepState.Running, StepState.Succeeded);
-        service.Finish(run.Id, RunState.Succeeded);
+        var run = _service.AddRun(Spec("a", "b"));
+        _service.StepEvent(run.Id, "a", StepState.Ready, StepState.Running);
+        _service.StepEvent(run.Id, "a", StepState.Running, StepState.Succeeded);
+        _service.Finish(run.Id, RunState.Succeeded);
         using var client = Client();
 
         var seqs = await CollectSeqs(client.WatchRunAsync(run.Id)).WaitAsync(Timeout);
@@ -64,21 +64,21 @@ public sealed class ControlPlaneClientTests : IAsyncLifetime
     [Fact]
     public async Task WatchRunAsync_AfterSeq_SendsOnlyLaterEvents()
     {
-        var run = service.AddRun(Spec("a"));
-        service.StepEvent(run.Id, "a", StepState.Ready, StepState.Running);
-        service.Finish(run.Id, RunState.Failed);
+        var run = _service.AddRun(Spec("a"));
+        _service.StepEvent(run.Id, "a", StepState.Ready, StepState.Running);
+        _service.Finish(run.Id, RunState.Failed);
         using var client = Client();
 
         var seqs = await CollectSeqs(client.WatchRunAsync(run.Id, afterSeq: 2)).WaitAsync(Timeout);
 
         Assert.Equal([3], seqs);
-        Assert.Equal([2], service.WatchAfterSeqs);
+        Assert.Equal([2], _service.WatchAfterSeqs);
     }
 
     [Fact]
     public async Task WatchRunAsync_LiveRun_TailsNewEventsUntilTerminal()
     {
-        var run = service.AddRun(Spec("a"));
+        var run = _service.AddRun(Spec("a"));
         using var client = Client();
         await using var events = client.WatchRunAsync(run.Id).GetAsyncEnumerator();
 
@@ -86,10 +86,10 @@ public sealed class ControlPlaneClientTests : IAsyncLifetime
         Assert.Equal(1, events.Current.Seq);
         var next = events.MoveNextAsync().AsTask();
         Assert.False(next.IsCompleted);
-        service.StepEvent(run.Id, "a", StepState.Ready, StepState.Running);
+        _service.StepEvent(run.Id, "a", StepState.Ready, StepState.Running);
         Assert.True(await next.WaitAsync(Timeout));
         Assert.Equal(StepState.Running, events.Current.StepStateChanged.ToState);
-        service.Finish(run.Id, RunState.Succeeded);
+        _service.Finish(run.Id, RunState.Succeeded);
         Assert.True(await events.MoveNextAsync().AsTask().WaitAsync(Timeout));
         Assert.Equal(RunState.Succeeded, events.Current.RunStateChanged.ToState);
 
@@ -99,31 +99,31 @@ public sealed class ControlPlaneClientTests : IAsyncLifetime
     [Fact]
     public async Task WatchRunAsync_ServerEndsStreamWithUnavailable_ResumesFromLastSeqExactlyOnce()
     {
-        var run = service.AddRun(Spec("a", "b"));
-        service.StepEvent(run.Id, "a", StepState.Ready, StepState.Running);
-        service.StepEvent(run.Id, "a", StepState.Running, StepState.Succeeded);
-        service.StepEvent(run.Id, "b", StepState.Blocked, StepState.Ready);
-        service.StepEvent(run.Id, "b", StepState.Ready, StepState.Running);
-        service.Finish(run.Id, RunState.Succeeded);
-        service.CutNextWatchAfter(2);
+        var run = _service.AddRun(Spec("a", "b"));
+        _service.StepEvent(run.Id, "a", StepState.Ready, StepState.Running);
+        _service.StepEvent(run.Id, "a", StepState.Running, StepState.Succeeded);
+        _service.StepEvent(run.Id, "b", StepState.Blocked, StepState.Ready);
+        _service.StepEvent(run.Id, "b", StepState.Ready, StepState.Running);
+        _service.Finish(run.Id, RunState.Succeeded);
+        _service.CutNextWatchAfter(2);
         using var client = Client();
 
         var seqs = await CollectSeqs(client.WatchRunAsync(run.Id)).WaitAsync(Timeout);
 
         Assert.Equal([1, 2, 3, 4, 5, 6], seqs);
-        Assert.Equal([0, 2], service.WatchAfterSeqs);
+        Assert.Equal([0, 2], _service.WatchAfterSeqs);
     }
 
     [Fact]
     public async Task WatchRunAsync_ConnectionCutMidStream_ResumesWithoutLossOrDuplicates()
     {
-        var run = service.AddRun(Spec("a", "b"));
+        var run = _service.AddRun(Spec("a", "b"));
         for (var i = 0; i < 4; i++)
         {
-            service.Append(run.Id, new RunEvent { StepProgressed = new StepProgressed { StepId = "a", Attempt = 1, Percent = i * 10 } });
+            _service.Append(run.Id, new RunEvent { StepProgressed = new StepProgressed { StepId = "a", Attempt = 1, Percent = i * 10 } });
         }
 
-        await using var proxy = new TcpCutProxy(service.Port);
+        await using var proxy = new TcpCutProxy(_service.Port);
         using var client = Client(address: proxy.Address);
         var seqs = new List<long>();
         await using var events = client.WatchRunAsync(run.Id).GetAsyncEnumerator();
@@ -135,10 +135,10 @@ public sealed class ControlPlaneClientTests : IAsyncLifetime
 
         // Cut the TCP connection under the open stream, then let the run go on.
         proxy.CutAll();
-        service.StepEvent(run.Id, "a", StepState.Ready, StepState.Succeeded);
-        service.StepEvent(run.Id, "b", StepState.Blocked, StepState.Running);
-        service.StepEvent(run.Id, "b", StepState.Running, StepState.Succeeded);
-        service.Finish(run.Id, RunState.Succeeded);
+        _service.StepEvent(run.Id, "a", StepState.Ready, StepState.Succeeded);
+        _service.StepEvent(run.Id, "b", StepState.Blocked, StepState.Running);
+        _service.StepEvent(run.Id, "b", StepState.Running, StepState.Succeeded);
+        _service.Finish(run.Id, RunState.Succeeded);
         while (await events.MoveNextAsync().AsTask().WaitAsync(Timeout))
         {
             seqs.Add(events.Current.Seq);
@@ -146,7 +146,7 @@ public sealed class ControlPlaneClientTests : IAsyncLifetime
 
         Assert.Equal(Enumerable.Range(1, 9).Select(i => (long)i), seqs);
         Assert.True(proxy.Accepted >= 2, $"the client should have reconnected; connections: {proxy.Accepted}");
-        var afterSeqs = service.WatchAfterSeqs.ToArray();
+        var afterSeqs = _service.WatchAfterSeqs.ToArray();
         Assert.Equal(0, afterSeqs[0]);
         Assert.True(afterSeqs.Length >= 2 && afterSeqs[1] >= 3, $"the reconnect must resume after the last event received; after_seqs: {string.Join(",", afterSeqs)}");
     }
@@ -176,64 +176,64 @@ public sealed class ControlPlaneClientTests : IAsyncLifetime
     [Fact]
     public async Task GetRunAsync_UnavailableTwice_RetriesAndReturnsRun()
     {
-        var run = service.AddRun(Spec("a"));
-        service.FailNext("GetRun", 2, StatusCode.Unavailable);
+        var run = _service.AddRun(Spec("a"));
+        _service.FailNext("GetRun", 2, StatusCode.Unavailable);
         using var client = Client();
 
         var fetched = await client.GetRunAsync(run.Id).WaitAsync(Timeout);
 
         Assert.Equal(run.Id, fetched.Id);
-        Assert.Equal(3, service.Calls("GetRun"));
+        Assert.Equal(3, _service.Calls("GetRun"));
     }
 
     [Fact]
     public async Task GetRunAsync_UnavailableBeyondRetries_ThrowsAfterLastAttempt()
     {
-        var run = service.AddRun(Spec("a"));
-        service.FailNext("GetRun", 10, StatusCode.Unavailable);
+        var run = _service.AddRun(Spec("a"));
+        _service.FailNext("GetRun", 10, StatusCode.Unavailable);
         using var client = Client(o => o.MaxRetryAttempts = 2);
 
         var ex = await Assert.ThrowsAsync<RpcException>(() => client.GetRunAsync(run.Id).WaitAsync(Timeout));
 
         Assert.Equal(StatusCode.Unavailable, ex.StatusCode);
-        Assert.Equal(3, service.Calls("GetRun"));
+        Assert.Equal(3, _service.Calls("GetRun"));
     }
 
     [Fact]
     public async Task GetRunAsync_NonRetryableStatus_IsNotRetried()
     {
-        var run = service.AddRun(Spec("a"));
-        service.FailNext("GetRun", 1, StatusCode.Internal);
+        var run = _service.AddRun(Spec("a"));
+        _service.FailNext("GetRun", 1, StatusCode.Internal);
         using var client = Client();
 
         var ex = await Assert.ThrowsAsync<RpcException>(() => client.GetRunAsync(run.Id).WaitAsync(Timeout));
 
         Assert.Equal(StatusCode.Internal, ex.StatusCode);
-        Assert.Equal(1, service.Calls("GetRun"));
+        Assert.Equal(1, _service.Calls("GetRun"));
     }
 
     [Fact]
     public async Task SubmitRunAsync_WithoutIdempotencyKey_IsNotRetried()
     {
-        service.FailNext("SubmitRun", 1, StatusCode.Unavailable);
+        _service.FailNext("SubmitRun", 1, StatusCode.Unavailable);
         using var client = Client();
 
         var ex = await Assert.ThrowsAsync<RpcException>(() => client.SubmitRunAsync(Spec("a")).WaitAsync(Timeout));
 
         Assert.Equal(StatusCode.Unavailable, ex.StatusCode);
-        Assert.Equal(1, service.Calls("SubmitRun"));
+        Assert.Equal(1, _service.Calls("SubmitRun"));
     }
 
     [Fact]
     public async Task SubmitRunAsync_WithIdempotencyKey_RetriesAndReturnsTheSameRunAgain()
     {
-        service.FailNext("SubmitRun", 1, StatusCode.Unavailable);
+        _service.FailNext("SubmitRun", 1, StatusCode.Unavailable);
         using var client = Client();
 
         var first = await client.SubmitRunAsync(Spec("a"), "key-1").WaitAsync(Timeout);
         var second = await client.SubmitRunAsync(Spec("a"), "key-1").WaitAsync(Timeout);
 
-        Assert.Equal(3, service.Calls("SubmitRun"));
+        Assert.Equal(3, _service.Calls("SubmitRun"));
         Assert.True(first.Created);
         Assert.False(second.Created);
         Assert.Equal(first.Run.Id, second.Run.Id);
@@ -242,13 +242,13 @@ public sealed class ControlPlaneClientTests : IAsyncLifetime
     [Fact]
     public async Task CancelRunAsync_Unavailable_IsNotRetried()
     {
-        var run = service.AddRun(Spec("a"));
-        service.FailNext("CancelRun", 1, StatusCode.Unavailable);
+        var run = _service.AddRun(Spec("a"));
+        _service.FailNext("CancelRun", 1, StatusCode.Unavailable);
         using var client = Client();
 
         await Assert.ThrowsAsync<RpcException>(() => client.CancelRunAsync(run.Id).WaitAsync(Timeout));
 
-        Assert.Equal(1, service.Calls("CancelRun"));
+        Assert.Equal(1, _service.Calls("CancelRun"));
     }
 
     [Fact]
@@ -269,28 +269,28 @@ public sealed class ControlPlaneClientTests : IAsyncLifetime
     [Fact]
     public async Task Calls_WithBearerToken_SendAuthorizationMetadata()
     {
-        var run = service.AddRun(Spec("a"));
+        var run = _service.AddRun(Spec("a"));
         using var client = Client(o => o.BearerToken = "s3cret");
 
         await client.GetRunAsync(run.Id).WaitAsync(Timeout);
 
-        Assert.Equal("Bearer s3cret", service.LastHeaders?.GetValue("authorization"));
+        Assert.Equal("Bearer s3cret", _service.LastHeaders?.GetValue("authorization"));
     }
 
     [Fact]
     public async Task Calls_DefaultDeadline_AppliesToUnaryCallsButNotToWatch()
     {
-        var run = service.AddRun(Spec("a"));
-        service.Finish(run.Id, RunState.Succeeded);
+        var run = _service.AddRun(Spec("a"));
+        _service.Finish(run.Id, RunState.Succeeded);
         using var client = Client(o => o.DefaultDeadline = TimeSpan.FromMinutes(5));
         var before = DateTime.UtcNow;
 
         await client.GetRunAsync(run.Id).WaitAsync(Timeout);
         await CollectSeqs(client.WatchRunAsync(run.Id)).WaitAsync(Timeout);
 
-        var deadline = service.Deadlines["GetRun"];
+        var deadline = _service.Deadlines["GetRun"];
         Assert.InRange(deadline, before.AddMinutes(4), DateTime.UtcNow.AddMinutes(5).AddSeconds(1));
-        Assert.Equal(DateTime.MaxValue, service.Deadlines["WatchRun"]);
+        Assert.Equal(DateTime.MaxValue, _service.Deadlines["WatchRun"]);
     }
 
     [Fact]
@@ -298,7 +298,7 @@ public sealed class ControlPlaneClientTests : IAsyncLifetime
     {
         var spec = Spec("a");
         spec.Steps.Add(new StepSpec { Id = "approve", Kind = StepKind.Gate, Needs = { "a" } });
-        var run = service.AddRun(spec);
+        var run = _service.AddRun(spec);
         using var client = Client();
 
         Assert.Equal(RunState.Paused, (await client.PauseRunAsync(run.Id)).State);
@@ -316,9 +316,9 @@ public sealed class ControlPlaneClientTests : IAsyncLifetime
     {
         var labelled = Spec("a");
         labelled.Labels["team"] = "vision";
-        var r1 = service.AddRun(labelled);
-        service.AddRun(Spec("a"));
-        var r3 = service.AddRun(labelled);
+        var r1 = _service.AddRun(labelled);
+        _service.AddRun(Spec("a"));
+        var r3 = _service.AddRun(labelled);
         using var client = Client();
 
         var request = new ListRunsRequest { PageSize = 1, Labels = { ["team"] = "vision" } };
@@ -334,7 +334,7 @@ public sealed class ControlPlaneClientTests : IAsyncLifetime
     [Fact]
     public async Task Agents_ListAndDrain_RoundTrip()
     {
-        service.AddAgent(new V1.Agent { AgentId = "agent-1", Slots = 4, State = AgentState.Connected });
+        _service.AddAgent(new V1.Agent { AgentId = "agent-1", Slots = 4, State = AgentState.Connected });
         using var client = Client();
 
         var agents = await client.ListAgentsAsync();

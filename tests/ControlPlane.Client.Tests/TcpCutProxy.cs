@@ -10,31 +10,31 @@ namespace ControlPlane.Client.Tests;
 /// </summary>
 public sealed class TcpCutProxy : IAsyncDisposable
 {
-    private readonly TcpListener listener = new(IPAddress.Loopback, 0);
-    private readonly int targetPort;
-    private readonly ConcurrentDictionary<Socket, byte> sockets = new();
-    private readonly CancellationTokenSource stop = new();
-    private readonly Task acceptLoop;
-    private int accepted;
+    private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+    private readonly int _targetPort;
+    private readonly ConcurrentDictionary<Socket, byte> _sockets = new();
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _acceptLoop;
+    private int _accepted;
 
     public TcpCutProxy(int targetPort)
     {
-        this.targetPort = targetPort;
-        listener.Start();
-        acceptLoop = AcceptAsync();
+        _targetPort = targetPort;
+        _listener.Start();
+        _acceptLoop = AcceptAsync();
     }
 
-    public string Address => $"http://127.0.0.1:{((IPEndPoint)listener.LocalEndpoint).Port}";
+    public string Address => $"http://127.0.0.1:{((IPEndPoint)_listener.LocalEndpoint).Port}";
 
     /// <summary>Connections accepted so far.</summary>
-    public int Accepted => Volatile.Read(ref accepted);
+    public int Accepted => Volatile.Read(ref _accepted);
 
     /// <summary>Resets every open connection, both sides.</summary>
     public void CutAll()
     {
-        foreach (var socket in sockets.Keys)
+        foreach (var socket in _sockets.Keys)
         {
-            sockets.TryRemove(socket, out _);
+            _sockets.TryRemove(socket, out _);
             try
             {
                 socket.LingerState = new LingerOption(true, 0);
@@ -48,12 +48,12 @@ public sealed class TcpCutProxy : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        await stop.CancelAsync();
-        listener.Stop();
+        await _stop.CancelAsync();
+        _listener.Stop();
         CutAll();
         try
         {
-            await acceptLoop;
+            await _acceptLoop;
         }
         catch (OperationCanceledException)
         {
@@ -62,20 +62,20 @@ public sealed class TcpCutProxy : IAsyncDisposable
         {
         }
 
-        stop.Dispose();
+        _stop.Dispose();
     }
 
     private async Task AcceptAsync()
     {
-        while (!stop.IsCancellationRequested)
+        while (!_stop.IsCancellationRequested)
         {
-            var client = await listener.AcceptSocketAsync(stop.Token);
-            Interlocked.Increment(ref accepted);
+            var client = await _listener.AcceptSocketAsync(_stop.Token);
+            Interlocked.Increment(ref _accepted);
             var upstream = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
             client.NoDelay = true;
             try
             {
-                await upstream.ConnectAsync(IPAddress.Loopback, targetPort, stop.Token);
+                await upstream.ConnectAsync(IPAddress.Loopback, _targetPort, _stop.Token);
             }
             catch (SocketException)
             {
@@ -84,8 +84,8 @@ public sealed class TcpCutProxy : IAsyncDisposable
                 continue;
             }
 
-            sockets[client] = 0;
-            sockets[upstream] = 0;
+            _sockets[client] = 0;
+            _sockets[upstream] = 0;
             _ = PumpAsync(client, upstream);
             _ = PumpAsync(upstream, client);
         }
@@ -98,14 +98,14 @@ public sealed class TcpCutProxy : IAsyncDisposable
         {
             while (true)
             {
-                var read = await from.ReceiveAsync(buffer, SocketFlags.None, stop.Token);
+                var read = await from.ReceiveAsync(buffer, SocketFlags.None, _stop.Token);
                 if (read == 0)
                 {
                     to.Shutdown(SocketShutdown.Send);
                     return;
                 }
 
-                await to.SendAsync(buffer.AsMemory(0, read), SocketFlags.None, stop.Token);
+                await to.SendAsync(buffer.AsMemory(0, read), SocketFlags.None, _stop.Token);
             }
         }
         catch (Exception ex) when (ex is SocketException or ObjectDisposedException or OperationCanceledException)
@@ -113,7 +113,7 @@ public sealed class TcpCutProxy : IAsyncDisposable
             // One side was cut: cut the other too, as a broken path would.
             foreach (var socket in new[] { from, to })
             {
-                if (sockets.TryRemove(socket, out _))
+                if (_sockets.TryRemove(socket, out _))
                 {
                     try
                     {

@@ -16,17 +16,17 @@ namespace ControlPlane.Client.Tests;
 /// </summary>
 public sealed class TestRunService : IAsyncDisposable
 {
-    private readonly object gate = new();
-    private readonly Dictionary<string, Run> runs = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, List<RunEvent>> events = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, Queue<StatusCode>> failures = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, int> calls = new(StringComparer.Ordinal);
-    private readonly List<V1.Agent> agents = [];
-    private TaskCompletionSource changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private TestGrpcHost? server;
-    private int nextRun;
-    private int cutWatchAfter = -1;
-    private readonly TaskCompletionSource<Run> firstSubmit = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly object _gate = new();
+    private readonly Dictionary<string, Run> _runs = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, List<RunEvent>> _events = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Queue<StatusCode>> _failures = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, int> _calls = new(StringComparer.Ordinal);
+    private readonly List<V1.Agent> _agents = [];
+    private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private TestGrpcHost? _server;
+    private int _nextRun;
+    private int _cutWatchAfter = -1;
+    private readonly TaskCompletionSource<Run> _firstSubmit = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>The after_seq of every WatchRun call, in order.</summary>
     public ConcurrentQueue<long> WatchAfterSeqs { get; } = new();
@@ -38,14 +38,14 @@ public sealed class TestRunService : IAsyncDisposable
     public ConcurrentDictionary<string, DateTime> Deadlines { get; } = new(StringComparer.Ordinal);
 
     /// <summary>The server's address, e.g. http://127.0.0.1:41234.</summary>
-    public string Address => server?.Address ?? throw new InvalidOperationException("not started");
+    public string Address => _server?.Address ?? throw new InvalidOperationException("not started");
 
-    public int Port => server?.Port ?? throw new InvalidOperationException("not started");
+    public int Port => _server?.Port ?? throw new InvalidOperationException("not started");
 
     public static async Task<TestRunService> StartAsync()
     {
         var service = new TestRunService();
-        service.server = await TestGrpcHost.StartAsync(
+        service._server = await TestGrpcHost.StartAsync(
             services =>
             {
                 services.AddSingleton(new Runs(service));
@@ -60,18 +60,18 @@ public sealed class TestRunService : IAsyncDisposable
     }
 
     /// <summary>Completes with the first run created through SubmitRun.</summary>
-    public Task<Run> FirstSubmitted => firstSubmit.Task;
+    public Task<Run> FirstSubmitted => _firstSubmit.Task;
 
-    public int Calls(string method) => calls.GetValueOrDefault(method);
+    public int Calls(string method) => _calls.GetValueOrDefault(method);
 
     /// <summary>The next <paramref name="count"/> calls of <paramref name="method"/> fail with <paramref name="code"/>.</summary>
     public void FailNext(string method, int count, StatusCode code)
     {
-        lock (gate)
+        lock (_gate)
         {
-            if (!failures.TryGetValue(method, out var queue))
+            if (!_failures.TryGetValue(method, out var queue))
             {
-                failures[method] = queue = new Queue<StatusCode>();
+                _failures[method] = queue = new Queue<StatusCode>();
             }
 
             for (var i = 0; i < count; i++)
@@ -82,16 +82,16 @@ public sealed class TestRunService : IAsyncDisposable
     }
 
     /// <summary>The next WatchRun stream ends with UNAVAILABLE after sending <paramref name="events"/> events.</summary>
-    public void CutNextWatchAfter(int events) => Volatile.Write(ref cutWatchAfter, events);
+    public void CutNextWatchAfter(int events) => Volatile.Write(ref _cutWatchAfter, events);
 
     /// <summary>Adds a run directly, with its first event (PENDING), as if it had been submitted.</summary>
     public Run AddRun(RunSpec spec, string? idempotencyKey = null)
     {
-        lock (gate)
+        lock (_gate)
         {
             var run = new Run
             {
-                Id = $"r-{++nextRun}",
+                Id = $"r-{++_nextRun}",
                 Name = spec.Name,
                 State = RunState.Pending,
                 Spec = spec,
@@ -104,8 +104,8 @@ public sealed class TestRunService : IAsyncDisposable
                 run.Steps.Add(new Step { Id = step.Id, State = step.Needs.Count == 0 ? StepState.Ready : StepState.Blocked });
             }
 
-            runs[run.Id] = run;
-            events[run.Id] = [];
+            _runs[run.Id] = run;
+            _events[run.Id] = [];
             AppendLocked(run.Id, new RunEvent { RunStateChanged = new RunStateChanged { FromState = RunState.Unspecified, ToState = RunState.Pending } });
             return run.Clone();
         }
@@ -114,7 +114,7 @@ public sealed class TestRunService : IAsyncDisposable
     /// <summary>Appends an event to the run's log (seq assigned here); a terminal RunStateChanged ends the run.</summary>
     public long Append(string runId, RunEvent runEvent)
     {
-        lock (gate)
+        lock (_gate)
         {
             return AppendLocked(runId, runEvent);
         }
@@ -125,37 +125,37 @@ public sealed class TestRunService : IAsyncDisposable
 
     public long Finish(string runId, RunState state)
     {
-        lock (gate)
+        lock (_gate)
         {
-            var from = runs[runId].State;
+            var from = _runs[runId].State;
             return AppendLocked(runId, new RunEvent { RunStateChanged = new RunStateChanged { FromState = from, ToState = state } });
         }
     }
 
     public void AddAgent(V1.Agent agent)
     {
-        lock (gate)
+        lock (_gate)
         {
-            agents.Add(agent);
+            _agents.Add(agent);
         }
     }
 
     public async ValueTask DisposeAsync()
     {
-        if (server is not null)
+        if (_server is not null)
         {
-            await server.DisposeAsync();
+            await _server.DisposeAsync();
         }
     }
 
     private long AppendLocked(string runId, RunEvent runEvent)
     {
-        var log = events[runId];
+        var log = _events[runId];
         runEvent.RunId = runId;
         runEvent.Seq = log.Count + 1;
         runEvent.Time = Timestamp.FromDateTime(DateTime.UtcNow);
         log.Add(runEvent);
-        var run = runs[runId];
+        var run = _runs[runId];
         run.LastEventSeq = runEvent.Seq;
         if (runEvent.EventCase == RunEvent.EventOneofCase.RunStateChanged)
         {
@@ -169,20 +169,20 @@ public sealed class TestRunService : IAsyncDisposable
             step.AgentId = runEvent.StepStateChanged.AgentId;
         }
 
-        var previous = changed;
-        changed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var previous = _changed;
+        _changed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         previous.TrySetResult();
         return runEvent.Seq;
     }
 
     private void Enter(string method, ServerCallContext context)
     {
-        calls.AddOrUpdate(method, 1, (_, n) => n + 1);
+        _calls.AddOrUpdate(method, 1, (_, n) => n + 1);
         LastHeaders = context.RequestHeaders;
         Deadlines[method] = context.Deadline;
-        lock (gate)
+        lock (_gate)
         {
-            if (failures.TryGetValue(method, out var queue) && queue.TryDequeue(out var code))
+            if (_failures.TryGetValue(method, out var queue) && queue.TryDequeue(out var code))
             {
                 throw new RpcException(new Status(code, $"injected {code} for {method}"));
             }
@@ -191,7 +191,7 @@ public sealed class TestRunService : IAsyncDisposable
 
     private Run Find(string runId)
     {
-        if (!runs.TryGetValue(runId, out var run))
+        if (!_runs.TryGetValue(runId, out var run))
         {
             throw new RpcException(new Status(StatusCode.NotFound, $"run {runId} not found"));
         }
@@ -237,23 +237,23 @@ public sealed class TestRunService : IAsyncDisposable
             }.ToRpcException();
         }
 
-        lock (gate)
+        lock (_gate)
         {
-            if (request.IdempotencyKey.Length > 0 && runs.Values.FirstOrDefault(r => r.IdempotencyKey == request.IdempotencyKey) is { } existing)
+            if (request.IdempotencyKey.Length > 0 && _runs.Values.FirstOrDefault(r => r.IdempotencyKey == request.IdempotencyKey) is { } existing)
             {
                 return Task.FromResult(new SubmitRunResponse { Run = existing.Clone(), Created = false });
             }
         }
 
         var created = AddRun(request.Spec, request.IdempotencyKey);
-        firstSubmit.TrySetResult(created);
+        _firstSubmit.TrySetResult(created);
         return Task.FromResult(new SubmitRunResponse { Run = created, Created = true });
     }
 
     private Task<GetRunResponse> GetRun(GetRunRequest request, ServerCallContext context)
     {
         Enter("GetRun", context);
-        lock (gate)
+        lock (_gate)
         {
             return Task.FromResult(new GetRunResponse { Run = Find(request.RunId).Clone() });
         }
@@ -262,9 +262,9 @@ public sealed class TestRunService : IAsyncDisposable
     private Task<ListRunsResponse> ListRuns(ListRunsRequest request, ServerCallContext context)
     {
         Enter("ListRuns", context);
-        lock (gate)
+        lock (_gate)
         {
-            var matching = runs.Values
+            var matching = _runs.Values
                 .Where(r => request.State == RunState.Unspecified || r.State == request.State)
                 .Where(r => request.Labels.All(l => r.Labels.TryGetValue(l.Key, out var v) && v == l.Value))
                 .OrderByDescending(r => int.Parse(r.Id.AsSpan(2), System.Globalization.CultureInfo.InvariantCulture))
@@ -287,7 +287,7 @@ public sealed class TestRunService : IAsyncDisposable
     private Task<CancelRunResponse> CancelRun(CancelRunRequest request, ServerCallContext context)
     {
         Enter("CancelRun", context);
-        lock (gate)
+        lock (_gate)
         {
             var run = Find(request.RunId);
             if (ControlPlaneClient.IsTerminal(run.State))
@@ -304,7 +304,7 @@ public sealed class TestRunService : IAsyncDisposable
         where T : Google.Protobuf.IMessage<T>, new()
     {
         Enter(method, context);
-        lock (gate)
+        lock (_gate)
         {
             var run = Find(runId);
             AppendLocked(run.Id, new RunEvent { RunStateChanged = new RunStateChanged { FromState = run.State, ToState = state } });
@@ -317,7 +317,7 @@ public sealed class TestRunService : IAsyncDisposable
     private Task<ApproveGateResponse> ApproveGate(ApproveGateRequest request, ServerCallContext context)
     {
         Enter("ApproveGate", context);
-        lock (gate)
+        lock (_gate)
         {
             var run = Find(request.RunId);
             var step = run.Steps.FirstOrDefault(s => s.Id == request.StepId)
@@ -340,7 +340,7 @@ public sealed class TestRunService : IAsyncDisposable
     private Task<GetStepOutputResponse> GetStepOutput(GetStepOutputRequest request, ServerCallContext context)
     {
         Enter("GetStepOutput", context);
-        lock (gate)
+        lock (_gate)
         {
             var run = Find(request.RunId);
             _ = run.Steps.FirstOrDefault(s => s.Id == request.StepId)
@@ -355,10 +355,10 @@ public sealed class TestRunService : IAsyncDisposable
     private Task<ListAgentsResponse> ListAgents(ListAgentsRequest request, ServerCallContext context)
     {
         Enter("ListAgents", context);
-        lock (gate)
+        lock (_gate)
         {
             var response = new ListAgentsResponse();
-            response.Agents.AddRange(agents.Select(a => a.Clone()));
+            response.Agents.AddRange(_agents.Select(a => a.Clone()));
             return Task.FromResult(response);
         }
     }
@@ -366,9 +366,9 @@ public sealed class TestRunService : IAsyncDisposable
     private Task<DrainAgentResponse> DrainAgent(DrainAgentRequest request, ServerCallContext context)
     {
         Enter("DrainAgent", context);
-        lock (gate)
+        lock (_gate)
         {
-            var agent = agents.FirstOrDefault(a => a.AgentId == request.AgentId)
+            var agent = _agents.FirstOrDefault(a => a.AgentId == request.AgentId)
                 ?? throw new RpcException(new Status(StatusCode.NotFound, $"agent {request.AgentId} not found"));
             agent.State = AgentState.Draining;
             return Task.FromResult(new DrainAgentResponse { Agent = agent.Clone() });
@@ -380,10 +380,10 @@ public sealed class TestRunService : IAsyncDisposable
     {
         Enter("WatchRun", context);
         WatchAfterSeqs.Enqueue(request.AfterSeq);
-        var cutAfter = Interlocked.Exchange(ref cutWatchAfter, -1);
+        var cutAfter = Interlocked.Exchange(ref _cutWatchAfter, -1);
         var next = request.AfterSeq;
         var sent = 0;
-        lock (gate)
+        lock (_gate)
         {
             Find(request.RunId);
         }
@@ -393,11 +393,11 @@ public sealed class TestRunService : IAsyncDisposable
             List<RunEvent> pending;
             Task wake;
             bool terminal;
-            lock (gate)
+            lock (_gate)
             {
-                pending = events[request.RunId].Where(e => e.Seq > next).ToList();
-                wake = changed.Task;
-                terminal = ControlPlaneClient.IsTerminal(runs[request.RunId].State);
+                pending = _events[request.RunId].Where(e => e.Seq > next).ToList();
+                wake = _changed.Task;
+                terminal = ControlPlaneClient.IsTerminal(_runs[request.RunId].State);
             }
 
             foreach (var runEvent in pending)

@@ -1,5 +1,5 @@
-using ControlPlane.Tests.Shared;
 using System.Reflection;
+using ControlPlane.Tests.Shared;
 
 namespace ControlPlane.ClientInterop.Tests;
 

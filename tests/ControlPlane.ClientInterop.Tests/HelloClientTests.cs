@@ -1,7 +1,7 @@
-using ControlPlane.Tests.Shared;
 using System.Net;
 using System.Net.Sockets;
 using System.Text.RegularExpressions;
+using ControlPlane.Tests.Shared;
 using Xunit.Sdk;
 
 namespace ControlPlane.ClientInterop.Tests;

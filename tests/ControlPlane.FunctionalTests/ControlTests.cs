@@ -1,8 +1,8 @@
+using ControlPlane.Tests.Shared;
+using ControlPlane.V1;
 using Grpc.Core;
 using Grpc.Health.V1;
 using Grpc.Net.Client;
-using ControlPlane.Tests.Shared;
-using ControlPlane.V1;
 using Xunit;
 using static ControlPlane.FunctionalTests.FunctionalCluster;
 using static ControlPlane.FunctionalTests.FunctionalSpecs;

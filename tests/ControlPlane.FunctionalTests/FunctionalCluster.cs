@@ -17,16 +17,16 @@ public sealed class FunctionalCluster : IAsyncDisposable
 
     private static string AgentPath => HostPath("AgentHost");
 
-    private readonly RedisServerFixture redis;
-    private readonly string ns = "ft-" + Guid.NewGuid().ToString("N")[..12];
-    private readonly List<ObservedProcess> processes = [];
-    private readonly TimeSpan lease;
-    private ControlPlaneClient? client;
+    private readonly RedisServerFixture _redis;
+    private readonly string _ns = "ft-" + Guid.NewGuid().ToString("N")[..12];
+    private readonly List<ObservedProcess> _processes = [];
+    private readonly TimeSpan _lease;
+    private ControlPlaneClient? _client;
 
     private FunctionalCluster(RedisServerFixture redis, TimeSpan lease)
     {
-        this.redis = redis;
-        this.lease = lease;
+        _redis = redis;
+        _lease = lease;
         SharedDir = Directory.CreateTempSubdirectory("cp-ft-").FullName;
     }
 
@@ -39,7 +39,7 @@ public sealed class FunctionalCluster : IAsyncDisposable
 
     public string Address => $"http://127.0.0.1:{Port}";
 
-    public ControlPlaneClient Client => client ??= new ControlPlaneClient(Address);
+    public ControlPlaneClient Client => _client ??= new ControlPlaneClient(Address);
 
     public Dictionary<string, ObservedProcess> Agents { get; } = new(StringComparer.Ordinal);
 
@@ -53,17 +53,17 @@ public sealed class FunctionalCluster : IAsyncDisposable
     /// <summary>Starts the scheduler (again, on the same port once one was bound) and waits until it listens.</summary>
     public async Task StartSchedulerAsync(int port)
     {
-        var heartbeat = TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(1).Ticks, lease.Ticks / 3));
+        var heartbeat = TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(1).Ticks, _lease.Ticks / 3));
         var scheduler = ObservedProcess.Start("scheduler", SchedulerPath,
         [
             "--listen", $"127.0.0.1:{port}",
-            "--redis", redis.Configuration,
-            "--namespace", ns,
-            "--lease-duration", $"{lease.TotalMilliseconds}ms",
+            "--redis", _redis.Configuration,
+            "--namespace", _ns,
+            "--lease-duration", $"{_lease.TotalMilliseconds}ms",
             "--heartbeat-interval", $"{heartbeat.TotalMilliseconds}ms",
             "--maintenance-interval", "250ms",
         ]);
-        processes.Add(scheduler);
+        _processes.Add(scheduler);
         Port = new Uri(await scheduler.WaitForListeningAsync(Timeout)).Port;
         Scheduler = scheduler;
     }
@@ -105,7 +105,7 @@ public sealed class FunctionalCluster : IAsyncDisposable
                 ["CP_AGENT__MAXRECONNECTDELAY"] = "00:00:01",
                 ["CP_AGENT__KILLGRACEPERIOD"] = "00:00:02",
             });
-        processes.Add(agent);
+        _processes.Add(agent);
         Agents[id] = agent;
         await WaitConnectedAsync(agent, 1);
         return agent;
@@ -198,8 +198,8 @@ public sealed class FunctionalCluster : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        client?.Dispose();
-        foreach (var process in processes)
+        _client?.Dispose();
+        foreach (var process in _processes)
         {
             await process.DisposeAsync();
         }

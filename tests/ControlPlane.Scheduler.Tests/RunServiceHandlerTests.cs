@@ -15,16 +15,16 @@ namespace ControlPlane.Scheduler.Tests;
 /// </summary>
 public sealed class RunServiceHandlerTests : IAsyncDisposable
 {
-    private readonly EmbeddedRunStore store = new(new RunStoreOptions());
-    private readonly CancellationTokenSource shutdown = new();
-    private readonly RunServiceImpl service;
+    private readonly EmbeddedRunStore _store = new(new RunStoreOptions());
+    private readonly CancellationTokenSource _shutdown = new();
+    private readonly RunServiceImpl _service;
 
     public RunServiceHandlerTests()
     {
         var options = new SchedulerOptions();
         var runtime = new SchedulerRuntime(
-            options, store, new ReportPipeline(store, options.ReportBatch, NullLogger.Instance, TimeProvider.System), new SignalHub(), NullLogger.Instance, shutdown.Token);
-        service = new RunServiceImpl(runtime);
+            options, _store, new ReportPipeline(_store, options.ReportBatch, NullLogger.Instance, TimeProvider.System), new SignalHub(), NullLogger.Instance, _shutdown.Token);
+        _service = new RunServiceImpl(runtime);
     }
 
     [Fact]
@@ -32,22 +32,22 @@ public sealed class RunServiceHandlerTests : IAsyncDisposable
     {
         var spec = Run(Shell("a").With(s => s.Framework = "perl"), Shell("b", "a", "ghost"), Shell("b"));
 
-        var ex = await Assert.ThrowsAsync<RpcException>(() => service.SubmitRun(new SubmitRunRequest { Spec = spec }, Context("SubmitRun")));
+        var ex = await Assert.ThrowsAsync<RpcException>(() => _service.SubmitRun(new SubmitRunRequest { Spec = spec }, Context("SubmitRun")));
 
         Assert.Equal(StatusCode.InvalidArgument, ex.StatusCode);
         var violations = ex.GetRpcStatus()!.GetDetail<BadRequest>()!.FieldViolations;
         Assert.Equal(["steps[0].framework", "steps[1].needs[1]", "steps[2].id"], violations.Select(v => v.Field).Order(StringComparer.Ordinal));
         Assert.All(violations, v => Assert.False(string.IsNullOrWhiteSpace(v.Description)));
-        Assert.Empty((await store.ListRunsAsync(new RunQuery(RunState.Unspecified, null, 0, null))).Runs);
+        Assert.Empty((await _store.ListRunsAsync(new RunQuery(RunState.Unspecified, null, 0, null))).Runs);
     }
 
     [Fact]
     public async Task CancelRun_FinishedRun_FailedPreconditionWithRunStateReason()
     {
-        var run = (await store.SubmitRunAsync(Run(Gate("g")), null)).Run;
-        await store.CancelRunAsync(run.Id, "first");
+        var run = (await _store.SubmitRunAsync(Run(Gate("g")), null)).Run;
+        await _store.CancelRunAsync(run.Id, "first");
 
-        var ex = await Assert.ThrowsAsync<RpcException>(() => service.CancelRun(new CancelRunRequest { RunId = run.Id }, Context("CancelRun")));
+        var ex = await Assert.ThrowsAsync<RpcException>(() => _service.CancelRun(new CancelRunRequest { RunId = run.Id }, Context("CancelRun")));
 
         Assert.Equal(StatusCode.FailedPrecondition, ex.StatusCode);
         var info = ex.GetRpcStatus()!.GetDetail<ErrorInfo>()!;
@@ -58,10 +58,10 @@ public sealed class RunServiceHandlerTests : IAsyncDisposable
     [Fact]
     public async Task ApproveGate_TaskStep_FailedPreconditionNotAGate()
     {
-        var run = (await store.SubmitRunAsync(Run(Shell("a")), null)).Run;
+        var run = (await _store.SubmitRunAsync(Run(Shell("a")), null)).Run;
         var request = new ApproveGateRequest { RunId = run.Id, StepId = "a", Decision = GateDecision.Approve };
 
-        var ex = await Assert.ThrowsAsync<RpcException>(() => service.ApproveGate(request, Context("ApproveGate")));
+        var ex = await Assert.ThrowsAsync<RpcException>(() => _service.ApproveGate(request, Context("ApproveGate")));
 
         var info = ex.GetRpcStatus()!.GetDetail<ErrorInfo>()!;
         Assert.Equal("ERROR_REASON_NOT_A_GATE", info.Reason);
@@ -71,10 +71,10 @@ public sealed class RunServiceHandlerTests : IAsyncDisposable
     [Fact]
     public async Task GetStepOutput_StepNotSucceeded_NotFoundOutputNotAvailable()
     {
-        var run = (await store.SubmitRunAsync(Run(Shell("a")), null)).Run;
+        var run = (await _store.SubmitRunAsync(Run(Shell("a")), null)).Run;
 
         var ex = await Assert.ThrowsAsync<RpcException>(() =>
-            service.GetStepOutput(new GetStepOutputRequest { RunId = run.Id, StepId = "a" }, Context("GetStepOutput")));
+            _service.GetStepOutput(new GetStepOutputRequest { RunId = run.Id, StepId = "a" }, Context("GetStepOutput")));
 
         Assert.Equal(StatusCode.NotFound, ex.StatusCode);
         Assert.Equal("ERROR_REASON_OUTPUT_NOT_AVAILABLE", ex.GetRpcStatus()!.GetDetail<ErrorInfo>()!.Reason);
@@ -84,7 +84,7 @@ public sealed class RunServiceHandlerTests : IAsyncDisposable
     public async Task WatchRun_NegativeAfterSeq_InvalidArgumentNamingTheField()
     {
         var ex = await Assert.ThrowsAsync<RpcException>(() =>
-            service.WatchRun(new WatchRunRequest { RunId = "r", AfterSeq = -1 }, new RecordingWriter(), Context("WatchRun")));
+            _service.WatchRun(new WatchRunRequest { RunId = "r", AfterSeq = -1 }, new RecordingWriter(), Context("WatchRun")));
 
         Assert.Equal("after_seq", Assert.Single(ex.GetRpcStatus()!.GetDetail<BadRequest>()!.FieldViolations).Field);
     }
@@ -92,11 +92,11 @@ public sealed class RunServiceHandlerTests : IAsyncDisposable
     [Fact]
     public async Task WatchRun_ReplicaShuttingDown_UnavailableSayingWhereToResume()
     {
-        var run = (await store.SubmitRunAsync(Run(Gate("g")), null)).Run;
-        await shutdown.CancelAsync();
+        var run = (await _store.SubmitRunAsync(Run(Gate("g")), null)).Run;
+        await _shutdown.CancelAsync();
 
         var ex = await Assert.ThrowsAsync<RpcException>(() =>
-            service.WatchRun(new WatchRunRequest { RunId = run.Id, AfterSeq = 2 }, new RecordingWriter(), Context("WatchRun")));
+            _service.WatchRun(new WatchRunRequest { RunId = run.Id, AfterSeq = 2 }, new RecordingWriter(), Context("WatchRun")));
 
         Assert.Equal(StatusCode.Unavailable, ex.StatusCode);
         var info = ex.GetRpcStatus()!.GetDetail<ErrorInfo>()!;
@@ -107,11 +107,11 @@ public sealed class RunServiceHandlerTests : IAsyncDisposable
     [Fact]
     public async Task WatchRun_FinishedRun_ReplaysEveryEventInOrderThenEnds()
     {
-        var run = (await store.SubmitRunAsync(Run(Gate("g")), null)).Run;
-        var finished = await store.CancelRunAsync(run.Id, "done");
+        var run = (await _store.SubmitRunAsync(Run(Gate("g")), null)).Run;
+        var finished = await _store.CancelRunAsync(run.Id, "done");
         var writer = new RecordingWriter();
 
-        await service.WatchRun(new WatchRunRequest { RunId = run.Id }, writer, Context("WatchRun"));
+        await _service.WatchRun(new WatchRunRequest { RunId = run.Id }, writer, Context("WatchRun"));
 
         Assert.Equal(Enumerable.Range(1, (int)finished.LastEventSeq).Select(i => (long)i), writer.Written.Select(w => w.Event.Seq));
         Assert.Equal(RunState.Cancelled, writer.Written[^1].Event.RunStateChanged.ToState);
@@ -119,8 +119,8 @@ public sealed class RunServiceHandlerTests : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        shutdown.Dispose();
-        await store.DisposeAsync();
+        _shutdown.Dispose();
+        await _store.DisposeAsync();
     }
 
     private static ServerCallContext Context(string method) =>

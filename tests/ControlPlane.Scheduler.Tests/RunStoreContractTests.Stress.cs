@@ -133,39 +133,39 @@ public abstract partial class RunStoreContractTests
     /// <summary>In-flight attempts per cap as the claimers see them, with the maximum ever reached.</summary>
     private sealed class InFlightTracker
     {
-        private readonly Dictionary<string, int> current = [];
-        private readonly Dictionary<string, int> maxima = [];
+        private readonly Dictionary<string, int> _current = [];
+        private readonly Dictionary<string, int> _maxima = [];
 
         public IReadOnlyDictionary<string, int> Maxima
         {
             get
             {
-                lock (current)
+                lock (_current)
                 {
-                    return new Dictionary<string, int>(maxima);
+                    return new Dictionary<string, int>(_maxima);
                 }
             }
         }
 
         public void Acquire(string[] keys)
         {
-            lock (current)
+            lock (_current)
             {
                 foreach (var key in keys)
                 {
-                    var now = current[key] = current.GetValueOrDefault(key) + 1;
-                    maxima[key] = Math.Max(maxima.GetValueOrDefault(key), now);
+                    var now = _current[key] = _current.GetValueOrDefault(key) + 1;
+                    _maxima[key] = Math.Max(_maxima.GetValueOrDefault(key), now);
                 }
             }
         }
 
         public void Release(string[] keys)
         {
-            lock (current)
+            lock (_current)
             {
                 foreach (var key in keys)
                 {
-                    current[key]--;
+                    _current[key]--;
                 }
             }
         }
@@ -174,17 +174,17 @@ public abstract partial class RunStoreContractTests
     /// <summary>A version number claimers wait on: bumped whenever an attempt ends and caps may have freed.</summary>
     private sealed class ChangeFeed
     {
-        private readonly object gate = new();
-        private TaskCompletionSource changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private long version;
+        private readonly object _gate = new();
+        private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private long _version;
 
         public long Version
         {
             get
             {
-                lock (gate)
+                lock (_gate)
                 {
-                    return version;
+                    return _version;
                 }
             }
         }
@@ -192,11 +192,11 @@ public abstract partial class RunStoreContractTests
         public void Bump()
         {
             TaskCompletionSource done;
-            lock (gate)
+            lock (_gate)
             {
-                version++;
-                done = changed;
-                changed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                _version++;
+                done = _changed;
+                _changed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             }
 
             done.TrySetResult();
@@ -204,9 +204,9 @@ public abstract partial class RunStoreContractTests
 
         public Task WaitForChangeAsync(long seen, CancellationToken cancellationToken)
         {
-            lock (gate)
+            lock (_gate)
             {
-                return version != seen ? Task.CompletedTask : changed.Task.WaitAsync(cancellationToken);
+                return _version != seen ? Task.CompletedTask : _changed.Task.WaitAsync(cancellationToken);
             }
         }
     }

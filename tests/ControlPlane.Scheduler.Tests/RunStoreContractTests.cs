@@ -25,7 +25,7 @@ public abstract partial class RunStoreContractTests : IAsyncLifetime
 
     public async Task DisposeAsync()
     {
-        foreach (var subscription in subscriptions)
+        foreach (var subscription in _subscriptions)
         {
             await subscription.DisposeAsync();
         }
@@ -934,11 +934,11 @@ public abstract partial class RunStoreContractTests : IAsyncLifetime
     {
         var recorder = new SignalRecorder();
         var subscription = await Store.SubscribeAsync(recorder.Handle);
-        subscriptions.Add(subscription);
+        _subscriptions.Add(subscription);
         return recorder;
     }
 
-    private readonly List<IAsyncDisposable> subscriptions = [];
+    private readonly List<IAsyncDisposable> _subscriptions = [];
 
     protected async Task<List<RunEvent>> ReadAllEventsAsync(string runId)
     {

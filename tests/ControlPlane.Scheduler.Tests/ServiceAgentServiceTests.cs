@@ -1,8 +1,8 @@
 using System.Text;
-using Grpc.Core;
 using ControlPlane.Tests.Shared;
 using ControlPlane.V1;
 using Google.Protobuf;
+using Grpc.Core;
 using Xunit;
 using static ControlPlane.Scheduler.Tests.ServiceRunServiceTests;
 using Kind = ControlPlane.V1.ConnectResponse.MessageOneofCase;

@@ -114,7 +114,7 @@ public sealed class ServiceHealthTests
     /// <summary>A store whose reads fail as an unreachable Redis's do while <see cref="Failing"/> is set.</summary>
     public class UnreachableStore : DispatchProxy
     {
-        private IRunStore inner = null!;
+        private IRunStore _inner = null!;
 
         public bool Failing { get; set; }
 
@@ -124,7 +124,7 @@ public sealed class ServiceHealthTests
         {
             var store = Create<IRunStore, UnreachableStore>();
             var proxy = (UnreachableStore)(object)store;
-            proxy.inner = inner;
+            proxy._inner = inner;
             proxy.Store = store;
             return proxy;
         }
@@ -138,7 +138,7 @@ public sealed class ServiceHealthTests
 
             try
             {
-                return targetMethod!.Invoke(inner, args);
+                return targetMethod!.Invoke(_inner, args);
             }
             catch (TargetInvocationException ex) when (ex.InnerException is not null)
             {
@@ -149,7 +149,7 @@ public sealed class ServiceHealthTests
 
     private sealed class TempDir : IDisposable
     {
-        private readonly DirectoryInfo dir = Directory.CreateTempSubdirectory("cp-tls-");
+        private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("cp-tls-");
 
         public (string Cert, string Key, string Thumbprint) SelfSignedCertificate()
         {
@@ -159,13 +159,13 @@ public sealed class ServiceHealthTests
             san.AddIpAddress(System.Net.IPAddress.Loopback);
             request.CertificateExtensions.Add(san.Build());
             using var cert = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(1));
-            var certFile = Path.Combine(dir.FullName, "scheduler.pem");
-            var keyFile = Path.Combine(dir.FullName, "scheduler.key");
+            var certFile = Path.Combine(_dir.FullName, "scheduler.pem");
+            var keyFile = Path.Combine(_dir.FullName, "scheduler.key");
             File.WriteAllText(certFile, cert.ExportCertificatePem());
             File.WriteAllText(keyFile, key.ExportPkcs8PrivateKeyPem());
             return (certFile, keyFile, cert.Thumbprint);
         }
 
-        public void Dispose() => dir.Delete(recursive: true);
+        public void Dispose() => _dir.Delete(recursive: true);
     }
 }

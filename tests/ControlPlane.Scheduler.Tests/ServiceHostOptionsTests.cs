@@ -7,16 +7,16 @@ namespace ControlPlane.Scheduler.Tests;
 
 public sealed class ServiceHostOptionsTests : IDisposable
 {
-    private readonly DirectoryInfo dir = Directory.CreateTempSubdirectory("cp-host-");
+    private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("cp-host-");
 
-    public void Dispose() => dir.Delete(recursive: true);
+    public void Dispose() => _dir.Delete(recursive: true);
 
     private DaemonContext Context(Dictionary<string, string>? environment = null, TextWriter? output = null, TextWriter? error = null) =>
-        new("cp-scheduler", output ?? TextWriter.Null, error ?? TextWriter.Null, environment ?? [], dir.FullName);
+        new("cp-scheduler", output ?? TextWriter.Null, error ?? TextWriter.Null, environment ?? [], _dir.FullName);
 
     private string WriteFile(string name, string text)
     {
-        var path = Path.Combine(dir.FullName, name);
+        var path = Path.Combine(_dir.FullName, name);
         File.WriteAllText(path, text);
         return path;
     }

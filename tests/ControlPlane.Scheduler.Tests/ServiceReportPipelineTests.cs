@@ -79,7 +79,7 @@ public sealed class ServiceReportPipelineTests
     /// <summary>An embedded store whose first ReportAsync waits for the test, recording every batch size.</summary>
     public class GatedReportStore : DispatchProxy
     {
-        private IRunStore inner = null!;
+        private IRunStore _inner = null!;
 
         public TaskCompletionSource FirstCallStarted { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -91,7 +91,7 @@ public sealed class ServiceReportPipelineTests
         {
             var proxy = Create<IRunStore, GatedReportStore>();
             gated = (GatedReportStore)(object)proxy;
-            gated.inner = new EmbeddedRunStore();
+            gated._inner = new EmbeddedRunStore();
             return proxy;
         }
 
@@ -102,7 +102,7 @@ public sealed class ServiceReportPipelineTests
                 return GatedReport((IReadOnlyList<AttemptReport>)args![0]!);
             }
 
-            return targetMethod.Invoke(inner, args);
+            return targetMethod.Invoke(_inner, args);
         }
 
         private async Task<IReadOnlyList<ReportOutcome>> GatedReport(IReadOnlyList<AttemptReport> reports)
@@ -114,7 +114,7 @@ public sealed class ServiceReportPipelineTests
 
             FirstCallStarted.TrySetResult();
             await Release.Task;
-            return await inner.ReportAsync(reports);
+            return await _inner.ReportAsync(reports);
         }
     }
 }

@@ -9,11 +9,11 @@ namespace ControlPlane.Scheduler.Tests;
 
 public sealed class ServiceRunServiceTests : IAsyncLifetime
 {
-    private ServiceTestHost host = null!;
+    private ServiceTestHost _host = null!;
 
-    public async Task InitializeAsync() => host = await ServiceTestHost.StartAsync();
+    public async Task InitializeAsync() => _host = await ServiceTestHost.StartAsync();
 
-    public async Task DisposeAsync() => await host.DisposeAsync();
+    public async Task DisposeAsync() => await _host.DisposeAsync();
 
     internal static StepSpec Shell(string id, params string[] needs)
     {
@@ -41,7 +41,7 @@ public sealed class ServiceRunServiceTests : IAsyncLifetime
     {
         var spec = Spec("cyclic", Shell("a", "c"), Shell("b", "a"), Shell("c", "b"));
 
-        var ex = await Assert.ThrowsAsync<RpcException>(() => host.Call(M.SubmitRun, new SubmitRunRequest { Spec = spec }));
+        var ex = await Assert.ThrowsAsync<RpcException>(() => _host.Call(M.SubmitRun, new SubmitRunRequest { Spec = spec }));
 
         Assert.Equal(StatusCode.InvalidArgument, ex.StatusCode);
         Assert.Contains("steps[0].needs: ", ex.Status.Detail, StringComparison.Ordinal);
@@ -59,7 +59,7 @@ public sealed class ServiceRunServiceTests : IAsyncLifetime
     {
         var spec = Spec("bad", Shell("a", "missing"), new StepSpec { Id = "a", Framework = "nope" });
 
-        var ex = await Assert.ThrowsAsync<RpcException>(() => host.Call(M.SubmitRun, new SubmitRunRequest { Spec = spec }));
+        var ex = await Assert.ThrowsAsync<RpcException>(() => _host.Call(M.SubmitRun, new SubmitRunRequest { Spec = spec }));
 
         Assert.Equal(StatusCode.InvalidArgument, ex.StatusCode);
         Assert.Contains("steps[0].needs[0]: ", ex.Status.Detail, StringComparison.Ordinal);
@@ -73,7 +73,7 @@ public sealed class ServiceRunServiceTests : IAsyncLifetime
     [Fact]
     public async Task SubmitRun_NoSpec_InvalidArgumentNamingSpec()
     {
-        var ex = await Assert.ThrowsAsync<RpcException>(() => host.Call(M.SubmitRun, new SubmitRunRequest()));
+        var ex = await Assert.ThrowsAsync<RpcException>(() => _host.Call(M.SubmitRun, new SubmitRunRequest()));
 
         Assert.Equal(StatusCode.InvalidArgument, ex.StatusCode);
         Assert.Equal("spec is required", ex.Status.Detail);
@@ -82,8 +82,8 @@ public sealed class ServiceRunServiceTests : IAsyncLifetime
     [Fact]
     public async Task SubmitRun_SameIdempotencyKey_ReturnsTheFirstRun()
     {
-        var first = await host.Call(M.SubmitRun, new SubmitRunRequest { Spec = Spec("idem", Gate("g")), IdempotencyKey = "k-1" });
-        var second = await host.Call(M.SubmitRun, new SubmitRunRequest { Spec = Spec("idem", Gate("g")), IdempotencyKey = "k-1" });
+        var first = await _host.Call(M.SubmitRun, new SubmitRunRequest { Spec = Spec("idem", Gate("g")), IdempotencyKey = "k-1" });
+        var second = await _host.Call(M.SubmitRun, new SubmitRunRequest { Spec = Spec("idem", Gate("g")), IdempotencyKey = "k-1" });
 
         Assert.True(first.Created);
         Assert.False(second.Created);
@@ -93,7 +93,7 @@ public sealed class ServiceRunServiceTests : IAsyncLifetime
     [Fact]
     public async Task GetRun_UnknownRun_NotFoundNamingTheRun()
     {
-        var ex = await Assert.ThrowsAsync<RpcException>(() => host.Call(M.GetRun, new GetRunRequest { RunId = "no-such-run" }));
+        var ex = await Assert.ThrowsAsync<RpcException>(() => _host.Call(M.GetRun, new GetRunRequest { RunId = "no-such-run" }));
 
         Assert.Equal(StatusCode.NotFound, ex.StatusCode);
         Assert.StartsWith("run no-such-run not found", ex.Status.Detail, StringComparison.Ordinal);
@@ -107,7 +107,7 @@ public sealed class ServiceRunServiceTests : IAsyncLifetime
     [Fact]
     public async Task GetRun_EmptyRunId_InvalidArgumentNamingTheField()
     {
-        var ex = await Assert.ThrowsAsync<RpcException>(() => host.Call(M.GetRun, new GetRunRequest()));
+        var ex = await Assert.ThrowsAsync<RpcException>(() => _host.Call(M.GetRun, new GetRunRequest()));
 
         Assert.Equal(StatusCode.InvalidArgument, ex.StatusCode);
         Assert.Equal("run_id is required", ex.Status.Detail);
@@ -117,7 +117,7 @@ public sealed class ServiceRunServiceTests : IAsyncLifetime
     [Fact]
     public async Task CancelRun_UnknownRun_NotFound()
     {
-        var ex = await Assert.ThrowsAsync<RpcException>(() => host.Call(M.CancelRun, new CancelRunRequest { RunId = "ghost" }));
+        var ex = await Assert.ThrowsAsync<RpcException>(() => _host.Call(M.CancelRun, new CancelRunRequest { RunId = "ghost" }));
 
         Assert.Equal(StatusCode.NotFound, ex.StatusCode);
         Assert.Contains("ghost", ex.Status.Detail, StringComparison.Ordinal);
@@ -126,7 +126,7 @@ public sealed class ServiceRunServiceTests : IAsyncLifetime
     [Fact]
     public async Task ListRuns_NegativePageSize_InvalidArgumentNamingTheField()
     {
-        var ex = await Assert.ThrowsAsync<RpcException>(() => host.Call(M.ListRuns, new ListRunsRequest { PageSize = -5 }));
+        var ex = await Assert.ThrowsAsync<RpcException>(() => _host.Call(M.ListRuns, new ListRunsRequest { PageSize = -5 }));
 
         Assert.Equal(StatusCode.InvalidArgument, ex.StatusCode);
         Assert.StartsWith("page_size is -5", ex.Status.Detail, StringComparison.Ordinal);
@@ -135,9 +135,9 @@ public sealed class ServiceRunServiceTests : IAsyncLifetime
     [Fact]
     public async Task ApproveGate_NoDecision_InvalidArgumentNamingTheField()
     {
-        var run = (await host.Call(M.SubmitRun, new SubmitRunRequest { Spec = Spec("gated", Gate("g")) })).Run;
+        var run = (await _host.Call(M.SubmitRun, new SubmitRunRequest { Spec = Spec("gated", Gate("g")) })).Run;
 
-        var ex = await Assert.ThrowsAsync<RpcException>(() => host.Call(M.ApproveGate, new ApproveGateRequest { RunId = run.Id, StepId = "g" }));
+        var ex = await Assert.ThrowsAsync<RpcException>(() => _host.Call(M.ApproveGate, new ApproveGateRequest { RunId = run.Id, StepId = "g" }));
 
         Assert.Equal(StatusCode.InvalidArgument, ex.StatusCode);
         Assert.StartsWith("decision is required", ex.Status.Detail, StringComparison.Ordinal);
@@ -146,16 +146,16 @@ public sealed class ServiceRunServiceTests : IAsyncLifetime
     [Fact]
     public async Task ApproveGate_ApproveOneRejectAnother_RunsSucceedAndFail()
     {
-        var approved = (await host.Call(M.SubmitRun, new SubmitRunRequest { Spec = Spec("approve-me", Gate("g")) })).Run;
-        var rejected = (await host.Call(M.SubmitRun, new SubmitRunRequest { Spec = Spec("reject-me", Gate("g")) })).Run;
-        await host.WaitForRunAsync(approved.Id, r => r.Steps[0].State == StepState.WaitingApproval);
-        await host.WaitForRunAsync(rejected.Id, r => r.Steps[0].State == StepState.WaitingApproval);
+        var approved = (await _host.Call(M.SubmitRun, new SubmitRunRequest { Spec = Spec("approve-me", Gate("g")) })).Run;
+        var rejected = (await _host.Call(M.SubmitRun, new SubmitRunRequest { Spec = Spec("reject-me", Gate("g")) })).Run;
+        await _host.WaitForRunAsync(approved.Id, r => r.Steps[0].State == StepState.WaitingApproval);
+        await _host.WaitForRunAsync(rejected.Id, r => r.Steps[0].State == StepState.WaitingApproval);
 
-        await host.Call(M.ApproveGate, new ApproveGateRequest { RunId = approved.Id, StepId = "g", Decision = GateDecision.Approve, DecidedBy = "alice" });
-        await host.Call(M.ApproveGate, new ApproveGateRequest { RunId = rejected.Id, StepId = "g", Decision = GateDecision.Reject, DecidedBy = "bob", Comment = "not today" });
+        await _host.Call(M.ApproveGate, new ApproveGateRequest { RunId = approved.Id, StepId = "g", Decision = GateDecision.Approve, DecidedBy = "alice" });
+        await _host.Call(M.ApproveGate, new ApproveGateRequest { RunId = rejected.Id, StepId = "g", Decision = GateDecision.Reject, DecidedBy = "bob", Comment = "not today" });
 
-        var a = await host.WaitForRunAsync(approved.Id, r => r.State == RunState.Succeeded);
-        var b = await host.WaitForRunAsync(rejected.Id, r => r.State == RunState.Failed);
+        var a = await _host.WaitForRunAsync(approved.Id, r => r.State == RunState.Succeeded);
+        var b = await _host.WaitForRunAsync(rejected.Id, r => r.State == RunState.Failed);
         Assert.Equal("alice", a.Steps[0].DecidedBy);
         Assert.Equal(StepState.Failed, b.Steps[0].State);
         Assert.Contains("not today", b.Steps[0].Error, StringComparison.Ordinal);
@@ -164,12 +164,12 @@ public sealed class ServiceRunServiceTests : IAsyncLifetime
     [Fact]
     public async Task ApproveGate_DecidedTwice_FailedPrecondition()
     {
-        var run = (await host.Call(M.SubmitRun, new SubmitRunRequest { Spec = Spec("twice", Gate("g")) })).Run;
-        await host.WaitForRunAsync(run.Id, r => r.Steps[0].State == StepState.WaitingApproval);
-        await host.Call(M.ApproveGate, new ApproveGateRequest { RunId = run.Id, StepId = "g", Decision = GateDecision.Approve });
+        var run = (await _host.Call(M.SubmitRun, new SubmitRunRequest { Spec = Spec("twice", Gate("g")) })).Run;
+        await _host.WaitForRunAsync(run.Id, r => r.Steps[0].State == StepState.WaitingApproval);
+        await _host.Call(M.ApproveGate, new ApproveGateRequest { RunId = run.Id, StepId = "g", Decision = GateDecision.Approve });
 
         var ex = await Assert.ThrowsAsync<RpcException>(() =>
-            host.Call(M.ApproveGate, new ApproveGateRequest { RunId = run.Id, StepId = "g", Decision = GateDecision.Reject }));
+            _host.Call(M.ApproveGate, new ApproveGateRequest { RunId = run.Id, StepId = "g", Decision = GateDecision.Reject }));
 
         Assert.Equal(StatusCode.FailedPrecondition, ex.StatusCode);
     }
@@ -177,15 +177,15 @@ public sealed class ServiceRunServiceTests : IAsyncLifetime
     [Fact]
     public async Task WatchRun_ResumedFromLastSeq_GetsEveryLaterEventOnceAndEndsWhenTerminal()
     {
-        var run = (await host.Call(M.SubmitRun, new SubmitRunRequest { Spec = Spec("watched", Gate("g1"), Gate("g2", "g1")) })).Run;
-        await host.WaitForRunAsync(run.Id, r => r.Steps[0].State == StepState.WaitingApproval);
+        var run = (await _host.Call(M.SubmitRun, new SubmitRunRequest { Spec = Spec("watched", Gate("g1"), Gate("g2", "g1")) })).Run;
+        await _host.WaitForRunAsync(run.Id, r => r.Steps[0].State == StepState.WaitingApproval);
 
         // First watcher: read what exists, then drop the stream as a client losing its connection would.
         var firstSeen = new List<RunEvent>();
         using (var cts = new CancellationTokenSource())
-        using (var first = host.Channel.CreateCallInvoker().AsyncServerStreamingCall(M.WatchRun, null, new CallOptions(cancellationToken: cts.Token), new WatchRunRequest { RunId = run.Id }))
+        using (var first = _host.Channel.CreateCallInvoker().AsyncServerStreamingCall(M.WatchRun, null, new CallOptions(cancellationToken: cts.Token), new WatchRunRequest { RunId = run.Id }))
         {
-            var known = (await host.Call(M.GetRun, new GetRunRequest { RunId = run.Id })).Run.LastEventSeq;
+            var known = (await _host.Call(M.GetRun, new GetRunRequest { RunId = run.Id })).Run.LastEventSeq;
             while (firstSeen.Count == 0 || firstSeen[^1].Seq < known)
             {
                 Assert.True(await first.ResponseStream.MoveNext(CancellationToken.None).WaitAsync(ServiceTestHost.Timeout));
@@ -196,9 +196,9 @@ public sealed class ServiceRunServiceTests : IAsyncLifetime
         }
 
         // Events happen while nobody watches; a second watcher is already tailing before the last decision.
-        await host.Call(M.ApproveGate, new ApproveGateRequest { RunId = run.Id, StepId = "g1", Decision = GateDecision.Approve });
+        await _host.Call(M.ApproveGate, new ApproveGateRequest { RunId = run.Id, StepId = "g1", Decision = GateDecision.Approve });
         var lastSeq = firstSeen[^1].Seq;
-        using var resumed = host.Channel.CreateCallInvoker().AsyncServerStreamingCall(M.WatchRun, null, default, new WatchRunRequest { RunId = run.Id, AfterSeq = lastSeq });
+        using var resumed = _host.Channel.CreateCallInvoker().AsyncServerStreamingCall(M.WatchRun, null, default, new WatchRunRequest { RunId = run.Id, AfterSeq = lastSeq });
         var later = new List<RunEvent>();
         var readAll = Task.Run(async () =>
         {
@@ -207,13 +207,13 @@ public sealed class ServiceRunServiceTests : IAsyncLifetime
                 later.Add(resumed.ResponseStream.Current.Event);
             }
         });
-        await host.WaitForRunAsync(run.Id, r => r.Steps[1].State == StepState.WaitingApproval);
-        await host.Call(M.ApproveGate, new ApproveGateRequest { RunId = run.Id, StepId = "g2", Decision = GateDecision.Approve });
+        await _host.WaitForRunAsync(run.Id, r => r.Steps[1].State == StepState.WaitingApproval);
+        await _host.Call(M.ApproveGate, new ApproveGateRequest { RunId = run.Id, StepId = "g2", Decision = GateDecision.Approve });
 
         // The stream ends by itself once the run is terminal and its last event was sent.
         await readAll.WaitAsync(ServiceTestHost.Timeout);
         Assert.Equal(StatusCode.OK, resumed.GetStatus().StatusCode);
-        var final = (await host.Call(M.GetRun, new GetRunRequest { RunId = run.Id })).Run;
+        var final = (await _host.Call(M.GetRun, new GetRunRequest { RunId = run.Id })).Run;
         Assert.Equal(RunState.Succeeded, final.State);
         Assert.Equal(Enumerable.Range((int)lastSeq + 1, (int)(final.LastEventSeq - lastSeq)).Select(i => (long)i), later.Select(e => e.Seq));
         Assert.Equal(RunState.Succeeded, later.Last(e => e.RunStateChanged is not null).RunStateChanged.ToState);
@@ -223,7 +223,7 @@ public sealed class ServiceRunServiceTests : IAsyncLifetime
     [Fact]
     public async Task WatchRun_UnknownRun_NotFound()
     {
-        using var call = host.Channel.CreateCallInvoker().AsyncServerStreamingCall(M.WatchRun, null, default, new WatchRunRequest { RunId = "nobody" });
+        using var call = _host.Channel.CreateCallInvoker().AsyncServerStreamingCall(M.WatchRun, null, default, new WatchRunRequest { RunId = "nobody" });
 
         var ex = await Assert.ThrowsAsync<RpcException>(() => call.ResponseStream.MoveNext(CancellationToken.None).WaitAsync(ServiceTestHost.Timeout));
 
@@ -233,9 +233,9 @@ public sealed class ServiceRunServiceTests : IAsyncLifetime
     [Fact]
     public async Task GetStepOutput_StepNotFinished_NotFoundSayingWhy()
     {
-        var run = (await host.Call(M.SubmitRun, new SubmitRunRequest { Spec = Spec("no-output", Shell("a")) })).Run;
+        var run = (await _host.Call(M.SubmitRun, new SubmitRunRequest { Spec = Spec("no-output", Shell("a")) })).Run;
 
-        var ex = await Assert.ThrowsAsync<RpcException>(() => host.Call(M.GetStepOutput, new GetStepOutputRequest { RunId = run.Id, StepId = "a" }));
+        var ex = await Assert.ThrowsAsync<RpcException>(() => _host.Call(M.GetStepOutput, new GetStepOutputRequest { RunId = run.Id, StepId = "a" }));
 
         Assert.Equal(StatusCode.NotFound, ex.StatusCode);
         Assert.Contains("has no output", ex.Status.Detail, StringComparison.Ordinal);
@@ -244,7 +244,7 @@ public sealed class ServiceRunServiceTests : IAsyncLifetime
     [Fact]
     public async Task HealthCheck_StoreAnswers_Serving()
     {
-        var response = await host.Call(M.HealthCheck, new HealthCheckRequest());
+        var response = await _host.Call(M.HealthCheck, new HealthCheckRequest());
 
         Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, response.Status);
     }
@@ -252,7 +252,7 @@ public sealed class ServiceRunServiceTests : IAsyncLifetime
     [Fact]
     public async Task SetLimit_NoKind_InvalidArgumentNamingTheField()
     {
-        var ex = await Assert.ThrowsAsync<RpcException>(() => host.Call(M.SetLimit, new SetLimitRequest { Name = "gpu", Limit = 2 }));
+        var ex = await Assert.ThrowsAsync<RpcException>(() => _host.Call(M.SetLimit, new SetLimitRequest { Name = "gpu", Limit = 2 }));
 
         Assert.Equal(StatusCode.InvalidArgument, ex.StatusCode);
         Assert.StartsWith("kind is required", ex.Status.Detail, StringComparison.Ordinal);

@@ -11,21 +11,21 @@ namespace ControlPlane.Scheduler.Tests;
 /// </summary>
 public sealed class ServiceScriptedAgent : IAsyncDisposable
 {
-    private readonly AsyncDuplexStreamingCall<ConnectRequest, ConnectResponse> call;
-    private readonly Channel<ConnectResponse> received = System.Threading.Channels.Channel.CreateUnbounded<ConnectResponse>();
-    private readonly CancellationTokenSource cts = new();
-    private readonly Task reader;
+    private readonly AsyncDuplexStreamingCall<ConnectRequest, ConnectResponse> _call;
+    private readonly Channel<ConnectResponse> _received = System.Threading.Channels.Channel.CreateUnbounded<ConnectResponse>();
+    private readonly CancellationTokenSource _cts = new();
+    private readonly Task _reader;
 
     private ServiceScriptedAgent(AsyncDuplexStreamingCall<ConnectRequest, ConnectResponse> call)
     {
-        this.call = call;
-        reader = Task.Run(ReadAsync);
+        _call = call;
+        _reader = Task.Run(ReadAsync);
     }
 
     /// <summary>The status the stream ended with, once it ended.</summary>
-    public Task<Status> Ended => ended.Task;
+    public Task<Status> Ended => _ended.Task;
 
-    private readonly TaskCompletionSource<Status> ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource<Status> _ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public static async Task<ServiceScriptedAgent> ConnectAsync(GrpcChannel channel, Hello hello)
     {
@@ -44,9 +44,9 @@ public sealed class ServiceScriptedAgent : IAsyncDisposable
         return hello;
     }
 
-    public Task SendAsync(ConnectRequest message) => call.RequestStream.WriteAsync(message);
+    public Task SendAsync(ConnectRequest message) => _call.RequestStream.WriteAsync(message);
 
-    public Task CompleteAsync() => call.RequestStream.CompleteAsync();
+    public Task CompleteAsync() => _call.RequestStream.CompleteAsync();
 
     /// <summary>The next message from the scheduler; fails the test when none arrives in time.</summary>
     public async Task<ConnectResponse> NextAsync()
@@ -54,7 +54,7 @@ public sealed class ServiceScriptedAgent : IAsyncDisposable
         using var timeout = new CancellationTokenSource(ServiceTestHost.Timeout);
         try
         {
-            return await received.Reader.ReadAsync(timeout.Token);
+            return await _received.Reader.ReadAsync(timeout.Token);
         }
         catch (OperationCanceledException)
         {
@@ -85,32 +85,32 @@ public sealed class ServiceScriptedAgent : IAsyncDisposable
     {
         try
         {
-            while (await call.ResponseStream.MoveNext(cts.Token))
+            while (await _call.ResponseStream.MoveNext(_cts.Token))
             {
-                received.Writer.TryWrite(call.ResponseStream.Current);
+                _received.Writer.TryWrite(_call.ResponseStream.Current);
             }
 
-            ended.TrySetResult(call.GetStatus());
+            _ended.TrySetResult(_call.GetStatus());
         }
         catch (RpcException ex)
         {
-            ended.TrySetResult(ex.Status);
+            _ended.TrySetResult(ex.Status);
         }
         catch (OperationCanceledException)
         {
-            ended.TrySetResult(Status.DefaultCancelled);
+            _ended.TrySetResult(Status.DefaultCancelled);
         }
         finally
         {
-            received.Writer.TryComplete();
+            _received.Writer.TryComplete();
         }
     }
 
     public async ValueTask DisposeAsync()
     {
-        await cts.CancelAsync();
-        call.Dispose();
-        await reader;
-        cts.Dispose();
+        await _cts.CancelAsync();
+        _call.Dispose();
+        await _reader;
+        _cts.Dispose();
     }
 }

@@ -5,18 +5,18 @@ namespace ControlPlane.Scheduler.Tests;
 /// <summary>Collects store signals and lets a test await one that matches, with a timeout that fails the test.</summary>
 public sealed class SignalRecorder
 {
-    private readonly object gate = new();
-    private readonly List<StoreSignal> seen = [];
-    private readonly List<(Func<StoreSignal, bool> Match, TaskCompletionSource<StoreSignal> Done)> waiters = [];
+    private readonly object _gate = new();
+    private readonly List<StoreSignal> _seen = [];
+    private readonly List<(Func<StoreSignal, bool> Match, TaskCompletionSource<StoreSignal> Done)> _waiters = [];
 
     public void Handle(StoreSignal signal)
     {
-        lock (gate)
+        lock (_gate)
         {
-            seen.Add(signal);
-            foreach (var waiter in waiters.Where(w => w.Match(signal)).ToList())
+            _seen.Add(signal);
+            foreach (var waiter in _waiters.Where(w => w.Match(signal)).ToList())
             {
-                waiters.Remove(waiter);
+                _waiters.Remove(waiter);
                 waiter.Done.TrySetResult(signal);
             }
         }
@@ -26,16 +26,16 @@ public sealed class SignalRecorder
         where T : StoreSignal
     {
         Task<StoreSignal> task;
-        lock (gate)
+        lock (_gate)
         {
-            var hit = seen.OfType<T>().FirstOrDefault(match);
+            var hit = _seen.OfType<T>().FirstOrDefault(match);
             if (hit is not null)
             {
                 return hit;
             }
 
             var done = new TaskCompletionSource<StoreSignal>(TaskCreationOptions.RunContinuationsAsynchronously);
-            waiters.Add((s => s is T t && match(t), done));
+            _waiters.Add((s => s is T t && match(t), done));
             task = done.Task;
         }
 
@@ -51,9 +51,9 @@ public sealed class SignalRecorder
 
     public IReadOnlyList<StoreSignal> Seen()
     {
-        lock (gate)
+        lock (_gate)
         {
-            return [.. seen];
+            return [.. _seen];
         }
     }
 }

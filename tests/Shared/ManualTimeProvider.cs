@@ -6,22 +6,22 @@ namespace ControlPlane.Tests.Shared;
 /// </summary>
 public sealed class ManualTimeProvider : TimeProvider
 {
-    private readonly object gate = new();
-    private readonly List<ManualTimer> timers = [];
-    private DateTimeOffset now;
+    private readonly object _gate = new();
+    private readonly List<ManualTimer> _timers = [];
+    private DateTimeOffset _now;
 
     public ManualTimeProvider()
         : this(new DateTimeOffset(2030, 1, 1, 0, 0, 0, TimeSpan.Zero))
     {
     }
 
-    public ManualTimeProvider(DateTimeOffset start) => now = start;
+    public ManualTimeProvider(DateTimeOffset start) => _now = start;
 
     public override DateTimeOffset GetUtcNow()
     {
-        lock (gate)
+        lock (_gate)
         {
-            return now;
+            return _now;
         }
     }
 
@@ -32,35 +32,35 @@ public sealed class ManualTimeProvider : TimeProvider
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(by, TimeSpan.Zero);
         DateTimeOffset target;
-        lock (gate)
+        lock (_gate)
         {
-            target = now + by;
+            target = _now + by;
         }
 
         while (true)
         {
             ManualTimer? next;
-            lock (gate)
+            lock (_gate)
             {
-                next = timers.Where(t => t.DueAt <= target).MinBy(t => t.DueAt);
+                next = _timers.Where(t => t.DueAt <= target).MinBy(t => t.DueAt);
                 if (next is null)
                 {
-                    now = target;
+                    _now = target;
                     return;
                 }
 
-                if (next.DueAt > now)
+                if (next.DueAt > _now)
                 {
-                    now = next.DueAt;
+                    _now = next.DueAt;
                 }
 
                 if (next.Period > TimeSpan.Zero)
                 {
-                    next.DueAt = now + next.Period;
+                    next.DueAt = _now + next.Period;
                 }
                 else
                 {
-                    timers.Remove(next);
+                    _timers.Remove(next);
                 }
             }
 
@@ -85,17 +85,17 @@ public sealed class ManualTimeProvider : TimeProvider
 
         public bool Change(TimeSpan dueTime, TimeSpan period)
         {
-            lock (owner.gate)
+            lock (owner._gate)
             {
-                owner.timers.Remove(this);
+                owner._timers.Remove(this);
                 if (dueTime == Timeout.InfiniteTimeSpan)
                 {
                     return true;
                 }
 
-                DueAt = owner.now + dueTime;
+                DueAt = owner._now + dueTime;
                 Period = period == Timeout.InfiniteTimeSpan ? TimeSpan.Zero : period;
-                owner.timers.Add(this);
+                owner._timers.Add(this);
             }
 
             // A timer due now fires at once, as a real one would.
@@ -109,9 +109,9 @@ public sealed class ManualTimeProvider : TimeProvider
 
         public void Dispose()
         {
-            lock (owner.gate)
+            lock (owner._gate)
             {
-                owner.timers.Remove(this);
+                owner._timers.Remove(this);
             }
         }
 

@@ -5,20 +5,20 @@ namespace ControlPlane.Cli.Internal;
 /// <summary>Where cpctl writes and what environment it reads; tests pass their own.</summary>
 internal sealed class CliContext
 {
-    private readonly Func<string, string?> getVariable;
-    private readonly IReadOnlyDictionary<string, string>? variables;
+    private readonly Func<string, string?> _getVariable;
+    private readonly IReadOnlyDictionary<string, string>? _variables;
 
     public CliContext(TextWriter output, TextWriter error, Func<string, string?> getVariable)
     {
         Out = output;
         Error = error;
-        this.getVariable = getVariable;
+        _getVariable = getVariable;
     }
 
     public CliContext(TextWriter output, TextWriter error, IReadOnlyDictionary<string, string> variables)
         : this(output, error, name => variables.GetValueOrDefault(name))
     {
-        this.variables = variables;
+        _variables = variables;
     }
 
     public TextWriter Out { get; }
@@ -29,7 +29,7 @@ internal sealed class CliContext
 
     public string? Variable(string name)
     {
-        var value = getVariable(name);
+        var value = _getVariable(name);
         return string.IsNullOrWhiteSpace(value) ? null : value;
     }
 
@@ -39,8 +39,8 @@ internal sealed class CliContext
     /// </summary>
     public DaemonContext ForDaemon(string programName, IEnumerable<string> names)
     {
-        var environment = variables ?? names
-            .Select(name => (Name: name, Value: getVariable(name)))
+        var environment = _variables ?? names
+            .Select(name => (Name: name, Value: _getVariable(name)))
             .Where(v => v.Value is not null)
             .ToDictionary(v => v.Name, v => v.Value!, StringComparer.Ordinal);
         return new DaemonContext(programName, Out, Error, environment, AppContext.BaseDirectory);

@@ -8,35 +8,35 @@ namespace ControlPlane.Cli.Internal;
 /// </summary>
 internal sealed class DevInterrupt : IDisposable
 {
-    private readonly CancellationTokenSource source;
-    private readonly PosixSignalRegistration? interrupt;
-    private readonly PosixSignalRegistration? terminate;
-    private int signals;
+    private readonly CancellationTokenSource _source;
+    private readonly PosixSignalRegistration? _interrupt;
+    private readonly PosixSignalRegistration? _terminate;
+    private int _signals;
 
     /// <param name="handleSignals">Register for SIGINT and SIGTERM; false inside tests, where only <paramref name="caller"/> interrupts.</param>
     /// <param name="caller">Cancelling it counts as the first Ctrl+C.</param>
     public DevInterrupt(bool handleSignals, CancellationToken caller)
     {
-        source = CancellationTokenSource.CreateLinkedTokenSource(caller);
+        _source = CancellationTokenSource.CreateLinkedTokenSource(caller);
         if (handleSignals)
         {
-            interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
-            terminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+            _interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+            _terminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
         }
     }
 
-    public CancellationToken Token => source.Token;
+    public CancellationToken Token => _source.Token;
 
     public void Dispose()
     {
-        interrupt?.Dispose();
-        terminate?.Dispose();
-        source.Dispose();
+        _interrupt?.Dispose();
+        _terminate?.Dispose();
+        _source.Dispose();
     }
 
     private void OnSignal(PosixSignalContext context)
     {
-        if (Interlocked.Increment(ref signals) > 1)
+        if (Interlocked.Increment(ref _signals) > 1)
         {
             return;
         }
@@ -54,6 +54,6 @@ internal sealed class DevInterrupt : IDisposable
             {
                 // The session already ended.
             }
-        }, source);
+        }, _source);
     }
 }

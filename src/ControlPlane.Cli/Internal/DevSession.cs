@@ -1,8 +1,8 @@
 using ControlPlane.Agent;
 using ControlPlane.Client;
-using Grpc.Core;
 using ControlPlane.Scheduler;
 using ControlPlane.V1;
+using Grpc.Core;
 using Microsoft.Extensions.Logging;
 
 namespace ControlPlane.Cli.Internal;

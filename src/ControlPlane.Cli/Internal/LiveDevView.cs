@@ -9,18 +9,18 @@ namespace ControlPlane.Cli.Internal;
 /// </summary>
 internal sealed class LiveDevView : IDevView
 {
-    private readonly IAnsiConsole console;
-    private readonly string address;
+    private readonly IAnsiConsole _console;
+    private readonly string _address;
 
     public LiveDevView(TextWriter output, string address)
     {
-        console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(output) });
-        this.address = address;
+        _console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(output) });
+        _address = address;
     }
 
     public async Task FollowAsync(string runId, RunSpec spec, IAsyncEnumerable<RunEvent> events)
     {
-        await console.Progress()
+        await _console.Progress()
             .AutoClear(false)
             .HideCompleted(false)
             .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(), new SpinnerColumn())
@@ -34,7 +34,7 @@ internal sealed class LiveDevView : IDevView
             }).ConfigureAwait(false);
     }
 
-    public void Note(string line) => console.MarkupLine($"[yellow]dev:[/] {Markup.Escape(line)}");
+    public void Note(string line) => _console.MarkupLine($"[yellow]dev:[/] {Markup.Escape(line)}");
 
     public void Summary(Run run)
     {
@@ -58,11 +58,11 @@ internal sealed class LiveDevView : IDevView
             table.AddRow(cells);
         }
 
-        console.WriteLine();
-        console.Write(table);
+        _console.WriteLine();
+        _console.Write(table);
         if (run.Error.Length > 0)
         {
-            console.MarkupLine($"[red]{Markup.Escape(run.Error)}[/]");
+            _console.MarkupLine($"[red]{Markup.Escape(run.Error)}[/]");
         }
     }
 
@@ -101,13 +101,13 @@ internal sealed class LiveDevView : IDevView
                 if (change.ToState is StepState.Failed or StepState.RetryWait or StepState.Skipped or StepState.Cancelled)
                 {
                     var reason = change.Reason.Length > 0 ? ": " + change.Reason : string.Empty;
-                    console.MarkupLine($"[{StateColor(state)}]{Markup.Escape($"{change.StepId} {state}{reason}")}[/]");
+                    _console.MarkupLine($"[{StateColor(state)}]{Markup.Escape($"{change.StepId} {state}{reason}")}[/]");
                 }
 
                 if (GateHint(runId, runEvent) is { } hint)
                 {
                     bar.Description = Describe(change.StepId, "waiting for approval");
-                    console.MarkupLine($"[yellow]dev:[/] {Markup.Escape(hint)}");
+                    _console.MarkupLine($"[yellow]dev:[/] {Markup.Escape(hint)}");
                 }
 
                 break;
@@ -125,17 +125,17 @@ internal sealed class LiveDevView : IDevView
                 var color = log.Stream == LogStream.Stderr ? "red" : "grey";
                 foreach (var line in log.Lines)
                 {
-                    console.MarkupLine($"[{color}]{Markup.Escape(log.StepId)} |[/] {Markup.Escape(line)}");
+                    _console.MarkupLine($"[{color}]{Markup.Escape(log.StepId)} |[/] {Markup.Escape(line)}");
                 }
 
                 break;
             case RunEvent.EventOneofCase.GateDecided:
                 var gate = runEvent.GateDecided;
-                console.MarkupLine(Markup.Escape($"gate {gate.StepId} {(gate.Approved ? "approved" : "rejected")}{(gate.DecidedBy.Length > 0 ? " by " + gate.DecidedBy : string.Empty)}"));
+                _console.MarkupLine(Markup.Escape($"gate {gate.StepId} {(gate.Approved ? "approved" : "rejected")}{(gate.DecidedBy.Length > 0 ? " by " + gate.DecidedBy : string.Empty)}"));
                 break;
         }
     }
 
     private string? GateHint(string runId, RunEvent runEvent) =>
-        DevSession.GateWaiting(runEvent) is { } step ? DevSession.GateHint(runId, step, address) : null;
+        DevSession.GateWaiting(runEvent) is { } step ? DevSession.GateHint(runId, step, _address) : null;
 }

@@ -1,8 +1,8 @@
 using System.CommandLine;
 using System.Globalization;
 using ControlPlane.Client;
-using Grpc.Core;
 using ControlPlane.V1;
+using Grpc.Core;
 
 namespace ControlPlane.Cli.Internal;
 

@@ -5,31 +5,31 @@ namespace ControlPlane.Cli.Internal;
 /// <summary>A compact, borderless table in the style of kubectl: upper-case headers, columns padded to fit.</summary>
 internal sealed class TextTable
 {
-    private readonly string[] headers;
-    private readonly List<string[]> rows = [];
+    private readonly string[] _headers;
+    private readonly List<string[]> _rows = [];
 
     public TextTable(params string[] headers)
     {
-        this.headers = headers;
+        _headers = headers;
     }
 
-    public int Count => rows.Count;
+    public int Count => _rows.Count;
 
     public void Add(params string[] cells)
     {
-        if (cells.Length != headers.Length)
+        if (cells.Length != _headers.Length)
         {
-            throw new ArgumentException($"A row has {cells.Length} cells; the table has {headers.Length} columns.", nameof(cells));
+            throw new ArgumentException($"A row has {cells.Length} cells; the table has {_headers.Length} columns.", nameof(cells));
         }
 
         // Cells stay on one line so the table keeps its shape.
-        rows.Add(cells.Select(c => c.ReplaceLineEndings(" ")).ToArray());
+        _rows.Add(cells.Select(c => c.ReplaceLineEndings(" ")).ToArray());
     }
 
     public void Write(TextWriter writer)
     {
-        var widths = new int[headers.Length];
-        foreach (var row in rows.Prepend(headers))
+        var widths = new int[_headers.Length];
+        foreach (var row in _rows.Prepend(_headers))
         {
             for (var i = 0; i < row.Length; i++)
             {
@@ -37,7 +37,7 @@ internal sealed class TextTable
             }
         }
 
-        foreach (var row in rows.Prepend(headers))
+        foreach (var row in _rows.Prepend(_headers))
         {
             var line = new StringBuilder();
             for (var i = 0; i < row.Length; i++)

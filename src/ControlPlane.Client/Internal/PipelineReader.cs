@@ -31,18 +31,18 @@ internal sealed class PipelineReader
 
     private const string DurationHint = "use e.g. 10m, 30s, 1h, 1h30m or 500ms";
 
-    private readonly string? path;
-    private readonly List<PipelineError> errors = [];
-    private readonly Dictionary<string, PipelineLocation> locations = new(StringComparer.Ordinal);
+    private readonly string? _path;
+    private readonly List<PipelineError> _errors = [];
+    private readonly Dictionary<string, PipelineLocation> _locations = new(StringComparer.Ordinal);
 
     public PipelineReader(string? path)
     {
-        this.path = path;
+        _path = path;
     }
 
-    public IReadOnlyList<PipelineError> Errors => errors;
+    public IReadOnlyList<PipelineError> Errors => _errors;
 
-    public IReadOnlyDictionary<string, PipelineLocation> Locations => locations;
+    public IReadOnlyDictionary<string, PipelineLocation> Locations => _locations;
 
     public RunSpec Read(string yaml)
     {
@@ -59,19 +59,19 @@ internal sealed class PipelineReader
             message = message.StartsWith(Duplicate, StringComparison.Ordinal)
                 ? $"key '{message[Duplicate.Length..]}' is given twice in one mapping; keep one"
                 : "not valid YAML: " + message;
-            errors.Add(new PipelineError(path, At(ex.Start), string.Empty, message));
+            _errors.Add(new PipelineError(_path, At(ex.Start), string.Empty, message));
             return spec;
         }
 
         if (stream.Documents.Count == 0 || IsNull(stream.Documents[0].RootNode))
         {
-            errors.Add(new PipelineError(path, new PipelineLocation(1, 1), string.Empty, "the file is empty; a pipeline needs at least 'steps'"));
+            _errors.Add(new PipelineError(_path, new PipelineLocation(1, 1), string.Empty, "the file is empty; a pipeline needs at least 'steps'"));
             return spec;
         }
 
         if (stream.Documents.Count > 1)
         {
-            errors.Add(new PipelineError(path, At(stream.Documents[1].RootNode.Start), string.Empty, "a pipeline file holds one YAML document; remove the extra '---' section"));
+            _errors.Add(new PipelineError(_path, At(stream.Documents[1].RootNode.Start), string.Empty, "a pipeline file holds one YAML document; remove the extra '---' section"));
         }
 
         var root = stream.Documents[0].RootNode;
@@ -82,7 +82,7 @@ internal sealed class PipelineReader
         }
 
         ReadRun(mapping, spec);
-        errors.Sort((a, b) => a.Location.Line != b.Location.Line ? a.Location.Line.CompareTo(b.Location.Line) : a.Location.Column.CompareTo(b.Location.Column));
+        _errors.Sort((a, b) => a.Location.Line != b.Location.Line ? a.Location.Line.CompareTo(b.Location.Line) : a.Location.Column.CompareTo(b.Location.Column));
         return spec;
     }
 
@@ -590,10 +590,10 @@ internal sealed class PipelineReader
     private static bool IsNull(YamlNode node) =>
         node is YamlScalarNode { Style: ScalarStyle.Plain or ScalarStyle.Any, Value: null or "" or "~" or "null" or "Null" or "NULL" };
 
-    private void Record(string field, YamlNode node) => locations.TryAdd(field, At(node.Start));
+    private void Record(string field, YamlNode node) => _locations.TryAdd(field, At(node.Start));
 
     private void Error(YamlNode node, string field, string message) =>
-        errors.Add(new PipelineError(path, At(node.Start), field, message));
+        _errors.Add(new PipelineError(_path, At(node.Start), field, message));
 
     private static PipelineLocation At(Mark mark) => new((int)Math.Max(1, mark.Line), (int)Math.Max(1, mark.Column));
 

@@ -6,13 +6,13 @@ namespace ControlPlane.Scheduler.Services;
 /// <summary>AdminService: the fleet, drains, queue and slot statistics, shared caps.</summary>
 internal sealed class AdminServiceImpl : AdminService.AdminServiceBase
 {
-    private readonly IRunStore store;
+    private readonly IRunStore _store;
 
-    public AdminServiceImpl(SchedulerRuntime runtime) => store = runtime.Store;
+    public AdminServiceImpl(SchedulerRuntime runtime) => _store = runtime.Store;
 
     public override async Task<ListAgentsResponse> ListAgents(ListAgentsRequest request, ServerCallContext context)
     {
-        var agents = await RpcErrors.Guard(() => store.ListAgentsAsync(context.CancellationToken)).ConfigureAwait(false);
+        var agents = await RpcErrors.Guard(() => _store.ListAgentsAsync(context.CancellationToken)).ConfigureAwait(false);
         var response = new ListAgentsResponse();
         response.Agents.AddRange(agents);
         return response;
@@ -25,13 +25,13 @@ internal sealed class AdminServiceImpl : AdminService.AdminServiceBase
             throw RpcErrors.Required("agent_id");
         }
 
-        var agent = await RpcErrors.Guard(() => store.DrainAgentAsync(request.AgentId, context.CancellationToken), ("agent_id", request.AgentId)).ConfigureAwait(false);
+        var agent = await RpcErrors.Guard(() => _store.DrainAgentAsync(request.AgentId, context.CancellationToken), ("agent_id", request.AgentId)).ConfigureAwait(false);
         return new DrainAgentResponse { Agent = agent };
     }
 
     public override async Task<GetStatsResponse> GetStats(GetStatsRequest request, ServerCallContext context)
     {
-        var stats = await RpcErrors.Guard(() => store.GetStatsAsync(context.CancellationToken)).ConfigureAwait(false);
+        var stats = await RpcErrors.Guard(() => _store.GetStatsAsync(context.CancellationToken)).ConfigureAwait(false);
         var response = new GetStatsResponse();
         response.Queues.AddRange(stats.Queues);
         response.Slots.AddRange(stats.Slots.Select(s => new SlotCounter { Kind = s.Kind, Name = s.Name, Used = s.Used, Limit = s.Limit }));
@@ -57,7 +57,7 @@ internal sealed class AdminServiceImpl : AdminService.AdminServiceBase
 
         await RpcErrors.Guard(async () =>
         {
-            await store.SetLimitAsync(request.Kind, request.Name, request.Limit, context.CancellationToken).ConfigureAwait(false);
+            await _store.SetLimitAsync(request.Kind, request.Name, request.Limit, context.CancellationToken).ConfigureAwait(false);
             return true;
         }).ConfigureAwait(false);
         return new SetLimitResponse();

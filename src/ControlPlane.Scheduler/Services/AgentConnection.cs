@@ -16,21 +16,21 @@ internal sealed class AgentConnection : IDisposable
 
     private static readonly WriteOptions Buffered = new(WriteFlags.BufferHint);
 
-    private readonly Channel<ConnectResponse> outgoing = Channel.CreateUnbounded<ConnectResponse>(new UnboundedChannelOptions { SingleReader = true });
-    private readonly Lock gate = new();
+    private readonly Channel<ConnectResponse> _outgoing = Channel.CreateUnbounded<ConnectResponse>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Lock _gate = new();
 
     // Fencing token -> attempt, for the attempts sent on this stream or re-announced in Hello: reports carry only the token.
-    private readonly Dictionary<long, AttemptRef> attempts = [];
-    private readonly WakeUp claimBell = new();
-    private readonly CancellationTokenSource stop;
-    private readonly IRunStore store;
-    private readonly ReportPipeline pipeline;
-    private readonly SchedulerOptions options;
-    private readonly ILogger logger;
-    private readonly HashSet<string> queues;
-    private AgentRegistration registration;
-    private volatile bool draining;
-    private bool closedByShutdown;
+    private readonly Dictionary<long, AttemptRef> _attempts = [];
+    private readonly WakeUp _claimBell = new();
+    private readonly CancellationTokenSource _stop;
+    private readonly IRunStore _store;
+    private readonly ReportPipeline _pipeline;
+    private readonly SchedulerOptions _options;
+    private readonly ILogger _logger;
+    private readonly HashSet<string> _queues;
+    private AgentRegistration _registration;
+    private volatile bool _draining;
+    private bool _closedByShutdown;
 
     public AgentConnection(
         AgentRegistration registration,
@@ -41,32 +41,32 @@ internal sealed class AgentConnection : IDisposable
         ILogger logger,
         CancellationToken callCancelled)
     {
-        this.registration = registration;
-        this.store = store;
-        this.pipeline = pipeline;
-        this.options = options;
-        this.logger = logger;
-        queues = new HashSet<string>(registration.Queues, StringComparer.Ordinal);
-        stop = CancellationTokenSource.CreateLinkedTokenSource(callCancelled);
+        _registration = registration;
+        _store = store;
+        _pipeline = pipeline;
+        _options = options;
+        _logger = logger;
+        _queues = new HashSet<string>(registration.Queues, StringComparer.Ordinal);
+        _stop = CancellationTokenSource.CreateLinkedTokenSource(callCancelled);
         foreach (var attempt in keptAttempts)
         {
-            attempts[attempt.FencingToken] = attempt;
+            _attempts[attempt.FencingToken] = attempt;
         }
     }
 
-    public string AgentId => registration.AgentId;
+    public string AgentId => _registration.AgentId;
 
     /// <summary>Why the stream is being closed from this side (replaced by a reconnect, or shutdown); null while open.</summary>
     public string? ClosedReason { get; private set; }
 
-    public bool Serves(string queue) => queues.Contains(queue);
+    public bool Serves(string queue) => _queues.Contains(queue);
 
     public void Send(ConnectResponse message)
     {
-        outgoing.Writer.TryWrite(message);
+        _outgoing.Writer.TryWrite(message);
     }
 
-    public void RequestClaim() => claimBell.Set();
+    public void RequestClaim() => _claimBell.Set();
 
     public void CancelAttempt(long token, string reason) =>
         Send(new ConnectResponse { CancelAttempt = new V1.CancelAttempt { FencingToken = token, Reason = reason } });
@@ -74,23 +74,23 @@ internal sealed class AgentConnection : IDisposable
     public void Drain(string reason)
     {
         // Once is enough: the store's drain signal also arrives after a drained agent re-registers its slots.
-        if (draining)
+        if (_draining)
         {
             return;
         }
 
-        draining = true;
+        _draining = true;
         Send(new ConnectResponse { Drain = new V1.Drain { Reason = reason } });
     }
 
     /// <summary>Ends the stream from the scheduler's side; the agent sees UNAVAILABLE and reconnects.</summary>
     public void Close(string reason, bool shuttingDown = false)
     {
-        closedByShutdown |= shuttingDown && ClosedReason is null;
+        _closedByShutdown |= shuttingDown && ClosedReason is null;
         ClosedReason ??= reason;
         try
         {
-            stop.Cancel();
+            _stop.Cancel();
         }
         catch (ObjectDisposedException)
         {
@@ -101,7 +101,7 @@ internal sealed class AgentConnection : IDisposable
     /// <summary>Serves the stream until the agent ends it, the call is cancelled or <see cref="Close"/> is called.</summary>
     public async Task RunAsync(IAsyncStreamReader<ConnectRequest> requests, IServerStreamWriter<ConnectResponse> responses)
     {
-        var token = stop.Token;
+        var token = _stop.Token;
         var writer = WriteLoopAsync(responses, token);
         var claimer = ClaimLoopAsync(token);
         RequestClaim();
@@ -114,14 +114,14 @@ internal sealed class AgentConnection : IDisposable
         }
         catch (OperationCanceledException) when (ClosedReason is not null)
         {
-            throw closedByShutdown
+            throw _closedByShutdown
                 ? RpcErrors.ShuttingDown($"{ClosedReason}; reconnect", ("agent_id", AgentId))
                 : new RpcException(new Status(StatusCode.Unavailable, $"{ClosedReason}; reconnect"));
         }
         finally
         {
-            outgoing.Writer.TryComplete();
-            await stop.CancelAsync().ConfigureAwait(false);
+            _outgoing.Writer.TryComplete();
+            await _stop.CancelAsync().ConfigureAwait(false);
             await Task.WhenAll(Quietly(claimer), Quietly(writer)).ConfigureAwait(false);
         }
     }
@@ -143,12 +143,12 @@ internal sealed class AgentConnection : IDisposable
     {
         try
         {
-            while (await outgoing.Reader.WaitToReadAsync(token).ConfigureAwait(false))
+            while (await _outgoing.Reader.WaitToReadAsync(token).ConfigureAwait(false))
             {
-                while (outgoing.Reader.TryRead(out var message))
+                while (_outgoing.Reader.TryRead(out var message))
                 {
                     // A burst (a claimed batch of assignments) goes out with one flush: only the last message flushes.
-                    responses.WriteOptions = outgoing.Reader.TryPeek(out _) ? Buffered : null;
+                    responses.WriteOptions = _outgoing.Reader.TryPeek(out _) ? Buffered : null;
                     await responses.WriteAsync(message, token).ConfigureAwait(false);
                 }
             }
@@ -156,8 +156,8 @@ internal sealed class AgentConnection : IDisposable
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
             // The client is gone: stop reading too.
-            SchedulerLog.AgentStreamFailed(logger, AgentId, ex);
-            await stop.CancelAsync().ConfigureAwait(false);
+            SchedulerLog.AgentStreamFailed(_logger, AgentId, ex);
+            await _stop.CancelAsync().ConfigureAwait(false);
         }
     }
 
@@ -166,16 +166,16 @@ internal sealed class AgentConnection : IDisposable
         while (!token.IsCancellationRequested)
         {
             // The periodic re-check covers wake-ups lost on the way (e.g. a pub/sub message dropped).
-            await claimBell.WaitAsync(options.WatchRecheckInterval, token).ConfigureAwait(false);
-            if (draining)
+            await _claimBell.WaitAsync(_options.WatchRecheckInterval, token).ConfigureAwait(false);
+            if (_draining)
             {
                 continue;
             }
 
             int free;
-            lock (gate)
+            lock (_gate)
             {
-                free = registration.Slots - attempts.Count;
+                free = _registration.Slots - _attempts.Count;
             }
 
             if (free <= 0)
@@ -183,15 +183,15 @@ internal sealed class AgentConnection : IDisposable
                 continue;
             }
 
-            var want = Math.Min(free, options.ClaimBatch);
+            var want = Math.Min(free, _options.ClaimBatch);
             IReadOnlyList<Assignment> claimed;
             try
             {
-                claimed = await store.ClaimAsync(new ClaimRequest(AgentId, want), token).ConfigureAwait(false);
+                claimed = await _store.ClaimAsync(new ClaimRequest(AgentId, want), token).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
-                SchedulerLog.ClaimFailed(logger, AgentId, ex);
+                SchedulerLog.ClaimFailed(_logger, AgentId, ex);
                 continue;
             }
 
@@ -200,11 +200,11 @@ internal sealed class AgentConnection : IDisposable
                 continue;
             }
 
-            lock (gate)
+            lock (_gate)
             {
                 foreach (var assignment in claimed)
                 {
-                    attempts[assignment.FencingToken] = new AttemptRef(assignment.RunId, assignment.StepId, assignment.FencingToken);
+                    _attempts[assignment.FencingToken] = new AttemptRef(assignment.RunId, assignment.StepId, assignment.FencingToken);
                 }
             }
 
@@ -213,7 +213,7 @@ internal sealed class AgentConnection : IDisposable
                 Send(new ConnectResponse { Assignment = assignment });
             }
 
-            SchedulerLog.Assigned(logger, AgentId, claimed.Count);
+            SchedulerLog.Assigned(_logger, AgentId, claimed.Count);
             if (claimed.Count == want)
             {
                 // A full batch: there may be more ready work for the remaining slots.
@@ -304,16 +304,16 @@ internal sealed class AgentConnection : IDisposable
     private void Route(long fencingToken, ConnectRequest message, bool ends)
     {
         AttemptRef attempt;
-        lock (gate)
+        lock (_gate)
         {
-            if (!attempts.TryGetValue(fencingToken, out attempt))
+            if (!_attempts.TryGetValue(fencingToken, out attempt))
             {
                 Reject(fencingToken, $"fencing token {fencingToken} is not an attempt assigned on this stream or re-announced in Hello");
                 return;
             }
         }
 
-        if (!pipeline.Post(new AttemptReport(attempt, message), outcome => OnOutcome(fencingToken, ends, outcome)))
+        if (!_pipeline.Post(new AttemptReport(attempt, message), outcome => OnOutcome(fencingToken, ends, outcome)))
         {
             Reject(fencingToken, "the scheduler is shutting down; the report was not recorded");
         }
@@ -335,9 +335,9 @@ internal sealed class AgentConnection : IDisposable
 
         if (ends || outcome is ReportOutcome.StaleToken or ReportOutcome.UnknownAttempt)
         {
-            lock (gate)
+            lock (_gate)
             {
-                attempts.Remove(fencingToken);
+                _attempts.Remove(fencingToken);
             }
 
             // A slot is free again.
@@ -347,7 +347,7 @@ internal sealed class AgentConnection : IDisposable
 
     private void Reject(long fencingToken, string reason)
     {
-        SchedulerLog.ReportRefused(logger, fencingToken, AgentId, reason);
+        SchedulerLog.ReportRefused(_logger, fencingToken, AgentId, reason);
         Send(new ConnectResponse { ResultRejected = new ResultRejected { FencingToken = fencingToken, Reason = reason } });
     }
 
@@ -355,11 +355,11 @@ internal sealed class AgentConnection : IDisposable
     {
         var known = new List<AttemptRef>(heartbeat.FencingTokens.Count);
         var unknown = new List<long>();
-        lock (gate)
+        lock (_gate)
         {
             foreach (var fencingToken in heartbeat.FencingTokens)
             {
-                if (attempts.TryGetValue(fencingToken, out var attempt))
+                if (_attempts.TryGetValue(fencingToken, out var attempt))
                 {
                     known.Add(attempt);
                 }
@@ -377,7 +377,7 @@ internal sealed class AgentConnection : IDisposable
 
         try
         {
-            var stopThese = await store.RenewLeasesAsync(AgentId, known, token).ConfigureAwait(false);
+            var stopThese = await _store.RenewLeasesAsync(AgentId, known, token).ConfigureAwait(false);
             foreach (var fencingToken in stopThese)
             {
                 CancelAttempt(fencingToken, "the attempt was cancelled or lost its lease");
@@ -386,7 +386,7 @@ internal sealed class AgentConnection : IDisposable
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
             // A missed renewal is survivable: the lease is several heartbeats long.
-            SchedulerLog.RenewFailed(logger, AgentId, ex);
+            SchedulerLog.RenewFailed(_logger, AgentId, ex);
         }
     }
 
@@ -398,25 +398,25 @@ internal sealed class AgentConnection : IDisposable
         }
 
         AgentRegistration updated;
-        lock (gate)
+        lock (_gate)
         {
-            updated = registration with { Slots = slots, RunningAttempts = [.. attempts.Values] };
+            updated = _registration with { Slots = slots, RunningAttempts = [.. _attempts.Values] };
         }
 
         // Re-registering is how the store learns the new slot count; the attempts listed keep their leases.
-        var session = await RpcErrors.Guard(() => store.ConnectAgentAsync(updated, token), ("agent_id", AgentId)).ConfigureAwait(false);
-        if (draining)
+        var session = await RpcErrors.Guard(() => _store.ConnectAgentAsync(updated, token), ("agent_id", AgentId)).ConfigureAwait(false);
+        if (_draining)
         {
             // Re-registering marks the agent connected again; a drained agent must stay draining.
-            await RpcErrors.Guard(() => store.DrainAgentAsync(AgentId, token), ("agent_id", AgentId)).ConfigureAwait(false);
+            await RpcErrors.Guard(() => _store.DrainAgentAsync(AgentId, token), ("agent_id", AgentId)).ConfigureAwait(false);
         }
 
-        lock (gate)
+        lock (_gate)
         {
-            registration = updated;
+            _registration = updated;
             foreach (var revoked in session.RevokedTokens)
             {
-                attempts.Remove(revoked);
+                _attempts.Remove(revoked);
             }
         }
 
@@ -430,7 +430,7 @@ internal sealed class AgentConnection : IDisposable
 
     public void Dispose()
     {
-        stop.Dispose();
-        claimBell.Dispose();
+        _stop.Dispose();
+        _claimBell.Dispose();
     }
 }

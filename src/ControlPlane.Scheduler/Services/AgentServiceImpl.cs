@@ -8,26 +8,26 @@ namespace ControlPlane.Scheduler.Services;
 /// <summary>AgentService.Connect: registers the agent from its Hello, then serves the stream through an <see cref="AgentConnection"/>.</summary>
 internal sealed class AgentServiceImpl : AgentService.AgentServiceBase
 {
-    private readonly IRunStore store;
-    private readonly ReportPipeline pipeline;
-    private readonly SignalHub hub;
-    private readonly SchedulerOptions options;
-    private readonly ILogger logger;
-    private readonly CancellationToken shutdown;
+    private readonly IRunStore _store;
+    private readonly ReportPipeline _pipeline;
+    private readonly SignalHub _hub;
+    private readonly SchedulerOptions _options;
+    private readonly ILogger _logger;
+    private readonly CancellationToken _shutdown;
 
     public AgentServiceImpl(SchedulerRuntime runtime)
     {
-        store = runtime.Store;
-        pipeline = runtime.Pipeline;
-        hub = runtime.Hub;
-        options = runtime.Options;
-        logger = runtime.Logger;
-        shutdown = runtime.ShuttingDown;
+        _store = runtime.Store;
+        _pipeline = runtime.Pipeline;
+        _hub = runtime.Hub;
+        _options = runtime.Options;
+        _logger = runtime.Logger;
+        _shutdown = runtime.ShuttingDown;
     }
 
     public override async Task Connect(IAsyncStreamReader<ConnectRequest> requests, IServerStreamWriter<ConnectResponse> responses, ServerCallContext context)
     {
-        if (shutdown.IsCancellationRequested)
+        if (_shutdown.IsCancellationRequested)
         {
             throw RpcErrors.ShuttingDown("the scheduler is shutting down; connect to another replica or retry");
         }
@@ -44,16 +44,16 @@ internal sealed class AgentServiceImpl : AgentService.AgentServiceBase
         }
 
         var registration = ToRegistration(first.Hello);
-        var session = await RpcErrors.Guard(() => store.ConnectAgentAsync(registration, context.CancellationToken), ("agent_id", registration.AgentId)).ConfigureAwait(false);
+        var session = await RpcErrors.Guard(() => _store.ConnectAgentAsync(registration, context.CancellationToken), ("agent_id", registration.AgentId)).ConfigureAwait(false);
         var revoked = session.RevokedTokens.ToHashSet();
         var kept = registration.RunningAttempts.Where(a => !revoked.Contains(a.FencingToken));
 
-        using var connection = new AgentConnection(registration, kept, store, pipeline, options, logger, context.CancellationToken);
+        using var connection = new AgentConnection(registration, kept, _store, _pipeline, _options, _logger, context.CancellationToken);
         var welcome = new Welcome
         {
-            SchedulerId = options.EffectiveSchedulerId,
-            HeartbeatInterval = Duration.FromTimeSpan(options.HeartbeatInterval),
-            LeaseDuration = Duration.FromTimeSpan(options.LeaseDuration),
+            SchedulerId = _options.EffectiveSchedulerId,
+            HeartbeatInterval = Duration.FromTimeSpan(_options.HeartbeatInterval),
+            LeaseDuration = Duration.FromTimeSpan(_options.LeaseDuration),
 
             // AgentConnection unpacks ReportBatch; an agent batches only when a scheduler says it may.
             MaxReportBatch = AgentConnection.MaxReportBatch,
@@ -62,35 +62,35 @@ internal sealed class AgentServiceImpl : AgentService.AgentServiceBase
         connection.Send(new ConnectResponse { Welcome = welcome });
 
         // A reconnect from the same agent replaces its older stream on this replica.
-        hub.Register(connection)?.Close("the agent opened a newer stream");
-        using var onShutdown = shutdown.Register(() => connection.Close("the scheduler is shutting down", shuttingDown: true));
-        SchedulerLog.AgentConnected(logger, registration.AgentId, context.Peer, registration.Slots, string.Join(", ", registration.Queues), revoked.Count);
+        _hub.Register(connection)?.Close("the agent opened a newer stream");
+        using var onShutdown = _shutdown.Register(() => connection.Close("the scheduler is shutting down", shuttingDown: true));
+        SchedulerLog.AgentConnected(_logger, registration.AgentId, context.Peer, registration.Slots, string.Join(", ", registration.Queues), revoked.Count);
         try
         {
             await connection.RunAsync(requests, responses).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is not RpcException and not OperationCanceledException)
         {
-            SchedulerLog.AgentStreamFailed(logger, registration.AgentId, ex);
+            SchedulerLog.AgentStreamFailed(_logger, registration.AgentId, ex);
             throw;
         }
         finally
         {
-            if (hub.Unregister(connection))
+            if (_hub.Unregister(connection))
             {
                 try
                 {
-                    await store.DisconnectAgentAsync(registration.AgentId, CancellationToken.None).ConfigureAwait(false);
+                    await _store.DisconnectAgentAsync(registration.AgentId, CancellationToken.None).ConfigureAwait(false);
                 }
 #pragma warning disable CA1031 // The agent's leases expire on their own; a failed bookkeeping call changes nothing else.
                 catch (Exception ex)
 #pragma warning restore CA1031
                 {
-                    SchedulerLog.StoreCallFailed(logger, "DisconnectAgent", ex);
+                    SchedulerLog.StoreCallFailed(_logger, "DisconnectAgent", ex);
                 }
             }
 
-            SchedulerLog.AgentDisconnected(logger, registration.AgentId);
+            SchedulerLog.AgentDisconnected(_logger, registration.AgentId);
         }
     }
 

@@ -9,35 +9,35 @@ namespace ControlPlane.Scheduler.Services;
 /// </summary>
 internal sealed class MaintenanceLoop
 {
-    private readonly IRunStore store;
-    private readonly SchedulerOptions options;
-    private readonly TimeProvider time;
-    private readonly ILogger logger;
-    private readonly CancellationTokenSource stop = new();
-    private Task? loop;
-    private long passes;
+    private readonly IRunStore _store;
+    private readonly SchedulerOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly CancellationTokenSource _stop = new();
+    private Task? _loop;
+    private long _passes;
 
     public MaintenanceLoop(IRunStore store, SchedulerOptions options, TimeProvider time, ILogger logger)
     {
-        this.store = store;
-        this.options = options;
-        this.time = time;
-        this.logger = logger;
+        _store = store;
+        _options = options;
+        _time = time;
+        _logger = logger;
     }
 
     /// <summary>Passes completed so far.</summary>
-    public long Passes => Interlocked.Read(ref passes);
+    public long Passes => Interlocked.Read(ref _passes);
 
-    public void Start() => loop ??= Task.Run(() => RunAsync(stop.Token));
+    public void Start() => _loop ??= Task.Run(() => RunAsync(_stop.Token));
 
     public async Task StopAsync()
     {
-        await stop.CancelAsync().ConfigureAwait(false);
-        if (loop is not null)
+        await _stop.CancelAsync().ConfigureAwait(false);
+        if (_loop is not null)
         {
             try
             {
-                await loop.ConfigureAwait(false);
+                await _loop.ConfigureAwait(false);
             }
             catch (OperationCanceledException)
             {
@@ -45,12 +45,12 @@ internal sealed class MaintenanceLoop
             }
         }
 
-        stop.Dispose();
+        _stop.Dispose();
     }
 
     private async Task RunAsync(CancellationToken token)
     {
-        using var timer = new PeriodicTimer(options.MaintenanceInterval, time);
+        using var timer = new PeriodicTimer(_options.MaintenanceInterval, _time);
         while (await timer.WaitForNextTickAsync(token).ConfigureAwait(false))
         {
             try
@@ -58,22 +58,22 @@ internal sealed class MaintenanceLoop
                 MaintenanceResult result;
                 do
                 {
-                    result = await store.RunMaintenanceAsync(options.MaintenanceBatch, token).ConfigureAwait(false);
+                    result = await _store.RunMaintenanceAsync(_options.MaintenanceBatch, token).ConfigureAwait(false);
                     if (result.LeasesExpired + result.RetriesReleased + result.TimedOut > 0)
                     {
-                        SchedulerLog.MaintenanceDid(logger, result.LeasesExpired, result.RetriesReleased, result.TimedOut);
+                        SchedulerLog.MaintenanceDid(_logger, result.LeasesExpired, result.RetriesReleased, result.TimedOut);
                     }
                 }
 
                 // A full batch of anything means more may be waiting: go again without waiting a tick.
-                while (result.LeasesExpired >= options.MaintenanceBatch || result.RetriesReleased >= options.MaintenanceBatch || result.TimedOut >= options.MaintenanceBatch);
+                while (result.LeasesExpired >= _options.MaintenanceBatch || result.RetriesReleased >= _options.MaintenanceBatch || result.TimedOut >= _options.MaintenanceBatch);
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
-                SchedulerLog.MaintenanceFailed(logger, ex);
+                SchedulerLog.MaintenanceFailed(_logger, ex);
             }
 
-            Interlocked.Increment(ref passes);
+            Interlocked.Increment(ref _passes);
         }
     }
 }

@@ -12,55 +12,55 @@ internal sealed class ReportPipeline
 {
     private static readonly TimeSpan[] RetryDelays = [TimeSpan.FromMilliseconds(50), TimeSpan.FromMilliseconds(250), TimeSpan.FromSeconds(1)];
 
-    private readonly Channel<PendingReport> channel = Channel.CreateUnbounded<PendingReport>(new UnboundedChannelOptions { SingleReader = true });
-    private readonly IRunStore store;
-    private readonly int batchSize;
-    private readonly ILogger logger;
-    private readonly TimeProvider time;
-    private Task? loop;
-    private long commits;
-    private long committedReports;
+    private readonly Channel<PendingReport> _channel = Channel.CreateUnbounded<PendingReport>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly IRunStore _store;
+    private readonly int _batchSize;
+    private readonly ILogger _logger;
+    private readonly TimeProvider _time;
+    private Task? _loop;
+    private long _commits;
+    private long _committedReports;
 
     public ReportPipeline(IRunStore store, int batchSize, ILogger logger, TimeProvider time)
     {
-        this.store = store;
-        this.batchSize = batchSize;
-        this.logger = logger;
-        this.time = time;
+        _store = store;
+        _batchSize = batchSize;
+        _logger = logger;
+        _time = time;
     }
 
     /// <summary>Store calls made so far.</summary>
-    public long Commits => Interlocked.Read(ref commits);
+    public long Commits => Interlocked.Read(ref _commits);
 
     /// <summary>Reports committed so far.</summary>
-    public long CommittedReports => Interlocked.Read(ref committedReports);
+    public long CommittedReports => Interlocked.Read(ref _committedReports);
 
-    public void Start() => loop ??= Task.Run(RunAsync);
+    public void Start() => _loop ??= Task.Run(RunAsync);
 
     /// <summary>
     /// Queues a report; <paramref name="onOutcome"/> runs on the pipeline loop with the store's verdict, or null
     /// when the store could not be reached. It must not block. False once the pipeline is closed.
     /// </summary>
     public bool Post(AttemptReport report, Action<ReportOutcome?> onOutcome) =>
-        channel.Writer.TryWrite(new PendingReport(report, onOutcome));
+        _channel.Writer.TryWrite(new PendingReport(report, onOutcome));
 
     /// <summary>Stops taking reports and waits until every queued one is committed.</summary>
     public async Task CompleteAsync(CancellationToken cancellationToken)
     {
-        channel.Writer.TryComplete();
-        if (loop is not null)
+        _channel.Writer.TryComplete();
+        if (_loop is not null)
         {
-            await loop.WaitAsync(cancellationToken).ConfigureAwait(false);
+            await _loop.WaitAsync(cancellationToken).ConfigureAwait(false);
         }
     }
 
     private async Task RunAsync()
     {
-        var batch = new List<PendingReport>(batchSize);
-        var reports = new List<AttemptReport>(batchSize);
-        while (await channel.Reader.WaitToReadAsync().ConfigureAwait(false))
+        var batch = new List<PendingReport>(_batchSize);
+        var reports = new List<AttemptReport>(_batchSize);
+        while (await _channel.Reader.WaitToReadAsync().ConfigureAwait(false))
         {
-            while (batch.Count < batchSize && channel.Reader.TryRead(out var pending))
+            while (batch.Count < _batchSize && _channel.Reader.TryRead(out var pending))
             {
                 batch.Add(pending);
                 reports.Add(pending.Report);
@@ -77,7 +77,7 @@ internal sealed class ReportPipeline
                 catch (Exception ex)
 #pragma warning restore CA1031
                 {
-                    SchedulerLog.StoreCallFailed(logger, "report outcome delivery", ex);
+                    SchedulerLog.StoreCallFailed(_logger, "report outcome delivery", ex);
                 }
             }
 
@@ -92,21 +92,21 @@ internal sealed class ReportPipeline
         {
             try
             {
-                Interlocked.Increment(ref commits);
-                var outcomes = await store.ReportAsync(reports.ToArray()).ConfigureAwait(false);
-                Interlocked.Add(ref committedReports, reports.Count);
+                Interlocked.Increment(ref _commits);
+                var outcomes = await _store.ReportAsync(reports.ToArray()).ConfigureAwait(false);
+                Interlocked.Add(ref _committedReports, reports.Count);
                 return outcomes;
             }
 #pragma warning disable CA1031 // A store outage is reported to the agents as refused results, never thrown into the loop.
             catch (Exception ex) when (ex is not RunStoreException { Error: not RunStoreError.Unavailable } && attempt < RetryDelays.Length)
             {
-                SchedulerLog.ReportBatchRetry(logger, reports.Count, attempt + 1, ex);
-                await Task.Delay(RetryDelays[attempt], time).ConfigureAwait(false);
+                SchedulerLog.ReportBatchRetry(_logger, reports.Count, attempt + 1, ex);
+                await Task.Delay(RetryDelays[attempt], _time).ConfigureAwait(false);
             }
             catch (Exception ex)
 #pragma warning restore CA1031
             {
-                SchedulerLog.ReportBatchFailed(logger, reports.Count, ex);
+                SchedulerLog.ReportBatchFailed(_logger, reports.Count, ex);
                 return null;
             }
         }

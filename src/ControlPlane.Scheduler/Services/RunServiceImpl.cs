@@ -9,17 +9,17 @@ internal sealed class RunServiceImpl : RunService.RunServiceBase
 {
     private static readonly WriteOptions Buffered = new(WriteFlags.BufferHint);
 
-    private readonly IRunStore store;
-    private readonly SignalHub hub;
-    private readonly SchedulerOptions options;
-    private readonly CancellationToken shutdown;
+    private readonly IRunStore _store;
+    private readonly SignalHub _hub;
+    private readonly SchedulerOptions _options;
+    private readonly CancellationToken _shutdown;
 
     public RunServiceImpl(SchedulerRuntime runtime)
     {
-        store = runtime.Store;
-        hub = runtime.Hub;
-        options = runtime.Options;
-        shutdown = runtime.ShuttingDown;
+        _store = runtime.Store;
+        _hub = runtime.Hub;
+        _options = runtime.Options;
+        _shutdown = runtime.ShuttingDown;
     }
 
     public override async Task<SubmitRunResponse> SubmitRun(SubmitRunRequest request, ServerCallContext context)
@@ -30,14 +30,14 @@ internal sealed class RunServiceImpl : RunService.RunServiceBase
         }
 
         var key = string.IsNullOrEmpty(request.IdempotencyKey) ? null : request.IdempotencyKey;
-        var result = await RpcErrors.Guard(() => store.SubmitRunAsync(request.Spec, key, context.CancellationToken)).ConfigureAwait(false);
+        var result = await RpcErrors.Guard(() => _store.SubmitRunAsync(request.Spec, key, context.CancellationToken)).ConfigureAwait(false);
         return new SubmitRunResponse { Run = result.Run, Created = result.Created };
     }
 
     public override async Task<GetRunResponse> GetRun(GetRunRequest request, ServerCallContext context)
     {
         var runId = Require(request.RunId, "run_id");
-        var run = await RpcErrors.Guard(() => store.GetRunAsync(runId, context.CancellationToken), ("run_id", runId)).ConfigureAwait(false);
+        var run = await RpcErrors.Guard(() => _store.GetRunAsync(runId, context.CancellationToken), ("run_id", runId)).ConfigureAwait(false);
         return new GetRunResponse { Run = run ?? throw RpcErrors.RunNotFound(runId) };
     }
 
@@ -58,7 +58,7 @@ internal sealed class RunServiceImpl : RunService.RunServiceBase
             request.Labels.Count == 0 ? null : new Dictionary<string, string>(request.Labels, StringComparer.Ordinal),
             request.PageSize,
             string.IsNullOrEmpty(request.PageToken) ? null : request.PageToken);
-        var page = await RpcErrors.Guard(() => store.ListRunsAsync(query, context.CancellationToken)).ConfigureAwait(false);
+        var page = await RpcErrors.Guard(() => _store.ListRunsAsync(query, context.CancellationToken)).ConfigureAwait(false);
         var response = new ListRunsResponse { NextPageToken = page.NextPageToken ?? "" };
         response.Runs.AddRange(page.Runs);
         return response;
@@ -67,28 +67,28 @@ internal sealed class RunServiceImpl : RunService.RunServiceBase
     public override async Task<CancelRunResponse> CancelRun(CancelRunRequest request, ServerCallContext context)
     {
         var runId = Require(request.RunId, "run_id");
-        var run = await RpcErrors.Guard(() => store.CancelRunAsync(runId, request.Reason, context.CancellationToken), ("run_id", runId)).ConfigureAwait(false);
+        var run = await RpcErrors.Guard(() => _store.CancelRunAsync(runId, request.Reason, context.CancellationToken), ("run_id", runId)).ConfigureAwait(false);
         return new CancelRunResponse { Run = run };
     }
 
     public override async Task<PauseRunResponse> PauseRun(PauseRunRequest request, ServerCallContext context)
     {
         var runId = Require(request.RunId, "run_id");
-        var run = await RpcErrors.Guard(() => store.PauseRunAsync(runId, context.CancellationToken), ("run_id", runId)).ConfigureAwait(false);
+        var run = await RpcErrors.Guard(() => _store.PauseRunAsync(runId, context.CancellationToken), ("run_id", runId)).ConfigureAwait(false);
         return new PauseRunResponse { Run = run };
     }
 
     public override async Task<ResumeRunResponse> ResumeRun(ResumeRunRequest request, ServerCallContext context)
     {
         var runId = Require(request.RunId, "run_id");
-        var run = await RpcErrors.Guard(() => store.ResumeRunAsync(runId, context.CancellationToken), ("run_id", runId)).ConfigureAwait(false);
+        var run = await RpcErrors.Guard(() => _store.ResumeRunAsync(runId, context.CancellationToken), ("run_id", runId)).ConfigureAwait(false);
         return new ResumeRunResponse { Run = run };
     }
 
     public override async Task<RetryRunResponse> RetryRun(RetryRunRequest request, ServerCallContext context)
     {
         var runId = Require(request.RunId, "run_id");
-        var run = await RpcErrors.Guard(() => store.RetryRunAsync(runId, context.CancellationToken), ("run_id", runId)).ConfigureAwait(false);
+        var run = await RpcErrors.Guard(() => _store.RetryRunAsync(runId, context.CancellationToken), ("run_id", runId)).ConfigureAwait(false);
         return new RetryRunResponse { Run = run };
     }
 
@@ -103,7 +103,7 @@ internal sealed class RunServiceImpl : RunService.RunServiceBase
             _ => throw RpcErrors.InvalidArgument("decision", "decision is required: GATE_DECISION_APPROVE or GATE_DECISION_REJECT"),
         };
         var input = new GateDecisionInput(runId, stepId, approve, request.DecidedBy, request.Comment);
-        var run = await RpcErrors.Guard(() => store.DecideGateAsync(input, context.CancellationToken), ("run_id", runId), ("step_id", stepId)).ConfigureAwait(false);
+        var run = await RpcErrors.Guard(() => _store.DecideGateAsync(input, context.CancellationToken), ("run_id", runId), ("step_id", stepId)).ConfigureAwait(false);
         return new ApproveGateResponse { Run = run };
     }
 
@@ -111,7 +111,7 @@ internal sealed class RunServiceImpl : RunService.RunServiceBase
     {
         var runId = Require(request.RunId, "run_id");
         var stepId = Require(request.StepId, "step_id");
-        var output = await RpcErrors.Guard(() => store.GetStepOutputAsync(runId, stepId, context.CancellationToken), ("run_id", runId), ("step_id", stepId)).ConfigureAwait(false);
+        var output = await RpcErrors.Guard(() => _store.GetStepOutputAsync(runId, stepId, context.CancellationToken), ("run_id", runId), ("step_id", stepId)).ConfigureAwait(false);
         return new GetStepOutputResponse
         {
             Output = output ?? throw RpcErrors.WithReason(
@@ -135,7 +135,7 @@ internal sealed class RunServiceImpl : RunService.RunServiceBase
             throw RpcErrors.InvalidArgument("after_seq", $"after_seq is {request.AfterSeq}; pass 0 to replay the whole log, or the seq of the last event received");
         }
 
-        if (shutdown.IsCancellationRequested)
+        if (_shutdown.IsCancellationRequested)
         {
             throw RpcErrors.ShuttingDown("the scheduler is shutting down; watch again on another replica", ("run_id", runId), ("after_seq", request.AfterSeq.ToString(CultureInfo.InvariantCulture)));
         }
@@ -143,8 +143,8 @@ internal sealed class RunServiceImpl : RunService.RunServiceBase
         using var wake = new WakeUp();
 
         // Subscribe before the first read so an event appended in between still wakes this watcher.
-        using var subscription = hub.Watch(runId, wake);
-        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, shutdown);
+        using var subscription = _hub.Watch(runId, wake);
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, _shutdown);
         var token = cancel.Token;
 
         // The run's state after the events sent so far: replaying from the start shows every change; a watch that
@@ -177,7 +177,7 @@ internal sealed class RunServiceImpl : RunService.RunServiceBase
 
                 if (state is null)
                 {
-                    var run = await RpcErrors.Guard(() => store.GetRunAsync(runId, token), ("run_id", runId)).ConfigureAwait(false) ?? throw RpcErrors.RunNotFound(runId);
+                    var run = await RpcErrors.Guard(() => _store.GetRunAsync(runId, token), ("run_id", runId)).ConfigureAwait(false) ?? throw RpcErrors.RunNotFound(runId);
                     if (run.LastEventSeq > seq)
                     {
                         // Events arrived since the read: send them first; their state changes follow them.
@@ -192,10 +192,10 @@ internal sealed class RunServiceImpl : RunService.RunServiceBase
                     return;
                 }
 
-                await wake.WaitAsync(options.WatchRecheckInterval, token).ConfigureAwait(false);
+                await wake.WaitAsync(_options.WatchRecheckInterval, token).ConfigureAwait(false);
             }
         }
-        catch (OperationCanceledException) when (shutdown.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested)
+        catch (OperationCanceledException) when (_shutdown.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested)
         {
             throw RpcErrors.ShuttingDown(
                 $"the scheduler is shutting down; watch again with after_seq {seq} to continue where this stream stopped",
@@ -208,7 +208,7 @@ internal sealed class RunServiceImpl : RunService.RunServiceBase
     {
         try
         {
-            return await store.ReadEventsAsync(runId, afterSeq, options.WatchBatch, token).ConfigureAwait(false);
+            return await _store.ReadEventsAsync(runId, afterSeq, _options.WatchBatch, token).ConfigureAwait(false);
         }
         catch (RunStoreException ex) when (ex.Error == RunStoreError.NotFound)
         {

@@ -6,9 +6,9 @@ namespace ControlPlane.Scheduler.Services;
 /// </summary>
 internal sealed class SignalHub
 {
-    private readonly Lock gate = new();
-    private readonly Dictionary<string, AgentConnection> agents = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, HashSet<WakeUp>> watchers = new(StringComparer.Ordinal);
+    private readonly Lock _gate = new();
+    private readonly Dictionary<string, AgentConnection> _agents = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, HashSet<WakeUp>> _watchers = new(StringComparer.Ordinal);
 
     public void OnSignal(StoreSignal signal)
     {
@@ -35,9 +35,9 @@ internal sealed class SignalHub
 
             case RunEventsAppended appended:
                 WakeUp[] toWake;
-                lock (gate)
+                lock (_gate)
                 {
-                    toWake = watchers.TryGetValue(appended.RunId, out var set) ? [.. set] : [];
+                    toWake = _watchers.TryGetValue(appended.RunId, out var set) ? [.. set] : [];
                 }
 
                 foreach (var wake in toWake)
@@ -52,10 +52,10 @@ internal sealed class SignalHub
     /// <summary>Makes <paramref name="connection"/> the one for its agent; returns the one it replaces, if any.</summary>
     public AgentConnection? Register(AgentConnection connection)
     {
-        lock (gate)
+        lock (_gate)
         {
-            agents.TryGetValue(connection.AgentId, out var previous);
-            agents[connection.AgentId] = connection;
+            _agents.TryGetValue(connection.AgentId, out var previous);
+            _agents[connection.AgentId] = connection;
             return previous;
         }
     }
@@ -63,11 +63,11 @@ internal sealed class SignalHub
     /// <summary>Forgets the connection; true when it was still the agent's current one (not replaced by a reconnect).</summary>
     public bool Unregister(AgentConnection connection)
     {
-        lock (gate)
+        lock (_gate)
         {
-            if (agents.TryGetValue(connection.AgentId, out var current) && ReferenceEquals(current, connection))
+            if (_agents.TryGetValue(connection.AgentId, out var current) && ReferenceEquals(current, connection))
             {
-                agents.Remove(connection.AgentId);
+                _agents.Remove(connection.AgentId);
                 return true;
             }
 
@@ -77,21 +77,21 @@ internal sealed class SignalHub
 
     public AgentConnection[] Connections()
     {
-        lock (gate)
+        lock (_gate)
         {
-            return [.. agents.Values];
+            return [.. _agents.Values];
         }
     }
 
     /// <summary>Rings <paramref name="wake"/> whenever the run's event log grows, until disposed.</summary>
     public IDisposable Watch(string runId, WakeUp wake)
     {
-        lock (gate)
+        lock (_gate)
         {
-            if (!watchers.TryGetValue(runId, out var set))
+            if (!_watchers.TryGetValue(runId, out var set))
             {
                 set = [];
-                watchers[runId] = set;
+                _watchers[runId] = set;
             }
 
             set.Add(wake);
@@ -102,9 +102,9 @@ internal sealed class SignalHub
 
     private AgentConnection? FindAgent(string agentId)
     {
-        lock (gate)
+        lock (_gate)
         {
-            return agents.GetValueOrDefault(agentId);
+            return _agents.GetValueOrDefault(agentId);
         }
     }
 
@@ -112,11 +112,11 @@ internal sealed class SignalHub
     {
         public void Dispose()
         {
-            lock (hub.gate)
+            lock (hub._gate)
             {
-                if (hub.watchers.TryGetValue(runId, out var set) && set.Remove(wake) && set.Count == 0)
+                if (hub._watchers.TryGetValue(runId, out var set) && set.Remove(wake) && set.Count == 0)
                 {
-                    hub.watchers.Remove(runId);
+                    hub._watchers.Remove(runId);
                 }
             }
         }

@@ -6,13 +6,13 @@ namespace ControlPlane.Scheduler.Services;
 /// </summary>
 internal sealed class WakeUp : IDisposable
 {
-    private readonly SemaphoreSlim semaphore = new(0, 1);
+    private readonly SemaphoreSlim _semaphore = new(0, 1);
 
     public void Set()
     {
         try
         {
-            semaphore.Release();
+            _semaphore.Release();
         }
         catch (SemaphoreFullException)
         {
@@ -26,9 +26,9 @@ internal sealed class WakeUp : IDisposable
 
     /// <summary>Waits for a ring or the timeout; true when rung.</summary>
     public Task<bool> WaitAsync(TimeSpan timeout, CancellationToken cancellationToken) =>
-        semaphore.WaitAsync(timeout, cancellationToken);
+        _semaphore.WaitAsync(timeout, cancellationToken);
 
-    public Task WaitAsync(CancellationToken cancellationToken) => semaphore.WaitAsync(cancellationToken);
+    public Task WaitAsync(CancellationToken cancellationToken) => _semaphore.WaitAsync(cancellationToken);
 
-    public void Dispose() => semaphore.Dispose();
+    public void Dispose() => _semaphore.Dispose();
 }

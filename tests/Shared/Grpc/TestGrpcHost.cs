@@ -16,11 +16,11 @@ namespace ControlPlane.Tests.Shared;
 /// </summary>
 public sealed class TestGrpcHost : IAsyncDisposable
 {
-    private readonly WebApplication app;
+    private readonly WebApplication _app;
 
     private TestGrpcHost(WebApplication app, Uri address)
     {
-        this.app = app;
+        _app = app;
         Address = address.ToString().TrimEnd('/');
         Port = address.Port;
     }
@@ -47,8 +47,8 @@ public sealed class TestGrpcHost : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        await app.StopAsync(TimeSpan.FromSeconds(5).ToCancellationToken());
-        await app.DisposeAsync();
+        await _app.StopAsync(TimeSpan.FromSeconds(5).ToCancellationToken());
+        await _app.DisposeAsync();
     }
 }
 
