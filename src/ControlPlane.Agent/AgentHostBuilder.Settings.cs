@@ -17,7 +17,7 @@ public sealed partial class AgentHostBuilder
         [
             Setting.Text("Scheduler", "URL", "The scheduler's gRPC address: http://HOST:PORT (h2c) or https://HOST:PORT (TLS).", Defaults.SchedulerAddress, (o, v) => o.SchedulerAddress = v, nameof(AgentOptions.SchedulerAddress)),
             Setting.Text("AgentId", "ID", "Stable id of this agent across reconnects and restarts, [a-z0-9][a-z0-9._-]{0,62}.", "the host name", (o, v) => o.AgentId = v),
-            Setting.Integer("Slots", "Steps run at once.", "the processor count", (o, v) => o.Slots = v),
+            Setting.Number("Slots", "Steps run at once.", "the processor count", (o, v) => o.Slots = v),
             Setting.List("Queues", "a,b", "Queues to take steps from.", string.Join(',', Defaults.Queues), (o, v) => o.Queues = [.. v]),
             Setting.Map("Labels", "Labels announced to the scheduler.", "none", (o, v) => o.Labels = new Dictionary<string, string>(v, StringComparer.Ordinal)),
             Setting.Text("WorkRoot", "DIR", "Directory under which each attempt gets its own work directory.", "<temp>/controlplane-agent/<agent id>", (o, v) => o.WorkRoot = v),
@@ -26,7 +26,7 @@ public sealed partial class AgentHostBuilder
             Setting.Duration("KillGracePeriod", "Time between SIGTERM and SIGKILL when a step's process tree is stopped.", DaemonDuration.Format(Defaults.KillGracePeriod), (o, v) => o.KillGracePeriod = v),
             Setting.Duration("ConnectTimeout", "How long to wait for the scheduler's Welcome before reconnecting.", DaemonDuration.Format(Defaults.ConnectTimeout), (o, v) => o.ConnectTimeout = v),
             Setting.Duration("MaxReconnectDelay", "Longest wait between reconnect attempts (exponential backoff with jitter).", DaemonDuration.Format(Defaults.MaxReconnectDelay), (o, v) => o.MaxReconnectDelay = v),
-            Setting.Integer("MaxBufferedReports", "Reports kept while disconnected; beyond it logs and progress are dropped, results never.", Defaults.MaxBufferedReports.ToString(CultureInfo.InvariantCulture), (o, v) => o.MaxBufferedReports = v),
+            Setting.Number("MaxBufferedReports", "Reports kept while disconnected; beyond it logs and progress are dropped, results never.", Defaults.MaxBufferedReports.ToString(CultureInfo.InvariantCulture), (o, v) => o.MaxBufferedReports = v),
             Setting.Boolean("KeepWorkDirectories", "Keep each attempt's work directory after it ends, for debugging.", Defaults.KeepWorkDirectories ? "true" : "false", (o, v) => o.KeepWorkDirectories = v),
         ],
         static options =>

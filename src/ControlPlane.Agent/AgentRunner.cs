@@ -10,10 +10,10 @@ public static class AgentRunner
     /// running steps finish within <see cref="AgentOptions.ShutdownGracePeriod"/>) or the scheduler drains it.
     /// </summary>
     /// <exception cref="ArgumentException">The options are invalid; the message lists each problem and its fix.</exception>
-    public static Task RunAsync(AgentOptions options, IEnumerable<IComputeFramework> frameworks, ILoggerFactory? loggerFactory = null, CancellationToken stoppingToken = default)
+    public static async Task RunAsync(AgentOptions options, IEnumerable<IComputeFramework> frameworks, ILoggerFactory? loggerFactory = null, CancellationToken stoppingToken = default)
     {
-        var worker = new AgentWorker(options, frameworks, loggerFactory);
-        return worker.RunAsync(stoppingToken);
+        using var worker = new AgentWorker(options, frameworks, loggerFactory);
+        await worker.RunAsync(stoppingToken).ConfigureAwait(false);
     }
 
     /// <summary>The standard frameworks: "shell", and "dotnet" with the given handlers (none when null).</summary>

@@ -14,7 +14,7 @@ namespace ControlPlane.Agent;
 /// A coordinator: the stream is <see cref="SchedulerSession"/>, the attempts held are <see cref="AttemptTable"/>,
 /// running them is <see cref="AttemptRunner"/>; this class reconnects, drains and enforces the shutdown grace.
 /// </remarks>
-public sealed class AgentWorker
+public sealed class AgentWorker : IDisposable
 {
     private readonly AgentOptions _options;
     private readonly ILogger _logger;
@@ -26,6 +26,7 @@ public sealed class AgentWorker
     private readonly CancellationTokenSource _hardStop = new();
     private readonly CancellationTokenSource _exited = new();
     private volatile bool _localStop;
+    private Task _grace = Task.CompletedTask;
 
     /// <summary>Creates an agent; call <see cref="RunAsync"/> to connect.</summary>
     /// <param name="options">Validated with <see cref="AgentOptions.Validate"/> here.</param>
@@ -114,6 +115,9 @@ public sealed class AgentWorker
         {
             await _exited.CancelAsync().ConfigureAwait(false);
             await _runner.StopAllAsync().ConfigureAwait(false);
+
+            // The grace timer ends as soon as _exited fires; awaiting it means nothing touches the token sources after RunAsync.
+            await _grace.ConfigureAwait(false);
             AgentLog.Stopped(_logger, _options.AgentId);
         }
     }
@@ -126,7 +130,7 @@ public sealed class AgentWorker
         if (local && !_localStop)
         {
             _localStop = true;
-            _ = EnforceShutdownGraceAsync();
+            _grace = EnforceShutdownGraceAsync();
         }
 
         _session.Drain(reason);
@@ -156,5 +160,12 @@ public sealed class AgentWorker
         {
             // The agent finished within the deadline.
         }
+    }
+
+    /// <summary>Releases the worker's token sources; call after <see cref="RunAsync"/> has returned.</summary>
+    public void Dispose()
+    {
+        _hardStop.Dispose();
+        _exited.Dispose();
     }
 }

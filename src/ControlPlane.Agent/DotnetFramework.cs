@@ -120,7 +120,9 @@ public sealed partial class DotnetFramework : IComputeFramework
         {
             result = await handlerTask.ConfigureAwait(false);
         }
+#pragma warning disable CA1031 // Whatever a handler throws is the step's failure, reported with its type and message.
         catch (Exception ex)
+#pragma warning restore CA1031
         {
             return StepResult.Failure($"handler '{name}' threw {ex.GetType().Name}: {ex.Message}", usage: usage);
         }

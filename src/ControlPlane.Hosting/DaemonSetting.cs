@@ -59,6 +59,7 @@ public sealed class DaemonSetting<TOptions>
 
     internal Action<LoadState<TOptions>, IReadOnlyDictionary<string, string>>? ApplyMap { get; private init; }
 
+#pragma warning disable CA1000 // The factories read as the table they build: DaemonSetting<AgentOptions>.Duration("LeaseDuration", ...).
     /// <summary>A free-text setting (an address, a path, an id); its options class validates the text.</summary>
     public static DaemonSetting<TOptions> Text(string name, string valueName, string help, string defaultText, Action<TOptions, string> apply, string? property = null)
     {
@@ -67,7 +68,7 @@ public sealed class DaemonSetting<TOptions>
     }
 
     /// <summary>A whole number.</summary>
-    public static DaemonSetting<TOptions> Integer(string name, string help, string defaultText, Action<TOptions, int> apply, string? property = null)
+    public static DaemonSetting<TOptions> Number(string name, string help, string defaultText, Action<TOptions, int> apply, string? property = null)
     {
         ArgumentNullException.ThrowIfNull(apply);
         return new(name, SettingShape.Scalar, "N", help, defaultText, property)
@@ -120,6 +121,8 @@ public sealed class DaemonSetting<TOptions>
         ArgumentNullException.ThrowIfNull(apply);
         return new(name, SettingShape.Map, "k=v,...", help, defaultText, property) { ApplyMap = (state, values) => apply(state.Options, values) };
     }
+
+#pragma warning restore CA1000
 
     /// <summary>The JSON settings file: --config PATH or CP_CONFIG.</summary>
     internal static DaemonSetting<TOptions> ConfigFile() =>

@@ -118,6 +118,7 @@ public sealed partial class SchedulerOptions
     }
 
     /// <summary>Parses HOST:PORT (an IP address or "localhost", port 0-65535) into an endpoint.</summary>
+#pragma warning disable CA2208 // The exceptions name the setting (Listen) a user must fix, not this method's parameter.
     public static IPEndPoint ParseListen(string? listen)
     {
         const string Hint = "use HOST:PORT such as 127.0.0.1:7070, 0.0.0.0:7070 or [::1]:7070 (port 0 picks a free port)";
@@ -152,6 +153,7 @@ public sealed partial class SchedulerOptions
 
         return new IPEndPoint(address, port);
     }
+#pragma warning restore CA2208
 
     private static bool HasPort(string endpoint)
     {

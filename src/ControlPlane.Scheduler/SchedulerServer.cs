@@ -140,7 +140,7 @@ public sealed class SchedulerServer : IAsyncDisposable
         await _app.StartAsync(cancellationToken).ConfigureAwait(false);
         _addresses = _app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>()
             .Addresses.Select(a => new Uri(a)).ToArray();
-        SchedulerLog.Listening(_logger, _options.EffectiveSchedulerId, string.Join(", ", _addresses));
+        SchedulerLog.Listening(_logger, _options.EffectiveSchedulerId, _addresses);
     }
 
     private WebApplication BuildApplication(SchedulerRuntime runtime)

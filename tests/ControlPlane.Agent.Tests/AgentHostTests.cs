@@ -1,5 +1,5 @@
 using ControlPlane.Agent.Internal;
-using ControlPlane.Tests.Shared;
+using ControlPlane.Tests.Support;
 using ControlPlane.V1;
 
 namespace ControlPlane.Agent.Tests;

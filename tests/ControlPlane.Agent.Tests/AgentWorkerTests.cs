@@ -1,5 +1,5 @@
 using System.Text;
-using ControlPlane.Tests.Shared;
+using ControlPlane.Tests.Support;
 using ControlPlane.V1;
 
 namespace ControlPlane.Agent.Tests;

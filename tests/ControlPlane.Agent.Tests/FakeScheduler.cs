@@ -1,5 +1,5 @@
 using System.Threading.Channels;
-using ControlPlane.Tests.Shared;
+using ControlPlane.Tests.Support;
 using ControlPlane.V1;
 using Grpc.Core;
 using Microsoft.AspNetCore.Builder;

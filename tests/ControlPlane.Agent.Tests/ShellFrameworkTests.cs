@@ -1,6 +1,6 @@
 using System.Text;
 using System.Text.Json;
-using ControlPlane.Tests.Shared;
+using ControlPlane.Tests.Support;
 using ControlPlane.V1;
 
 namespace ControlPlane.Agent.Tests;

@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using ControlPlane.Agent;
 using ControlPlane.Scheduler.Hosting;
-using ControlPlane.Tests.Shared;
+using ControlPlane.Tests.Support;
 using Xunit;
 
 namespace ControlPlane.Cli.Tests;

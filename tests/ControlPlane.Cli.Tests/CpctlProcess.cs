@@ -1,4 +1,4 @@
-using ControlPlane.Tests.Shared;
+using ControlPlane.Tests.Support;
 
 namespace ControlPlane.Cli.Tests;
 

@@ -1,6 +1,6 @@
 using System.Text.RegularExpressions;
 using ControlPlane.Cli.Internal;
-using ControlPlane.Tests.Shared;
+using ControlPlane.Tests.Support;
 using Xunit;
 
 namespace ControlPlane.Cli.Tests;

@@ -1,5 +1,5 @@
 using System.Text.Json;
-using ControlPlane.Tests.Shared;
+using ControlPlane.Tests.Support;
 using Xunit;
 
 namespace ControlPlane.Cli.Tests;

@@ -1,7 +1,7 @@
 using ControlPlane.Agent;
 using ControlPlane.Hosting;
 using ControlPlane.Scheduler.Hosting;
-using ControlPlane.Tests.Shared;
+using ControlPlane.Tests.Support;
 using Xunit;
 
 namespace ControlPlane.Cli.Tests;

@@ -1,5 +1,5 @@
 using System.Collections.Concurrent;
-using ControlPlane.Tests.Shared;
+using ControlPlane.Tests.Support;
 using ControlPlane.V1;
 using Google.Protobuf.WellKnownTypes;
 using Google.Rpc;

@@ -1,5 +1,5 @@
 using System.Reflection;
-using ControlPlane.Tests.Shared;
+using ControlPlane.Tests.Support;
 
 namespace ControlPlane.ClientInterop.Tests;
 

@@ -1,7 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text.RegularExpressions;
-using ControlPlane.Tests.Shared;
+using ControlPlane.Tests.Support;
 using Xunit.Sdk;
 
 namespace ControlPlane.ClientInterop.Tests;

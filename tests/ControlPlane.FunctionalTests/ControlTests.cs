@@ -1,4 +1,4 @@
-using ControlPlane.Tests.Shared;
+using ControlPlane.Tests.Support;
 using ControlPlane.V1;
 using Grpc.Core;
 using Grpc.Health.V1;
@@ -9,7 +9,7 @@ using static ControlPlane.FunctionalTests.FunctionalSpecs;
 
 namespace ControlPlane.FunctionalTests;
 
-[Collection(FunctionalCollection.Name)]
+[Collection(FunctionalTestGroup.Name)]
 public sealed class ControlTests(RedisServerFixture redis)
 {
     [Fact]

@@ -1,4 +1,4 @@
-using ControlPlane.Tests.Shared;
+using ControlPlane.Tests.Support;
 using ControlPlane.V1;
 using Xunit;
 using static ControlPlane.FunctionalTests.FunctionalCluster;
@@ -6,7 +6,7 @@ using static ControlPlane.FunctionalTests.FunctionalSpecs;
 
 namespace ControlPlane.FunctionalTests;
 
-[Collection(FunctionalCollection.Name)]
+[Collection(FunctionalTestGroup.Name)]
 public sealed class DagAndCrashTests(RedisServerFixture redis, Xunit.Abstractions.ITestOutputHelper log)
 {
     [Fact]

@@ -1,6 +1,6 @@
 using System.Reflection;
 using ControlPlane.Client;
-using ControlPlane.Tests.Shared;
+using ControlPlane.Tests.Support;
 using ControlPlane.V1;
 
 namespace ControlPlane.FunctionalTests;

@@ -21,7 +21,7 @@ public sealed class TestOptions
         [
             DaemonSetting<TestOptions>.Text("Scheduler", "URL", "Where to connect.", "http://127.0.0.1:7070", (o, v) => o.Address = v, nameof(Address)),
             DaemonSetting<TestOptions>.Text("AgentId", "ID", "Who we are.", "host", (o, v) => o.Id = v, nameof(Id)),
-            DaemonSetting<TestOptions>.Integer("Slots", "How many at once.", "2", (o, v) => o.Slots = v),
+            DaemonSetting<TestOptions>.Number("Slots", "How many at once.", "2", (o, v) => o.Slots = v),
             DaemonSetting<TestOptions>.Duration("GracePeriod", "How long to wait.", "30s", (o, v) => o.GracePeriod = v),
             DaemonSetting<TestOptions>.Boolean("Verbose", "Say more.", "false", (o, v) => o.Verbose = v),
             DaemonSetting<TestOptions>.List("Queues", "a,b", "Where to take work from.", "default", (o, v) => o.Queues = [.. v]),

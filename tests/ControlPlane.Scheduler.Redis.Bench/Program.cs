@@ -3,7 +3,7 @@ using System.Globalization;
 using ControlPlane.Scheduler;
 using ControlPlane.Scheduler.Redis;
 using ControlPlane.Scheduler.Redis.Bench;
-using ControlPlane.Tests.Shared;
+using ControlPlane.Tests.Support;
 using ControlPlane.V1;
 using StackExchange.Redis;
 

@@ -1,5 +1,5 @@
 using ControlPlane.Scheduler.Tests;
-using ControlPlane.Tests.Shared;
+using ControlPlane.Tests.Support;
 using ControlPlane.V1;
 using Google.Protobuf;
 using StackExchange.Redis;

@@ -1,5 +1,5 @@
 using ControlPlane.Scheduler.Tests;
-using ControlPlane.Tests.Shared;
+using ControlPlane.Tests.Support;
 using Xunit;
 
 namespace ControlPlane.Scheduler.Redis.Tests;

@@ -1,4 +1,4 @@
-using ControlPlane.Tests.Shared;
+using ControlPlane.Tests.Support;
 using ControlPlane.V1;
 using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;

@@ -1,5 +1,5 @@
 using System.Text;
-using ControlPlane.Tests.Shared;
+using ControlPlane.Tests.Support;
 using ControlPlane.V1;
 using Google.Protobuf;
 using Grpc.Core;
@@ -207,7 +207,7 @@ public sealed class ServiceAgentServiceTests
         await host.Server.StopAsync();
         var status = await agent.Ended.WaitAsync(ServiceTestHost.Timeout);
 
-        Assert.True(status.StatusCode == StatusCode.Unavailable, $"the agent's stream ended with {status}, not UNAVAILABLE");
+        Assert.True(status.StatusCode == StatusCode.Unavailable, $"the agent's stream ended with {status}, not UNAVAILABLE; {status.DebugException}");
         Assert.Contains("shutting down", status.Detail, StringComparison.Ordinal);
         await host.DisposeAsync();
     }

@@ -1,6 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
-using ControlPlane.Tests.Shared;
+using ControlPlane.Tests.Support;
 using Xunit;
 
 namespace ControlPlane.Scheduler.Tests;

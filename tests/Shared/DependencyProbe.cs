@@ -1,7 +1,7 @@
 using System.Reflection;
 using System.Xml.Linq;
 
-namespace ControlPlane.Tests.Shared;
+namespace ControlPlane.Tests.Support;
 
 /// <summary>Walks an assembly's references, transitively, the way the runtime would load them.</summary>
 public static class DependencyProbe

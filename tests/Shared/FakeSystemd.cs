@@ -4,7 +4,7 @@ using System.Net.Sockets;
 using System.Text;
 using System.Text.RegularExpressions;
 
-namespace ControlPlane.Tests.Shared;
+namespace ControlPlane.Tests.Support;
 
 /// <summary>
 /// A daemon started the way systemd starts a Type=notify service, as far as Microsoft.Extensions.Hosting.Systemd can

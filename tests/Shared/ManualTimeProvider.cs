@@ -1,4 +1,4 @@
-namespace ControlPlane.Tests.Shared;
+namespace ControlPlane.Tests.Support;
 
 /// <summary>
 /// A clock tests move by hand: <see cref="Advance"/> moves time forward and fires every timer that

@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace ControlPlane.Tests.Shared;
+namespace ControlPlane.Tests.Support;
 
 /// <summary>Reads processes by pid from /proc: whether one still runs, and what it has used.</summary>
 public static class ProcessProbe

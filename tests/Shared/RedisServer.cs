@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 
-namespace ControlPlane.Tests.Shared;
+namespace ControlPlane.Tests.Support;
 
 /// <summary>
 /// A private redis-server on a free loopback port, in its own temp directory: started, stopped, killed and started

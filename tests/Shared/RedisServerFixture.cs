@@ -1,6 +1,6 @@
 using Xunit;
 
-namespace ControlPlane.Tests.Shared;
+namespace ControlPlane.Tests.Support;
 
 /// <summary>
 /// A <see cref="RedisServer"/> (no persistence) for the lifetime of a test class or collection. When redis-server is

@@ -1,6 +1,6 @@
 using System.ComponentModel;
 
-namespace ControlPlane.Tests.Shared;
+namespace ControlPlane.Tests.Support;
 
 /// <summary>What tests that start peers and hosts need to know about the machine and the checkout.</summary>
 public static class TestEnvironment

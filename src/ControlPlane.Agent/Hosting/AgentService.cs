@@ -50,7 +50,9 @@ internal sealed partial class AgentService : BackgroundService
             await AgentRunner.RunAsync(_options, _frameworks(_loggerFactory), _loggerFactory, stoppingToken).ConfigureAwait(false);
             Drained = true;
         }
+#pragma warning disable CA1031 // The host logs why the agent ended and stops the process; nothing above it could act on the exception.
         catch (Exception ex)
+#pragma warning restore CA1031
         {
             LogFailed(_logger, ex);
         }

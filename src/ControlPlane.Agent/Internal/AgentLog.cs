@@ -1,3 +1,4 @@
+using ControlPlane.V1;
 using Microsoft.Extensions.Logging;
 
 namespace ControlPlane.Agent.Internal;
@@ -42,7 +43,7 @@ internal static partial class AgentLog
     public static partial void GaveUpFlushing(ILogger logger, int buffered);
 
     [LoggerMessage(EventId = 114, Level = LogLevel.Trace, Message = "Received {Message}")]
-    public static partial void Received(ILogger logger, string message);
+    public static partial void Received(ILogger logger, ConnectResponse.MessageOneofCase message);
 
     [LoggerMessage(EventId = 113, Level = LogLevel.Information, Message = "Agent {AgentId} stopped")]
     public static partial void Stopped(ILogger logger, string agentId);

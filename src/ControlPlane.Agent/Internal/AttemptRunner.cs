@@ -126,7 +126,9 @@ internal sealed class AttemptRunner(
             var execution = new StepExecution(attempt.RunId, attempt.StepId, attempt.Attempt, attempt.FencingToken, assignment.Spec, inputs, checkpoint, directory);
             result = await framework.RunAsync(execution, new AttemptReporter(outbox, attempt), attempt.Stop.Token).ConfigureAwait(false);
         }
+#pragma warning disable CA1031 // A framework that fails fails the attempt, never the agent.
         catch (Exception ex)
+#pragma warning restore CA1031
         {
             result = StepResult.Failure($"compute framework '{framework.Name}' failed: {ex.GetType().Name}: {ex.Message}");
         }

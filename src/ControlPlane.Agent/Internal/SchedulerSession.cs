@@ -263,7 +263,7 @@ internal sealed class SchedulerSession
         while (await responses.MoveNext(cancellationToken).ConfigureAwait(false))
         {
             var message = responses.Current;
-            AgentLog.Received(_logger, message.MessageCase.ToString());
+            AgentLog.Received(_logger, message.MessageCase);
             switch (message.MessageCase)
             {
                 case ConnectResponse.MessageOneofCase.Assignment:
@@ -292,9 +292,10 @@ internal sealed class SchedulerSession
         {
             await task.ConfigureAwait(false);
         }
+#pragma warning disable CA1031 // The session is over; its loops' errors were already surfaced through the first one that ended.
         catch (Exception)
+#pragma warning restore CA1031
         {
-            // The session is over; its loops' errors were already surfaced through the first one that ended.
         }
     }
 }

@@ -10,7 +10,9 @@ namespace ControlPlane.Scheduler.Redis.Internal;
 /// The store's Lua scripts: each embedded Scripts/*.lua, prefixed with the transition tables rendered
 /// from the shared state machines and with common.lua, loaded once and called by SHA.
 /// </summary>
+#pragma warning disable CA1001 // One instance for the life of the process; its SemaphoreSlim never creates a wait handle, so nothing needs releasing.
 internal sealed class LuaScripts
+#pragma warning restore CA1001
 {
     public const string Submit = "submit";
     public const string Claim = "claim";

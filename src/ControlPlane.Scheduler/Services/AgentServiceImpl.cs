@@ -64,7 +64,7 @@ internal sealed class AgentServiceImpl : AgentService.AgentServiceBase
         // A reconnect from the same agent replaces its older stream on this replica.
         _hub.Register(connection)?.Close("the agent opened a newer stream");
         using var onShutdown = _shutdown.Register(() => connection.Close("the scheduler is shutting down", shuttingDown: true));
-        SchedulerLog.AgentConnected(_logger, registration.AgentId, context.Peer, registration.Slots, string.Join(", ", registration.Queues), revoked.Count);
+        SchedulerLog.AgentConnected(_logger, registration.AgentId, context.Peer, registration.Slots, registration.Queues, revoked.Count);
         try
         {
             await connection.RunAsync(requests, responses).ConfigureAwait(false);

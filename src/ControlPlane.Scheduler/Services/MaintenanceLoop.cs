@@ -7,7 +7,9 @@ namespace ControlPlane.Scheduler.Services;
 /// releases retries whose backoff elapsed. The store's ReadyWork signals then wake the agents that can take them.
 /// Any number of replicas may run it: each pass is atomic in the store.
 /// </summary>
+#pragma warning disable CA1001 // StopAsync disposes the token source once the loop has ended; nothing else holds it.
 internal sealed class MaintenanceLoop
+#pragma warning restore CA1001
 {
     private readonly IRunStore _store;
     private readonly SchedulerOptions _options;

@@ -6,7 +6,7 @@ namespace ControlPlane.Scheduler.Services;
 internal static partial class SchedulerLog
 {
     [LoggerMessage(EventId = 100, Level = LogLevel.Information, Message = "Agent {AgentId} connected from {Peer} with {Slots} slots on queues [{Queues}]; {Revoked} re-announced attempts revoked")]
-    public static partial void AgentConnected(ILogger logger, string agentId, string peer, int slots, string queues, int revoked);
+    public static partial void AgentConnected(ILogger logger, string agentId, string peer, int slots, IEnumerable<string> queues, int revoked);
 
     [LoggerMessage(EventId = 101, Level = LogLevel.Information, Message = "Agent {AgentId} disconnected")]
     public static partial void AgentDisconnected(ILogger logger, string agentId);
@@ -39,7 +39,7 @@ internal static partial class SchedulerLog
     public static partial void MaintenanceFailed(ILogger logger, Exception exception);
 
     [LoggerMessage(EventId = 130, Level = LogLevel.Information, Message = "Scheduler {SchedulerId} listening on {Addresses}")]
-    public static partial void Listening(ILogger logger, string schedulerId, string addresses);
+    public static partial void Listening(ILogger logger, string schedulerId, IEnumerable<Uri> addresses);
 
     [LoggerMessage(EventId = 131, Level = LogLevel.Information, Message = "Scheduler {SchedulerId} shutting down: {Step}")]
     public static partial void ShutdownStep(ILogger logger, string schedulerId, string step);

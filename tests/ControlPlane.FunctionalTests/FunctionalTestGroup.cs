@@ -1,11 +1,11 @@
-using ControlPlane.Tests.Shared;
+using ControlPlane.Tests.Support;
 using Xunit;
 
 namespace ControlPlane.FunctionalTests;
 
 /// <summary>Every functional test shares one real redis-server; each test uses its own store namespace.</summary>
 [CollectionDefinition(Name)]
-public sealed class FunctionalCollection : ICollectionFixture<RedisServerFixture>
+public sealed class FunctionalTestGroup : ICollectionFixture<RedisServerFixture>
 {
     public const string Name = "functional";
 }
