@@ -5,6 +5,7 @@ using ControlPlane.V1;
 using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
 using StackExchange.Redis;
+using ControlPlane.Scheduler.Internal;
 
 namespace ControlPlane.Scheduler.Redis;
 

@@ -4,6 +4,7 @@ using ControlPlane.Scheduler.Redis.Internal;
 using ControlPlane.V1;
 using Google.Protobuf;
 using StackExchange.Redis;
+using ControlPlane.Scheduler.Internal;
 
 namespace ControlPlane.Scheduler.Redis;
 

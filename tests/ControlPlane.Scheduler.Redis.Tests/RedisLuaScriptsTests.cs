@@ -1,6 +1,7 @@
 using ControlPlane.Scheduler.Redis.Internal;
 using ControlPlane.V1;
 using Xunit;
+using ControlPlane.Scheduler.Internal;
 
 namespace ControlPlane.Scheduler.Redis.Tests;
 

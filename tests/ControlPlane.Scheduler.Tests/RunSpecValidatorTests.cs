@@ -2,6 +2,7 @@ using ControlPlane.V1;
 using Google.Protobuf.WellKnownTypes;
 using Xunit;
 using static ControlPlane.Scheduler.Tests.Specs;
+using ControlPlane.Scheduler.Internal;
 
 namespace ControlPlane.Scheduler.Tests;
 

@@ -4,6 +4,7 @@ using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
 using Xunit;
 using static ControlPlane.Scheduler.Tests.Specs;
+using ControlPlane.Scheduler.Internal;
 
 namespace ControlPlane.Scheduler.Tests;
 

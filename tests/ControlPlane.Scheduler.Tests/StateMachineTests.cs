@@ -1,5 +1,6 @@
 using ControlPlane.V1;
 using Xunit;
+using ControlPlane.Scheduler.Internal;
 
 namespace ControlPlane.Scheduler.Tests;
 

@@ -1,4 +1,5 @@
 using ControlPlane.V1;
+using ControlPlane.Scheduler.Internal;
 
 namespace ControlPlane.Scheduler.Redis.Internal;
 

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using ControlPlane.V1;
 using StackExchange.Redis;
+using ControlPlane.Scheduler.Internal;
 
 namespace ControlPlane.Scheduler.Redis.Internal;
 

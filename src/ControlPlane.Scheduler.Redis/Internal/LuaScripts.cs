@@ -3,6 +3,7 @@ using System.Reflection;
 using System.Text;
 using ControlPlane.V1;
 using StackExchange.Redis;
+using ControlPlane.Scheduler.Internal;
 
 namespace ControlPlane.Scheduler.Redis.Internal;
 

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using ControlPlane.V1;
 using Google.Protobuf.WellKnownTypes;
+using ControlPlane.Scheduler.Internal;
 
 namespace ControlPlane.Scheduler.Redis.Internal;
 

@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using ControlPlane.V1;
+using ControlPlane.Scheduler.Internal;
 
 namespace ControlPlane.Scheduler.Redis.Internal;
 

@@ -1,6 +1,7 @@
 using System.Globalization;
 using ControlPlane.V1;
 using Grpc.Core;
+using ControlPlane.Scheduler.Internal;
 
 namespace ControlPlane.Scheduler.Services;
 

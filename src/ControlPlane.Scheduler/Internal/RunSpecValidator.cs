@@ -3,13 +3,13 @@ using ControlPlane.V1;
 using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
 
-namespace ControlPlane.Scheduler;
+namespace ControlPlane.Scheduler.Internal;
 
 /// <summary>
 /// Checks a whole RunSpec and reports every broken rule at once, each with its field path and
 /// how to fix it, so a client fixes a spec in one round instead of one error at a time.
 /// </summary>
-public static partial class RunSpecValidator
+internal static partial class RunSpecValidator
 {
     /// <summary>Most steps one run may have.</summary>
     public const int MaxSteps = 10_000;

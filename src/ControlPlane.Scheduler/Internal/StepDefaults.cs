@@ -1,9 +1,9 @@
 using ControlPlane.V1;
 
-namespace ControlPlane.Scheduler;
+namespace ControlPlane.Scheduler.Internal;
 
 /// <summary>The values a StepSpec field takes when it is left unset, in one place for both stores.</summary>
-public static class StepDefaults
+internal static class StepDefaults
 {
     /// <summary>The queue of steps whose spec and run name none.</summary>
     public const string Queue = "default";

@@ -1,12 +1,12 @@
 using ControlPlane.V1;
 
-namespace ControlPlane.Scheduler;
+namespace ControlPlane.Scheduler.Internal;
 
 /// <summary>
 /// The one transition table of a step. Both stores consult it (the Redis store renders
 /// <see cref="Transitions"/> into its Lua scripts), so a transition not listed here never happens.
 /// </summary>
-public static class StepStateMachine
+internal static class StepStateMachine
 {
     /// <summary>Every allowed (from, to) pair, with a short note on when it is taken.</summary>
     public static IReadOnlyList<(StepState From, StepState To)> Transitions { get; } =

@@ -1,9 +1,9 @@
 using ControlPlane.V1;
 
-namespace ControlPlane.Scheduler;
+namespace ControlPlane.Scheduler.Internal;
 
 /// <summary>How many attempts a step gets and how long it waits between them (RetryPolicy with its defaults).</summary>
-public static class RetryBackoff
+internal static class RetryBackoff
 {
     /// <summary>Wait before the second attempt when RetryPolicy.backoff is unset.</summary>
     public static readonly TimeSpan DefaultBackoff = TimeSpan.FromSeconds(1);

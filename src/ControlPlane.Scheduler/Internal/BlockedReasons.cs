@@ -1,7 +1,7 @@
-namespace ControlPlane.Scheduler;
+namespace ControlPlane.Scheduler.Internal;
 
 /// <summary>The wording of Step.blocked_reason, shared so both stores explain a waiting READY step alike.</summary>
-public static class BlockedReasons
+internal static class BlockedReasons
 {
     public static string RunPaused() => "run is paused; ResumeRun dispatches it";
 

@@ -2,13 +2,13 @@ using ControlPlane.V1;
 using Google.Protobuf.Collections;
 using Google.Protobuf.WellKnownTypes;
 
-namespace ControlPlane.Scheduler;
+namespace ControlPlane.Scheduler.Internal;
 
 /// <summary>
 /// Builds the RunEvents and StateTransitions both stores append, so an event or history entry
 /// looks the same whichever store wrote it. The caller assigns <c>seq</c> (1, 2, 3... per run).
 /// </summary>
-public static class RunEvents
+internal static class RunEvents
 {
     public static RunEvent RunStateChanged(string runId, long seq, DateTimeOffset time, RunState from, RunState to, string reason) =>
         new()

@@ -1,10 +1,10 @@
 using ControlPlane.V1;
 using Google.Protobuf.Reflection;
 
-namespace ControlPlane.Scheduler;
+namespace ControlPlane.Scheduler.Internal;
 
 /// <summary>The proto enum value names ("STEP_STATE_READY") used in history entries and Lua scripts.</summary>
-public static class StateNames
+internal static class StateNames
 {
     private static readonly IReadOnlyDictionary<int, string> RunNames = Names("RunState");
     private static readonly IReadOnlyDictionary<int, string> StepNames = Names("StepState");

@@ -1,12 +1,12 @@
 using ControlPlane.V1;
 
-namespace ControlPlane.Scheduler;
+namespace ControlPlane.Scheduler.Internal;
 
 /// <summary>
 /// The one transition table of a run. Both stores consult it (the Redis store renders
 /// <see cref="Transitions"/> into its Lua scripts), so a transition not listed here never happens.
 /// </summary>
-public static class RunStateMachine
+internal static class RunStateMachine
 {
     /// <summary>Every allowed (from, to) pair.</summary>
     public static IReadOnlyList<(RunState From, RunState To)> Transitions { get; } =
