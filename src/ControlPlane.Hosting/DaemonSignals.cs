@@ -35,6 +35,19 @@ public static class DaemonSignals
     {
         // Never the default action (terminate): the host decides when the process ends, and exits 0 after a clean stop.
         context.Cancel = true;
-        Stop.Cancel();
+
+        // Off the signal thread: a callback that throws while cancelling must not take the process down.
+        _ = Task.Run(static () =>
+        {
+            try
+            {
+                Stop.Cancel();
+            }
+#pragma warning disable CA1031 // The stop has been requested; a failing callback is the host's to report, not the signal handler's.
+            catch (Exception)
+#pragma warning restore CA1031
+            {
+            }
+        });
     }
 }

@@ -60,7 +60,7 @@ public sealed partial class RedisRunStore
         var agents = new List<Agent>(reads.Count);
         foreach (var (id, read) in reads)
         {
-            var f = (await read.ConfigureAwait(false)).ToDictionary(e => (string)e.Name!, e => (string)e.Value!, StringComparer.Ordinal);
+            var f = (await BatchedAsync(read).ConfigureAwait(false)).ToDictionary(e => (string)e.Name!, e => (string)e.Value!, StringComparer.Ordinal);
             var agent = AgentRecord.From(id, f);
             agents.Add(agent);
         }
@@ -271,7 +271,7 @@ public sealed partial class RedisRunStore
         var runs = new List<(string Id, long Used, long Cap, long Created)>();
         foreach (var (id, read) in runReads)
         {
-            var v = await read.ConfigureAwait(false);
+            var v = await BatchedAsync(read).ConfigureAwait(false);
             runs.Add((id, (long)v[0], (long)v[1], (long)v[2]));
         }
 
@@ -307,7 +307,7 @@ public sealed partial class RedisRunStore
                 handler(signal);
             }
         };
-        await _retry.ExecuteAsync(async _ => await subscriber.SubscribeAsync(channel, onMessage).ConfigureAwait(false), cancellationToken)
+        await _readRetry.ExecuteAsync(async _ => await subscriber.SubscribeAsync(channel, onMessage).ConfigureAwait(false), cancellationToken)
             .ConfigureAwait(false);
         return new RedisSubscription(subscriber, channel, onMessage);
     }

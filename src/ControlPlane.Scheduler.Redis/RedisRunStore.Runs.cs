@@ -139,7 +139,7 @@ public sealed partial class RedisRunStore
             Execute(batch);
             for (var i = 0; i < candidates.Length && matches.Count <= pageSize; i++)
             {
-                var values = await reads[i].ConfigureAwait(false);
+                var values = await BatchedAsync(reads[i]).ConfigureAwait(false);
                 if (values[0].IsNull)
                 {
                     continue;

@@ -26,7 +26,10 @@ public sealed partial class RedisRunStore : IRunStore
     private readonly RunStoreOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
+    // State changes are retried only when the command never left the client; reads and script loads whenever the
+    // connection failed, since running them twice changes nothing.
     private readonly ResiliencePipeline _retry;
+    private readonly ResiliencePipeline _readRetry;
     private readonly string _ns;
     private Task? _loaded;
     private long _roundTrips;
@@ -64,14 +67,18 @@ public sealed partial class RedisRunStore : IRunStore
         connection.ConnectionRestored += OnConnectionRestored;
         _prefix = "cp:{" + ns + "}:";
         _routeKey = _prefix + "ctr";
-        _retry = new ResiliencePipelineBuilder
+        _retry = CreateRetry(ex => ex is RedisConnectionException { CommandStatus: CommandStatus.WaitingToBeSent });
+        _readRetry = CreateRetry(ex => ex is RedisConnectionException);
+    }
+
+    private ResiliencePipeline CreateRetry(Func<Exception, bool> retryable) =>
+        new ResiliencePipelineBuilder
         {
             // Real time, not the injected provider: a test clock must not stall reconnect back-off.
             TimeProvider = TimeProvider.System,
         }.AddRetry(new RetryStrategyOptions
         {
-            // Only failures where the command never reached Redis: a state change is never applied twice.
-            ShouldHandle = new PredicateBuilder().Handle<RedisConnectionException>(),
+            ShouldHandle = new PredicateBuilder().Handle(retryable),
             MaxRetryAttempts = 3,
             Delay = TimeSpan.FromMilliseconds(100),
             BackoffType = DelayBackoffType.Exponential,
@@ -82,7 +89,6 @@ public sealed partial class RedisRunStore : IRunStore
                 return ValueTask.CompletedTask;
             },
         }).Build();
-    }
 
     /// <summary>
     /// The multiplexer settings the store is built for, from a StackExchange.Redis configuration string such as
@@ -191,7 +197,7 @@ public sealed partial class RedisRunStore : IRunStore
     {
         try
         {
-            await _retry.ExecuteAsync(async _ =>
+            await _readRetry.ExecuteAsync(async _ =>
             {
                 RedisConnectionException? unreachable = null;
                 var loaded = 0;
@@ -263,7 +269,7 @@ public sealed partial class RedisRunStore : IRunStore
             {
                 throw Refusal(ex.Message);
             }
-            catch (RedisConnectionException ex)
+            catch (Exception ex) when (ex is RedisConnectionException or RedisTimeoutException)
             {
                 throw Unreachable(ex);
             }
@@ -284,7 +290,7 @@ public sealed partial class RedisRunStore : IRunStore
     {
         try
         {
-            return await _retry.ExecuteAsync(
+            return await _readRetry.ExecuteAsync(
                 async _ =>
                 {
                     Interlocked.Increment(ref _roundTrips);
@@ -292,14 +298,27 @@ public sealed partial class RedisRunStore : IRunStore
                 },
                 cancellationToken).ConfigureAwait(false);
         }
-        catch (RedisConnectionException ex)
+        catch (Exception ex) when (ex is RedisConnectionException or RedisTimeoutException)
+        {
+            throw Unreachable(ex);
+        }
+    }
+
+    /// <summary>Awaits a pipelined read of a batch sent with <see cref="Execute"/>, mapping an outage as <see cref="ReadAsync"/> does.</summary>
+    private static async Task<T> BatchedAsync<T>(Task<T> read)
+    {
+        try
+        {
+            return await read.ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is RedisConnectionException or RedisTimeoutException)
         {
             throw Unreachable(ex);
         }
     }
 
     /// <summary>Redis could not be reached (after the retries): UNAVAILABLE to gRPC callers, retryable by the report pipeline.</summary>
-    private static RunStoreException Unreachable(RedisConnectionException ex) =>
+    private static RunStoreException Unreachable(Exception ex) =>
         new(RunStoreError.Unavailable, ErrorReason.StoreUnavailable, $"the run store (Redis) cannot be reached: {ex.Message}");
 
     /// <summary>Sends a pipelined batch of reads in one round trip.</summary>

@@ -1,5 +1,7 @@
 using System.Globalization;
 using System.Net;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using System.Text.RegularExpressions;
 
 namespace ControlPlane.Scheduler;
@@ -95,6 +97,20 @@ public sealed partial class SchedulerOptions
             if (file is not null && !File.Exists(file))
             {
                 throw new ArgumentException($"{name} '{file}' does not exist; give the path of a PEM file.", name);
+            }
+        }
+
+        if (TlsCert is not null && TlsKey is not null)
+        {
+            try
+            {
+                using var certificate = X509Certificate2.CreateFromPemFile(TlsCert, TlsKey);
+            }
+            catch (Exception ex) when (ex is CryptographicException or ArgumentException)
+            {
+                throw new ArgumentException(
+                    $"TlsCert '{TlsCert}' with TlsKey '{TlsKey}' cannot be loaded ({ex.Message}); give a PEM certificate and the PEM private key that belongs to it.",
+                    nameof(TlsCert));
             }
         }
 

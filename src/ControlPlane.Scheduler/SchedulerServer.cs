@@ -31,6 +31,9 @@ public sealed class SchedulerServer : IAsyncDisposable
         "controlplane.v1.AdminService",
     ];
 
+    /// <summary>How long the listener stays open after the last stream ended, so clients read its status first.</summary>
+    private static readonly TimeSpan StatusLinger = TimeSpan.FromMilliseconds(250);
+
     private readonly SchedulerOptions _options;
     private readonly Func<SchedulerOptions, CancellationToken, Task<IRunStore>>? _storeFactory;
     private readonly bool _ownsStore;
@@ -45,6 +48,7 @@ public sealed class SchedulerServer : IAsyncDisposable
     private ReportPipeline? _pipeline;
     private MaintenanceLoop? _maintenance;
     private WebApplication? _app;
+    private SchedulerRuntime? _runtime;
     private IReadOnlyList<Uri> _addresses = [];
     private Task? _stopping;
     private bool _started;
@@ -136,7 +140,8 @@ public sealed class SchedulerServer : IAsyncDisposable
         _maintenance = new MaintenanceLoop(_store, _options, _time, _logger);
         _maintenance.Start();
 
-        _app = BuildApplication(new SchedulerRuntime(_options, _store, _pipeline, _hub, _logger, _shutdown.Token));
+        _runtime = new SchedulerRuntime(_options, _store, _pipeline, _hub, _logger, _shutdown.Token);
+        _app = BuildApplication(_runtime);
         await _app.StartAsync(cancellationToken).ConfigureAwait(false);
         _addresses = _app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>()
             .Addresses.Select(a => new Uri(a)).ToArray();
@@ -231,7 +236,7 @@ public sealed class SchedulerServer : IAsyncDisposable
             return null;
         }
 
-        var pem = X509Certificate2.CreateFromPemFile(options.TlsCert, options.TlsKey);
+        using var pem = X509Certificate2.CreateFromPemFile(options.TlsCert, options.TlsKey);
 
         // Kestrel needs the private key in a form the platform's TLS stack can use; a PEM-loaded key is ephemeral.
         return X509CertificateLoader.LoadPkcs12(pem.Export(X509ContentType.Pkcs12), null);
@@ -256,6 +261,9 @@ public sealed class SchedulerServer : IAsyncDisposable
         // 1. Health turns NOT_SERVING, and every agent, watch and health-watch stream ends with UNAVAILABLE: agents
         //    reconnect (to another replica) and keep their attempts by re-announcing them; watchers resume from their last seq.
         SchedulerLog.ShutdownStep(_logger, id, "ending agent and watch streams");
+        await _shutdown.CancelAsync().ConfigureAwait(false);
+
+        // After the cancel, so the health publisher's next pass (which now sees the drain) cannot flip it back.
         if (_app is not null)
         {
             var health = _app.Services.GetRequiredService<Grpc.HealthCheck.HealthServiceImpl>();
@@ -265,7 +273,13 @@ public sealed class SchedulerServer : IAsyncDisposable
             }
         }
 
-        await _shutdown.CancelAsync().ConfigureAwait(false);
+        // Let every stream end with its status before the listener closes the connections: a client whose request
+        // side is still open (an agent) loses trailers that arrive together with the connection's close.
+        if (_runtime is not null && _runtime.Streams.Count > 0)
+        {
+            await Quietly(_runtime.Streams.WhenDrainedAsync().WaitAsync(timeout.Token)).ConfigureAwait(false);
+            await Quietly(Task.Delay(StatusLinger, timeout.Token)).ConfigureAwait(false);
+        }
 
         // 2. Stop accepting connections and let in-flight unary calls finish.
         SchedulerLog.ShutdownStep(_logger, id, "stopping the listener");

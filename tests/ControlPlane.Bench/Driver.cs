@@ -57,7 +57,7 @@ internal static class Driver
                 agents.Add(ObservedProcess.Start(
                     $"agent-{i}",
                     "dotnet",
-                    [benchDll, "bench-agent", "--scheduler", address, "--id", $"bench-agent-{i}", "--slots", options.Slots.ToString(CultureInfo.InvariantCulture)],
+                    [benchDll, "bench-agent", "--scheduler", address, "--agent-id", $"bench-agent-{i}", "--slots", options.Slots.ToString(CultureInfo.InvariantCulture)],
                     environment: new Dictionary<string, string>
                     {
                         [HandlerStarts.FileVariable] = Path.Combine(scratch.FullName, $"starts-{i}.txt"),

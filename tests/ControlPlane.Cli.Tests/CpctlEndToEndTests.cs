@@ -108,7 +108,7 @@ public sealed class CpctlEndToEndTests : IDisposable
     {
         await using var server = CpctlProcess.Cpctl("server", "--listen", "127.0.0.1:0");
         var address = await server.WaitForListeningAsync(Timeout);
-        await using var agent = CpctlProcess.Cpctl("agent", "--scheduler", address, "--id", "e2e-agent", "--slots", "2", "--labels", "zone=test");
+        await using var agent = CpctlProcess.Cpctl("agent", "--scheduler", address, "--agent-id", "e2e-agent", "--slots", "2", "--labels", "zone=test");
         var path = WriteFile("ok.yaml", TwoSteps);
 
         var result = await Cpctl("run", "submit", path, "--wait", "--scheduler", address);

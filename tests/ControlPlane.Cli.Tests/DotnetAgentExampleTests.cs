@@ -14,7 +14,7 @@ public sealed partial class DotnetAgentExampleTests
         var repository = DevPipelineLocator.FindRepositoryRoot(AppContext.BaseDirectory)!;
         await using var server = CpctlProcess.Cpctl("server", "--listen", "127.0.0.1:0");
         var address = await server.WaitForListeningAsync(CpctlProcess.Timeout);
-        await using var agent = CpctlProcess.Start("DotnetAgent.dll", ["--scheduler", address, "--id", "dotnet-agent", "--slots", "2"]);
+        await using var agent = CpctlProcess.Start("DotnetAgent.dll", ["--scheduler", address, "--agent-id", "dotnet-agent", "--slots", "2"]);
 
         var (exit, submitted, error) = await CpctlProcess.RunAsync("run", "submit", Path.Combine(repository, "examples", "dotnet-steps.yaml"), "--wait", "--scheduler", address);
 

@@ -33,7 +33,7 @@ public sealed class ControlPlaneHostsFixture : IAsyncLifetime
         _agent = ObservedProcess.Start(
             "agent host",
             ClientEnvironment.AgentHost,
-            ["--scheduler", $"http://{Target}", "--id", AgentId, "--slots", "4", "--work-root", Path.Combine(_workRoot, "agent")],
+            ["--scheduler", $"http://{Target}", "--agent-id", AgentId, "--slots", "4", "--work-root", Path.Combine(_workRoot, "agent")],
             _workRoot);
         await _agent.WaitForLineAsync(l => l.Contains("Connected to ", StringComparison.Ordinal), StartTimeout, "that it connected to the scheduler");
     }

@@ -99,11 +99,11 @@ public sealed class FunctionalCluster : IAsyncDisposable
     {
         var workRoot = Path.Combine(SharedDir, "work-" + id);
         var agent = ObservedProcess.Start("agent " + id, AgentPath,
-            ["--scheduler", Address, "--id", id, "--slots", slots.ToString(System.Globalization.CultureInfo.InvariantCulture), "--work-root", workRoot],
+            ["--scheduler", Address, "--agent-id", id, "--slots", slots.ToString(System.Globalization.CultureInfo.InvariantCulture), "--work-root", workRoot],
             environment: new Dictionary<string, string>
             {
-                ["CP_AGENT__MAXRECONNECTDELAY"] = "00:00:01",
-                ["CP_AGENT__KILLGRACEPERIOD"] = "00:00:02",
+                ["CP_MAX_RECONNECT_DELAY"] = "1s",
+                ["CP_KILL_GRACE_PERIOD"] = "2s",
             });
         _processes.Add(agent);
         Agents[id] = agent;

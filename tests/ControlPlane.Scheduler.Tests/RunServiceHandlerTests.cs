@@ -42,6 +42,22 @@ public sealed class RunServiceHandlerTests : IAsyncDisposable
     }
 
     [Fact]
+    public async Task SubmitRun_ThousandsOfViolations_DetailsStaySmallEnoughForAnyClientsHeaders()
+    {
+        var spec = Run(Enumerable.Range(0, 2000).Select(i => Shell("s" + i).With(s => s.Framework = "perl")).ToArray());
+
+        var ex = await Assert.ThrowsAsync<RpcException>(() => _service.SubmitRun(new SubmitRunRequest { Spec = spec }, Context("SubmitRun")));
+
+        var details = ex.GetRpcStatus()!;
+        var violations = details.GetDetail<BadRequest>()!.FieldViolations;
+        Assert.Equal(RpcErrors.MaxViolations + 1, violations.Count);
+        Assert.Equal("steps[0].framework", violations[0].Field);
+        Assert.Contains("1950 more violations", violations[^1].Description, StringComparison.Ordinal);
+        Assert.True(ex.Status.Detail.Length <= RpcErrors.MaxMessageLength, $"message of {ex.Status.Detail.Length} characters");
+        Assert.True(Google.Protobuf.MessageExtensions.ToByteArray(details).Length < 8 * 1024, "the details must fit grpcio's default 8 KiB metadata limit");
+    }
+
+    [Fact]
     public async Task CancelRun_FinishedRun_FailedPreconditionWithRunStateReason()
     {
         var run = (await _store.SubmitRunAsync(Run(Gate("g")), null)).Run;

@@ -109,6 +109,18 @@ public sealed class ServiceHealthTests
         Assert.Contains("TlsCert and TlsKey go together", ex.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void Validate_KeyOfAnotherCertificate_NamesBothFilesAtStartup()
+    {
+        using var dir = new TempDir();
+        var (certFile, _, _) = dir.SelfSignedCertificate();
+        var (_, otherKey, _) = dir.SelfSignedCertificate("other");
+
+        var ex = Assert.Throws<ArgumentException>(() => new SchedulerOptions { TlsCert = certFile, TlsKey = otherKey }.Validate());
+
+        Assert.Contains($"TlsCert '{certFile}' with TlsKey '{otherKey}' cannot be loaded", ex.Message, StringComparison.Ordinal);
+    }
+
     private static DateTime Deadline() => DateTime.UtcNow + ServiceTestHost.Timeout;
 
     /// <summary>A store whose reads fail as an unreachable Redis's do while <see cref="Failing"/> is set.</summary>
@@ -151,7 +163,7 @@ public sealed class ServiceHealthTests
     {
         private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("cp-tls-");
 
-        public (string Cert, string Key, string Thumbprint) SelfSignedCertificate()
+        public (string Cert, string Key, string Thumbprint) SelfSignedCertificate(string name = "scheduler")
         {
             using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
             var request = new CertificateRequest("CN=127.0.0.1", key, HashAlgorithmName.SHA256);
@@ -159,8 +171,8 @@ public sealed class ServiceHealthTests
             san.AddIpAddress(System.Net.IPAddress.Loopback);
             request.CertificateExtensions.Add(san.Build());
             using var cert = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(1));
-            var certFile = Path.Combine(_dir.FullName, "scheduler.pem");
-            var keyFile = Path.Combine(_dir.FullName, "scheduler.key");
+            var certFile = Path.Combine(_dir.FullName, name + ".pem");
+            var keyFile = Path.Combine(_dir.FullName, name + ".key");
             File.WriteAllText(certFile, cert.ExportCertificatePem());
             File.WriteAllText(keyFile, key.ExportPkcs8PrivateKeyPem());
             return (certFile, keyFile, cert.Thumbprint);

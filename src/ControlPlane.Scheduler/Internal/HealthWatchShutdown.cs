@@ -24,24 +24,54 @@ internal sealed class HealthWatchShutdown(RequestDelegate next, SchedulerRuntime
         }
 
         using var done = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
-        await using (runtime.ShuttingDown.Register(() => _ = AbortLaterAsync(context, done.Token)).ConfigureAwait(false))
+        var watch = new WatchState(context, done.Token);
+        await using (runtime.ShuttingDown.Register(() => _ = AbortLaterAsync(watch)).ConfigureAwait(false))
         {
             await next(context).ConfigureAwait(false);
         }
 
+        // The context is pooled: once the watch is over it may serve another request, which an abort must never reach.
+        watch.Finish();
         await done.CancelAsync().ConfigureAwait(false);
     }
 
-    private static async Task AbortLaterAsync(HttpContext context, CancellationToken done)
+    private static async Task AbortLaterAsync(WatchState watch)
     {
         try
         {
-            await Task.Delay(NotServingGrace, done).ConfigureAwait(false);
-            context.Abort();
+            await Task.Delay(NotServingGrace, watch.Done).ConfigureAwait(false);
+            watch.Abort();
         }
         catch (OperationCanceledException)
         {
             // The watch ended by itself.
+        }
+    }
+
+    private sealed class WatchState(HttpContext context, CancellationToken done)
+    {
+        private readonly Lock _gate = new();
+        private bool _finished;
+
+        public CancellationToken Done { get; } = done;
+
+        public void Finish()
+        {
+            lock (_gate)
+            {
+                _finished = true;
+            }
+        }
+
+        public void Abort()
+        {
+            lock (_gate)
+            {
+                if (!_finished)
+                {
+                    context.Abort();
+                }
+            }
         }
     }
 }

@@ -149,7 +149,10 @@ internal sealed class AgentConnection : IDisposable
                 {
                     // A burst (a claimed batch of assignments) goes out with one flush: only the last message flushes.
                     responses.WriteOptions = _outgoing.Reader.TryPeek(out _) ? Buffered : null;
-                    await responses.WriteAsync(message, token).ConfigureAwait(false);
+
+                    // Not cancelled by the stop token: grpc-dotnet resets the stream when a write is cancelled, and the
+                    // agent would then see CANCELLED instead of the status this stream ends with.
+                    await responses.WriteAsync(message, CancellationToken.None).ConfigureAwait(false);
                 }
             }
         }

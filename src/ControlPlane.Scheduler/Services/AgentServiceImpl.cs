@@ -1,3 +1,4 @@
+using ControlPlane.Scheduler.Internal;
 using ControlPlane.V1;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
@@ -14,6 +15,7 @@ internal sealed class AgentServiceImpl : AgentService.AgentServiceBase
     private readonly SchedulerOptions _options;
     private readonly ILogger _logger;
     private readonly CancellationToken _shutdown;
+    private readonly OpenStreams _streams;
 
     public AgentServiceImpl(SchedulerRuntime runtime)
     {
@@ -23,10 +25,12 @@ internal sealed class AgentServiceImpl : AgentService.AgentServiceBase
         _options = runtime.Options;
         _logger = runtime.Logger;
         _shutdown = runtime.ShuttingDown;
+        _streams = runtime.Streams;
     }
 
     public override async Task Connect(IAsyncStreamReader<ConnectRequest> requests, IServerStreamWriter<ConnectResponse> responses, ServerCallContext context)
     {
+        using var open = _streams.Enter();
         if (_shutdown.IsCancellationRequested)
         {
             throw RpcErrors.ShuttingDown("the scheduler is shutting down; connect to another replica or retry");

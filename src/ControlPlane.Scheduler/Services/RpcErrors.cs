@@ -16,6 +16,16 @@ internal static class RpcErrors
     /// <summary>ErrorInfo.domain of every error this scheduler raises.</summary>
     public const string Domain = "controlplane.v1";
 
+    /// <summary>
+    /// Most field violations one status carries. Details travel in a trailer, and HTTP clients refuse large header
+    /// blocks (64 KiB in .NET, 8 KiB by default in grpcio and grpc-java): past this, the client would get a broken
+    /// connection instead of INVALID_ARGUMENT.
+    /// </summary>
+    public const int MaxViolations = 50;
+
+    /// <summary>Longest status message, in characters, for the same reason.</summary>
+    public const int MaxMessageLength = 2048;
+
     /// <summary>INVALID_ARGUMENT for one field; <paramref name="message"/> names the field and says how to fix it.</summary>
     public static RpcException InvalidArgument(string field, string message) =>
         BadRequest(message, [new BadRequest.Types.FieldViolation { Field = field, Description = message }]);
@@ -27,13 +37,29 @@ internal static class RpcErrors
     public static RpcException BadRequest(string message, IEnumerable<BadRequest.Types.FieldViolation> violations)
     {
         var details = new BadRequest();
-        details.FieldViolations.AddRange(violations);
+        var all = violations.ToList();
+        details.FieldViolations.AddRange(all.Take(MaxViolations));
+        if (all.Count > MaxViolations)
+        {
+            details.FieldViolations.Add(new BadRequest.Types.FieldViolation
+            {
+                Field = "",
+                Description = $"{all.Count - MaxViolations} more violations are not listed; fix these {MaxViolations} and submit again to see the rest",
+            });
+        }
+
         return new Status
         {
             Code = (int)Code.InvalidArgument,
-            Message = message,
+            Message = Truncate(message),
             Details = { Any.Pack(details) },
         }.ToRpcException();
+    }
+
+    private static string Truncate(string message)
+    {
+        const string Cut = " ... (truncated; see the field violations)";
+        return message.Length <= MaxMessageLength ? message : string.Concat(message.AsSpan(0, MaxMessageLength - Cut.Length), Cut);
     }
 
     /// <summary>A status whose ErrorInfo names <paramref name="reason"/>; <paramref name="metadata"/> pairs with an empty value are left out.</summary>

@@ -14,6 +14,7 @@ internal sealed class RunServiceImpl : RunService.RunServiceBase
     private readonly SignalHub _hub;
     private readonly SchedulerOptions _options;
     private readonly CancellationToken _shutdown;
+    private readonly OpenStreams _streams;
 
     public RunServiceImpl(SchedulerRuntime runtime)
     {
@@ -21,6 +22,7 @@ internal sealed class RunServiceImpl : RunService.RunServiceBase
         _hub = runtime.Hub;
         _options = runtime.Options;
         _shutdown = runtime.ShuttingDown;
+        _streams = runtime.Streams;
     }
 
     public override async Task<SubmitRunResponse> SubmitRun(SubmitRunRequest request, ServerCallContext context)
@@ -130,6 +132,7 @@ internal sealed class RunServiceImpl : RunService.RunServiceBase
     /// </summary>
     public override async Task WatchRun(WatchRunRequest request, IServerStreamWriter<WatchRunResponse> responses, ServerCallContext context)
     {
+        using var open = _streams.Enter();
         var runId = Require(request.RunId, "run_id");
         if (request.AfterSeq < 0)
         {
@@ -162,7 +165,9 @@ internal sealed class RunServiceImpl : RunService.RunServiceBase
                     // One flush per batch: every event but the last is only buffered.
                     var e = events[i];
                     responses.WriteOptions = i < events.Count - 1 ? Buffered : null;
-                    await responses.WriteAsync(new WatchRunResponse { Event = e }, token).ConfigureAwait(false);
+                    // Cancelled only when the caller leaves: a write cut by shutdown would reset the stream and lose the
+                    // UNAVAILABLE status that says where to resume.
+                    await responses.WriteAsync(new WatchRunResponse { Event = e }, context.CancellationToken).ConfigureAwait(false);
                     seq = e.Seq;
                     if (e.EventCase == RunEvent.EventOneofCase.RunStateChanged)
                     {

@@ -1,3 +1,4 @@
+using ControlPlane.Scheduler.Internal;
 using Microsoft.Extensions.Logging;
 
 namespace ControlPlane.Scheduler.Services;
@@ -23,4 +24,7 @@ internal sealed class SchedulerRuntime(
 
     /// <summary>Fires when the replica starts shutting down: streams end with UNAVAILABLE and health turns NOT_SERVING.</summary>
     public CancellationToken ShuttingDown { get; } = shuttingDown;
+
+    /// <summary>The agent and watch streams being served, which shutdown lets end before it closes the listener.</summary>
+    public OpenStreams Streams { get; } = new();
 }
