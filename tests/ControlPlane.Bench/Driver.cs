@@ -61,7 +61,7 @@ internal static class Driver
                     environment: new Dictionary<string, string>
                     {
                         [HandlerStarts.FileVariable] = Path.Combine(scratch.FullName, $"starts-{i}.txt"),
-                        ["CP_Logging__LogLevel__Default"] = "Warning",
+                        ["CP_LOG_LEVEL"] = "Warning",
                     },
                     echo: Console.Error));
             }
