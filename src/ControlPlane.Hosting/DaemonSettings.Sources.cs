@@ -1,3 +1,4 @@
+using ControlPlane.Internal;
 using System.Globalization;
 using ControlPlane.Hosting.Internal;
 
@@ -78,7 +79,7 @@ public sealed partial class DaemonSettings<TOptions>
 
     private SettingException UnknownFlag(string flag, string programName)
     {
-        var closest = _rows.Select(r => (r.Flag, Distance: Distance(flag.ToLowerInvariant(), r.Flag))).MinBy(c => c.Distance);
+        var closest = _rows.Select(r => (r.Flag, Distance: EditDistance.Between(flag.ToLowerInvariant(), r.Flag))).MinBy(c => c.Distance);
         var hint = closest.Distance <= 2 ? $"; did you mean {closest.Flag}?" : ";";
         return new SettingException($"unknown flag {flag}{hint} {programName} --help lists every flag");
     }
@@ -241,23 +242,5 @@ public sealed partial class DaemonSettings<TOptions>
             _ => null,
         };
         return problem is null ? raw : throw new SettingException(Sentence(problem, raw.Origin.ToString())) { Setting = row.Name };
-    }
-
-    private static int Distance(string a, string b)
-    {
-        var previous = Enumerable.Range(0, b.Length + 1).ToArray();
-        for (var i = 1; i <= a.Length; i++)
-        {
-            var current = new int[b.Length + 1];
-            current[0] = i;
-            for (var j = 1; j <= b.Length; j++)
-            {
-                current[j] = Math.Min(Math.Min(current[j - 1] + 1, previous[j] + 1), previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1));
-            }
-
-            previous = current;
-        }
-
-        return previous[b.Length];
     }
 }

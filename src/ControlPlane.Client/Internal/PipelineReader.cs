@@ -1,3 +1,4 @@
+using ControlPlane.Internal;
 using System.Globalization;
 using ControlPlane.V1;
 using Google.Protobuf.WellKnownTypes;
@@ -612,7 +613,7 @@ internal sealed class PipelineReader
         var bestDistance = 3;
         foreach (var candidate in known)
         {
-            var distance = EditDistance(name, candidate);
+            var distance = EditDistance.Between(name, candidate);
             if (distance < bestDistance)
             {
                 best = candidate;
@@ -621,29 +622,5 @@ internal sealed class PipelineReader
         }
 
         return best;
-    }
-
-    private static int EditDistance(string a, string b)
-    {
-        var previous = new int[b.Length + 1];
-        var current = new int[b.Length + 1];
-        for (var j = 0; j <= b.Length; j++)
-        {
-            previous[j] = j;
-        }
-
-        for (var i = 1; i <= a.Length; i++)
-        {
-            current[0] = i;
-            for (var j = 1; j <= b.Length; j++)
-            {
-                var cost = a[i - 1] == b[j - 1] ? 0 : 1;
-                current[j] = Math.Min(Math.Min(current[j - 1] + 1, previous[j] + 1), previous[j - 1] + cost);
-            }
-
-            (previous, current) = (current, previous);
-        }
-
-        return previous[b.Length];
     }
 }

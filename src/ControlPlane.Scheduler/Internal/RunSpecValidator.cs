@@ -1,3 +1,4 @@
+using ControlPlane.Internal;
 using System.Text.RegularExpressions;
 using ControlPlane.V1;
 using Google.Protobuf;
@@ -430,7 +431,7 @@ internal static partial class RunSpecValidator
         var bestDistance = int.MaxValue;
         foreach (var candidate in candidates)
         {
-            var d = Levenshtein(name, candidate);
+            var d = EditDistance.Between(name, candidate);
             if (d < bestDistance)
             {
                 (best, bestDistance) = (candidate, d);
@@ -439,29 +440,5 @@ internal static partial class RunSpecValidator
 
         // Only suggest names that are plausibly a typo.
         return best is not null && bestDistance <= Math.Max(2, name.Length / 3) ? best : null;
-    }
-
-    private static int Levenshtein(string a, string b)
-    {
-        var previous = new int[b.Length + 1];
-        var current = new int[b.Length + 1];
-        for (var j = 0; j <= b.Length; j++)
-        {
-            previous[j] = j;
-        }
-
-        for (var i = 1; i <= a.Length; i++)
-        {
-            current[0] = i;
-            for (var j = 1; j <= b.Length; j++)
-            {
-                var cost = a[i - 1] == b[j - 1] ? 0 : 1;
-                current[j] = Math.Min(Math.Min(current[j - 1] + 1, previous[j] + 1), previous[j - 1] + cost);
-            }
-
-            (previous, current) = (current, previous);
-        }
-
-        return previous[b.Length];
     }
 }
