@@ -1,3 +1,4 @@
+using Grpc.Core;
 using ControlPlane.Client.Tests;
 using ControlPlane.V1;
 using Xunit;
@@ -24,6 +25,17 @@ public sealed class CpctlProcessTests : IAsyncLifetime
         Assert.Equal(1, exit);
         Assert.Empty(output);
         Assert.Equal("error: run r-404 not found (NOT_FOUND)\n", error);
+    }
+
+    [Fact]
+    public async Task Cpctl_StoreUnavailable_HintComesFromTheErrorReasonNotTheMessage()
+    {
+        _service.FailNext("GetRun", 10, StatusCode.Unavailable, "ERROR_REASON_STORE_UNAVAILABLE");
+
+        var (exit, _, error) = await RunCpctl("run", "get", "r-1");
+
+        Assert.Equal(1, exit);
+        Assert.Equal("error: injected Unavailable for GetRun (UNAVAILABLE); the scheduler cannot reach its Redis store: run the command again once Redis is back\n", error);
     }
 
     [Fact]

@@ -19,7 +19,7 @@ public sealed class TestRunService : IAsyncDisposable
     private readonly object _gate = new();
     private readonly Dictionary<string, Run> _runs = new(StringComparer.Ordinal);
     private readonly Dictionary<string, List<RunEvent>> _events = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, Queue<StatusCode>> _failures = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Queue<(StatusCode Code, string? Reason)>> _failures = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, int> _calls = new(StringComparer.Ordinal);
     private readonly List<V1.Agent> _agents = [];
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -64,19 +64,22 @@ public sealed class TestRunService : IAsyncDisposable
 
     public int Calls(string method) => _calls.GetValueOrDefault(method);
 
-    /// <summary>The next <paramref name="count"/> calls of <paramref name="method"/> fail with <paramref name="code"/>.</summary>
-    public void FailNext(string method, int count, StatusCode code)
+    /// <summary>
+    /// The next <paramref name="count"/> calls of <paramref name="method"/> fail with <paramref name="code"/>, carrying a
+    /// google.rpc.ErrorInfo with <paramref name="reason"/> (an ErrorReason name) when one is given.
+    /// </summary>
+    public void FailNext(string method, int count, StatusCode code, string? reason = null)
     {
         lock (_gate)
         {
             if (!_failures.TryGetValue(method, out var queue))
             {
-                _failures[method] = queue = new Queue<StatusCode>();
+                _failures[method] = queue = new Queue<(StatusCode, string?)>();
             }
 
             for (var i = 0; i < count; i++)
             {
-                queue.Enqueue(code);
+                queue.Enqueue((code, reason));
             }
         }
     }
@@ -182,9 +185,19 @@ public sealed class TestRunService : IAsyncDisposable
         Deadlines[method] = context.Deadline;
         lock (_gate)
         {
-            if (_failures.TryGetValue(method, out var queue) && queue.TryDequeue(out var code))
+            if (_failures.TryGetValue(method, out var queue) && queue.TryDequeue(out var failure))
             {
-                throw new RpcException(new Status(code, $"injected {code} for {method}"));
+                if (failure.Reason is null)
+                {
+                    throw new RpcException(new Status(failure.Code, $"injected {failure.Code} for {method}"));
+                }
+
+                throw new Google.Rpc.Status
+                {
+                    Code = (int)failure.Code,
+                    Message = $"injected {failure.Code} for {method}",
+                    Details = { Any.Pack(new ErrorInfo { Domain = "controlplane.v1", Reason = failure.Reason }) },
+                }.ToRpcException();
             }
         }
     }

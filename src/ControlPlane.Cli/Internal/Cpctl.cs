@@ -1,5 +1,6 @@
 using System.CommandLine;
 using ControlPlane.Client;
+using ControlPlane.V1;
 using ControlPlane.Hosting;
 using Grpc.Core;
 
@@ -121,12 +122,15 @@ internal static class Cpctl
     {
         var code = TextRender.Name(ex.StatusCode);
         var detail = ex.Status.Detail.Length > 0 ? ex.Status.Detail : "the call failed";
-        var hint = ex.StatusCode switch
+        var hint = (ex.StatusCode, ex.GetErrorReason()) switch
         {
-            StatusCode.Unavailable => "; is the scheduler running? Start one with 'cpctl server' or point --scheduler / CP_SCHEDULER at it",
-            StatusCode.Unauthenticated => "; pass a token with --token or CP_TOKEN",
-            StatusCode.Unimplemented => "; the address may not be a ControlPlane scheduler",
-            StatusCode.DeadlineExceeded => "; the scheduler did not answer in time",
+            (StatusCode.Unavailable, ErrorReason.SchedulerShuttingDown) => "; the scheduler is shutting down: run the command again, or point --scheduler at another replica",
+            (StatusCode.Unavailable, ErrorReason.StoreUnavailable) => "; the scheduler cannot reach its Redis store: run the command again once Redis is back",
+            (StatusCode.Unavailable, _) => "; is the scheduler running? Start one with 'cpctl server' or point --scheduler / CP_SCHEDULER at it",
+            (StatusCode.NotFound, ErrorReason.RunNotFound) => "; 'cpctl run ls' lists the runs",
+            (StatusCode.Unauthenticated, _) => "; pass a token with --token or CP_TOKEN",
+            (StatusCode.Unimplemented, _) => "; the address may not be a ControlPlane scheduler",
+            (StatusCode.DeadlineExceeded, _) => "; the scheduler did not answer in time",
             _ => string.Empty,
         };
         return $"error: {detail} ({code}){hint}";
