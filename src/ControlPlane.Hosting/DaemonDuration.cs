@@ -1,5 +1,5 @@
+using ControlPlane.Internal;
 using System.Globalization;
-using System.Text.RegularExpressions;
 
 namespace ControlPlane.Hosting;
 
@@ -25,39 +25,7 @@ public static partial class DaemonDuration
             return TimeSpan.TryParse(trimmed, CultureInfo.InvariantCulture, out value);
         }
 
-        var matches = Part().Matches(trimmed);
-        if (matches.Count == 0 || matches.Sum(m => m.Length) != trimmed.Length)
-        {
-            return false;
-        }
-
-        var lastRank = int.MaxValue;
-        var total = 0.0;
-        foreach (Match match in matches)
-        {
-            var (rank, milliseconds) = match.Groups[2].Value switch
-            {
-                "h" => (3, 3_600_000.0),
-                "m" => (2, 60_000.0),
-                "s" => (1, 1_000.0),
-                _ => (0, 1.0),
-            };
-            if (rank >= lastRank)
-            {
-                return false;
-            }
-
-            lastRank = rank;
-            total += double.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture) * milliseconds;
-        }
-
-        if (total > TimeSpan.MaxValue.TotalMilliseconds)
-        {
-            return false;
-        }
-
-        value = TimeSpan.FromMilliseconds(total);
-        return true;
+        return DurationText.TryParse(trimmed, out value);
     }
 
     /// <summary>Writes <paramref name="value"/> the short way: 30s, 5m, 1h30m, 500ms.</summary>
@@ -97,7 +65,4 @@ public static partial class DaemonDuration
 
         return text;
     }
-
-    [GeneratedRegex(@"(\d+(?:\.\d+)?)(ms|h|m|s)", RegexOptions.CultureInvariant)]
-    private static partial Regex Part();
 }

@@ -153,7 +153,7 @@ public sealed partial class DaemonSettings<TOptions>
         IReadOnlyList<JsonSettingsFile.Entry> entries;
         try
         {
-            entries = JsonSettingsFile.Flatten(JsonSettingsFile.ReadRoot(path), string.Empty, path);
+            entries = JsonSettingsFile.Read(path);
         }
         catch (FormatException ex)
         {
@@ -193,14 +193,11 @@ public sealed partial class DaemonSettings<TOptions>
         IReadOnlyList<JsonSettingsFile.Entry> entries;
         try
         {
-            var root = JsonSettingsFile.ReadRoot(path);
-            var section = root.EnumerateObject().FirstOrDefault(p => p.Name.Equals(sectionName, StringComparison.OrdinalIgnoreCase));
-            if (section.Value.ValueKind != System.Text.Json.JsonValueKind.Object)
+            entries = JsonSettingsFile.Read(path, sectionName);
+            if (entries.Count == 0)
             {
                 return raws;
             }
-
-            entries = JsonSettingsFile.Flatten(section.Value, section.Name + ":", path);
         }
         catch (FormatException ex)
         {

@@ -243,6 +243,44 @@ public sealed class DaemonSettingsTests : IDisposable
     }
 
     [Fact]
+    public void Load_JsonNestedTwoLevels_FailsSayingSettingsNestOneLevel()
+    {
+        var config = WriteJson("d.json", """{ "Labels": { "team": { "name": "vision" } } }""");
+
+        var ex = LoadFails(["--config", config]);
+
+        Assert.Contains("JSON key Labels:team", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("settings nest one level at most", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Load_JsonArrayAtTheRoot_FailsAskingForAnObject()
+    {
+        var config = WriteJson("d.json", """[ { "Slots": 4 } ]""");
+
+        var ex = LoadFails(["--config", config]);
+
+        Assert.Contains("must hold a JSON object of settings", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Load_JsonWithCommentsAndTrailingComma_Read()
+    {
+        var config = WriteJson("d.json", """
+            {
+              // a comment, as appsettings.json files have
+              "Slots": 5,
+              "Queues": ["gpu"],
+            }
+            """);
+
+        var loaded = Load(["--config", config]).Options;
+
+        Assert.Equal(5, loaded.Slots);
+        Assert.Equal(["gpu"], loaded.Queues);
+    }
+
+    [Fact]
     public void TryLoad_BadValue_ExitCodeTwoAndOneErrorLine()
     {
         using var error = new StringWriter();

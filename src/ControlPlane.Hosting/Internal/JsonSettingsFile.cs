@@ -1,101 +1,75 @@
-using System.Globalization;
-using System.Text.Json;
+using Microsoft.Extensions.Configuration;
 
 namespace ControlPlane.Hosting.Internal;
 
 /// <summary>
-/// Reads a JSON settings file into flat entries: a top-level key is a setting; an object under it gives nested keys (a map),
-/// an array gives indexed items (a list). Deeper nesting has no meaning in the scheme and is refused.
+/// Reads a JSON settings file through Microsoft.Extensions.Configuration's JSON provider into flat entries: a top-level
+/// key is a setting; an object under it gives nested keys (a map), an array gives indexed items (a list). Deeper nesting
+/// has no meaning in the scheme and is refused.
 /// </summary>
 internal static class JsonSettingsFile
 {
-    private static readonly JsonDocumentOptions Options = new() { AllowTrailingCommas = true, CommentHandling = JsonCommentHandling.Skip };
-
     /// <summary>One value: the setting key as written, the nested key or index (null for a plain value), the text, and the key path for messages.</summary>
     public sealed record Entry(string Key, string? SubKey, string Value, string Path);
 
-    /// <summary>The root object of <paramref name="path"/>; throws <see cref="FormatException"/> saying what is wrong with the file.</summary>
-    public static JsonElement ReadRoot(string path)
+    /// <summary>
+    /// The entries of <paramref name="path"/>, or of its top-level object <paramref name="section"/> when one is named (none
+    /// when the file lacks it). Throws <see cref="FormatException"/> saying what is wrong with the file.
+    /// </summary>
+    public static IReadOnlyList<Entry> Read(string path, string? section = null)
     {
-        JsonDocument document;
+        IConfigurationRoot root;
         try
         {
-            document = JsonDocument.Parse(File.ReadAllBytes(path), Options);
+            root = new ConfigurationBuilder().AddJsonFile(Path.GetFullPath(path), optional: false, reloadOnChange: false).Build();
         }
-        catch (JsonException ex)
+        catch (InvalidDataException ex) when (ex.GetBaseException() is FormatException)
         {
-            throw new FormatException($"{path} is not valid JSON: {ex.Message}", ex);
+            // The provider's word for a root that is not an object.
+            throw new FormatException($"{path} must hold a JSON object of settings, e.g. {{ \"Slots\": 4 }}", ex);
         }
-        catch (IOException ex)
+        catch (InvalidDataException ex)
         {
-            throw new FormatException($"{path} cannot be read: {ex.Message}", ex);
+            throw new FormatException($"{path} is not valid JSON: {ex.GetBaseException().Message}", ex);
         }
-        catch (UnauthorizedAccessException ex)
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
             throw new FormatException($"{path} cannot be read: {ex.Message}", ex);
         }
 
-        using (document)
+        IConfiguration settings = root;
+        var prefix = string.Empty;
+        if (section is not null)
         {
-            if (document.RootElement.ValueKind != JsonValueKind.Object)
+            var found = root.GetChildren().FirstOrDefault(c => c.Key.Equals(section, StringComparison.OrdinalIgnoreCase));
+            if (found is null)
             {
-                throw new FormatException($"{path} must hold a JSON object of settings, e.g. {{ \"Slots\": 4 }}");
+                return [];
             }
 
-            return document.RootElement.Clone();
+            settings = found;
+            prefix = found.Key + ":";
         }
-    }
 
-    /// <summary>The entries of <paramref name="settings"/>, an object of settings; <paramref name="pathPrefix"/> goes before key paths in messages.</summary>
-    public static IReadOnlyList<Entry> Flatten(JsonElement settings, string pathPrefix, string file)
-    {
         var entries = new List<Entry>();
-        foreach (var property in settings.EnumerateObject())
+        foreach (var (key, value) in settings.AsEnumerable(makePathsRelative: true))
         {
-            var path = pathPrefix + property.Name;
-            switch (property.Value.ValueKind)
+            // Null: an object or array node (its children come as their own keys), or a JSON null, which sets nothing.
+            if (value is null)
             {
-                case JsonValueKind.Null:
-                    break;
-                case JsonValueKind.Object:
-                    foreach (var nested in property.Value.EnumerateObject())
-                    {
-                        entries.Add(new Entry(property.Name, nested.Name, Scalar(nested.Value, $"{path}:{nested.Name}", file), $"{path}:{nested.Name}"));
-                    }
-
-                    break;
-                case JsonValueKind.Array:
-                    var index = 0;
-                    foreach (var item in property.Value.EnumerateArray())
-                    {
-                        var itemPath = $"{path}:{index.ToString(CultureInfo.InvariantCulture)}";
-                        entries.Add(new Entry(property.Name, index.ToString(CultureInfo.InvariantCulture), Scalar(item, itemPath, file), itemPath));
-                        index++;
-                    }
-
-                    break;
-                default:
-                    entries.Add(new Entry(property.Name, null, Scalar(property.Value, path, file), path));
-                    break;
+                continue;
             }
+
+            var parts = key.Split(ConfigurationPath.KeyDelimiter);
+            if (parts.Length > 2)
+            {
+                throw new FormatException(
+                    $"JSON key {prefix}{string.Join(':', parts[..2])} in {path} holds an object or an array; settings nest one level at most, e.g. {{ \"Labels\": {{ \"team\": \"vision\" }} }}");
+            }
+
+            entries.Add(new Entry(parts[0], parts.Length == 2 ? parts[1] : null, value, prefix + key));
         }
 
         return entries;
     }
-
-    private static string Scalar(JsonElement value, string path, string file) => value.ValueKind switch
-    {
-        JsonValueKind.String => value.GetString()!,
-        JsonValueKind.Number => value.GetRawText(),
-        JsonValueKind.True => "true",
-        JsonValueKind.False => "false",
-        _ => throw new FormatException($"JSON key {path} in {file} holds {Describe(value.ValueKind)}; settings nest one level at most, e.g. {{ \"Labels\": {{ \"team\": \"vision\" }} }}"),
-    };
-
-    private static string Describe(JsonValueKind kind) => kind switch
-    {
-        JsonValueKind.Object => "an object",
-        JsonValueKind.Array => "an array",
-        _ => "null",
-    };
 }

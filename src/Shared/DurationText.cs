@@ -1,8 +1,12 @@
 using System.Globalization;
 
-namespace ControlPlane.Client.Internal;
+namespace ControlPlane.Internal;
 
-/// <summary>Durations written as in Go and most CI tools: <c>500ms</c>, <c>2s</c>, <c>10m</c>, <c>1h30m</c>, <c>1.5h</c>.</summary>
+/// <summary>
+/// Durations written as in Go and most CI tools: <c>500ms</c>, <c>30s</c>, <c>10m</c>, <c>1h30m</c>, <c>1.5h</c>, with
+/// units from largest to smallest, each at most once. Linked as source into the pipeline-file reader and the daemons'
+/// settings, so both read a duration the same way.
+/// </summary>
 internal static class DurationText
 {
     public static bool TryParse(string text, out TimeSpan value)
@@ -14,6 +18,7 @@ internal static class DurationText
         }
 
         var total = 0m;
+        var lastRank = int.MaxValue;
         var i = 0;
         while (i < text.Length)
         {
@@ -34,16 +39,22 @@ internal static class DurationText
                 i++;
             }
 
-            decimal unitMs;
-            switch (text.AsSpan(unitStart, i - unitStart))
+            var (rank, unitMs) = text.AsSpan(unitStart, i - unitStart) switch
             {
-                case "ms": unitMs = 1m; break;
-                case "s": unitMs = 1_000m; break;
-                case "m": unitMs = 60_000m; break;
-                case "h": unitMs = 3_600_000m; break;
-                default: return false;
+                "h" => (3, 3_600_000m),
+                "m" => (2, 60_000m),
+                "s" => (1, 1_000m),
+                "ms" => (0, 1m),
+                _ => (-1, 0m),
+            };
+
+            // "30m1h" and "1h1h" are typos more often than intent.
+            if (rank < 0 || rank >= lastRank)
+            {
+                return false;
             }
 
+            lastRank = rank;
             total += amount * unitMs;
             if (total > (decimal)TimeSpan.MaxValue.TotalMilliseconds / 2)
             {
