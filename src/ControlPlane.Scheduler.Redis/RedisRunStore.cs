@@ -115,7 +115,9 @@ public sealed partial class RedisRunStore : IRunStore
 
     /// <summary>
     /// Connects to Redis (<paramref name="configuration"/> as StackExchange.Redis reads it, e.g. "127.0.0.1:6379"),
-    /// loads the scripts and returns the store, which owns the connection. Fails when Redis cannot be reached.
+    /// loads the scripts, checks the stored data's format (migrating it when <see cref="RunStoreOptions.MigrateFormat"/>
+    /// is set) and returns the store, which owns the connection. Fails when Redis cannot be reached, and with
+    /// <see cref="StoreFormatException"/> when the data is in a format this build does not write.
     /// </summary>
     public static async Task<RedisRunStore> ConnectAsync(
         string configuration, string ns, RunStoreOptions options, TimeProvider timeProvider, ILogger? logger = null)
@@ -126,6 +128,7 @@ public sealed partial class RedisRunStore : IRunStore
         try
         {
             await store.EnsureLoadedAsync().ConfigureAwait(false);
+            await store.EnsureFormatAsync().ConfigureAwait(false);
         }
         catch
         {
@@ -134,6 +137,33 @@ public sealed partial class RedisRunStore : IRunStore
         }
 
         return store;
+    }
+
+    /// <summary>
+    /// Finds the stored data's format and reconciles it with this build's (see <see cref="StoreFormat"/>): stamps an
+    /// empty namespace, migrates when <see cref="RunStoreOptions.MigrateFormat"/> is set, refuses otherwise.
+    /// </summary>
+    public async Task EnsureFormatAsync()
+    {
+        StoreFormat.Outcome outcome;
+        try
+        {
+            outcome = await _readRetry.ExecuteAsync(
+                async _ => await StoreFormat.EnsureAsync(_db, _prefix, _options.MigrateFormat).ConfigureAwait(false)).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is RedisConnectionException or RedisTimeoutException)
+        {
+            throw Unreachable(ex);
+        }
+
+        if (outcome.Ran.Count > 0)
+        {
+            RedisStoreLog.FormatMigrated(_logger, _prefix, outcome.Found, StoreFormat.Current, string.Join("; ", outcome.Ran.Select(m => m.Description)));
+        }
+        else
+        {
+            RedisStoreLog.FormatFound(_logger, _prefix, outcome.Found);
+        }
     }
 
     /// <summary>Requests this store has sent to Redis: a script call, a command or a pipelined batch counts once.</summary>

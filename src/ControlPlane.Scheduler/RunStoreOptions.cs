@@ -28,6 +28,12 @@ public sealed class RunStoreOptions
     /// <summary>Longest idempotency key accepted. Default is 128.</summary>
     public int MaxIdempotencyKeyLength { get; set; } = 128;
 
+    /// <summary>
+    /// Redis store: when the stored data is in an older format, upgrade it in place at start. Without it such a store
+    /// refuses to open and says which format it found and which it needs. Default is false.
+    /// </summary>
+    public bool MigrateFormat { get; set; }
+
     /// <summary>Throws with a message naming the setting when a value is out of range.</summary>
     public void Validate()
     {

@@ -27,6 +27,9 @@ public sealed partial class SchedulerOptions
     /// <summary>StackExchange.Redis configuration of the run store, e.g. "127.0.0.1:6379". Default is null: the in-process embedded store.</summary>
     public string? Redis { get; set; }
 
+    /// <summary>Upgrade the Redis data of an older format at start; without it such data stops the start with a message. Default is false.</summary>
+    public bool Migrate { get; set; }
+
     /// <summary>Store namespace (Redis keys live under cp:{namespace}:). Default is "default".</summary>
     public string Namespace { get; set; } = "default";
 
@@ -65,7 +68,7 @@ public sealed partial class SchedulerOptions
         string.IsNullOrEmpty(SchedulerId) ? $"{Environment.MachineName.ToLowerInvariant()}-{Environment.ProcessId}" : SchedulerId;
 
     /// <summary>The store settings these options imply (the lease duration), for any IRunStore implementation.</summary>
-    public RunStoreOptions CreateStoreOptions() => new() { LeaseDuration = LeaseDuration };
+    public RunStoreOptions CreateStoreOptions() => new() { LeaseDuration = LeaseDuration, MigrateFormat = Migrate };
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first wrong setting and how to fix it.</summary>
     public void Validate()

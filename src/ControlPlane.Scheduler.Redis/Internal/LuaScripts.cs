@@ -94,6 +94,7 @@ internal sealed class LuaScripts
         sb.Append("local STEP_NAMES = ").Append(RenderNames(Enum.GetValues<StepState>().Select(s => ((int)s, StateNames.Of(s))))).Append('\n');
         sb.Append("local RUN_NAMES = ").Append(RenderNames(Enum.GetValues<RunState>().Select(s => ((int)s, StateNames.Of(s))))).Append('\n');
         sb.Append("local REASON = ").Append(RenderReasons()).Append('\n');
+        sb.Append("local FORMAT = '").Append(StoreFormat.Current.ToString(CultureInfo.InvariantCulture)).Append("'\n");
         return sb.ToString();
     }
 

@@ -18,4 +18,10 @@ internal static partial class RedisStoreLog
 
     [LoggerMessage(EventId = 5, Level = LogLevel.Warning, Message = "Ignored a malformed store signal: {Error}")]
     public static partial void BadSignal(ILogger logger, string error);
+
+    [LoggerMessage(EventId = 6, Level = LogLevel.Information, Message = "Stored data under {Prefix} is format {Format}")]
+    public static partial void FormatFound(ILogger logger, string prefix, int format);
+
+    [LoggerMessage(EventId = 7, Level = LogLevel.Warning, Message = "Migrated the stored data under {Prefix} from format {From} to {To}: {Steps}")]
+    public static partial void FormatMigrated(ILogger logger, string prefix, int from, int to, string steps);
 }

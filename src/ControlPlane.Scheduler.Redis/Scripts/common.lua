@@ -6,6 +6,17 @@ local P = ARGV[1]
 local NOW = tonumber(ARGV[2])
 local SK = P .. 'slots'
 
+-- The stored data's format (StoreFormat.cs), checked before anything is written: a replica left running on an
+-- older version after another one migrated the data refuses every change instead of mixing two formats.
+do
+  local stored_format = redis.call('GET', P .. 'format')
+  if stored_format and stored_format ~= FORMAT then
+    return redis.error_reply('CP:FailedPrecondition:' .. REASON.STORE_FORMAT_MISMATCH .. ':the data under ' .. P ..
+      ' is format ' .. stored_format .. ' but this scheduler writes format ' .. FORMAT ..
+      '; it changed nothing. Restart it with the version that writes format ' .. stored_format)
+  end
+end
+
 -- Proto enum numbers (StepState, RunState).
 local BLOCKED, READY, ASSIGNED, RUNNING, SUCCEEDED, FAILED, RETRY_WAIT, CANCELLED, SKIPPED, WAITING = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
 local R_PENDING, R_RUNNING, R_PAUSED, R_SUCCEEDED, R_FAILED, R_CANCELLING, R_CANCELLED = 1, 2, 3, 4, 5, 6, 7

@@ -1,0 +1,114 @@
+using System.Globalization;
+using StackExchange.Redis;
+
+namespace ControlPlane.Scheduler.Redis.Internal;
+
+/// <summary>
+/// The format version of a namespace's keys, kept in <c>cp:{ns}:format</c>. A scheduler reads and writes one format
+/// (<see cref="Current"/>); at start it finds the stored one and refuses to serve data it does not know. Every change
+/// to what the scripts store adds a <see cref="Migration"/> from the previous version, run by a replica started with
+/// the migrate setting (<c>cpctl server --migrate</c>). Every state-changing script also checks the stored version
+/// before its first write (common.lua), so a replica left running on the old format after a migration refuses its
+/// changes instead of mixing formats.
+/// </summary>
+internal static class StoreFormat
+{
+    /// <summary>The format this build reads and writes.</summary>
+    public const int Current = 1;
+
+    /// <summary>The key suffix under the namespace prefix.</summary>
+    public const string KeySuffix = "format";
+
+    /// <summary>One step from <paramref name="From"/> to <paramref name="From"/> + 1; must be safe to run again after a crash.</summary>
+    public sealed record Migration(int From, string Description, Func<IDatabase, string, Task> ApplyAsync);
+
+    /// <summary>
+    /// Every migration, oldest first. Format 1 is the layout of every release before the version key existed, so data
+    /// without the key but with runs or agents is format 1.
+    /// </summary>
+    public static IReadOnlyList<Migration> Migrations { get; } = [];
+
+    /// <summary>What a start finds and does: the format found, and the migrations it ran.</summary>
+    public sealed record Outcome(int Found, bool Stamped, IReadOnlyList<Migration> Ran);
+
+    /// <summary>
+    /// Finds the namespace's format and reconciles it with <see cref="Current"/>: stamps an empty or unversioned
+    /// namespace, migrates an older format when <paramref name="migrate"/> is set, and otherwise refuses with a
+    /// message saying which format it found and which it needs.
+    /// </summary>
+    public static async Task<Outcome> EnsureAsync(IDatabase db, string prefix, bool migrate, IReadOnlyList<Migration>? migrations = null, int current = Current)
+    {
+        migrations ??= Migrations;
+        var key = prefix + KeySuffix;
+        var stored = await db.StringGetAsync(key).ConfigureAwait(false);
+        var stamped = false;
+        int found;
+        if (stored.IsNull)
+        {
+            // Runs, agents or counters without a version: the layout before the version key, which is format 1.
+            var hasData = await db.KeyExistsAsync([prefix + "ctr", prefix + "runs", prefix + "agents"]).ConfigureAwait(false) > 0;
+            found = hasData ? 1 : current;
+            await db.StringSetAsync(key, found.ToString(CultureInfo.InvariantCulture), when: When.NotExists).ConfigureAwait(false);
+            stamped = true;
+
+            // Another replica may have stamped (or migrated) it first; what is stored now decides.
+            stored = await db.StringGetAsync(key).ConfigureAwait(false);
+        }
+
+        if (!int.TryParse((string?)stored, NumberStyles.None, CultureInfo.InvariantCulture, out found) || found < 1)
+        {
+            throw new StoreFormatException(
+                $"the key {key} holds '{stored}', not a format version; it is not ControlPlane data, or it was overwritten. " +
+                "Point the scheduler at another Redis database or namespace, or restore the key.");
+        }
+
+        if (found > current)
+        {
+            throw new StoreFormatException(
+                $"the data under {prefix} is format {found}, newer than format {current}, which this scheduler reads and writes. " +
+                "A newer scheduler migrated it: run that version here too.");
+        }
+
+        if (found == current)
+        {
+            return new Outcome(found, stamped, []);
+        }
+
+        var pending = migrations.Where(m => m.From >= found && m.From < current).OrderBy(m => m.From).ToList();
+        if (!migrate)
+        {
+            var steps = string.Join("; ", pending.Select(m => $"{m.From}→{m.From + 1}: {m.Description}"));
+            throw new StoreFormatException(
+                $"the data under {prefix} is format {found}; this scheduler needs format {current}. Stop the replicas of the older version, " +
+                $"then start one replica with --migrate (CP_MIGRATE=true) to upgrade the data in place ({steps}).");
+        }
+
+        for (var version = found; version < current; version++)
+        {
+            var migration = pending.SingleOrDefault(m => m.From == version)
+                ?? throw new StoreFormatException($"no migration from format {version} to {version + 1} is known; upgrade through an intermediate version.");
+            await migration.ApplyAsync(db, prefix).ConfigureAwait(false);
+            await db.StringSetAsync(key, (version + 1).ToString(CultureInfo.InvariantCulture)).ConfigureAwait(false);
+        }
+
+        return new Outcome(found, stamped, pending);
+    }
+}
+
+/// <summary>The stored data's format does not match this scheduler's; the message says which it found, which it needs and what to do.</summary>
+public sealed class StoreFormatException : Exception
+{
+    public StoreFormatException()
+    {
+    }
+
+    public StoreFormatException(string message)
+        : base(message)
+    {
+    }
+
+    public StoreFormatException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+}

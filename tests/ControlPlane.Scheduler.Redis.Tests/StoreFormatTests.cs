@@ -1,0 +1,161 @@
+using ControlPlane.Scheduler.Redis.Internal;
+using ControlPlane.Tests.Support;
+using ControlPlane.V1;
+using StackExchange.Redis;
+using Xunit;
+using static ControlPlane.Scheduler.Tests.Specs;
+
+namespace ControlPlane.Scheduler.Redis.Tests;
+
+/// <summary>
+/// The stored data's format version: stamped on an empty namespace, found on data written before the version key,
+/// refused when unknown, migrated only when asked, and enforced by every state-changing script.
+/// </summary>
+public sealed class StoreFormatTests : IAsyncLifetime
+{
+    private readonly RedisServer _redis = new();
+    private ConnectionMultiplexer _connection = null!;
+    private IDatabase _db = null!;
+
+    public async Task InitializeAsync()
+    {
+        await _redis.StartAsync();
+        _connection = await ConnectionMultiplexer.ConnectAsync(RedisRunStore.CreateConfiguration(_redis.Configuration));
+        _db = _connection.GetDatabase();
+    }
+
+    public async Task DisposeAsync()
+    {
+        _connection.Dispose();
+        await _redis.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task Connect_EmptyNamespace_StampsTheCurrentFormat()
+    {
+        await using var store = await ConnectAsync("fresh");
+
+        Assert.Equal(StoreFormat.Current.ToString(), (string?)await _db.StringGetAsync("cp:{fresh}:format"));
+    }
+
+    [Fact]
+    public async Task Connect_DataWrittenBeforeTheVersionKey_IsFormatOneAndKeepsItsRuns()
+    {
+        string runId;
+        await using (var store = await ConnectAsync("old"))
+        {
+            runId = (await store.SubmitRunAsync(Run(Shell("a"), Shell("b", "a")), null)).Run.Id;
+        }
+
+        // What a release before the version key left behind: the same keys, no format.
+        await _db.KeyDeleteAsync("cp:{old}:format");
+
+        await using var reopened = await ConnectAsync("old");
+        Assert.Equal("1", (string?)await _db.StringGetAsync("cp:{old}:format"));
+        Assert.Equal(RunState.Pending, (await reopened.GetRunAsync(runId))!.State);
+    }
+
+    [Fact]
+    public async Task Connect_NewerFormat_RefusesAndSaysWhichItFoundAndWhichItNeeds()
+    {
+        await _db.StringSetAsync("cp:{newer}:format", "7");
+
+        var ex = await Assert.ThrowsAsync<StoreFormatException>(() => ConnectAsync("newer"));
+
+        Assert.Contains("format 7", ex.Message, StringComparison.Ordinal);
+        Assert.Contains($"format {StoreFormat.Current}", ex.Message, StringComparison.Ordinal);
+        Assert.Equal("7", (string?)await _db.StringGetAsync("cp:{newer}:format"));
+    }
+
+    [Fact]
+    public async Task Connect_NotAVersion_RefusesWithoutTouchingTheKey()
+    {
+        await _db.StringSetAsync("cp:{junk}:format", "hello");
+
+        var ex = await Assert.ThrowsAsync<StoreFormatException>(() => ConnectAsync("junk"));
+
+        Assert.Contains("not a format version", ex.Message, StringComparison.Ordinal);
+        Assert.Equal("hello", (string?)await _db.StringGetAsync("cp:{junk}:format"));
+    }
+
+    [Fact]
+    public async Task Scripts_AfterAnotherReplicaMigrated_RefuseEveryChangeAndWriteNothing()
+    {
+        await using var store = await ConnectAsync("moved");
+        var run = (await store.SubmitRunAsync(Run(Shell("a")), null)).Run;
+        var keysBefore = await KeyCountAsync();
+
+        await _db.StringSetAsync("cp:{moved}:format", (StoreFormat.Current + 1).ToString());
+
+        var submit = await Assert.ThrowsAsync<RunStoreException>(() => store.SubmitRunAsync(Run(Shell("x")), null));
+        var cancel = await Assert.ThrowsAsync<RunStoreException>(() => store.CancelRunAsync(run.Id, "test"));
+        Assert.All([submit, cancel], ex =>
+        {
+            Assert.Equal(RunStoreError.FailedPrecondition, ex.Error);
+            Assert.Equal(ErrorReason.StoreFormatMismatch, ex.Reason);
+            Assert.Contains($"format {StoreFormat.Current + 1}", ex.Message, StringComparison.Ordinal);
+        });
+        Assert.Equal(keysBefore, await KeyCountAsync());
+        Assert.Equal(RunState.Pending, (await store.GetRunAsync(run.Id))!.State);
+    }
+
+    [Fact]
+    public async Task Ensure_OlderFormatWithoutMigrate_RefusesAndNamesTheMigrations()
+    {
+        await _db.StringSetAsync("cp:{t}:format", "1");
+        var ran = new List<int>();
+
+        var ex = await Assert.ThrowsAsync<StoreFormatException>(
+            () => StoreFormat.EnsureAsync(_db, "cp:{t}:", migrate: false, TwoMigrations(ran), current: 3));
+
+        Assert.Contains("format 1", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("needs format 3", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("--migrate", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("1→2: first", ex.Message, StringComparison.Ordinal);
+        Assert.Empty(ran);
+        Assert.Equal("1", (string?)await _db.StringGetAsync("cp:{t}:format"));
+    }
+
+    [Fact]
+    public async Task Ensure_OlderFormatWithMigrate_RunsEachMigrationInOrderAndStampsEachStep()
+    {
+        await _db.StringSetAsync("cp:{t}:format", "1");
+        var ran = new List<int>();
+
+        var outcome = await StoreFormat.EnsureAsync(_db, "cp:{t}:", migrate: true, TwoMigrations(ran), current: 3);
+
+        Assert.Equal([1, 2], ran);
+        Assert.Equal(1, outcome.Found);
+        Assert.Equal("3", (string?)await _db.StringGetAsync("cp:{t}:format"));
+    }
+
+    [Fact]
+    public async Task Ensure_MigrationFailsHalfWay_KeepsTheLastCompletedVersionSoARestartResumes()
+    {
+        await _db.StringSetAsync("cp:{t}:format", "1");
+        var ran = new List<int>();
+        var failing = new[]
+        {
+            new StoreFormat.Migration(1, "first", (_, _) => { ran.Add(1); return Task.CompletedTask; }),
+            new StoreFormat.Migration(2, "second", (_, _) => throw new InvalidOperationException("boom")),
+        };
+
+        await Assert.ThrowsAsync<InvalidOperationException>(() => StoreFormat.EnsureAsync(_db, "cp:{t}:", migrate: true, failing, current: 3));
+        Assert.Equal("2", (string?)await _db.StringGetAsync("cp:{t}:format"));
+
+        await StoreFormat.EnsureAsync(_db, "cp:{t}:", migrate: true, TwoMigrations(ran), current: 3);
+        Assert.Equal([1, 2], ran);
+        Assert.Equal("3", (string?)await _db.StringGetAsync("cp:{t}:format"));
+    }
+
+    private static StoreFormat.Migration[] TwoMigrations(List<int> ran) =>
+    [
+        new(2, "second", (_, _) => { ran.Add(2); return Task.CompletedTask; }),
+        new(1, "first", (_, _) => { ran.Add(1); return Task.CompletedTask; }),
+    ];
+
+    private Task<RedisRunStore> ConnectAsync(string ns) =>
+        RedisRunStore.ConnectAsync(_redis.Configuration, ns, new RunStoreOptions(), new ManualTimeProvider());
+
+    private async Task<long> KeyCountAsync() => (long)await _db.ExecuteAsync("DBSIZE");
+}
