@@ -18,6 +18,9 @@ public sealed partial class RedisRunStore : IRunStore
 {
     private static readonly LuaScripts Scripts = new();
 
+    // How often each replica re-reads Redis's clock; between reads its monotonic timer carries it.
+    private static readonly TimeSpan ClockResyncInterval = TimeSpan.FromSeconds(10);
+
     private readonly ConnectionMultiplexer _redis;
     private readonly bool _ownsConnection;
     private readonly IDatabase _db;
@@ -31,6 +34,7 @@ public sealed partial class RedisRunStore : IRunStore
     private readonly ResiliencePipeline _retry;
     private readonly ResiliencePipeline _readRetry;
     private readonly string _ns;
+    private RedisTimeProvider? _ownedClock;
     private Task? _loaded;
     private long _roundTrips;
 
@@ -166,14 +170,65 @@ public sealed partial class RedisRunStore : IRunStore
         }
     }
 
+    /// <summary>
+    /// Connects as <see cref="ConnectAsync(string, string, RunStoreOptions, TimeProvider, ILogger?)"/> does, with the store's
+    /// own clock: Redis's <c>TIME</c> (<see cref="RedisTimeProvider"/>), so every replica computes leases, timeouts and
+    /// backoffs from one clock whatever its own says. This is how the daemons open the store.
+    /// </summary>
+    public static async Task<RedisRunStore> ConnectAsync(string configuration, string ns, RunStoreOptions options, ILogger? logger = null)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(configuration);
+        var connection = await ConnectionMultiplexer.ConnectAsync(CreateConfiguration(configuration)).ConfigureAwait(false);
+        var clock = new RedisTimeProvider(connection.GetDatabase(), TimeProvider.System, ClockResyncInterval, logger);
+        RedisRunStore? store = null;
+        try
+        {
+            try
+            {
+                await clock.StartAsync().ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is RedisConnectionException or RedisTimeoutException)
+            {
+                throw Unreachable(ex);
+            }
+
+            store = new RedisRunStore(connection, ns, options, clock, logger, ownsConnection: true) { _ownedClock = clock };
+            await store.EnsureLoadedAsync().ConfigureAwait(false);
+            await store.EnsureFormatAsync().ConfigureAwait(false);
+            return store;
+        }
+        catch
+        {
+            if (store is not null)
+            {
+                await store.DisposeAsync().ConfigureAwait(false);
+            }
+            else
+            {
+                await clock.DisposeAsync().ConfigureAwait(false);
+                connection.Dispose();
+            }
+
+            throw;
+        }
+    }
+
     /// <summary>Requests this store has sent to Redis: a script call, a command or a pipelined batch counts once.</summary>
     public long RoundTrips => Interlocked.Read(ref _roundTrips);
+
+    /// <summary>The clock the scripts compute leases, timeouts and backoffs with.</summary>
+    public TimeProvider Clock => _time;
 
     /// <summary>The key prefix of this store's namespace, <c>cp:{ns}:</c>.</summary>
     public string KeyPrefix => _prefix;
 
     public async ValueTask DisposeAsync()
     {
+        if (_ownedClock is not null)
+        {
+            await _ownedClock.DisposeAsync().ConfigureAwait(false);
+        }
+
         if (_ownsConnection)
         {
             await _redis.CloseAsync().ConfigureAwait(false);

@@ -39,6 +39,6 @@ internal static class HostEntryPoints
     private static async Task<IRunStore> ConnectRedisAsync(SchedulerOptions options, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        return await RedisRunStore.ConnectAsync(options.Redis!, options.Namespace, options.CreateStoreOptions(), TimeProvider.System).ConfigureAwait(false);
+        return await RedisRunStore.ConnectAsync(options.Redis!, options.Namespace, options.CreateStoreOptions()).ConfigureAwait(false);
     }
 }

@@ -24,4 +24,7 @@ internal static partial class RedisStoreLog
 
     [LoggerMessage(EventId = 7, Level = LogLevel.Warning, Message = "Migrated the stored data under {Prefix} from format {From} to {To}: {Steps}")]
     public static partial void FormatMigrated(ILogger logger, string prefix, int from, int to, string steps);
+
+    [LoggerMessage(EventId = 8, Level = LogLevel.Debug, Message = "Reading Redis's clock failed ({Error}); carrying the last reading forward")]
+    public static partial void ClockResyncFailed(ILogger logger, string error);
 }
