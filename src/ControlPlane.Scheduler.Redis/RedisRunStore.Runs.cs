@@ -120,13 +120,37 @@ public sealed partial class RedisRunStore
             throw RunStoreException.Invalid("page_token", "page_token is not one this server issued; pass next_page_token from the previous response");
         }
 
+        // With labels, walk the smallest label index (runs carrying that pair, by submit order) instead of every run;
+        // a pair no run carries ends the search at once.
+        RedisKey index = _prefix + "runs";
+        if (query.Labels is { Count: > 0 })
+        {
+            var keys = query.Labels.Select(l => (RedisKey)LabelIndex.Key(_prefix, l.Key, l.Value)).ToList();
+            var sizes = await ReadAsync(
+                async d =>
+                {
+                    var batch = d.CreateBatch();
+                    var cards = keys.Select(k => batch.SortedSetLengthAsync(k)).ToList();
+                    batch.Execute();
+                    return await Task.WhenAll(cards).ConfigureAwait(false);
+                },
+                cancellationToken).ConfigureAwait(false);
+            var smallest = Array.IndexOf(sizes, sizes.Min());
+            if (sizes[smallest] == 0)
+            {
+                return new RunPage([], null);
+            }
+
+            index = keys[smallest];
+        }
+
         var matches = new List<(Run Run, long Order)>();
         const int chunk = 200;
         var skip = 0;
         while (matches.Count <= pageSize)
         {
             var candidates = await ReadAsync(
-                d => d.SortedSetRangeByScoreWithScoresAsync(_prefix + "runs", double.NegativeInfinity, before, Exclude.Stop, Order.Descending, skip, chunk),
+                d => d.SortedSetRangeByScoreWithScoresAsync(index, double.NegativeInfinity, before, Exclude.Stop, Order.Descending, skip, chunk),
                 cancellationToken).ConfigureAwait(false);
             if (candidates.Length == 0)
             {

@@ -39,21 +39,67 @@ public sealed class StoreFormatTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Connect_DataWrittenBeforeTheVersionKey_IsFormatOneAndKeepsItsRuns()
+    public async Task Connect_DataWrittenBeforeTheVersionKey_IsFormatOneAndNeedsTheMigration()
     {
-        string runId;
         await using (var store = await ConnectAsync("old"))
         {
-            runId = (await store.SubmitRunAsync(Run(Shell("a"), Shell("b", "a")), null)).Run.Id;
+            await store.SubmitRunAsync(Run(Shell("a"), Shell("b", "a")), null);
         }
 
-        // What a release before the version key left behind: the same keys, no format.
+        // What a release before the version key left behind: no format, no label index.
         await _db.KeyDeleteAsync("cp:{old}:format");
 
-        await using var reopened = await ConnectAsync("old");
+        var ex = await Assert.ThrowsAsync<StoreFormatException>(() => ConnectAsync("old"));
+        Assert.Contains("format 1", ex.Message, StringComparison.Ordinal);
         Assert.Equal("1", (string?)await _db.StringGetAsync("cp:{old}:format"));
-        Assert.Equal(RunState.Pending, (await reopened.GetRunAsync(runId))!.State);
     }
+
+    [Fact]
+    public async Task Migrate_FromFormatOneWithRunsInFlight_IndexesLabelsAndTheRunsFinish()
+    {
+        string running, waiting;
+        Assignment claimed;
+        await using (var old = await ConnectAsync("inflight"))
+        {
+            running = (await old.SubmitRunAsync(Run(Shell("a"), Shell("b", "a")).With(r => r.Labels["team"] = "vision"), null)).Run.Id;
+            waiting = (await old.SubmitRunAsync(Run(Shell("c")).With(r => r.Labels["team"] = "vision"), null)).Run.Id;
+            await old.SubmitRunAsync(Run(Shell("d")).With(r => r.Labels["team"] = "audio"), null);
+            await old.ConnectAgentAsync(new AgentRegistration("agent-1", "h", ["shell"], [], new Dictionary<string, string>(), 1, [], []));
+            claimed = Assert.Single(await old.ClaimAsync(new ClaimRequest("agent-1", 1)));
+        }
+
+        // Format 1 is this layout without the label index.
+        foreach (var key in _connection.GetServers()[0].Keys(pattern: "cp:{inflight}:lbl:*"))
+        {
+            await _db.KeyDeleteAsync(key);
+        }
+
+        await _db.StringSetAsync("cp:{inflight}:format", "1");
+        await Assert.ThrowsAsync<StoreFormatException>(() => ConnectAsync("inflight"));
+
+        await using var store = await RedisRunStore.ConnectAsync(_redis.Configuration, "inflight", new RunStoreOptions { MigrateFormat = true }, new ManualTimeProvider());
+
+        Assert.Equal(StoreFormat.Current.ToString(), (string?)await _db.StringGetAsync("cp:{inflight}:format"));
+        var vision = await store.ListRunsAsync(new RunQuery(RunState.Unspecified, new Dictionary<string, string> { ["team"] = "vision" }, 10, null));
+        Assert.Equal([waiting, running], vision.Runs.Select(r => r.Id));
+
+        // The runs in flight go on: the attempt claimed before the migration reports, and everything finishes.
+        await store.ConnectAgentAsync(new AgentRegistration("agent-1", "h", ["shell"], [], new Dictionary<string, string>(), 3, [], []));
+        Assert.Equal(ReportOutcome.Accepted, Assert.Single(await store.ReportAsync([Completed(claimed.RunId, claimed.StepId, claimed.FencingToken)])));
+        for (var round = 0; round < 5; round++)
+        {
+            foreach (var a in await store.ClaimAsync(new ClaimRequest("agent-1", 3)))
+            {
+                await store.ReportAsync([Completed(a.RunId, a.StepId, a.FencingToken)]);
+            }
+        }
+
+        Assert.Equal(RunState.Succeeded, (await store.GetRunAsync(running))!.State);
+        Assert.Equal(RunState.Succeeded, (await store.GetRunAsync(waiting))!.State);
+    }
+
+    private static AttemptReport Completed(string runId, string stepId, long token) =>
+        new(new AttemptRef(runId, stepId, token), new ConnectRequest { StepCompleted = new StepCompleted { FencingToken = token } });
 
     [Fact]
     public async Task Connect_NewerFormat_RefusesAndSaysWhichItFoundAndWhichItNeeds()

@@ -14,7 +14,7 @@ namespace ControlPlane.Scheduler.Redis.Internal;
 internal static class StoreFormat
 {
     /// <summary>The format this build reads and writes.</summary>
-    public const int Current = 1;
+    public const int Current = 2;
 
     /// <summary>The key suffix under the namespace prefix.</summary>
     public const string KeySuffix = "format";
@@ -26,7 +26,40 @@ internal static class StoreFormat
     /// Every migration, oldest first. Format 1 is the layout of every release before the version key existed, so data
     /// without the key but with runs or agents is format 1.
     /// </summary>
-    public static IReadOnlyList<Migration> Migrations { get; } = [];
+    public static IReadOnlyList<Migration> Migrations { get; } =
+    [
+        new(1, "index runs by label (cp:{ns}:lbl:*), so ListRuns with a label reads only the runs carrying it", IndexLabelsAsync),
+    ];
+
+    /// <summary>1 → 2: every run's labels into the label index, scored by its submit order. Adding again changes nothing.</summary>
+    private static async Task IndexLabelsAsync(IDatabase db, string prefix)
+    {
+        const int Chunk = 500;
+        for (long start = 0; ; start += Chunk)
+        {
+            var runs = await db.SortedSetRangeByRankWithScoresAsync(prefix + "runs", start, start + Chunk - 1).ConfigureAwait(false);
+            if (runs.Length == 0)
+            {
+                return;
+            }
+
+            var batch = db.CreateBatch();
+            var labels = runs.Select(r => batch.HashGetAsync(prefix + "r:" + (string)r.Element!, "_lbl")).ToList();
+            batch.Execute();
+            var writes = db.CreateBatch();
+            var added = new List<Task>();
+            for (var i = 0; i < runs.Length; i++)
+            {
+                foreach (var (key, value) in StepMeta.ParseMap(await labels[i].ConfigureAwait(false)))
+                {
+                    added.Add(writes.SortedSetAddAsync(LabelIndex.Key(prefix, key, value), runs[i].Element, runs[i].Score));
+                }
+            }
+
+            writes.Execute();
+            await Task.WhenAll(added).ConfigureAwait(false);
+        }
+    }
 
     /// <summary>What a start finds and does: the format found, and the migrations it ran.</summary>
     public sealed record Outcome(int Found, bool Stamped, IReadOnlyList<Migration> Ran);

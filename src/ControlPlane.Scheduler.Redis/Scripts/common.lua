@@ -80,6 +80,10 @@ local function RK(run)
   return k
 end
 
+-- Label index of one label pair (StoreFormat 2): run ids scored by submit order. The key's length comes first so
+-- that no pair can spell another pair's key.
+local function LBL(key, value) return P .. 'lbl:' .. #key .. ':' .. key .. '=' .. value end
+
 -- Ready set key of a run and queue.
 local rqkeys = {}
 local function RQK(run, q)

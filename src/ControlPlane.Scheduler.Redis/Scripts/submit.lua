@@ -2,6 +2,9 @@
 -- ARGV: 3 run id, 4 idempotency key, 5 RunSpec bytes, 6 name, 7 labels json, 8 run cap, 9 budget json,
 --       10 step ids json, 11 step count, then per step: id, meta json, StepSpec bytes.
 local run, idem = ARGV[3], ARGV[4]
+-- Label index entries, computed before the first write.
+local label_keys = {}
+for lk, lv in pairs(cjson.decode(ARGV[7])) do label_keys[#label_keys + 1] = LBL(lk, lv) end
 if idem ~= '' then
   local existing = redis.call('HGET', P .. 'idem', idem)
   if existing then return { 0, existing } end
@@ -39,6 +42,7 @@ end
 evlog = {}
 local order = redis.call('HINCRBY', P .. 'ctr', 'sub', 1)
 redis.call('ZADD', P .. 'runs', order, run)
+for _, lk in ipairs(label_keys) do redis.call('ZADD', lk, order, run) end
 live_add[run] = true
 ev(run, { 'R', NOW, 0, R_PENDING, 'submitted' })
 for _, r in ipairs(roots) do

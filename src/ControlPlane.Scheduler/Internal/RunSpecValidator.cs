@@ -65,6 +65,8 @@ internal static partial class RunSpecValidator
             v.Add(new("concurrency", $"is {spec.Concurrency}; use 0 for no cap or a positive number of steps"));
         }
 
+        ValidateLabels(spec, v);
+
         foreach (var (unit, limit) in spec.Budget.OrderBy(p => p.Key, StringComparer.Ordinal))
         {
             if (!IsValidName(unit))
