@@ -20,9 +20,15 @@ public sealed partial class RedisRunStore
             throw RunStoreException.Invalid("agent_id", $"agent_id '{registration.AgentId}' must match [a-z0-9][a-z0-9._-]{{0,62}}");
         }
 
-        if (registration.Slots < 0)
+        if (registration.Slots is < 0 or > AgentRegistration.MaxSlots)
         {
-            throw RunStoreException.Invalid("slots", $"slots is {registration.Slots}; an agent needs 0 or more slots");
+            throw RunStoreException.Invalid("slots", $"slots is {registration.Slots}; an agent has 0 to {AgentRegistration.MaxSlots} slots");
+        }
+
+        if (registration.RunningAttempts.Count > AgentRegistration.MaxSlots)
+        {
+            throw RunStoreException.Invalid("running_attempts",
+                $"running_attempts lists {registration.RunningAttempts.Count} attempts; an agent runs at most {AgentRegistration.MaxSlots} at once");
         }
 
         var args = new List<RedisValue>
@@ -115,7 +121,7 @@ public sealed partial class RedisRunStore
 
     public async Task<IReadOnlyList<ReportOutcome>> ReportAsync(IReadOnlyList<AttemptReport> reports, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(reports);
+        ReportLimits.ThrowIfNotStepReports(reports);
         var outcomes = new List<ReportOutcome>(reports.Count);
         for (var start = 0; start < reports.Count; start += _options.ReportBatch)
         {
@@ -141,7 +147,7 @@ public sealed partial class RedisRunStore
     private void EncodeReport(List<RedisValue> args, AttemptReport report)
     {
         var a = report.Attempt;
-        var message = report.Report;
+        var message = ReportLimits.Normalize(report.Report);
         string kind;
         RedisValue a1 = RedisValue.EmptyString, a2 = RedisValue.EmptyString, a3 = RedisValue.EmptyString;
         switch (message.MessageCase)
@@ -213,7 +219,7 @@ public sealed partial class RedisRunStore
     public async Task<MaintenanceResult> RunMaintenanceAsync(int max, CancellationToken cancellationToken = default)
     {
         var result = (RedisResult[])(await EvalAsync(
-            LuaScripts.Maintenance, [Math.Max(1, max), _options.LeaseExpiryAttempts], cancellationToken).ConfigureAwait(false))!;
+            LuaScripts.Maintenance, [Math.Clamp(max, 1, RunStoreOptions.MaxBatch), _options.LeaseExpiryAttempts], cancellationToken).ConfigureAwait(false))!;
         return new MaintenanceResult((int)result[0], (int)result[1], (int)result[2]);
     }
 

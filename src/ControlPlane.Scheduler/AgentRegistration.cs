@@ -9,4 +9,11 @@ public sealed record AgentRegistration(
     IReadOnlyDictionary<string, string> Labels,
     int Slots,
     IReadOnlyList<string> Handlers,
-    IReadOnlyList<AttemptRef> RunningAttempts);
+    IReadOnlyList<AttemptRef> RunningAttempts)
+{
+    /// <summary>
+    /// Most slots an agent may announce, and most attempts it may re-announce: the store takes every attempt
+    /// of a registration in one atomic step, so the number is bounded (the agent's own Slots setting has the same cap).
+    /// </summary>
+    public const int MaxSlots = 10_000;
+}

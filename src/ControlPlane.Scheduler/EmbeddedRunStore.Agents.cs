@@ -15,9 +15,15 @@ public sealed partial class EmbeddedRunStore
             throw RunStoreException.Invalid("agent_id", $"agent_id '{registration.AgentId}' must match [a-z0-9][a-z0-9._-]{{0,62}}");
         }
 
-        if (registration.Slots < 0)
+        if (registration.Slots is < 0 or > AgentRegistration.MaxSlots)
         {
-            throw RunStoreException.Invalid("slots", $"slots is {registration.Slots}; an agent needs 0 or more slots");
+            throw RunStoreException.Invalid("slots", $"slots is {registration.Slots}; an agent has 0 to {AgentRegistration.MaxSlots} slots");
+        }
+
+        if (registration.RunningAttempts.Count > AgentRegistration.MaxSlots)
+        {
+            throw RunStoreException.Invalid("running_attempts",
+                $"running_attempts lists {registration.RunningAttempts.Count} attempts; an agent runs at most {AgentRegistration.MaxSlots} at once");
         }
 
         return Task.FromResult(Mutate(() =>
@@ -298,7 +304,7 @@ public sealed partial class EmbeddedRunStore
 
     public Task<IReadOnlyList<ReportOutcome>> ReportAsync(IReadOnlyList<AttemptReport> reports, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(reports);
+        ReportLimits.ThrowIfNotStepReports(reports);
         return Task.FromResult(Mutate(() =>
         {
             var outcomes = new List<ReportOutcome>(reports.Count);
@@ -326,7 +332,7 @@ public sealed partial class EmbeddedRunStore
         }
 
         var attempt = step.Step.Attempt;
-        var message = report.Report;
+        var message = ReportLimits.Normalize(report.Report);
         switch (message.MessageCase)
         {
             case ConnectRequest.MessageOneofCase.StepStarted:
@@ -454,6 +460,8 @@ public sealed partial class EmbeddedRunStore
     public Task<MaintenanceResult> RunMaintenanceAsync(int max, CancellationToken cancellationToken = default) =>
         Task.FromResult(Mutate(() =>
         {
+            // One step handles at most MaxBatch of each kind, as the Redis store does.
+            max = Math.Clamp(max, 1, RunStoreOptions.MaxBatch);
             var now = Now;
             var timedOut = _activeByToken.Values
                 .Where(s => s.Spec.Timeout is { } t && now >= s.AssignedAt + t.ToTimeSpan())

@@ -83,7 +83,10 @@ public interface IRunStore : IAsyncDisposable
     /// Applies a batch of attempt reports (started, progress, checkpoint, log, completed, failed) in
     /// order, each checked against the step's current fencing token. Completion stores the output,
     /// reconciles the budget, releases slots, unblocks children, drops inputs nobody needs any more
-    /// and finishes the run when every step is terminal. One outcome per report, in order.
+    /// and finishes the run when every step is terminal. One outcome per report, in order. What a report carries is
+    /// held to ReportLimits first (clamped, cut, or a completion with unusable usage turned into a permanent failure),
+    /// so one bad report never fails the others; a report that carries no step report at all refuses the whole
+    /// call (InvalidArgument) before anything is applied.
     /// </summary>
     Task<IReadOnlyList<ReportOutcome>> ReportAsync(IReadOnlyList<AttemptReport> reports, CancellationToken cancellationToken = default);
 

@@ -19,7 +19,7 @@ public sealed class RunStoreOptions
     /// <summary>Largest inline output or checkpoint, in bytes. Default is 1 MiB.</summary>
     public int OutputInlineLimit { get; set; } = 1024 * 1024;
 
-    /// <summary>Most reports one ReportAsync call applies in one atomic step. Default is 256.</summary>
+    /// <summary>Most reports one ReportAsync call applies in one atomic step (1 to 10,000). Default is 256.</summary>
     public int ReportBatch { get; set; } = 256;
 
     /// <summary>Largest ListRuns page. Default is 1000.</summary>
@@ -34,6 +34,9 @@ public sealed class RunStoreOptions
     /// </summary>
     public bool MigrateFormat { get; set; }
 
+    /// <summary>Most items (reports, expired leases, released retries of each kind) one store call handles in one atomic step.</summary>
+    public const int MaxBatch = 10_000;
+
     /// <summary>Throws with a message naming the setting when a value is out of range.</summary>
     public void Validate()
     {
@@ -46,6 +49,10 @@ public sealed class RunStoreOptions
         Positive(EventReadBatch, nameof(EventReadBatch));
         Positive(OutputInlineLimit, nameof(OutputInlineLimit));
         Positive(ReportBatch, nameof(ReportBatch));
+        if (ReportBatch > MaxBatch)
+        {
+            throw new ArgumentException($"ReportBatch must be at most {MaxBatch} (got {ReportBatch}); one atomic step holds the Redis server while it runs.", nameof(ReportBatch));
+        }
         Positive(MaxPageSize, nameof(MaxPageSize));
         Positive(MaxIdempotencyKeyLength, nameof(MaxIdempotencyKeyLength));
     }

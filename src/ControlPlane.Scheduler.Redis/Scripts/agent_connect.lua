@@ -1,7 +1,9 @@
 -- agent_connect: registration and the keep-or-revoke decision on re-announced attempts must see one consistent state.
 -- ARGV: 3 agent id, 4 host, 5 frameworks json, 6 queues json, 7 labels json, 8 slots, 9 handlers json, 10 lease ms,
 --       11 count, then per attempt: run, step, token.
-local agent, lease, n = ARGV[3], tonumber(ARGV[10]), tonumber(ARGV[11])
+local agent, lease = ARGV[3], tonumber(ARGV[10])
+local n = math.min(math.floor(tonumber(ARGV[11]) or 0), math.floor((#ARGV - 11) / 3))
+local queues = jdecode(ARGV[6]) or {}
 local AK = P .. 'ag:' .. agent
 put(AK, 'host', ARGV[4]); put(AK, 'fw', ARGV[5]); put(AK, 'q', ARGV[6]); put(AK, 'lbl', ARGV[7])
 put(AK, 'slots', ARGV[8]); put(AK, 'hd', ARGV[9]); put(AK, 'st', 1); put(AK, 'ca', NOW); put(AK, 'hb', NOW)
@@ -19,7 +21,7 @@ for i = 0, n - 1 do
     revoked[#revoked + 1] = tok
   end
 end
-if #zargs > 0 then redis.call('ZADD', P .. 'leases', 'XX', unpack(zargs)) end
-for _, q in ipairs(cjson.decode(ARGV[6])) do ready_queues[q] = true end
+sliced('ZADD', P .. 'leases', 'XX', zargs)
+for _, q in ipairs(queues) do ready_queues[q] = true end
 flush()
 return revoked

@@ -10,7 +10,7 @@ if st == R_CANCELLING then return { 'OK' } end
 if RUN_TERMINAL[st] then
   return err('FailedPrecondition', REASON.RUN_STATE_CONFLICT, 'run ' .. run .. ' is already ' .. RUN_NAMES[st] .. '; only a run that has not finished can be cancelled')
 end
-local ids = cjson.decode(get(k, '_ids'))
+local ids = jdecode(get(k, '_ids')) or {}
 local fields = {}
 for _, id in ipairs(ids) do
   for _, x in ipairs({ 'st', 'tk', 'ag', 'at' }) do fields[#fields + 1] = id .. ':' .. x end
@@ -27,7 +27,8 @@ for _, id in ipairs(ids) do
     put(k, id .. ':cx', '1')
     cancel_signal(get(k, id .. ':ag') or '', get(k, id .. ':tk'), why)
   elseif not STEP_TERMINAL[s] then
-    if s == READY then incr(SK, 'r:' .. meta(run, id).q, -1) end
+    local m = meta(run, id)
+    if s == READY and m then incr(SK, 'r:' .. m.q, -1) end
     if s == RETRY_WAIT then redis.call('ZREM', P .. 'retry', run .. '|' .. id) end
     put(k, id .. ':er', why)
     step_to(run, id, CANCELLED, why, '', s)

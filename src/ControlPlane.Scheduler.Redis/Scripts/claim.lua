@@ -9,10 +9,10 @@ if not get(AK, 'st') then return err('NotFound', REASON.AGENT_NOT_CONNECTED, "ag
 if num(get(AK, 'st')) ~= 1 or max <= 0 then return {} end
 local total = num(get(AK, 'slots'))
 local free = total - num(get(AK, 'used'))
-local queues = cjson.decode(get(AK, 'q'))
+local queues = jdecode(get(AK, 'q')) or {}
 local fws, hds, any_handler = {}, {}, true
-for _, f in ipairs(cjson.decode(get(AK, 'fw'))) do fws[f] = true end
-for _, h in ipairs(cjson.decode(get(AK, 'hd'))) do hds[h] = true; any_handler = false end
+for _, f in ipairs(jdecode(get(AK, 'fw')) or {}) do fws[f] = true end
+for _, h in ipairs(jdecode(get(AK, 'hd')) or {}) do hds[h] = true; any_handler = false end
 local out = {}
 local leases, timeouts = {}, {}
 local taken = 0
@@ -83,7 +83,11 @@ for _, q in ipairs(queues) do
           pre(k, f)
           local rc = jget(k, '_rc')
           local cap = num(get(k, '_cap'))
-          if not runnable(run) then
+          if not meta(run, id) then
+            -- A ready entry whose run or step is gone (or unreadable): dropped, it can never be dispatched.
+            redis.log(redis.LOG_WARNING, 'controlplane: ready entry ' .. run .. '/' .. id .. ' names no step; dropped')
+            incr(SK, fr, -1)
+          elseif not runnable(run) then
             -- Paused or ending: resume or retry puts it back on the ring.
             redis.call('ZADD', rqk, score, member)
           elseif cap > 0 and num(get(k, '_used')) >= cap then
@@ -121,14 +125,14 @@ for _, q in ipairs(queues) do
             elseif quota then
               -- Refused before dispatch: it can never fit, so it fails for good.
               pre(k, FAIL_FIELDS)
-              rc[q] = rc[q] - 1; jmark(k, '_rc')
+              rc[q] = (rc[q] or 1) - 1; jmark(k, '_rc')
               incr(SK, fr, -1)
               put(k, F(id, ':er'), quota)
               if step_to(run, id, FAILED, quota, '', READY) then on_bad(run, id, m, FAILED) end
               maybe_finish(run)
               if runnable(run) and (rc[q] or 0) > 0 then ring_add(q, run) end
             else
-              rc[q] = rc[q] - 1; jmark(k, '_rc')
+              rc[q] = (rc[q] or 1) - 1; jmark(k, '_rc')
               incr(SK, fr, -1)
               local tok = I(next_token())
               local f_at, f_p, f_ck, f_cx, f_pg, f_pm = f[2], f[3], f[4], f[6], f[7], f[8]
@@ -153,8 +157,8 @@ for _, q in ipairs(queues) do
                 for u, est in pairs(m.e) do
                   if bud[u] ~= nil then
                     rs[u] = est
-                    res[u] = (res[u] or 0) + est
-                    incr(SK, F('b:', u), est)
+                    res[u] = fin((res[u] or 0) + est)
+                    put(SK, F('b:', u), fin(num(get(SK, F('b:', u))) + est))
                   end
                 end
                 if next(rs) ~= nil then
@@ -190,7 +194,7 @@ for _, q in ipairs(queues) do
   -- Re-added without a wake-up: nothing changed for them, and a wake-up would make agents spin.
   for _, run in ipairs(deferred) do ring_add(q, run, true) end
 end
-if #leases > 0 then redis.call('ZADD', P .. 'leases', unpack(leases)) end
-if #timeouts > 0 then redis.call('ZADD', P .. 'timeouts', unpack(timeouts)) end
+sliced('ZADD', P .. 'leases', nil, leases)
+sliced('ZADD', P .. 'timeouts', nil, timeouts)
 flush()
 return out

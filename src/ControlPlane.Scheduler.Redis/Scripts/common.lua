@@ -2,6 +2,9 @@
 -- Reads go through a per-call hash cache and writes are buffered and flushed as one HSET per key,
 -- so a batch of reports or claims touching one run costs one read and one write of its hash.
 -- ARGV[1] is the key prefix "cp:{ns}:" (every key shares its hash tag, so one slot), ARGV[2] is now in ms.
+-- Redis keeps the writes a script made before an error, so a script that fails half-way corrupts state: every
+-- script reads, checks and computes before it writes, events and hash fields are written together at flush,
+-- stored JSON that does not decode reads as empty, and amounts are kept finite so encoding them cannot fail.
 local P = ARGV[1]
 local NOW = tonumber(ARGV[2])
 local SK = P .. 'slots'
@@ -37,6 +40,37 @@ local function num(v)
   return n
 end
 local function I(n) return string.format('%d', n) end
+
+-- Amounts (usage, reservations) stay finite: a NaN or an infinity has no JSON form, and encoding it would fail the call.
+local MAX_AMOUNT = 1e300
+local function fin(n)
+  if n ~= n then return 0 end
+  if n > MAX_AMOUNT then return MAX_AMOUNT end
+  if n < -MAX_AMOUNT then return -MAX_AMOUNT end
+  return n
+end
+
+-- Stored JSON that does not decode (written by hand, or by an older version) reads as nil instead of failing the call.
+local function jdecode(raw)
+  if not raw or raw == '' then return nil end
+  local ok, v = pcall(cjson.decode, raw)
+  if ok and type(v) == 'table' then return v end
+  redis.log(redis.LOG_WARNING, 'controlplane: unreadable stored JSON ignored: ' .. string.sub(raw, 1, 80))
+  return nil
+end
+
+-- Lua's unpack takes at most about 8,000 values (LUAI_MAXCSTACK): variadic commands go in slices of 1,000
+-- (an even number, so score/member pairs stay whole).
+local SLICE = 1000
+local function sliced(cmd, key, opt, list)
+  local n = #list
+  local i = 1
+  while i <= n do
+    local last = math.min(i + SLICE - 1, n)
+    if opt then redis.call(cmd, key, opt, unpack(list, i, last)) else redis.call(cmd, key, unpack(list, i, last)) end
+    i = last + 1
+  end
+end
 
 -- Integers as "%d" text, built once per call. Redis formats a number argument with "%.17g" and cjson
 -- with "%.14g", both far slower and, for integers below 1e14, the same text.
@@ -169,8 +203,7 @@ local function jget(key, f)
   if not t then t = {}; jcache[key] = t end
   local j = t[f]
   if j == nil then
-    local raw = get(key, f)
-    if raw and raw ~= '' then j = cjson.decode(raw) else j = {} end
+    j = jdecode(get(key, f)) or {}
     t[f] = j
   end
   return j
@@ -197,7 +230,12 @@ local signal = { e = {}, r = {}, c = {}, d = {} }
 local ready_queues = {}
 local lease_rem = {}
 local timeout_rem = {}
+local retry_rem = {}
+-- Events per run, appended to the run's stream at flush together with its counter.
+local events, event_runs = {}, {}
 local live_add, live_rem = {}, {}
+
+local write_events
 
 local function flush()
   for key, fs in pairs(jdirty) do
@@ -208,6 +246,7 @@ local function flush()
     end
   end
   jdirty = {}
+  write_events()
   for key, d in pairs(dirty) do
     if next(d) ~= nil then
       local c = vals[key]
@@ -236,14 +275,15 @@ local function flush()
       dirty[key] = {}
     end
   end
-  if #lease_rem > 0 then redis.call('ZREM', P .. 'leases', unpack(lease_rem)); lease_rem = {} end
-  if #timeout_rem > 0 then redis.call('ZREM', P .. 'timeouts', unpack(timeout_rem)); timeout_rem = {} end
+  sliced('ZREM', P .. 'leases', nil, lease_rem); lease_rem = {}
+  sliced('ZREM', P .. 'timeouts', nil, timeout_rem); timeout_rem = {}
+  sliced('ZREM', P .. 'retry', nil, retry_rem); retry_rem = {}
   local adds = {}
   for run in pairs(live_add) do adds[#adds + 1] = run end
-  if #adds > 0 then redis.call('SADD', P .. 'live', unpack(adds)) end
+  sliced('SADD', P .. 'live', nil, adds)
   local rems = {}
   for run in pairs(live_rem) do rems[#rems + 1] = run end
-  if #rems > 0 then redis.call('SREM', P .. 'live', unpack(rems)) end
+  sliced('SREM', P .. 'live', nil, rems)
   live_add, live_rem = {}, {}
   -- One PUBLISH per call carries every wake-up of the call; only queues that hold READY steps wake agents.
   for q in pairs(ready_queues) do
@@ -265,14 +305,40 @@ local evlog = nil
 local function ev(run, e)
   local k = RK(run)
   local seq = num(get(k, '_seq')) + 1
-  put(k, '_seq', seq)
-  local ek = ekeys[run]
-  if not ek then ek = P .. 'e:' .. run; ekeys[run] = ek end
   if type(e) == 'table' then e = cjson.encode(e) end
-  local id = string.format('%d-1', seq)
-  redis.call('XADD', ek, id, 'v', e)
-  if evlog then evlog[#evlog + 1] = { id, { 'v', e } } end
+  put(k, '_seq', seq)
+  local list = events[run]
+  if not list then list = {}; events[run] = list; event_runs[#event_runs + 1] = run end
+  list[#list + 1] = e
+  if evlog then evlog[#evlog + 1] = { string.format('%d-1', seq), { 'v', e } } end
   signal.e[run] = seq
+end
+
+-- Appends each run's events of this call, numbered up to its counter. A stream that is already past the counter
+-- (left by a script of an older version that failed after its first event) is continued after its last entry, so
+-- that run stays usable instead of failing every later call.
+write_events = function()
+  for _, run in ipairs(event_runs) do
+    local list = events[run]
+    local k = RK(run)
+    local ek = ekeys[run]
+    if not ek then ek = P .. 'e:' .. run; ekeys[run] = ek end
+    local first = num(get(k, '_seq')) - #list + 1
+    local r = redis.pcall('XADD', ek, string.format('%d-1', first), 'v', list[1])
+    if type(r) == 'table' and r.err then
+      local top = redis.call('XREVRANGE', ek, '+', '-', 'COUNT', 1)
+      local last = top[1] and tonumber(string.match(top[1][1], '^(%d+)')) or 0
+      redis.log(redis.LOG_WARNING, 'controlplane: events of run ' .. run .. ' renumbered after ' .. last .. ': ' .. tostring(r.err))
+      first = last + 1
+      redis.call('XADD', ek, string.format('%d-1', first), 'v', list[1])
+      put(k, '_seq', first + #list - 1)
+      signal.e[run] = first + #list - 1
+    end
+    for i = 2, #list do
+      redis.call('XADD', ek, string.format('%d-1', first + i - 1), 'v', list[i])
+    end
+  end
+  events, event_runs = {}, {}
 end
 
 -- ---- per-step data ------------------------------------------------------------------------------
@@ -281,8 +347,8 @@ end
 local metas, shapes = {}, {}
 local function decode_meta(raw)
   local m = shapes[raw]
-  if not m then m = cjson.decode(raw); shapes[raw] = m end
-  return m
+  if m == nil then m = jdecode(raw) or false; shapes[raw] = m end
+  return m or nil
 end
 
 local function meta(run, id)
@@ -293,6 +359,7 @@ local function meta(run, id)
     local raw = get(RK(run), F(id, ':m'))
     if not raw then return nil end
     m = decode_meta(raw)
+    if not m then return nil end
     t[id] = m
   end
   return m
@@ -404,7 +471,7 @@ end
 -- ---- attempts ---------------------------------------------------------------------------------
 local function add_units(into, from, sign)
   for u, v in pairs(from) do
-    local nv = (into[u] or 0) + sign * v
+    local nv = fin((into[u] or 0) + sign * v)
     if math.abs(nv) < 1e-9 then nv = nil end
     into[u] = nv
   end
@@ -415,8 +482,7 @@ local agent_queues = {}
 local function queues_of(AK)
   local qs = agent_queues[AK]
   if qs == nil then
-    local raw = get(AK, 'q')
-    qs = raw and cjson.decode(raw) or false
+    qs = jdecode(get(AK, 'q')) or false
     agent_queues[AK] = qs
   end
   return qs
@@ -438,19 +504,19 @@ local function finish_attempt(run, id, m, usage)
   incr(k, '_used', -1)
   incr(SK, F('q:', m.q), -1)
   if m.k ~= '' then incr(SK, F('k:', m.k), -1) end
-  local member = tok .. '|' .. run .. '|' .. id
+  local member = (tok or '') .. '|' .. run .. '|' .. id
   lease_rem[#lease_rem + 1] = member
   if m.to > 0 then timeout_rem[#timeout_rem + 1] = member end
   local actual = {}
   local frs = F(id, ':rs')
   local rsraw = get(k, frs)
   if rsraw and rsraw ~= '' then
-    local rs = cjson.decode(rsraw)
+    local rs = jdecode(rsraw) or {}
     add_units(jget(k, '_res'), rs, -1); jmark(k, '_res')
     for u, v in pairs(rs) do
       actual[u] = v
       local fb = F('b:', u)
-      local nv = num(get(SK, fb)) - v
+      local nv = fin(num(get(SK, fb)) - v)
       if math.abs(nv) < 1e-9 then nv = 0 end
       put(SK, fb, nv)
     end
@@ -568,7 +634,7 @@ local function maybe_finish(run)
     return
   end
   if num(get(k, '_nf')) > 0 then
-    local ids = cjson.decode(get(k, '_ids'))
+    local ids = jdecode(get(k, '_ids')) or {}
     local fields = {}
     for i, id in ipairs(ids) do step_fields(id, ST_SUFFIX, fields, i - 1) end
     pre(k, fields)

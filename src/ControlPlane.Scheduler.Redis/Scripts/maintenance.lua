@@ -1,32 +1,39 @@
 -- maintenance: failing or requeueing an attempt frees its slots and settles its step in the same step, so nothing leaks or runs twice.
 -- ARGV: 3 max per kind, 4 lease-expiry attempts (RunStoreOptions.LeaseExpiryAttempts).
+-- Due members are removed at flush with the work they caused; a member that names nothing (malformed, or its
+-- run or step gone) is removed without work, so it can not block the items after it.
 local max = tonumber(ARGV[3])
 EXPIRY_ATTEMPTS = tonumber(ARGV[4])
 local touched = {}
 local function parse(member)
   local a = string.find(member, '|', 1, true)
+  if not a then return nil end
   local b = string.find(member, '|', a + 1, true)
+  if not b then return nil end
   return string.sub(member, 1, a - 1), string.sub(member, a + 1, b - 1), string.sub(member, b + 1)
 end
 local CURRENT_FIELDS = { ':st', ':tk', ':m', ':ag', ':at', ':ab', ':cx', ':rs' }
+-- The attempt's step meta when tok is still the step's current attempt, else nil.
 local function current(run, id, tok)
+  if not tok then return nil end
   local k = RK(run)
   pre(k, step_fields(id, CURRENT_FIELDS))
   local st = num(get(k, id .. ':st'))
-  return get(k, id .. ':tk') == tok and (st == ASSIGNED or st == RUNNING)
+  if get(k, id .. ':tk') == tok and (st == ASSIGNED or st == RUNNING) then return meta(run, id) end
+  return nil
 end
-local function due(key)
+local function due(key, removed)
   local members = redis.call('ZRANGEBYSCORE', key, '-inf', I(NOW), 'LIMIT', 0, max)
-  if #members > 0 then redis.call('ZREM', key, unpack(members)) end
+  for i = 1, #members do removed[#removed + 1] = members[i] end
   return members
 end
 
 local timed = 0
-for _, member in ipairs(due(P .. 'timeouts')) do
+for _, member in ipairs(due(P .. 'timeouts', timeout_rem)) do
   local tok, run, id = parse(member)
-  if current(run, id, tok) then
+  local m = current(run, id, tok)
+  if m then
     local k = RK(run)
-    local m = meta(run, id)
     local agent = get(k, id .. ':ag') or ''
     local why = 'timed out after ' .. span(m.to)
     cancel_signal(agent, tok, why)
@@ -38,11 +45,11 @@ for _, member in ipairs(due(P .. 'timeouts')) do
 end
 
 local expired = 0
-for _, member in ipairs(due(P .. 'leases')) do
+for _, member in ipairs(due(P .. 'leases', lease_rem)) do
   local tok, run, id = parse(member)
-  if current(run, id, tok) then
+  local m = current(run, id, tok)
+  if m then
     local k = RK(run)
-    local m = meta(run, id)
     local agent = get(k, id .. ':ag') or ''
     cancel_signal(agent, tok, 'lease expired')
     finish_attempt(run, id, m, nil)
@@ -53,12 +60,12 @@ for _, member in ipairs(due(P .. 'leases')) do
 end
 
 local released = 0
-for _, member in ipairs(due(P .. 'retry')) do
+for _, member in ipairs(due(P .. 'retry', retry_rem)) do
   local a = string.find(member, '|', 1, true)
-  local run, id = string.sub(member, 1, a - 1), string.sub(member, a + 1)
-  local k = RK(run)
-  if num(get(k, id .. ':st')) == RETRY_WAIT then
-    local m = meta(run, id)
+  local run, id = a and string.sub(member, 1, a - 1), a and string.sub(member, a + 1)
+  local k = a and RK(run)
+  local m = a and num(get(k, id .. ':st')) == RETRY_WAIT and meta(run, id)
+  if m then
     make_ready(run, id, m.q, m.pr, 'retry backoff elapsed; attempt ' .. (num(get(k, id .. ':at')) + 1) .. ' queued', RETRY_WAIT)
     released = released + 1
   end

@@ -1,6 +1,7 @@
 -- renew: a lease is extended only while its fencing token is current, checked and written in one step.
 -- ARGV: 3 agent id, 4 lease ms, 5 count, then per attempt: run, step, token.
-local agent, lease, n = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+local agent, lease = ARGV[3], tonumber(ARGV[4])
+local n = math.min(math.floor(tonumber(ARGV[5]) or 0), math.floor((#ARGV - 5) / 3))
 local AK = P .. 'ag:' .. agent
 if redis.call('EXISTS', AK) == 1 then put(AK, 'hb', NOW) end
 local fields = {}
@@ -25,6 +26,6 @@ for i = 0, n - 1 do
     if get(k, id .. ':cx') == '1' then stop[#stop + 1] = tok end
   end
 end
-if #zargs > 0 then redis.call('ZADD', P .. 'leases', 'XX', unpack(zargs)) end
+sliced('ZADD', P .. 'leases', 'XX', zargs)
 flush()
 return stop

@@ -3,8 +3,74 @@
 -- ARGV: 3 report count, then per report 7 values: kind, run, step, token, a1, a2, a3.
 --   S started; P progress (a1 percent, a2 message); C checkpoint (a1 bytes); L log (a1 stream, a2 lines json);
 --   D completed (a1 output, a2 uri, a3 usage json); F failed (a1 error, a2 flags: p permanent, t timed out, a3 usage json).
-local n = tonumber(ARGV[3])
+local n = math.min(math.floor(tonumber(ARGV[3]) or 0), math.floor((#ARGV - 3) / 7))
 local function A(i, j) return ARGV[4 + i * 7 + j] end
+
+-- Every report is checked and decoded before the first write, and what the store never sends (it applies the same
+-- limits first) is made harmless here, so one bad report neither fails the call nor costs the others in its batch.
+local MAX_USAGE = 1e15
+local function finite(x) return type(x) == 'number' and x == x and x > -math.huge and x < math.huge end
+-- Usage as a table of amounts (nil when empty), and what is wrong with it (nil when nothing).
+local function usage_of(raw)
+  if raw == '{}' or raw == '' then return nil, nil end
+  local ok, u = pcall(cjson.decode, raw)
+  if not ok or type(u) ~= 'table' then return nil, 'usage is not a JSON object of amounts' end
+  local out, bad = nil, nil
+  for unit, v in pairs(u) do
+    if type(unit) == 'string' and finite(v) and v >= 0 and v <= MAX_USAGE then
+      out = out or {}
+      out[unit] = v
+    elseif not bad then
+      bad = 'usage[' .. string.sub(tostring(unit), 1, 64) .. '] is ' .. string.sub(tostring(v), 1, 32) .. '; report each amount as a finite number between 0 and 1e15'
+    end
+  end
+  return out, bad
+end
+local function lines_of(raw)
+  local ok, l = pcall(cjson.decode, raw)
+  if not ok or type(l) ~= 'table' then return { '[log lines dropped: not a JSON array of strings]' } end
+  local out = {}
+  for i = 1, #l do
+    if type(l[i]) == 'string' then out[i] = l[i] else out[i] = '[not a string]' end
+  end
+  return out
+end
+local function integer_of(raw, lo, hi)
+  local v = tonumber(raw)
+  if not finite(v) then return lo end
+  v = math.floor(v)
+  if v < lo then return lo end
+  if v > hi then return hi end
+  return v
+end
+-- parsed[i]: kind, and per kind: P percent, message; L stream, lines; D/F usage, error, flags.
+local parsed = {}
+for i = 0, n - 1 do
+  local kind = A(i, 0)
+  local r = { kind = kind }
+  if kind == 'P' then
+    local pct = tonumber(A(i, 4))
+    if not finite(pct) then pct = 0 end
+    r.pct = math.max(0, math.min(100, pct))
+  elseif kind == 'L' then
+    r.stream = integer_of(A(i, 4), 0, 1e9)
+    r.lines = lines_of(A(i, 5))
+  elseif kind == 'D' or kind == 'F' then
+    local usage, bad = usage_of(A(i, 6))
+    r.usage = usage
+    if kind == 'F' then
+      local e, flags = A(i, 4), A(i, 5)
+      if string.find(flags, 't', 1, true) then e = 'timed out: ' .. e end
+      if e == '' then e = 'failed' end
+      if bad then e = e .. '; ' .. bad end
+      r.err, r.permanent = e, string.find(flags, 'p', 1, true) ~= nil
+    elseif bad then
+      -- A result whose cost cannot be reconciled is not accepted as a success.
+      r.kind, r.err, r.permanent = 'F', 'step_completed.' .. bad, true
+    end
+  end
+  parsed[i] = r
+end
 -- One read per run for every step the batch mentions, of the fields its kinds of report use (with
 -- those a result deletes, so absent ones cost no HDEL).
 local RUN_FIELDS = { '_st', '_used', '_nt', '_n', '_nf', '_nc', '_cb', '_rr', '_seq', '_rc' }
@@ -12,7 +78,7 @@ local STEP_FIELDS = { ':st', ':tk', ':at', ':m', ':ag' }
 local RESULT_FIELDS = { D = { ':rs', ':cx', ':o', ':ou', ':od', ':er' }, F = { ':rs', ':cx', ':ab', ':er' } }
 local fields, listed = {}, {}
 for i = 0, n - 1 do
-  local kind, k, id = A(i, 0), RK(A(i, 1)), A(i, 2)
+  local kind, k, id = parsed[i].kind, RK(A(i, 1)), A(i, 2)
   local f = fields[k]
   if not f then
     f = {}
@@ -37,7 +103,8 @@ for k, f in pairs(fields) do pre(k, f) end
 local out = {}
 local touched = {}
 for i = 0, n - 1 do
-  local kind, run, id, tok = A(i, 0), A(i, 1), A(i, 2), A(i, 3)
+  local r = parsed[i]
+  local kind, run, id, tok = r.kind, A(i, 1), A(i, 2), A(i, 3)
   local k = RK(run)
   local st = num(get(k, F(id, ':st')))
   local m = meta(run, id)
@@ -55,25 +122,18 @@ for i = 0, n - 1 do
       if step_to(run, id, RUNNING, 'started', agent, st, at) then st = RUNNING end
     end
     if kind == 'P' then
-      put(k, F(id, ':pg'), A(i, 4))
+      put(k, F(id, ':pg'), r.pct)
       put(k, F(id, ':pm'), A(i, 5))
-      ev(run, { 'P', NOW, id, at, tonumber(A(i, 4)), A(i, 5) })
+      ev(run, { 'P', NOW, id, at, r.pct, A(i, 5) })
     elseif kind == 'C' then
       put(k, F(id, ':ck'), A(i, 4))
       ev(run, { 'C', NOW, id, at, #A(i, 4) })
     elseif kind == 'L' then
-      ev(run, { 'L', NOW, id, at, tonumber(A(i, 4)), cjson.decode(A(i, 5)) })
+      ev(run, { 'L', NOW, id, at, r.stream, r.lines })
     elseif kind == 'D' or kind == 'F' then
-      -- Most reports carry no usage: skip decoding an empty object.
-      local usage = A(i, 6)
-      if usage == '{}' then usage = nil else usage = cjson.decode(usage) end
-      finish_attempt(run, id, m, usage)
+      finish_attempt(run, id, m, r.usage)
       if kind == 'F' then
-        local flags = A(i, 5)
-        local e = A(i, 4)
-        if string.find(flags, 't', 1, true) then e = 'timed out: ' .. e end
-        if e == '' then e = 'failed' end
-        fail_attempt(run, id, m, e, string.find(flags, 'p', 1, true) ~= nil, false, agent)
+        fail_attempt(run, id, m, r.err, r.permanent, false, agent)
       elseif get(k, F(id, ':cx')) == '1' then
         -- The run was cancelled while this attempt ran: its end is accepted, the step does not count as done.
         fail_attempt(run, id, m, 'cancelled', true, false, agent)

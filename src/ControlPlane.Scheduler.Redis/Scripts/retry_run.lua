@@ -9,7 +9,7 @@ st = tonumber(st)
 if st ~= R_FAILED and st ~= R_CANCELLED then
   return err('FailedPrecondition', REASON.RUN_STATE_CONFLICT, 'run ' .. run .. ' is ' .. RUN_NAMES[st] .. '; only a FAILED or CANCELLED run can be retried')
 end
-local ids = cjson.decode(get(k, '_ids'))
+local ids = jdecode(get(k, '_ids')) or {}
 local fields = {}
 for _, id in ipairs(ids) do
   for _, x in ipairs({ 'st', 'at', 'm' }) do fields[#fields + 1] = id .. ':' .. x end

@@ -316,7 +316,7 @@ internal sealed class AgentConnection : IDisposable
             }
         }
 
-        if (!_pipeline.Post(new AttemptReport(attempt, message), outcome => OnOutcome(fencingToken, ends, outcome)))
+        if (!_pipeline.Post(new AttemptReport(attempt, Internal.ReportLimits.Normalize(message)), outcome => OnOutcome(fencingToken, ends, outcome)))
         {
             Reject(fencingToken, "the scheduler is shutting down; the report was not recorded");
         }
