@@ -45,13 +45,13 @@ public sealed partial class SchedulerOptions
     /// <summary>How often the reaper runs (expired leases, timed-out attempts, retries whose backoff elapsed). Default is 1 s.</summary>
     public TimeSpan MaintenanceInterval { get; set; } = TimeSpan.FromSeconds(1);
 
-    /// <summary>Most expired leases, timeouts and released retries one maintenance pass handles of each. Default is 256.</summary>
+    /// <summary>Most expired leases, timeouts and released retries one maintenance pass handles of each (1 to 10,000). Default is 256.</summary>
     public int MaintenanceBatch { get; set; } = 256;
 
     /// <summary>Most steps one claim call gives an agent (never more than its free slots). Default is 64.</summary>
     public int ClaimBatch { get; set; } = 64;
 
-    /// <summary>Most agent reports committed in one store call (group commit). Default is 256.</summary>
+    /// <summary>Most agent reports committed in one store call (group commit; 1 to 10,000). Default is 256.</summary>
     public int ReportBatch { get; set; } = 256;
 
     /// <summary>Most events WatchRun reads per store call. Default is 256.</summary>
@@ -130,9 +130,9 @@ public sealed partial class SchedulerOptions
                 nameof(HeartbeatInterval));
         }
 
-        InRange(MaintenanceBatch, nameof(MaintenanceBatch), 1, 100_000);
+        InRange(MaintenanceBatch, nameof(MaintenanceBatch), 1, RunStoreOptions.MaxBatch);
         InRange(ClaimBatch, nameof(ClaimBatch), 1, 10_000);
-        InRange(ReportBatch, nameof(ReportBatch), 1, 10_000);
+        InRange(ReportBatch, nameof(ReportBatch), 1, RunStoreOptions.MaxBatch);
         InRange(WatchBatch, nameof(WatchBatch), 1, 10_000);
     }
 

@@ -95,6 +95,21 @@ public abstract partial class RunStoreContractTests
         Assert.Contains(log.Lines, l => l.Contains("lines dropped", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task SubmitRun_BudgetOrEstimateBeyondFiniteRange_RefusedAsViolations()
+    {
+        var spec = Run(Shell("a").With(s => s.Estimate["cpu"] = 1e308), Shell("b").With(s => s.Estimate["usd"] = double.PositiveInfinity))
+            .With(s => { s.Budget["cpu"] = double.PositiveInfinity; s.Budget["usd"] = 2e15; });
+
+        var ex = await Assert.ThrowsAsync<RunSpecValidationException>(() => Store.SubmitRunAsync(spec, null));
+
+        Assert.Equal(
+            ["budget[cpu]", "budget[usd]", "steps[0].estimate[cpu]", "steps[1].estimate[usd]"],
+            ex.Violations.Select(v => v.Field).Order(StringComparer.Ordinal));
+        Assert.All(ex.Violations, v => Assert.Contains("at most 1e15", v.Description, StringComparison.Ordinal));
+        Assert.Empty((await Store.ListRunsAsync(new RunQuery())).Runs);
+    }
+
     // ---- Lua's argument limit: thousands of attempts in one call ---------------------------------
 
     [Fact]

@@ -38,6 +38,18 @@ public sealed class ServiceAgentServiceTests
     }
 
     [Fact]
+    public async Task Connect_HelloWithMoreSlotsThanTheCap_InvalidArgumentNamingTheField()
+    {
+        await using var host = await ServiceTestHost.StartAsync();
+        await using var agent = await ServiceScriptedAgent.ConnectAsync(host.Channel, new Hello { AgentId = "big", Slots = AgentRegistration.MaxSlots + 1 });
+
+        var status = await agent.Ended.WaitAsync(ServiceTestHost.Timeout);
+
+        Assert.Equal(StatusCode.InvalidArgument, status.StatusCode);
+        Assert.StartsWith("hello.slots is 10001", status.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Connect_ScriptedAgentRunsThreeLevelDag_OutputsFlowAndSlotsReturnToZero()
     {
         await using var host = await ServiceTestHost.StartAsync();

@@ -123,6 +123,27 @@ public sealed class ServiceHostOptionsTests : IDisposable
         Assert.StartsWith($"Redis '{redis}' is not HOST:PORT", ex.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(nameof(SchedulerOptions.MaintenanceBatch))]
+    [InlineData(nameof(SchedulerOptions.ReportBatch))]
+    public void Validate_BatchBeyondOneAtomicStep_RefusedNamingTheSetting(string setting)
+    {
+        var options = new SchedulerOptions();
+        typeof(SchedulerOptions).GetProperty(setting)!.SetValue(options, RunStoreOptions.MaxBatch + 1);
+
+        var ex = Assert.Throws<ArgumentException>(options.Validate);
+
+        Assert.StartsWith($"{setting} must be between 1 and {RunStoreOptions.MaxBatch}", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void RunStoreOptionsValidate_ReportBatchBeyondOneAtomicStep_Refused()
+    {
+        var ex = Assert.Throws<ArgumentException>(new RunStoreOptions { ReportBatch = RunStoreOptions.MaxBatch + 1 }.Validate);
+
+        Assert.StartsWith($"ReportBatch must be at most {RunStoreOptions.MaxBatch}", ex.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Validate_HeartbeatLongerThanHalfTheLease_Refused()
     {

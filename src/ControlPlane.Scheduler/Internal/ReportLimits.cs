@@ -33,6 +33,9 @@ internal static class ReportLimits
     /// <summary>Largest usage amount (and budget or estimate) in any unit: far beyond any real cost, far below where sums lose integers.</summary>
     public const double MaxAmount = 1e15;
 
+    /// <summary><see cref="MaxAmount"/> as messages write it.</summary>
+    public const string MaxAmountText = "1e15";
+
     /// <summary>The report within the limits: the same instance when it already is, else a changed copy.</summary>
     public static ConnectRequest Normalize(ConnectRequest message)
     {
@@ -152,7 +155,7 @@ internal static class ReportLimits
             }
             else if (!IsAmount(amount))
             {
-                wrong = $"{field}.usage[{unit}] is {amount.ToString(CultureInfo.InvariantCulture)}; report each amount as a finite number between 0 and {MaxAmount.ToString(CultureInfo.InvariantCulture)}";
+                wrong = $"{field}.usage[{unit}] is {amount.ToString(CultureInfo.InvariantCulture)}; report each amount as a finite number between 0 and {MaxAmountText}";
             }
             else if (kept.Count >= MaxUsageUnits)
             {

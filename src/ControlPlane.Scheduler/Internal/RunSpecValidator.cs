@@ -80,6 +80,8 @@ internal static partial class RunSpecValidator
             }
         }
 
+        ValidateAmountRanges(spec, v);
+
         if (spec.Retention is { } retention && !IsValidDuration(retention, allowZero: false))
         {
             v.Add(new("retention", "must be a positive duration, or unset to keep the run"));
@@ -254,6 +256,34 @@ internal static partial class RunSpecValidator
                 v.Add(new($"{at}.estimate[{unit}]", $"unit '{unit}' is not in the run's budget ({known}); add it to budget or remove it from the estimate"));
             }
         }
+    }
+
+    /// <summary>
+    /// Budgets and estimates the stores can add up exactly: finite and at most <see cref="ReportLimits.MaxAmount"/>
+    /// (NaN and negative amounts are reported with the other checks of each field).
+    /// </summary>
+    private static void ValidateAmountRanges(RunSpec spec, List<SpecViolation> v)
+    {
+        foreach (var (unit, limit) in spec.Budget.OrderBy(p => p.Key, StringComparer.Ordinal))
+        {
+            if (limit > ReportLimits.MaxAmount)
+            {
+                v.Add(new($"budget[{unit}]", $"is {Text(limit)}; a budget must be finite and at most {ReportLimits.MaxAmountText}"));
+            }
+        }
+
+        for (var i = 0; i < spec.Steps.Count; i++)
+        {
+            foreach (var (unit, amount) in spec.Steps[i].Estimate.OrderBy(p => p.Key, StringComparer.Ordinal))
+            {
+                if (amount > ReportLimits.MaxAmount)
+                {
+                    v.Add(new($"steps[{i}].estimate[{unit}]", $"is {Text(amount)}; an estimate must be finite and at most {ReportLimits.MaxAmountText}"));
+                }
+            }
+        }
+
+        static string Text(double amount) => amount.ToString(System.Globalization.CultureInfo.InvariantCulture);
     }
 
     private static void ValidateNeeds(RunSpec spec, int i, Dictionary<string, int> indexById, List<SpecViolation> v)

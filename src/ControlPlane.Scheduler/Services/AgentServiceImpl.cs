@@ -105,9 +105,15 @@ internal sealed class AgentServiceImpl : AgentService.AgentServiceBase
             throw RpcErrors.Required("hello.agent_id");
         }
 
-        if (hello.Slots < 0)
+        if (hello.Slots is < 0 or > AgentRegistration.MaxSlots)
         {
-            throw RpcErrors.InvalidArgument("hello.slots", $"hello.slots is {hello.Slots}; send the number of steps the agent runs at once (0 or more)");
+            throw RpcErrors.InvalidArgument("hello.slots", $"hello.slots is {hello.Slots}; send the number of steps the agent runs at once (0 to {AgentRegistration.MaxSlots})");
+        }
+
+        if (hello.RunningAttempts.Count > AgentRegistration.MaxSlots)
+        {
+            throw RpcErrors.InvalidArgument("hello.running_attempts",
+                $"hello.running_attempts lists {hello.RunningAttempts.Count} attempts; an agent runs at most {AgentRegistration.MaxSlots} at once");
         }
 
         var queues = hello.Queues.Count == 0 ? ["default"] : hello.Queues.ToArray();
