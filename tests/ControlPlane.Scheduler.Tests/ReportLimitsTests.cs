@@ -58,6 +58,15 @@ public sealed class ReportLimitsTests
     }
 
     [Fact]
+    public void Normalize_UnknownLogStream_ReadsAsUnspecified()
+    {
+        var r = ReportLimits.Normalize(new ConnectRequest { StepLog = new StepLog { Stream = (LogStream)(-5), Lines = { "x" } } });
+
+        Assert.Equal(LogStream.Unspecified, r.StepLog.Stream);
+        Assert.Equal(["x"], r.StepLog.Lines);
+    }
+
+    [Fact]
     public void Normalize_TooManyLogLines_KeepsTheFirstAndSaysHowManyWereDropped()
     {
         var r = ReportLimits.Normalize(new ConnectRequest { StepLog = new StepLog { Lines = { Enumerable.Range(0, ReportLimits.MaxLogLines + 5).Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture)) } } });

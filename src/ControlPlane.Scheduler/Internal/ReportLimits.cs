@@ -58,7 +58,9 @@ internal static class ReportLimits
             case ConnectRequest.MessageOneofCase.StepLog:
             {
                 var log = message.StepLog;
-                var changed = log.Lines.Count > MaxLogLines;
+                // A stream number this scheduler does not know reads as unspecified, in both stores alike.
+                var stream = Enum.IsDefined(log.Stream) ? log.Stream : LogStream.Unspecified;
+                var changed = log.Lines.Count > MaxLogLines || stream != log.Stream;
                 var lines = new List<string>(Math.Min(log.Lines.Count, MaxLogLines + 1));
                 foreach (var line in log.Lines.Take(MaxLogLines))
                 {
@@ -77,7 +79,7 @@ internal static class ReportLimits
                     lines.Add(string.Create(CultureInfo.InvariantCulture, $"[{log.Lines.Count - MaxLogLines} lines dropped: a report carries at most {MaxLogLines} log lines]"));
                 }
 
-                return new ConnectRequest { StepLog = new StepLog { FencingToken = log.FencingToken, Stream = log.Stream, Lines = { lines } } };
+                return new ConnectRequest { StepLog = new StepLog { FencingToken = log.FencingToken, Stream = stream, Lines = { lines } } };
             }
 
             case ConnectRequest.MessageOneofCase.StepCompleted:
