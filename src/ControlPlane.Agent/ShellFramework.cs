@@ -9,8 +9,8 @@ namespace ControlPlane.Agent;
 
 /// <summary>
 /// The "shell" framework: runs <c>/bin/sh -c &lt;command&gt;</c> in its own process group and work
-/// directory, reads "::cp" commands from stdout, and kills the whole process tree on cancel or timeout.
-/// Linux only (process groups and /proc).
+/// directory, reads "::cp" commands from stdout, and kills the whole process tree on cancel or timeout, and
+/// when the agent itself dies. Linux only (process groups and /proc).
 /// </summary>
 public sealed partial class ShellFramework : IComputeFramework
 {
@@ -20,6 +20,20 @@ public sealed partial class ShellFramework : IComputeFramework
     /// <summary>Longest log line, in bytes of UTF-8; a longer line is cut as it is read and the rest of it dropped.</summary>
     internal const int MaxLogLineBytes = 16 * 1024;
     private const int StderrTailLines = 5;
+    /// <summary>
+    /// Run by /bin/sh as the step's process group leader, with $1 the step's command and $2 the kill grace in seconds. It
+    /// starts a watchdog in the group (outside the step's process tree, so nothing of the step waits for it) that
+    /// reads the agent's end of a pipe on stdin: the kernel closes it when the agent dies, even by SIGKILL, and
+    /// the watchdog then sends the group SIGTERM and, after the grace, SIGKILL. A pipe rather than polling the
+    /// agent's pid: nothing to poll, and a reused pid cannot look like a live agent. The step gets stdin from
+    /// /dev/null (end-of-file at once, as before) and runs as "/bin/sh -c $1" under the leader's pid.
+    /// </summary>
+    private const string Watchdog = """
+        exec 3<&0 </dev/null
+        ( { while read -r _ <&3; do :; done; trap '' TERM; kill -TERM 0; sleep "$2"; kill -KILL 0; } >/dev/null 2>&1 & )
+        exec /bin/sh -c "$1" 3<&-
+        """;
+
     private readonly TimeSpan _killGracePeriod;
     private readonly ILogger _logger;
 
@@ -52,7 +66,8 @@ public sealed partial class ShellFramework : IComputeFramework
         var startInfo = new ProcessStartInfo("setsid")
         {
             // setsid execs the shell as leader of a new session and process group (pgid == pid), so one kill(-pgid) reaches the whole tree.
-            ArgumentList = { "/bin/sh", "-c", execution.Spec.Command },
+            // The shell first starts the group's watchdog, then execs the step's own shell in its place (same pid, group and exit code).
+            ArgumentList = { "/bin/sh", "-c", Watchdog, "cp-step", execution.Spec.Command, _killGracePeriod.TotalSeconds.ToString("0.###", CultureInfo.InvariantCulture) },
             WorkingDirectory = layout.WorkDir,
             RedirectStandardInput = true,
             RedirectStandardOutput = true,
@@ -85,7 +100,9 @@ public sealed partial class ShellFramework : IComputeFramework
 
         var pid = process.Id;
         LogStarted(_logger, execution.RunId, execution.StepId, execution.Attempt, pid);
-        process.StandardInput.Close();
+
+        // Never written and kept open while the step runs: the watchdog reads end-of-file from it only once the agent is gone.
+        var agentAlive = process.StandardInput;
 
         var state = new RunState(layout.WorkDir, reporter);
         var stdout = PumpAsync(process.StandardOutput, LogStream.Stdout, state);
@@ -112,6 +129,7 @@ public sealed partial class ShellFramework : IComputeFramework
 
         // Whatever the shell left behind (background jobs) dies with the step, and their pipes close.
         ProcessGroup.SignalGroup(pid, ProcessGroup.SigKill);
+        agentAlive.Close();
         await Task.WhenAll(stdout, stderr).ConfigureAwait(false);
         var usage = state.Usage;
 
