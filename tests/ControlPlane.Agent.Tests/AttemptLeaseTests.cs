@@ -42,6 +42,49 @@ public sealed class AttemptLeaseTests : IAsyncLifetime
     };
 
     [Fact]
+    public async Task Worker_CutOffFromEverySchedulerPastTheLease_StopsTheStep()
+    {
+        var worker = new AgentWorker(Options(), [_dotnet], timeProvider: _clock);
+        _ = worker.RunAsync(_stop.Token);
+        var connection = await _scheduler.NextConnectionAsync();
+        await connection.HelloAsync();
+        await connection.WelcomeAsync();
+        await connection.AssignAsync(7, new StepSpec { Id = "s", Framework = "dotnet", Handler = "hold" });
+        await _gate.Started.Task.WithTimeout();
+
+        // Every reconnect fails: no heartbeat can renew the lease any more.
+        _scheduler.RejectNext(int.MaxValue / 2);
+        connection.Abort();
+        _clock.Advance(Lease - TimeSpan.FromSeconds(1));
+        Assert.False(_gate.Cancelled.Task.IsCompleted, "stopped before its lease ran out");
+        _clock.Advance(TimeSpan.FromSeconds(2));
+
+        await _gate.Cancelled.Task.WithTimeout();
+    }
+
+    [Fact]
+    public async Task Worker_HeartbeatsWritten_StepRunsOnPastTheFirstLease()
+    {
+        var worker = new AgentWorker(Options(), [_dotnet], timeProvider: _clock);
+        _ = worker.RunAsync(_stop.Token);
+        var connection = await _scheduler.NextConnectionAsync();
+        await connection.HelloAsync();
+        await connection.WelcomeAsync(heartbeat: TimeSpan.FromSeconds(10));
+        await connection.AssignAsync(7, new StepSpec { Id = "s", Framework = "dotnet", Handler = "hold" });
+        await _gate.Started.Task.WithTimeout();
+
+        for (var beat = 1; beat <= 6; beat++)
+        {
+            _clock.Advance(TimeSpan.FromSeconds(10));
+            await connection.WaitForCountAsync(m => m.Heartbeat is not null, beat);
+        }
+
+        Assert.False(_gate.Cancelled.Task.IsCompleted, "stopped although every heartbeat was written");
+        _gate.Release.TrySetResult("out");
+        Assert.Equal("out", (await connection.CompletedAsync(7)).Output.ToStringUtf8());
+    }
+
+    [Fact]
     public async Task Runner_LeaseRunsOut_ReportsARetryableFailureNamingTheLease()
     {
         var options = Options();
