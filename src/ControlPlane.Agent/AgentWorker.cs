@@ -57,7 +57,7 @@ public sealed class AgentWorker : IDisposable
         _timeProvider = timeProvider ?? TimeProvider.System;
         _outbox = new Outbox(options.MaxBufferedReports);
         _attempts = new AttemptTable(options.AgentId, options.Slots);
-        _runner = new AttemptRunner(options, byName, _attempts, _outbox, _logger);
+        _runner = new AttemptRunner(options, byName, _attempts, _outbox, _logger, _timeProvider);
         _session = new SchedulerSession(options, byName.Values, _attempts, _runner, _outbox, _logger, _timeProvider);
     }
 

@@ -9,16 +9,31 @@ namespace ControlPlane.Agent;
 
 /// <summary>
 /// The "shell" framework: runs <c>/bin/sh -c &lt;command&gt;</c> in its own process group and work
-/// directory, reads "::cp" commands from stdout, and kills the whole process tree on cancel or timeout.
-/// Linux only (process groups and /proc).
+/// directory, reads "::cp" commands from stdout, and kills the whole process tree on cancel or timeout, and
+/// when the agent itself dies. Linux only (process groups and /proc).
 /// </summary>
 public sealed partial class ShellFramework : IComputeFramework
 {
     /// <summary>Largest inline output or checkpoint, 1 MiB.</summary>
     public const int MaxInlineBytes = 1 << 20;
 
-    private const int MaxLogLineLength = 16 * 1024;
+    /// <summary>Longest log line, in bytes of UTF-8; a longer line is cut as it is read and the rest of it dropped.</summary>
+    internal const int MaxLogLineBytes = 16 * 1024;
     private const int StderrTailLines = 5;
+    /// <summary>
+    /// Run by /bin/sh as the step's process group leader, with $1 the step's command and $2 the kill grace in seconds. It
+    /// starts a watchdog in the group (outside the step's process tree, so nothing of the step waits for it) that
+    /// reads the agent's end of a pipe on stdin: the kernel closes it when the agent dies, even by SIGKILL, and
+    /// the watchdog then sends the group SIGTERM and, after the grace, SIGKILL. A pipe rather than polling the
+    /// agent's pid: nothing to poll, and a reused pid cannot look like a live agent. The step gets stdin from
+    /// /dev/null (end-of-file at once, as before) and runs as "/bin/sh -c $1" under the leader's pid.
+    /// </summary>
+    private const string Watchdog = """
+        exec 3<&0 </dev/null
+        ( { while read -r _ <&3; do :; done; trap '' TERM; kill -TERM 0; sleep "$2"; kill -KILL 0; } >/dev/null 2>&1 & )
+        exec /bin/sh -c "$1" 3<&-
+        """;
+
     private readonly TimeSpan _killGracePeriod;
     private readonly ILogger _logger;
 
@@ -51,7 +66,8 @@ public sealed partial class ShellFramework : IComputeFramework
         var startInfo = new ProcessStartInfo("setsid")
         {
             // setsid execs the shell as leader of a new session and process group (pgid == pid), so one kill(-pgid) reaches the whole tree.
-            ArgumentList = { "/bin/sh", "-c", execution.Spec.Command },
+            // The shell first starts the group's watchdog, then execs the step's own shell in its place (same pid, group and exit code).
+            ArgumentList = { "/bin/sh", "-c", Watchdog, "cp-step", execution.Spec.Command, _killGracePeriod.TotalSeconds.ToString("0.###", CultureInfo.InvariantCulture) },
             WorkingDirectory = layout.WorkDir,
             RedirectStandardInput = true,
             RedirectStandardOutput = true,
@@ -84,7 +100,9 @@ public sealed partial class ShellFramework : IComputeFramework
 
         var pid = process.Id;
         LogStarted(_logger, execution.RunId, execution.StepId, execution.Attempt, pid);
-        process.StandardInput.Close();
+
+        // Never written and kept open while the step runs: the watchdog reads end-of-file from it only once the agent is gone.
+        var agentAlive = process.StandardInput;
 
         var state = new RunState(layout.WorkDir, reporter);
         var stdout = PumpAsync(process.StandardOutput, LogStream.Stdout, state);
@@ -111,6 +129,7 @@ public sealed partial class ShellFramework : IComputeFramework
 
         // Whatever the shell left behind (background jobs) dies with the step, and their pipes close.
         ProcessGroup.SignalGroup(pid, ProcessGroup.SigKill);
+        agentAlive.Close();
         await Task.WhenAll(stdout, stderr).ConfigureAwait(false);
         var usage = state.Usage;
 
@@ -132,22 +151,26 @@ public sealed partial class ShellFramework : IComputeFramework
             return StepResult.Failure($"command exited with code {exitCode}{detail}", usage: usage);
         }
 
-        var output = ReadOnlyMemory<byte>.Empty;
-        if (File.Exists(layout.OutputFile))
+        var output = RegularFile.Read(layout.OutputFile, MaxInlineBytes);
+        switch (output.Status)
         {
-            var length = new FileInfo(layout.OutputFile).Length;
-            if (length > MaxInlineBytes)
-            {
+            case RegularFile.Status.Missing:
+                return StepResult.Success(ReadOnlyMemory<byte>.Empty, usage);
+            case RegularFile.Status.NotRegular:
                 return StepResult.Failure(
-                    $"output file is {length} bytes, more than the {MaxInlineBytes} bytes allowed inline; write large results to storage and output their URI instead",
+                    $"CP_OUTPUT_FILE is {output.Problem}, not a regular file; write the step's output into the file itself",
                     permanent: true,
                     usage: usage);
-            }
-
-            output = await File.ReadAllBytesAsync(layout.OutputFile, CancellationToken.None).ConfigureAwait(false);
+            case RegularFile.Status.TooLarge:
+                return StepResult.Failure(
+                    $"output file is {output.Problem}, more than the {MaxInlineBytes} bytes allowed inline; write large results to storage and output their URI instead",
+                    permanent: true,
+                    usage: usage);
+            case RegularFile.Status.Failed:
+                return StepResult.Failure($"could not read CP_OUTPUT_FILE: {output.Problem}", usage: usage);
         }
 
-        return StepResult.Success(output, usage);
+        return StepResult.Success(output.Data, usage);
     }
 
     private static Layout PrepareDirectory(StepExecution execution)
@@ -192,16 +215,13 @@ public sealed partial class ShellFramework : IComputeFramework
 
     private async Task PumpAsync(StreamReader reader, LogStream stream, RunState state)
     {
-        while (await reader.ReadLineAsync(CancellationToken.None).ConfigureAwait(false) is { } line)
+        // Bytes, not the reader's lines: a line is cut as it is read, never buffered whole.
+        var lines = new LineReader(reader.BaseStream, MaxLogLineBytes);
+        while (await lines.ReadLineAsync(CancellationToken.None).ConfigureAwait(false) is { } line)
         {
-            if (line.Length > MaxLogLineLength)
-            {
-                line = line[..MaxLogLineLength];
-            }
-
             if (stream == LogStream.Stdout && ShellCommand.Parse(line) is { } command)
             {
-                await HandleCommandAsync(command, line, state).ConfigureAwait(false);
+                HandleCommand(command, line, state);
                 continue;
             }
 
@@ -214,7 +234,7 @@ public sealed partial class ShellFramework : IComputeFramework
         }
     }
 
-    private async Task HandleCommandAsync(ShellCommand command, string line, RunState state)
+    private void HandleCommand(ShellCommand command, string line, RunState state)
     {
         switch (command)
         {
@@ -226,17 +246,24 @@ public sealed partial class ShellFramework : IComputeFramework
                 break;
             case ShellCommand.Checkpoint checkpoint:
                 var path = Path.GetFullPath(checkpoint.Path, state.WorkDir);
-                if (!File.Exists(path))
+                var file = RegularFile.Read(path, MaxInlineBytes);
+                switch (file.Status)
                 {
-                    state.Reporter.ReportLog(LogStream.Stderr, $"::cp checkpoint: no file at '{path}'; write the checkpoint file before announcing it");
-                }
-                else if (new FileInfo(path).Length > MaxInlineBytes)
-                {
-                    state.Reporter.ReportLog(LogStream.Stderr, $"::cp checkpoint: '{path}' is larger than {MaxInlineBytes} bytes and was ignored; keep checkpoints small");
-                }
-                else
-                {
-                    state.Reporter.ReportCheckpoint(await File.ReadAllBytesAsync(path, CancellationToken.None).ConfigureAwait(false));
+                    case RegularFile.Status.Read:
+                        state.Reporter.ReportCheckpoint(file.Data);
+                        break;
+                    case RegularFile.Status.Missing:
+                        state.Reporter.ReportLog(LogStream.Stderr, $"::cp checkpoint: no file at '{path}'; write the checkpoint file before announcing it");
+                        break;
+                    case RegularFile.Status.NotRegular:
+                        state.Reporter.ReportLog(LogStream.Stderr, $"::cp checkpoint: '{path}' is {file.Problem}, not a regular file, and was ignored; write the checkpoint into a regular file");
+                        break;
+                    case RegularFile.Status.TooLarge:
+                        state.Reporter.ReportLog(LogStream.Stderr, $"::cp checkpoint: '{path}' holds {file.Problem}, more than the {MaxInlineBytes} bytes allowed, and was ignored; keep checkpoints small");
+                        break;
+                    default:
+                        state.Reporter.ReportLog(LogStream.Stderr, $"::cp checkpoint: could not read '{path}': {file.Problem}");
+                        break;
                 }
 
                 break;

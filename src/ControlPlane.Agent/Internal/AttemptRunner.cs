@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using ControlPlane.V1;
 using Google.Protobuf;
 using Microsoft.Extensions.Logging;
@@ -7,14 +8,57 @@ namespace ControlPlane.Agent.Internal;
 /// <summary>
 /// Runs the attempts the scheduler assigns: admits each into the <see cref="AttemptTable"/>, gives it a work
 /// directory, its inputs and checkpoint, calls its compute framework, and queues Started and the result.
+/// A running step is stopped when its lease runs out without renewal (<see cref="RenewLeases"/>), so it never
+/// runs on beside the attempt that replaces it.
 /// </summary>
 internal sealed class AttemptRunner(
     AgentOptions options,
     IReadOnlyDictionary<string, IComputeFramework> frameworks,
     AttemptTable attempts,
     Outbox outbox,
-    ILogger logger)
+    ILogger logger,
+    TimeProvider? timeProvider = null)
 {
+    private readonly TimeProvider _time = timeProvider ?? TimeProvider.System;
+
+    // Per running attempt, a timer that fires at its lease's end unless renewed first.
+    private readonly ConcurrentDictionary<long, CancellationTokenSource> _leases = new();
+
+    // Welcome.lease_duration in ticks; 0 until a scheduler said it (then leases are not enforced).
+    private long _leaseTicks;
+
+    /// <summary>
+    /// The scheduler renewed the lease of every attempt this agent owns, now or a moment ago: after a Welcome (which
+    /// answers the Hello that re-announced them, <paramref name="leaseDuration"/> from Welcome.lease_duration) and
+    /// after each heartbeat written (null: the duration last given). A lease ends a full duration after the last
+    /// renewal the agent made, the soonest the scheduler can give the attempt away.
+    /// </summary>
+    public void RenewLeases(TimeSpan? leaseDuration)
+    {
+        if (leaseDuration is { } given && given > TimeSpan.Zero)
+        {
+            Interlocked.Exchange(ref _leaseTicks, given.Ticks);
+        }
+
+        var ticks = Interlocked.Read(ref _leaseTicks);
+        if (ticks == 0)
+        {
+            return;
+        }
+
+        foreach (var lease in _leases.Values)
+        {
+            try
+            {
+                lease.CancelAfter(TimeSpan.FromTicks(ticks));
+            }
+            catch (ObjectDisposedException)
+            {
+                // The step ended while this renewal ran.
+            }
+        }
+    }
+
     /// <summary>Starts an assignment, or queues a retryable StepFailed saying why this agent cannot run it.</summary>
     public void Accept(Assignment assignment)
     {
@@ -124,6 +168,7 @@ internal sealed class AttemptRunner(
             }
 
             var execution = new StepExecution(attempt.RunId, attempt.StepId, attempt.Attempt, attempt.FencingToken, assignment.Spec, inputs, checkpoint, directory);
+            using var lease = WatchLease(attempt);
             result = await framework.RunAsync(execution, new AttemptReporter(outbox, attempt), attempt.Stop.Token).ConfigureAwait(false);
         }
 #pragma warning disable CA1031 // A framework that fails fails the attempt, never the agent.
@@ -139,6 +184,30 @@ internal sealed class AttemptRunner(
         }
 
         Finish(attempt, result);
+    }
+
+    /// <summary>Stops the attempt when its lease runs out; disposing the result ends the watch (and waits for a stop under way).</summary>
+    private LeaseWatch WatchLease(AttemptState attempt)
+    {
+        // The claim happened before the assignment arrived, so its lease ends at most one duration from now.
+        var ticks = Interlocked.Read(ref _leaseTicks);
+        var timer = new CancellationTokenSource(ticks == 0 ? Timeout.InfiniteTimeSpan : TimeSpan.FromTicks(ticks), _time);
+        var registration = timer.Token.Register(() =>
+        {
+            attempt.LeaseExpired = true;
+            AgentLog.StoppingAttempt(logger, attempt.RunId, attempt.StepId, attempt.Attempt, "its lease ran out: no heartbeat reached a scheduler in time");
+            try
+            {
+                attempt.Stop.Cancel();
+            }
+            catch (AggregateException)
+            {
+                // Thrown by a handler's own cancellation callback; on this timer thread it would end the agent. The
+                // handler still sees its token cancelled and its result says how it ended.
+            }
+        });
+        _leases[attempt.FencingToken] = timer;
+        return new LeaseWatch(this, attempt.FencingToken, timer, registration);
     }
 
     private void Finish(AttemptState attempt, StepResult result)
@@ -168,10 +237,16 @@ internal sealed class AttemptRunner(
         }
 
         var error = result.Error ?? "step failed";
-        if (attempt.StoppedByAgent && !attempt.CancelledByScheduler)
+        if (attempt.LeaseExpired && !attempt.CancelledByScheduler)
+        {
+            error = $"agent '{options.AgentId}' lost the attempt's lease (no heartbeat reached a scheduler in time) and stopped the step ({error})";
+        }
+        else if (attempt.StoppedByAgent && !attempt.CancelledByScheduler)
         {
             error = $"agent '{options.AgentId}' stopped before the step finished ({error})";
         }
+
+        var stoppedHere = attempt.StoppedByAgent || attempt.LeaseExpired;
 
         var failed = new StepFailed
         {
@@ -179,10 +254,22 @@ internal sealed class AttemptRunner(
             Error = error,
             Permanent = result.Permanent,
             TimedOut = result.TimedOut && !attempt.CancelledByScheduler,
-            Cancelled = attempt.CancelledByScheduler || (result.Cancelled && !attempt.StoppedByAgent),
+            Cancelled = attempt.CancelledByScheduler || (result.Cancelled && !stoppedHere),
         };
         failed.Usage.Add(result.Usage.ToDictionary());
         return new ConnectRequest { StepFailed = failed };
+    }
+
+    private sealed class LeaseWatch(AttemptRunner runner, long token, CancellationTokenSource timer, CancellationTokenRegistration registration) : IDisposable
+    {
+        public void Dispose()
+        {
+            runner._leases.TryRemove(token, out _);
+
+            // Waits for a stop that is running, so the attempt is not disposed under it.
+            registration.Dispose();
+            timer.Dispose();
+        }
     }
 
     private static void TryDeleteDirectory(string directory)

@@ -32,6 +32,9 @@ internal sealed class AttemptState(Assignment assignment, int slots) : IDisposab
     /// <summary>The agent stopped it on shutdown.</summary>
     public bool StoppedByAgent { get; set; }
 
+    /// <summary>The agent stopped it because its lease ran out unrenewed.</summary>
+    public bool LeaseExpired { get; set; }
+
     public RunningAttempt ToRunningAttempt() =>
         new() { RunId = RunId, StepId = StepId, Attempt = Attempt, FencingToken = FencingToken };
 

@@ -185,6 +185,8 @@ internal sealed class SchedulerSession
         {
             _runner.Revoke(token, "the scheduler revoked it on reconnect");
         }
+
+        _runner.RenewLeases(welcome.LeaseDuration?.ToTimeSpan());
     }
 
     private async Task<bool> WriteLoopAsync(IClientStreamWriter<ConnectRequest> requests, CancellationToken cancellationToken)
@@ -200,6 +202,7 @@ internal sealed class SchedulerSession
             if (Interlocked.Exchange(ref _heartbeatDue, 0) == 1)
             {
                 await requests.WriteAsync(new ConnectRequest { Heartbeat = new Heartbeat { FencingTokens = { _attempts.OwnedTokens() } } }, cancellationToken).ConfigureAwait(false);
+                _runner.RenewLeases(null);
             }
 
             // Grpc.Net.Client flushes every write (it ignores WriteFlags.BufferHint), so a backlog leaves as one ReportBatch.

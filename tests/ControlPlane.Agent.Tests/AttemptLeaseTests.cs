@@ -1,0 +1,141 @@
+using ControlPlane.Agent.Internal;
+using ControlPlane.Tests.Support;
+using ControlPlane.V1;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace ControlPlane.Agent.Tests;
+
+/// <summary>A step never runs on past the lease that protects it: cut off from every scheduler, the agent stops it when the lease runs out.</summary>
+public sealed class AttemptLeaseTests : IAsyncLifetime
+{
+    // The lease FakeConnection's Welcome grants.
+    private static readonly TimeSpan Lease = TimeSpan.FromSeconds(30);
+
+    private readonly TempDirectory _dir = new();
+    private readonly DotnetFramework _dotnet = new(abandonAfter: TimeSpan.FromSeconds(5));
+    private readonly ManualTimeProvider _clock = new();
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Gate _gate = new();
+    private FakeScheduler _scheduler = null!;
+
+    public async Task InitializeAsync()
+    {
+        _scheduler = await FakeScheduler.StartAsync();
+        _dotnet.Register("hold", _gate.HandleAsync);
+    }
+
+    public async Task DisposeAsync()
+    {
+        _gate.Release.TrySetResult("done");
+        await _stop.CancelAsync();
+        await _scheduler.DisposeAsync();
+        _dir.Dispose();
+    }
+
+    private AgentOptions Options() => new()
+    {
+        SchedulerAddress = _scheduler.Address,
+        AgentId = "agent-1",
+        Slots = 1,
+        WorkRoot = _dir.Path,
+        MaxReconnectDelay = TimeSpan.FromMilliseconds(200),
+    };
+
+    [Fact]
+    public async Task Worker_CutOffFromEverySchedulerPastTheLease_StopsTheStep()
+    {
+        var worker = new AgentWorker(Options(), [_dotnet], timeProvider: _clock);
+        _ = worker.RunAsync(_stop.Token);
+        var connection = await _scheduler.NextConnectionAsync();
+        await connection.HelloAsync();
+        await connection.WelcomeAsync();
+        await connection.AssignAsync(7, new StepSpec { Id = "s", Framework = "dotnet", Handler = "hold" });
+        await _gate.Started.Task.WithTimeout();
+
+        // Every reconnect fails: no heartbeat can renew the lease any more.
+        _scheduler.RejectNext(int.MaxValue / 2);
+        connection.Abort();
+        _clock.Advance(Lease - TimeSpan.FromSeconds(1));
+        Assert.False(_gate.Cancelled.Task.IsCompleted, "stopped before its lease ran out");
+        _clock.Advance(TimeSpan.FromSeconds(2));
+
+        await _gate.Cancelled.Task.WithTimeout();
+    }
+
+    [Fact]
+    public async Task Worker_HeartbeatsWritten_StepRunsOnPastTheFirstLease()
+    {
+        var worker = new AgentWorker(Options(), [_dotnet], timeProvider: _clock);
+        _ = worker.RunAsync(_stop.Token);
+        var connection = await _scheduler.NextConnectionAsync();
+        await connection.HelloAsync();
+        await connection.WelcomeAsync(heartbeat: TimeSpan.FromSeconds(10));
+        await connection.AssignAsync(7, new StepSpec { Id = "s", Framework = "dotnet", Handler = "hold" });
+        await _gate.Started.Task.WithTimeout();
+
+        for (var beat = 1; beat <= 6; beat++)
+        {
+            _clock.Advance(TimeSpan.FromSeconds(10));
+            await connection.WaitForCountAsync(m => m.Heartbeat is not null, beat);
+        }
+
+        Assert.False(_gate.Cancelled.Task.IsCompleted, "stopped although every heartbeat was written");
+        _gate.Release.TrySetResult("out");
+        Assert.Equal("out", (await connection.CompletedAsync(7)).Output.ToStringUtf8());
+    }
+
+    [Fact]
+    public async Task Runner_LeaseRunsOut_ReportsARetryableFailureNamingTheLease()
+    {
+        var options = Options();
+        var frameworks = new Dictionary<string, IComputeFramework>(StringComparer.Ordinal) { ["dotnet"] = _dotnet };
+        var outbox = new Outbox(options.MaxBufferedReports);
+        var runner = new AttemptRunner(options, frameworks, new AttemptTable(options.AgentId, options.Slots), outbox, NullLogger.Instance, _clock);
+        runner.RenewLeases(Lease);
+        runner.Accept(new Assignment { RunId = "run-1", StepId = "s", Attempt = 1, FencingToken = 7, Spec = new StepSpec { Id = "s", Framework = "dotnet", Handler = "hold" } });
+        await _gate.Started.Task.WithTimeout();
+
+        _clock.Advance(Lease + TimeSpan.FromSeconds(1));
+
+        var failed = await NextFailureAsync(outbox).WithTimeout();
+        Assert.Equal(7, failed.FencingToken);
+        Assert.Contains("lease", failed.Error, StringComparison.Ordinal);
+        Assert.False(failed.Permanent);
+        Assert.False(failed.Cancelled);
+        Assert.False(failed.TimedOut);
+    }
+
+    private static async Task<StepFailed> NextFailureAsync(Outbox outbox)
+    {
+        while (true)
+        {
+            while (outbox.Peek() is { } next)
+            {
+                outbox.Commit(next.Covered);
+                if (next.Message.StepFailed is { } failed)
+                {
+                    return failed;
+                }
+            }
+
+            await outbox.WaitAsync(CancellationToken.None);
+        }
+    }
+
+    /// <summary>A handler that runs until released or stopped, telling the test when it started and whether it was stopped.</summary>
+    private sealed class Gate
+    {
+        public TaskCompletionSource Started { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public TaskCompletionSource<string> Release { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public TaskCompletionSource Cancelled { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public async Task<StepHandlerResult> HandleAsync(IStepContext context)
+        {
+            context.CancellationToken.Register(() => Cancelled.TrySetResult());
+            Started.TrySetResult();
+            return StepHandlerResult.FromString(await Release.Task.WaitAsync(context.CancellationToken));
+        }
+    }
+}
