@@ -137,6 +137,7 @@ public sealed partial class RedisRunStore
             {
                 0 => ReportOutcome.Accepted,
                 1 => ReportOutcome.StaleToken,
+                3 => ReportOutcome.AlreadyApplied,
                 _ => ReportOutcome.UnknownAttempt,
             }));
         }
@@ -194,9 +195,13 @@ public sealed partial class RedisRunStore
                 a2 = (failed.Permanent ? "p" : string.Empty) + (failed.TimedOut ? "t" : string.Empty);
                 a3 = StepMeta.Units(failed.Usage);
                 break;
+            case ConnectRequest.MessageOneofCase.StepDeclined:
+                kind = "X";
+                a1 = message.StepDeclined.Reason;
+                break;
             default:
                 throw RunStoreException.Invalid("message",
-                    $"report for step '{a.StepId}' carries {message.MessageCase}; send one of StepStarted, StepProgress, StepCheckpoint, StepLog, StepCompleted, StepFailed");
+                    $"report for step '{a.StepId}' carries {message.MessageCase}; send one of StepStarted, StepProgress, StepCheckpoint, StepLog, StepCompleted, StepFailed, StepDeclined");
         }
 
         args.Add(kind);

@@ -325,14 +325,27 @@ public sealed partial class EmbeddedRunStore
         }
 
         var step = run.Steps[index];
+        var message = ReportLimits.Normalize(report.Report);
+        var isResult = message.MessageCase is ConnectRequest.MessageOneofCase.StepCompleted or ConnectRequest.MessageOneofCase.StepFailed
+            or ConnectRequest.MessageOneofCase.StepDeclined;
+        if (isResult && step.ResultToken == report.Attempt.FencingToken)
+        {
+            // Sent again after a reconnect whose acknowledgement was lost: applied once, acknowledged again.
+            return ReportOutcome.AlreadyApplied;
+        }
+
         if (step.Token != report.Attempt.FencingToken || !StepStateMachine.IsActive(step.Step.State))
         {
             LogStaleReport(_logger, run.Run.Id, step.Spec.Id, report.Attempt.FencingToken, step.Token);
             return ReportOutcome.StaleToken;
         }
 
+        if (isResult)
+        {
+            step.ResultToken = report.Attempt.FencingToken;
+        }
+
         var attempt = step.Step.Attempt;
-        var message = ReportLimits.Normalize(report.Report);
         switch (message.MessageCase)
         {
             case ConnectRequest.MessageOneofCase.StepStarted:
@@ -379,9 +392,13 @@ public sealed partial class EmbeddedRunStore
                 AttemptFailed(step, string.IsNullOrEmpty(error) ? "failed" : error, failed.Permanent, leaseLost: false);
                 break;
 
+            case ConnectRequest.MessageOneofCase.StepDeclined:
+                Decline(step, message.StepDeclined.Reason);
+                break;
+
             default:
                 throw RunStoreException.Invalid("message",
-                    $"report for step '{step.Spec.Id}' carries {message.MessageCase}; send one of StepStarted, StepProgress, StepCheckpoint, StepLog, StepCompleted, StepFailed");
+                    $"report for step '{step.Spec.Id}' carries {message.MessageCase}; send one of StepStarted, StepProgress, StepCheckpoint, StepLog, StepCompleted, StepFailed, StepDeclined");
         }
 
         return ReportOutcome.Accepted;
@@ -397,6 +414,25 @@ public sealed partial class EmbeddedRunStore
         {
             SetStepState(step, StepState.Running, "started");
         }
+    }
+
+    /// <summary>
+    /// The agent could not take the attempt: its slots and budget reservation are released without charging anything,
+    /// and the step is READY again with the attempt not counted (the next claim gives the same attempt number).
+    /// </summary>
+    private void Decline(EmbeddedStep step, string reason)
+    {
+        var agentId = step.Step.AgentId;
+        EndAttempt(step, null, chargeUsage: false);
+        if (step.CancelRequested)
+        {
+            AttemptFailed(step, "cancelled", permanent: true, leaseLost: false);
+            return;
+        }
+
+        // The history entry names the declined attempt; then its number is given back.
+        SetStepState(step, StepState.Ready, $"declined by agent {agentId}: {reason}");
+        step.Step.Attempt--;
     }
 
     private void Complete(EmbeddedStep step, StepCompleted completed)

@@ -431,7 +431,7 @@ public sealed partial class EmbeddedRunStore
     }
 
     /// <summary>Ends the current attempt: frees its slots, settles its budget reservation against the usage reported.</summary>
-    private void EndAttempt(EmbeddedStep step, IEnumerable<KeyValuePair<string, double>>? usage)
+    private void EndAttempt(EmbeddedStep step, IEnumerable<KeyValuePair<string, double>>? usage, bool chargeUsage = true)
     {
         var run = step.Owner;
         _activeByToken.Remove(step.Token);
@@ -464,8 +464,11 @@ public sealed partial class EmbeddedRunStore
         }
 
         step.Reserved.Clear();
-        RunEvents.AddUnits(run.Run.BudgetUsed, actual);
-        RunEvents.AddUnits(step.Step.Usage, actual);
+        if (chargeUsage)
+        {
+            RunEvents.AddUnits(run.Run.BudgetUsed, actual);
+            RunEvents.AddUnits(step.Step.Usage, actual);
+        }
 
         foreach (var queue in agent?.Queues ?? [step.Queue])
         {

@@ -8,4 +8,9 @@ public enum ReportOutcome
     StaleToken,
     /// <summary>Refused: no such run or step.</summary>
     UnknownAttempt,
+    /// <summary>
+    /// A result (completed, failed, declined) of an attempt whose result was already applied, sent again after a
+    /// reconnect because its acknowledgement was lost: nothing changes, and the agent may forget it as if accepted.
+    /// </summary>
+    AlreadyApplied,
 }

@@ -432,7 +432,7 @@ public abstract partial class RunStoreContractTests : IAsyncLifetime
 
         Assert.Equal(ReportOutcome.StaleToken, staleOutcome);
         Assert.Equal(ReportOutcome.Accepted, currentOutcome);
-        Assert.Equal(ReportOutcome.StaleToken, againOutcome);
+        Assert.Equal(ReportOutcome.AlreadyApplied, againOutcome);
         Assert.Equal(ReportOutcome.UnknownAttempt, Assert.Single(unknown));
         Assert.True(current.FencingToken > old.FencingToken);
         Assert.Equal("fresh", (await Store.GetStepOutputAsync(run.Id, "a"))!.Data.ToStringUtf8());

@@ -2,7 +2,8 @@
 -- or a step could succeed twice or leak its slots.
 -- ARGV: 3 report count, then per report 7 values: kind, run, step, token, a1, a2, a3.
 --   S started; P progress (a1 percent, a2 message); C checkpoint (a1 bytes); L log (a1 stream, a2 lines json);
---   D completed (a1 output, a2 uri, a3 usage json); F failed (a1 error, a2 flags: p permanent, t timed out, a3 usage json).
+--   D completed (a1 output, a2 uri, a3 usage json); F failed (a1 error, a2 flags: p permanent, t timed out, a3 usage json);
+--   X declined (a1 reason). Outcomes: 0 applied, 1 stale token, 2 unknown step, 3 this token's result was already applied.
 local n = math.min(math.floor(tonumber(ARGV[3]) or 0), math.floor((#ARGV - 3) / 7))
 local function A(i, j) return ARGV[4 + i * 7 + j] end
 
@@ -75,7 +76,7 @@ end
 -- those a result deletes, so absent ones cost no HDEL).
 local RUN_FIELDS = { '_st', '_used', '_nt', '_n', '_nf', '_nc', '_cb', '_rr', '_seq', '_rc' }
 local STEP_FIELDS = { ':st', ':tk', ':at', ':m', ':ag' }
-local RESULT_FIELDS = { D = { ':rs', ':cx', ':o', ':ou', ':od', ':er' }, F = { ':rs', ':cx', ':ab', ':er' } }
+local RESULT_FIELDS = { D = { ':rs', ':cx', ':o', ':ou', ':od', ':er', ':rt' }, F = { ':rs', ':cx', ':ab', ':er', ':rt' }, X = { ':rs', ':cx', ':ab', ':rt' } }
 local fields, listed = {}, {}
 for i = 0, n - 1 do
   local kind, k, id = parsed[i].kind, RK(A(i, 1)), A(i, 2)
@@ -108,14 +109,19 @@ for i = 0, n - 1 do
   local k = RK(run)
   local st = num(get(k, F(id, ':st')))
   local m = meta(run, id)
+  local result = kind == 'D' or kind == 'F' or kind == 'X'
   if m == nil then
     out[#out + 1] = 2
+  elseif result and get(k, F(id, ':rt')) == tok then
+    -- The same result sent again after a reconnect whose acknowledgement was lost: applied once, acknowledged again.
+    out[#out + 1] = 3
   elseif get(k, F(id, ':tk')) ~= tok or (st ~= ASSIGNED and st ~= RUNNING) then
     out[#out + 1] = 1
   else
     out[#out + 1] = 0
     local at = num(get(k, F(id, ':at')))
     local agent = get(k, F(id, ':ag')) or ''
+    if result then put(k, F(id, ':rt'), tok) end
     if st == ASSIGNED and (kind == 'S' or kind == 'D' or kind == 'F') then
       -- A result may arrive without its Started (the agent drops a Started queued ahead of it):
       -- the start it implies is recorded first, so every attempt that ran passes RUNNING.
@@ -130,6 +136,20 @@ for i = 0, n - 1 do
       ev(run, { 'C', NOW, id, at, #A(i, 4) })
     elseif kind == 'L' then
       ev(run, { 'L', NOW, id, at, r.stream, r.lines })
+    elseif kind == 'X' then
+      -- Declined: slots and reservation are released with nothing charged (every reserved unit reported as 0),
+      -- and the step is READY again with its attempt number given back, after a history entry naming it.
+      local zero = {}
+      local rs = get(k, F(id, ':rs'))
+      for u in pairs(jdecode(rs) or {}) do zero[u] = 0 end
+      finish_attempt(run, id, m, zero)
+      if get(k, F(id, ':cx')) == '1' then
+        fail_attempt(run, id, m, 'cancelled', true, false, agent)
+      else
+        make_ready(run, id, m.q, m.pr, 'declined by agent ' .. agent .. ': ' .. A(i, 4), st, at, agent)
+        put(k, F(id, ':at'), at - 1)
+      end
+      touched[run] = true
     elseif kind == 'D' or kind == 'F' then
       finish_attempt(run, id, m, r.usage)
       if kind == 'F' then

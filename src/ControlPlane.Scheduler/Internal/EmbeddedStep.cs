@@ -39,6 +39,9 @@ internal sealed class EmbeddedStep
     /// <summary>Fencing token of the current (or last) attempt; 0 before the first claim.</summary>
     public long Token { get; set; }
 
+    /// <summary>The fencing token whose result (completed, failed, declined) was applied last: a repeat of it is a duplicate.</summary>
+    public long ResultToken { get; set; }
+
     public DateTimeOffset LeaseExpiresAt { get; set; }
 
     public DateTimeOffset AssignedAt { get; set; }

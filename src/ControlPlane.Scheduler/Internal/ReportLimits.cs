@@ -18,6 +18,9 @@ internal static class ReportLimits
     /// <summary>Longest progress message or error kept, in characters.</summary>
     public const int MaxTextChars = 4096;
 
+    /// <summary>Longest reason a StepDeclined keeps for the step's history, in characters.</summary>
+    public const int MaxDeclineReasonChars = 1024;
+
     /// <summary>Longest output URI accepted, in characters.</summary>
     public const int MaxUriChars = 2048;
 
@@ -118,6 +121,15 @@ internal static class ReportLimits
                 return new ConnectRequest { StepFailed = copy };
             }
 
+            case ConnectRequest.MessageOneofCase.StepDeclined:
+            {
+                var d = message.StepDeclined;
+                var reason = Text(d.Reason, MaxDeclineReasonChars);
+                return ReferenceEquals(reason, d.Reason)
+                    ? message
+                    : new ConnectRequest { StepDeclined = new StepDeclined { FencingToken = d.FencingToken, Reason = reason } };
+            }
+
             default:
                 return message;
         }
@@ -135,10 +147,11 @@ internal static class ReportLimits
             var kind = reports[i].Report.MessageCase;
             if (kind is not (ConnectRequest.MessageOneofCase.StepStarted or ConnectRequest.MessageOneofCase.StepProgress
                 or ConnectRequest.MessageOneofCase.StepCheckpoint or ConnectRequest.MessageOneofCase.StepLog
-                or ConnectRequest.MessageOneofCase.StepCompleted or ConnectRequest.MessageOneofCase.StepFailed))
+                or ConnectRequest.MessageOneofCase.StepCompleted or ConnectRequest.MessageOneofCase.StepFailed
+                or ConnectRequest.MessageOneofCase.StepDeclined))
             {
                 throw RunStoreException.Invalid($"reports[{i}]",
-                    $"report for step '{reports[i].Attempt.StepId}' carries {kind}; send one of StepStarted, StepProgress, StepCheckpoint, StepLog, StepCompleted, StepFailed");
+                    $"report for step '{reports[i].Attempt.StepId}' carries {kind}; send one of StepStarted, StepProgress, StepCheckpoint, StepLog, StepCompleted, StepFailed, StepDeclined");
             }
         }
     }
