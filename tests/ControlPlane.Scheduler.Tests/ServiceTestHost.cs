@@ -25,12 +25,13 @@ public sealed class ServiceTestHost : IAsyncDisposable
 
     public GrpcChannel Channel { get; }
 
-    public static async Task<ServiceTestHost> StartAsync(TimeProvider? time = null, Action<SchedulerOptions>? configure = null)
+    /// <param name="wrapStore">Puts a stand-in (e.g. one that fails on cue) between the scheduler and its embedded store.</param>
+    public static async Task<ServiceTestHost> StartAsync(TimeProvider? time = null, Action<SchedulerOptions>? configure = null, Func<IRunStore, IRunStore>? wrapStore = null)
     {
         var options = new SchedulerOptions { Listen = "127.0.0.1:0", HeartbeatInterval = TimeSpan.FromSeconds(1), LeaseDuration = TimeSpan.FromSeconds(10) };
         configure?.Invoke(options);
         var store = new EmbeddedRunStore(options.CreateStoreOptions(), time);
-        var server = new SchedulerServer(options, store, timeProvider: time);
+        var server = new SchedulerServer(options, wrapStore?.Invoke(store) ?? store, timeProvider: time);
         await server.StartAsync();
         var channel = GrpcChannel.ForAddress(server.Addresses[0].ToString(), new GrpcChannelOptions { MaxReceiveMessageSize = 64 * 1024 * 1024 });
         return new ServiceTestHost(server, store, channel);

@@ -14,6 +14,9 @@ internal sealed class AgentConnection : IDisposable
     /// <summary>The most reports one ReportBatch may carry; the Welcome of every stream says so.</summary>
     public const int MaxReportBatch = 256;
 
+    /// <summary>The longest StepDeclined.reason accepted, in UTF-8 bytes.</summary>
+    public const int MaxDeclineReasonBytes = 1024;
+
     private static readonly WriteOptions Buffered = new(WriteFlags.BufferHint);
 
     private readonly Channel<ConnectResponse> _outgoing = Channel.CreateUnbounded<ConnectResponse>(new UnboundedChannelOptions { SingleReader = true });
@@ -30,6 +33,10 @@ internal sealed class AgentConnection : IDisposable
     private readonly HashSet<string> _queues;
     private AgentRegistration _registration;
     private volatile bool _draining;
+
+    // Set when the agent declined an assignment (it has fewer free slots than this side counts, e.g. revoked attempts
+    // still stopping): no claims until its next heartbeat, result or slot change, so the step does not bounce back.
+    private volatile bool _declined;
     private bool _closedByShutdown;
 
     public AgentConnection(
@@ -170,7 +177,7 @@ internal sealed class AgentConnection : IDisposable
         {
             // The periodic re-check covers wake-ups lost on the way (e.g. a pub/sub message dropped).
             await _claimBell.WaitAsync(_options.WatchRecheckInterval, token).ConfigureAwait(false);
-            if (_draining)
+            if (_draining || _declined)
             {
                 continue;
             }
@@ -233,24 +240,45 @@ internal sealed class AgentConnection : IDisposable
                 throw RpcErrors.InvalidArgument("hello", "hello may only be the first message of a Connect stream; open a new stream to announce the agent again");
 
             case ConnectRequest.MessageOneofCase.Heartbeat:
+                ResumeClaims();
                 await HeartbeatAsync(message.Heartbeat, token).ConfigureAwait(false);
                 break;
 
             case ConnectRequest.MessageOneofCase.SlotsChanged:
+                _declined = false;
                 await SlotsChangedAsync(message.SlotsChanged.Slots, token).ConfigureAwait(false);
                 break;
 
             case ConnectRequest.MessageOneofCase.ReportBatch:
-                RouteBatch(message.ReportBatch);
+                await RouteBatchAsync(message.ReportBatch, token).ConfigureAwait(false);
                 break;
 
             default:
-                RouteReport(message);
+                CheckReport(message, "step_declined");
+                await RouteReportAsync(message, token).ConfigureAwait(false);
                 break;
         }
     }
 
-    private void RouteBatch(ReportBatch batch)
+    private void ResumeClaims()
+    {
+        if (_declined)
+        {
+            _declined = false;
+            RequestClaim();
+        }
+    }
+
+    /// <summary>Limits of a report's own fields, checked before it is routed.</summary>
+    private static void CheckReport(ConnectRequest report, string path)
+    {
+        if (report.StepDeclined is { } declined && System.Text.Encoding.UTF8.GetByteCount(declined.Reason) > MaxDeclineReasonBytes)
+        {
+            throw RpcErrors.InvalidArgument($"{path}.reason", $"{path}.reason is {System.Text.Encoding.UTF8.GetByteCount(declined.Reason)} bytes; send at most {MaxDeclineReasonBytes}");
+        }
+    }
+
+    private async Task RouteBatchAsync(ReportBatch batch, CancellationToken token)
     {
         // Checked whole before any report is routed, so a malformed batch records nothing.
         if (batch.Reports.Count > MaxReportBatch)
@@ -267,44 +295,31 @@ internal sealed class AgentConnection : IDisposable
                 var name = ConnectRequest.Descriptor.FindFieldByNumber((int)kind).Name;
                 throw RpcErrors.InvalidArgument($"report_batch.reports[{i}]", $"report_batch.reports[{i}] is {name}; a batch carries step reports only, send {name} as a message of its own");
             }
+
+            CheckReport(batch.Reports[i], $"report_batch.reports[{i}].step_declined");
         }
 
         foreach (var report in batch.Reports)
         {
-            RouteReport(report);
+            await RouteReportAsync(report, token).ConfigureAwait(false);
         }
     }
 
-    private void RouteReport(ConnectRequest message)
+    private ValueTask RouteReportAsync(ConnectRequest message, CancellationToken token) => message.MessageCase switch
     {
-        switch (message.MessageCase)
-        {
-            case ConnectRequest.MessageOneofCase.StepStarted:
-                Route(message.StepStarted.FencingToken, message, ends: false);
-                break;
-            case ConnectRequest.MessageOneofCase.StepProgress:
-                Route(message.StepProgress.FencingToken, message, ends: false);
-                break;
-            case ConnectRequest.MessageOneofCase.StepCheckpoint:
-                Route(message.StepCheckpoint.FencingToken, message, ends: false);
-                break;
-            case ConnectRequest.MessageOneofCase.StepLog:
-                Route(message.StepLog.FencingToken, message, ends: false);
-                break;
-            case ConnectRequest.MessageOneofCase.StepCompleted:
-                Route(message.StepCompleted.FencingToken, message, ends: true);
-                break;
-            case ConnectRequest.MessageOneofCase.StepFailed:
-                Route(message.StepFailed.FencingToken, message, ends: true);
-                break;
+        ConnectRequest.MessageOneofCase.StepStarted => RouteAsync(message.StepStarted.FencingToken, message, ReportEnd.None, token),
+        ConnectRequest.MessageOneofCase.StepProgress => RouteAsync(message.StepProgress.FencingToken, message, ReportEnd.None, token),
+        ConnectRequest.MessageOneofCase.StepCheckpoint => RouteAsync(message.StepCheckpoint.FencingToken, message, ReportEnd.None, token),
+        ConnectRequest.MessageOneofCase.StepLog => RouteAsync(message.StepLog.FencingToken, message, ReportEnd.None, token),
+        ConnectRequest.MessageOneofCase.StepCompleted => RouteAsync(message.StepCompleted.FencingToken, message, ReportEnd.Result, token),
+        ConnectRequest.MessageOneofCase.StepFailed => RouteAsync(message.StepFailed.FencingToken, message, ReportEnd.Result, token),
+        ConnectRequest.MessageOneofCase.StepDeclined => RouteAsync(message.StepDeclined.FencingToken, message, ReportEnd.Declined, token),
 
-            default:
-                // An empty envelope or a message kind newer than this scheduler: nothing to do.
-                break;
-        }
-    }
+        // An empty envelope or a message kind newer than this scheduler: nothing to do.
+        _ => ValueTask.CompletedTask,
+    };
 
-    private void Route(long fencingToken, ConnectRequest message, bool ends)
+    private async ValueTask RouteAsync(long fencingToken, ConnectRequest message, ReportEnd end, CancellationToken token)
     {
         AttemptRef attempt;
         lock (_gate)
@@ -316,36 +331,62 @@ internal sealed class AgentConnection : IDisposable
             }
         }
 
-        if (!_pipeline.Post(new AttemptReport(attempt, Internal.ReportLimits.Normalize(message)), outcome => OnOutcome(fencingToken, ends, outcome)))
+        if (end == ReportEnd.Result)
         {
-            Reject(fencingToken, "the scheduler is shutting down; the report was not recorded");
+            ResumeClaims();
         }
+
+        // Waits while the pipeline is full (the store is slow or unreachable): this stream is not read meanwhile.
+        // A closed pipeline (shutdown) records nothing and refuses nothing: the agent keeps its unacknowledged
+        // results and sends them again to the replica it reconnects to.
+        await _pipeline.PostAsync(new AttemptReport(attempt, Internal.ReportLimits.Normalize(message)), result => OnCommitted(fencingToken, end, result), token).ConfigureAwait(false);
     }
 
-    private void OnOutcome(long fencingToken, bool ends, ReportOutcome? outcome)
+    private void OnCommitted(long fencingToken, ReportEnd end, CommitResult result)
     {
-        var refused = outcome switch
+        var refused = result.Outcome switch
         {
-            ReportOutcome.Accepted => null,
+            ReportOutcome.Accepted or ReportOutcome.AlreadyApplied => null,
             ReportOutcome.StaleToken => $"fencing token {fencingToken} is stale: the attempt lost its lease or ended, and the step belongs to a newer attempt or is finished",
             ReportOutcome.UnknownAttempt => $"fencing token {fencingToken} names a run or step that no longer exists",
-            _ => "the run store could not be reached; the report was not recorded",
+            _ => result.Error,
         };
         if (refused is not null)
         {
             Reject(fencingToken, refused);
         }
+        else if (end != ReportEnd.None && result.Outcome is not null)
+        {
+            // Only now, with the store call returned, may the agent forget the result.
+            Send(new ConnectResponse { ResultsAccepted = new ResultsAccepted { FencingTokens = { fencingToken } } });
+        }
 
-        if (ends || outcome is ReportOutcome.StaleToken or ReportOutcome.UnknownAttempt)
+        if (end != ReportEnd.None || result.Outcome is ReportOutcome.StaleToken or ReportOutcome.UnknownAttempt)
         {
             lock (_gate)
             {
                 _attempts.Remove(fencingToken);
             }
 
-            // A slot is free again.
-            RequestClaim();
+            if (end == ReportEnd.Declined && result.Outcome is ReportOutcome.Accepted or ReportOutcome.AlreadyApplied)
+            {
+                // The agent has fewer free slots than counted here: asking it again at once would only be declined again.
+                _declined = true;
+            }
+            else
+            {
+                // A slot is free again.
+                RequestClaim();
+            }
         }
+    }
+
+    /// <summary>Whether a report ends its attempt on this stream.</summary>
+    private enum ReportEnd
+    {
+        None,
+        Result,
+        Declined,
     }
 
     private void Reject(long fencingToken, string reason)

@@ -32,6 +32,15 @@ internal static partial class SchedulerLog
     [LoggerMessage(EventId = 111, Level = LogLevel.Error, Message = "Committing {Count} reports failed for good; the agents are told their results were refused")]
     public static partial void ReportBatchFailed(ILogger logger, int count, Exception exception);
 
+    [LoggerMessage(EventId = 112, Level = LogLevel.Warning, Message = "The run store is unreachable; {Count} reports wait for it (try {Try})")]
+    public static partial void ReportBatchWaitingForStore(ILogger logger, int count, int @try, Exception exception);
+
+    [LoggerMessage(EventId = 113, Level = LogLevel.Information, Message = "{Count} reports stored after the run store was unreachable for {Tries} tries")]
+    public static partial void ReportBatchStoredAfterOutage(ILogger logger, int count, int tries);
+
+    [LoggerMessage(EventId = 114, Level = LogLevel.Warning, Message = "Stopped waiting for the run store with {Count} reports unstored; their agents send unacknowledged results again after reconnecting")]
+    public static partial void ReportBatchGivenUp(ILogger logger, int count);
+
     [LoggerMessage(EventId = 120, Level = LogLevel.Information, Message = "Maintenance: {Expired} leases expired, {Retries} retries released, {TimedOut} attempts timed out")]
     public static partial void MaintenanceDid(ILogger logger, int expired, int retries, int timedOut);
 
