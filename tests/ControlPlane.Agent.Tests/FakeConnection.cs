@@ -18,6 +18,12 @@ public sealed class FakeConnection(IServerStreamWriter<ConnectResponse> response
     /// <summary>Sent in Welcome: above 0, the agent may send ReportBatch. Default is 0, as from a scheduler that predates batches.</summary>
     public int MaxReportBatch { get; set; }
 
+    /// <summary>Sent in Welcome: the agent keeps each result until <see cref="AcknowledgeAsync"/>. Default is false, as from a scheduler that predates acknowledgements.</summary>
+    public bool AcknowledgesResults { get; set; }
+
+    /// <summary>Sent in Welcome: the agent may send StepDeclined. Default is false.</summary>
+    public bool AcceptsDeclines { get; set; }
+
     /// <summary>The ReportBatch messages received; their reports are also in <see cref="Received"/>, in order.</summary>
     public IReadOnlyList<ReportBatch> Batches
     {
@@ -86,10 +92,15 @@ public sealed class FakeConnection(IServerStreamWriter<ConnectResponse> response
             HeartbeatInterval = Duration.FromTimeSpan(heartbeat ?? TimeSpan.FromHours(1)),
             LeaseDuration = Duration.FromTimeSpan(TimeSpan.FromSeconds(30)),
             MaxReportBatch = MaxReportBatch,
+            AcknowledgesResults = AcknowledgesResults,
+            AcceptsDeclines = AcceptsDeclines,
         };
         welcome.RevokedFencingTokens.AddRange(revoked);
         return SendAsync(new ConnectResponse { Welcome = welcome });
     }
+
+    public Task AcknowledgeAsync(params long[] tokens) =>
+        SendAsync(new ConnectResponse { ResultsAccepted = new ResultsAccepted { FencingTokens = { tokens } } });
 
     public Task AssignAsync(long token, StepSpec spec, int attempt = 1) =>
         SendAsync(new ConnectResponse { Assignment = new Assignment { RunId = "run-1", StepId = spec.Id, Attempt = attempt, FencingToken = token, Spec = spec } });

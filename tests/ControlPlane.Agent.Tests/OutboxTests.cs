@@ -113,6 +113,95 @@ public sealed class OutboxTests
         Assert.Equal([Completed(2), Completed(3)], sent[1].ReportBatch.Reports);
     }
 
+    [Fact]
+    public void Enqueue_ProgressAndCheckpointsWhileUnsent_OnlyTheLatestOfEachPerAttemptWaits()
+    {
+        var outbox = new Outbox(100);
+        for (var i = 1; i <= 1000; i++)
+        {
+            outbox.Enqueue(new ConnectRequest { StepProgress = new StepProgress { FencingToken = 1, Percent = i / 10.0 } });
+            outbox.Enqueue(new ConnectRequest { StepCheckpoint = new StepCheckpoint { FencingToken = 1, Data = Google.Protobuf.ByteString.CopyFromUtf8($"ck{i}") } });
+            outbox.Enqueue(new ConnectRequest { StepProgress = new StepProgress { FencingToken = 2, Percent = i / 10.0 } });
+        }
+
+        var sent = Drain(outbox);
+
+        Assert.Equal(3, sent.Count);
+        Assert.Equal(100, sent.Single(m => m.StepProgress?.FencingToken == 1).StepProgress.Percent);
+        Assert.Equal("ck1000", sent.Single(m => m.StepCheckpoint is not null).StepCheckpoint.Data.ToStringUtf8());
+        Assert.Equal(100, sent.Single(m => m.StepProgress?.FencingToken == 2).StepProgress.Percent);
+    }
+
+    [Fact]
+    public void Enqueue_LogsBeyondTheAttemptsBytes_DroppedAndCountedInALineBeforeTheResult()
+    {
+        var outbox = new Outbox(1_000_000);
+        var line = new string('x', 1000);
+        for (var i = 0; i < 5000; i++)
+        {
+            outbox.Enqueue(Log(1, line));
+        }
+
+        outbox.Enqueue(Completed(1));
+        var sent = Drain(outbox, maxReports: 1);
+
+        var lines = sent.Where(m => m.StepLog is not null).SelectMany(m => m.StepLog.Lines).ToList();
+        var kept = lines.Count(l => l == line);
+        Assert.True(kept * line.Length <= Outbox.MaxLogBytesPerAttempt, $"{kept} lines of {line.Length} bytes were kept");
+        Assert.Equal(Outbox.MaxLogBytesPerAttempt / line.Length, kept);
+        Assert.Equal($"[controlplane] {5000 - kept} log lines dropped", lines[^1][..$"[controlplane] {5000 - kept} log lines dropped".Length]);
+        Assert.Equal(Completed(1), sent[^1]);
+        Assert.Equal(5000 - kept, outbox.Dropped);
+    }
+
+    [Fact]
+    public void Enqueue_LogsResumeAfterDrops_MarkerComesFirstAndLaterLinesAreKept()
+    {
+        var outbox = new Outbox(100);
+        for (var i = 0; i < 150; i++)
+        {
+            outbox.Enqueue(Log(1, $"early {i}"));
+        }
+
+        var first = Drain(outbox);
+        outbox.Enqueue(Log(1, "later"));
+        var second = Drain(outbox);
+
+        Assert.Equal(100, first.Sum(m => m.StepLog.Lines.Count));
+        Assert.StartsWith("[controlplane] 50 log lines dropped", second.Single().StepLog.Lines[0], StringComparison.Ordinal);
+        Assert.Equal("later", second.Single().StepLog.Lines[1]);
+    }
+
+    [Fact]
+    public void Commit_KeepingResults_ResultWaitsForItsAcknowledgementAndIsResentFirst()
+    {
+        var outbox = new Outbox(100);
+        outbox.Enqueue(Completed(1));
+        outbox.Enqueue(Completed(2));
+        var written = outbox.Peek(maxReports: 256)!.Value;
+        outbox.Commit(written.Covered, keepResults: true);
+        outbox.Enqueue(Started(3));
+
+        Assert.True(outbox.Acknowledge(1));
+        Assert.False(outbox.Acknowledge(1));
+        Assert.Equal(2, outbox.Count);
+        Assert.Equal(1, outbox.ResendUnacknowledged());
+        Assert.Equal([Completed(2), Started(3)], Drain(outbox));
+    }
+
+    [Fact]
+    public void RemoveAttempt_UnacknowledgedResult_NotResent()
+    {
+        var outbox = new Outbox(100);
+        outbox.Enqueue(Completed(1));
+        outbox.Commit(outbox.Peek()!.Value.Covered, keepResults: true);
+
+        outbox.RemoveAttempt(1);
+
+        Assert.Equal(0, outbox.ResendUnacknowledged());
+        Assert.Equal(0, outbox.Count);
+    }
+
     private static ConnectRequest Started(long token) => new() { StepStarted = new StepStarted { FencingToken = token } };
 
     private static ConnectRequest Completed(long token) => new() { StepCompleted = new StepCompleted { FencingToken = token } };

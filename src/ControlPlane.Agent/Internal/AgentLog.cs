@@ -9,8 +9,8 @@ internal static partial class AgentLog
     [LoggerMessage(EventId = 101, Level = LogLevel.Debug, Message = "Connecting to {Address} as agent {AgentId}")]
     public static partial void Connecting(ILogger logger, string address, string agentId);
 
-    [LoggerMessage(EventId = 102, Level = LogLevel.Information, Message = "Connected to {Address} (scheduler {SchedulerId}), heartbeat every {Interval}, re-announced {Attempts} attempts")]
-    public static partial void Connected(ILogger logger, string address, string schedulerId, TimeSpan interval, int attempts);
+    [LoggerMessage(EventId = 102, Level = LogLevel.Information, Message = "Connected to {Address} (scheduler {SchedulerId}), heartbeat every {Interval}, re-announced {Attempts} attempts, sending {Resent} unacknowledged results again")]
+    public static partial void Connected(ILogger logger, string address, string schedulerId, TimeSpan interval, int attempts, int resent);
 
     [LoggerMessage(EventId = 103, Level = LogLevel.Warning, Message = "Disconnected: {Reason}; {Buffered} reports buffered until reconnect")]
     public static partial void Disconnected(ILogger logger, string reason, int buffered);

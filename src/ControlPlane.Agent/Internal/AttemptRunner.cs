@@ -59,7 +59,10 @@ internal sealed class AttemptRunner(
         }
     }
 
-    /// <summary>Starts an assignment, or queues a retryable StepFailed saying why this agent cannot run it.</summary>
+    /// <summary>
+    /// Starts an assignment; declines one it cannot take now (draining, not enough free slots), which costs the step no
+    /// attempt; or queues a retryable StepFailed saying why this agent cannot run it at all.
+    /// </summary>
     public void Accept(Assignment assignment)
     {
         var slots = Math.Max(1, assignment.Spec?.Slots ?? 1);
@@ -73,13 +76,16 @@ internal sealed class AttemptRunner(
             refusal = $"agent '{options.AgentId}' has no compute framework '{assignment.Spec.Framework}' (it runs {string.Join(", ", frameworks.Keys)})";
         }
 
+        var declinable = refusal is null;
         var attempt = attempts.Admit(assignment, slots, ref refusal);
         if (attempt is null)
         {
             if (refusal is not null)
             {
                 AgentLog.Refused(logger, assignment.RunId, assignment.StepId, assignment.Attempt, refusal);
-                outbox.Enqueue(new ConnectRequest { StepFailed = new StepFailed { FencingToken = assignment.FencingToken, Error = refusal } });
+                outbox.Enqueue(declinable
+                    ? new ConnectRequest { StepDeclined = new StepDeclined { FencingToken = assignment.FencingToken, Reason = refusal } }
+                    : new ConnectRequest { StepFailed = new StepFailed { FencingToken = assignment.FencingToken, Error = refusal } });
             }
 
             return;

@@ -34,6 +34,10 @@ internal sealed class SchedulerSession
     private int _slotsChangedDue;
     private int _maxReportBatch = 1;
 
+    // What the scheduler of the current stream said in Welcome: it acknowledges stored results; it understands StepDeclined.
+    private volatile bool _acknowledgesResults;
+    private volatile bool _acceptsDeclines;
+
     public SchedulerSession(
         AgentOptions options,
         IReadOnlyCollection<IComputeFramework> frameworks,
@@ -122,7 +126,10 @@ internal sealed class SchedulerSession
         }
 
         ApplyWelcome(welcome);
-        AgentLog.Connected(_logger, _options.SchedulerAddress, welcome.SchedulerId, _heartbeatInterval, hello.RunningAttempts.Count);
+
+        // Results the previous stream took but no scheduler acknowledged go first; those it revoked are gone already.
+        var resent = _outbox.ResendUnacknowledged();
+        AgentLog.Connected(_logger, _options.SchedulerAddress, welcome.SchedulerId, _heartbeatInterval, hello.RunningAttempts.Count, resent);
         _connected.TrySetResult();
 
         // From here a failure is a dropped stream, not a failed connect: the caller reconnects at once.
@@ -172,6 +179,8 @@ internal sealed class SchedulerSession
     {
         // 0 from a scheduler that predates ReportBatch: it would ignore a batch, so reports go one by one.
         _maxReportBatch = Math.Clamp(welcome.MaxReportBatch, 1, MaxReportsPerBatch);
+        _acknowledgesResults = welcome.AcknowledgesResults;
+        _acceptsDeclines = welcome.AcceptsDeclines;
         if (welcome.HeartbeatInterval is { } interval && interval.ToTimeSpan() > TimeSpan.Zero)
         {
             _heartbeatInterval = interval.ToTimeSpan();
@@ -208,8 +217,16 @@ internal sealed class SchedulerSession
             // Grpc.Net.Client flushes every write (it ignores WriteFlags.BufferHint), so a backlog leaves as one ReportBatch.
             if (_outbox.Peek(_maxReportBatch, MaxBatchBytes) is { } next)
             {
-                await requests.WriteAsync(next.Message, cancellationToken).ConfigureAwait(false);
-                _outbox.Commit(next.Covered);
+                var acknowledged = _acknowledgesResults;
+                await requests.WriteAsync(_acceptsDeclines ? next.Message : WithoutDeclines(next.Message), cancellationToken).ConfigureAwait(false);
+
+                // A scheduler that acknowledges results: each is kept (and its attempt held) until ResultsAccepted says it is stored.
+                _outbox.Commit(next.Covered, keepResults: acknowledged);
+                if (acknowledged)
+                {
+                    continue;
+                }
+
                 if (next.Message.ReportBatch is { } batch)
                 {
                     foreach (var report in batch.Reports)
@@ -233,6 +250,21 @@ internal sealed class SchedulerSession
 
             await _outbox.WaitAsync(cancellationToken).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>For a scheduler that predates StepDeclined: a decline becomes a retryable failure carrying its reason.</summary>
+    private static ConnectRequest WithoutDeclines(ConnectRequest message)
+    {
+        static ConnectRequest Downgrade(ConnectRequest report) => report.StepDeclined is { } declined
+            ? new ConnectRequest { StepFailed = new StepFailed { FencingToken = declined.FencingToken, Error = declined.Reason } }
+            : report;
+
+        if (message.ReportBatch is { } batch && batch.Reports.Any(r => r.StepDeclined is not null))
+        {
+            return new ConnectRequest { ReportBatch = new ReportBatch { Reports = { batch.Reports.Select(Downgrade) } } };
+        }
+
+        return Downgrade(message);
     }
 
     private void ForgetIfResult(ConnectRequest report)
@@ -280,7 +312,19 @@ internal sealed class SchedulerSession
                     break;
                 case ConnectResponse.MessageOneofCase.ResultRejected:
                     AgentLog.Rejected(_logger, message.ResultRejected.FencingToken, message.ResultRejected.Reason);
+                    _outbox.RemoveAttempt(message.ResultRejected.FencingToken);
                     _runner.Revoke(message.ResultRejected.FencingToken, "the scheduler rejected its report: " + message.ResultRejected.Reason);
+                    _outbox.Wake();
+                    break;
+                case ConnectResponse.MessageOneofCase.ResultsAccepted:
+                    foreach (var token in message.ResultsAccepted.FencingTokens)
+                    {
+                        // Stored: the attempt is done here, and its slot was freed when its step ended.
+                        _outbox.Acknowledge(token);
+                        _attempts.Forget(token);
+                    }
+
+                    _outbox.Wake();
                     break;
                 case ConnectResponse.MessageOneofCase.Welcome:
                     ApplyWelcome(message.Welcome);
