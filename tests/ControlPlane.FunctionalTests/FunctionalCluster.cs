@@ -17,13 +17,13 @@ public sealed class FunctionalCluster : IAsyncDisposable
 
     private static string AgentPath => HostPath("AgentHost");
 
-    private readonly RedisServerFixture _redis;
+    private readonly string _redis;
     private readonly string _ns = "ft-" + Guid.NewGuid().ToString("N")[..12];
     private readonly List<ObservedProcess> _processes = [];
     private readonly TimeSpan _lease;
     private ControlPlaneClient? _client;
 
-    private FunctionalCluster(RedisServerFixture redis, TimeSpan lease)
+    private FunctionalCluster(string redis, TimeSpan lease)
     {
         _redis = redis;
         _lease = lease;
@@ -43,9 +43,13 @@ public sealed class FunctionalCluster : IAsyncDisposable
 
     public Dictionary<string, ObservedProcess> Agents { get; } = new(StringComparer.Ordinal);
 
-    public static async Task<FunctionalCluster> StartAsync(RedisServerFixture redis, TimeSpan? lease = null)
+    public static Task<FunctionalCluster> StartAsync(RedisServerFixture redis, TimeSpan? lease = null) =>
+        StartAsync(redis.Configuration, lease);
+
+    /// <summary>A cluster on the Redis at <paramref name="redisConfiguration"/> ("127.0.0.1:port"), e.g. one the test restarts.</summary>
+    public static async Task<FunctionalCluster> StartAsync(string redisConfiguration, TimeSpan? lease = null)
     {
-        var cluster = new FunctionalCluster(redis, lease ?? TimeSpan.FromSeconds(10));
+        var cluster = new FunctionalCluster(redisConfiguration, lease ?? TimeSpan.FromSeconds(10));
         await cluster.StartSchedulerAsync(port: 0);
         return cluster;
     }
@@ -57,7 +61,7 @@ public sealed class FunctionalCluster : IAsyncDisposable
         var scheduler = ObservedProcess.Start("scheduler", SchedulerPath,
         [
             "--listen", $"127.0.0.1:{port}",
-            "--redis", _redis.Configuration,
+            "--redis", _redis,
             "--namespace", _ns,
             "--lease-duration", $"{_lease.TotalMilliseconds}ms",
             "--heartbeat-interval", $"{heartbeat.TotalMilliseconds}ms",

@@ -90,6 +90,17 @@ public sealed class RedisServer : IAsyncDisposable
         }
     }
 
+    /// <summary>Runs redis-cli against the server (e.g. CLIENT PAUSE) and returns what it printed; throws when it fails.</summary>
+    public async Task<string> CliAsync(params string[] arguments)
+    {
+        var cli = Path.Combine(Path.GetDirectoryName(_executable)!, "redis-cli");
+        await using var process = ObservedProcess.Start("redis-cli", cli, ["-p", Port.ToString(CultureInfo.InvariantCulture), .. arguments]);
+        var code = await process.WaitForExitAsync(StartTimeout);
+        return code == 0
+            ? process.StandardOutput
+            : throw new InvalidOperationException($"redis-cli {string.Join(' ', arguments)} exited with {code}: {process.Output}");
+    }
+
     public async ValueTask DisposeAsync()
     {
         await KillAsync();
