@@ -26,7 +26,7 @@ public sealed partial class AgentHostBuilder
             Setting.Duration("KillGracePeriod", "Time between SIGTERM and SIGKILL when a step's process tree is stopped.", DaemonDuration.Format(Defaults.KillGracePeriod), (o, v) => o.KillGracePeriod = v),
             Setting.Duration("ConnectTimeout", "How long to wait for the scheduler's Welcome before reconnecting.", DaemonDuration.Format(Defaults.ConnectTimeout), (o, v) => o.ConnectTimeout = v),
             Setting.Duration("MaxReconnectDelay", "Longest wait between reconnect attempts (exponential backoff with jitter).", DaemonDuration.Format(Defaults.MaxReconnectDelay), (o, v) => o.MaxReconnectDelay = v),
-            Setting.Number("MaxBufferedReports", "Reports kept while disconnected; beyond it logs and progress are dropped, results never.", Defaults.MaxBufferedReports.ToString(CultureInfo.InvariantCulture), (o, v) => o.MaxBufferedReports = v),
+            Setting.Number("MaxBufferedReports", "Log lines kept while disconnected (at most 1 MiB per attempt); beyond it they are dropped and counted. Progress and checkpoints keep the latest, results are never dropped.", Defaults.MaxBufferedReports.ToString(CultureInfo.InvariantCulture), (o, v) => o.MaxBufferedReports = v),
             Setting.Boolean("KeepWorkDirectories", "Keep each attempt's work directory after it ends, for debugging.", Defaults.KeepWorkDirectories ? "true" : "false", (o, v) => o.KeepWorkDirectories = v),
         ],
         static options =>

@@ -39,7 +39,11 @@ public sealed partial class AgentOptions
     /// <summary>Longest wait between reconnect attempts (exponential backoff with jitter). Default is 5 s.</summary>
     public TimeSpan MaxReconnectDelay { get; set; } = TimeSpan.FromSeconds(5);
 
-    /// <summary>Reports kept while disconnected; beyond it log lines and progress are dropped (results never are). Default is 10,000.</summary>
+    /// <summary>
+    /// Log lines kept while the scheduler is unreachable, across all attempts (each attempt also keeps at most 1 MiB of
+    /// them); later lines are dropped and counted in a line of their own. Progress and checkpoints keep the latest
+    /// per attempt; results are never dropped. Default is 10,000.
+    /// </summary>
     public int MaxBufferedReports { get; set; } = 10_000;
 
     /// <summary>Keep each attempt's work directory after it ends (for debugging). Default is false.</summary>
