@@ -2,7 +2,9 @@ using ControlPlane.V1;
 using Google.Protobuf.WellKnownTypes;
 using Xunit;
 using static ControlPlane.Scheduler.Tests.Specs;
+using ControlPlane.Internal;
 using ControlPlane.Scheduler.Internal;
+using ControlPlane.Scheduler.Services;
 
 namespace ControlPlane.Scheduler.Tests;
 
@@ -81,12 +83,90 @@ public sealed class RunSpecValidatorTests
     }
 
     [Fact]
-    public void Validate_TwoCycles_BothReportedOnce()
+    public void Validate_TwoCycles_OneNamedTheOthersCounted()
     {
-        var violations = RunSpecValidator.Validate(Run(Shell("a", "b"), Shell("b", "a"), Shell("c", "d"), Shell("d", "c")));
+        var v = Single(Run(Shell("a", "b"), Shell("b", "a"), Shell("c", "d"), Shell("d", "c")));
 
-        Assert.Equal(2, violations.Count);
-        Assert.All(violations, v => Assert.Contains("cycle", v.Description, StringComparison.Ordinal));
+        Assert.Equal("steps[0].needs", v.Field);
+        Assert.Contains("cycle: a -> b -> a", v.Description, StringComparison.Ordinal);
+        Assert.Contains("2 other steps are on cycles too", v.Description, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Validate_TenThousandStepsNeedingUnknownIds_SuggestionWorkAndListingBounded()
+    {
+        // Every step needs an id one edit away from its own: each is a plausible typo of some id, none exists.
+        var steps = Enumerable.Range(0, RunSpecValidator.MaxSteps).Select(i => Shell($"s{i}", $"s{i}x")).ToArray();
+        var before = EditDistance.CellsOnThisThread;
+
+        var violations = RunSpecValidator.Validate(Run(steps));
+
+        var cells = EditDistance.CellsOnThisThread - before;
+        Assert.True(cells <= SuggestionWork, $"{cells:N0} edit-distance cells computed for suggestions");
+        Assert.InRange(violations.Count, 2, RpcErrors.MaxViolations);
+        Assert.Equal("steps[0].needs[0]", violations[0].Field);
+        Assert.Contains("did you mean 's0'?", violations[0].Description, StringComparison.Ordinal);
+        Assert.Equal("", violations[^1].Field);
+        Assert.Contains("more violations", violations[^1].Description, StringComparison.Ordinal);
+        AssertBounded(violations);
+    }
+
+    [Fact]
+    public void Validate_ChainThatTheLastStepNeedsWhole_NamesOneCycle()
+    {
+        // s0 needs s1, s1 needs s2, ... and the last step needs every other step: thousands of distinct cycles.
+        var n = RunSpecValidator.MaxSteps;
+        var steps = Enumerable.Range(0, n - 1).Select(i => Shell($"s{i}", $"s{i + 1}")).ToList();
+        steps.Add(Shell($"s{n - 1}", Enumerable.Range(0, n - 1).Select(i => $"s{i}").ToArray()));
+
+        var violations = RunSpecValidator.Validate(Run([.. steps]));
+
+        var v = Assert.Single(violations);
+        Assert.Equal("steps[0].needs", v.Field);
+        Assert.StartsWith("the needs form a cycle: s0 -> s1 -> ", v.Description, StringComparison.Ordinal);
+        Assert.Contains("more) -> ", v.Description, StringComparison.Ordinal);
+        Assert.Contains($"-> s{n - 1} -> s0 (each step needs the next)", v.Description, StringComparison.Ordinal);
+        AssertBounded(violations);
+    }
+
+    [Fact]
+    public void Validate_OverStepLimitWithUnknownNeeds_RefusedBeforeAnyOtherCheck()
+    {
+        var steps = Enumerable.Range(0, RunSpecValidator.MaxSteps + 1).Select(i => Shell($"s{i}", $"t{i}")).ToArray();
+        var before = EditDistance.CellsOnThisThread;
+
+        var v = Single(Run(steps));
+
+        Assert.Equal("steps", v.Field);
+        Assert.Equal(0, EditDistance.CellsOnThisThread - before);
+    }
+
+    [Fact]
+    public void Validate_MegabyteLongValues_QuotedClippedWithTheirLength()
+    {
+        var huge = new string('x', 500_000); // six of them stay under the 4 MiB spec limit
+        var spec = Named(huge, Shell("a", huge).With(s => { s.Framework = huge; s.Queue = huge; }), Shell(huge))
+            .With(s => s.Budget[huge] = -1);
+
+        var violations = RunSpecValidator.Validate(spec);
+
+        Assert.Contains(violations, v => v.Field == "name");
+        Assert.Contains(violations, v => v.Field == "steps[0].needs[0]" && v.Description.Contains("(500,000 characters)", StringComparison.Ordinal));
+        Assert.Contains(violations, v => v.Field == "steps[0].framework");
+        Assert.Contains(violations, v => v.Field == "steps[1].id");
+        Assert.Contains(violations, v => v.Field.StartsWith("budget[", StringComparison.Ordinal));
+        AssertBounded(violations);
+    }
+
+    [Fact]
+    public void Validate_MediaTypeLongerThan255_Reported()
+    {
+        var type = "text/" + new string('x', 300);
+        var spec = Run(Shell("up").With(s => s.OutputType = type), Shell("down", "up").With(s => s.InputType = type));
+
+        var fields = RunSpecValidator.Validate(spec).Select(v => v.Field).Order();
+
+        Assert.Equal(new[] { "steps[0].output_type", "steps[1].input_type" }, fields);
     }
 
     [Fact]
@@ -279,6 +359,21 @@ public sealed class RunSpecValidatorTests
     public void Validate_NoSteps_Reported()
     {
         Assert.Equal("steps", Single(Run()).Field);
+    }
+
+    // The did-you-mean budget: a few milliseconds of edit-distance work, whatever the spec.
+    private const long SuggestionWork = 2_100_000;
+
+    /// <summary>A status can carry the violations whole: few entries, each of bounded size, the message bounded too.</summary>
+    internal static void AssertBounded(IReadOnlyList<SpecViolation> violations)
+    {
+        Assert.InRange(violations.Count, 0, RpcErrors.MaxViolations);
+        Assert.All(violations, v => Assert.InRange(v.Field.Length, 0, 128));
+        Assert.All(violations, v => Assert.InRange(v.Description.Length, 1, 512));
+        if (violations.Count > 0)
+        {
+            Assert.InRange(new RunSpecValidationException(violations).Message.Length, 0, RpcErrors.MaxViolations * (128 + 512 + 4) + 32);
+        }
     }
 
     private static SpecViolation Single(RunSpec spec)

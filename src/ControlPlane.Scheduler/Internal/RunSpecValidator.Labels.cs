@@ -20,11 +20,11 @@ internal static partial class RunSpecValidator
     /// <summary>True when <paramref name="key"/> can be a label key.</summary>
     public static bool IsValidLabelKey(string key) => LabelKeyPattern().IsMatch(key);
 
-    private static void ValidateLabels(RunSpec spec, List<SpecViolation> v)
+    private static void ValidateLabels(RunSpec spec, Violations v)
     {
         if (spec.Labels.Count > MaxLabels)
         {
-            v.Add(new("labels", $"has {spec.Labels.Count} labels; at most {MaxLabels} are allowed"));
+            v.Add("labels", $"has {spec.Labels.Count} labels; at most {MaxLabels} are allowed");
             return;
         }
 
@@ -33,16 +33,16 @@ internal static partial class RunSpecValidator
             var field = $"labels[{Shorten(key)}]";
             if (!IsValidLabelKey(key))
             {
-                v.Add(new(field, $"key '{Shorten(key)}' {LabelKeyRule}"));
+                v.Add(field, $"key '{Shorten(key)}' {LabelKeyRule}");
             }
 
             if (value.Length > MaxLabelValueLength)
             {
-                v.Add(new(field, $"value is {value.Length} characters; at most {MaxLabelValueLength} are allowed"));
+                v.Add(field, $"value is {value.Length} characters; at most {MaxLabelValueLength} are allowed");
             }
             else if (value.Any(char.IsControl))
             {
-                v.Add(new(field, "value holds a control character (newline, tab, ...); use printable text"));
+                v.Add(field, "value holds a control character (newline, tab, ...); use printable text");
             }
         }
     }
