@@ -26,7 +26,8 @@ public sealed class PipelineFile
 
     /// <summary>
     /// Reads a pipeline. Throws <see cref="PipelineFileException"/> listing every problem
-    /// (<c>hello.yaml:12:5: steps[2].timeout: ...</c>): YAML syntax, unknown keys, wrong types, bad durations.
+    /// (<c>hello.yaml:12:5: steps[2].timeout: ...</c>): YAML syntax, unknown keys, wrong types, bad durations; and files
+    /// over 4 MiB, nested deeper than 32 levels or expanding through aliases to more than a million values.
     /// </summary>
     /// <param name="yaml">The file's text.</param>
     /// <param name="path">The file's path, used in messages; null for text from elsewhere.</param>
@@ -47,6 +48,14 @@ public sealed class PipelineFile
     public static async Task<PipelineFile> LoadAsync(string path, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
+
+        // Bytes bound characters from above, so a file over the limit in bytes is refused without reading it.
+        var length = new FileInfo(path).Length;
+        if (length > PipelineReader.MaxFileChars)
+        {
+            throw new PipelineFileException([PipelineReader.TooLarge(path, length, "bytes")]);
+        }
+
         var text = await File.ReadAllTextAsync(path, cancellationToken).ConfigureAwait(false);
         return Parse(text, path);
     }

@@ -3,6 +3,7 @@ using System.Globalization;
 using ControlPlane.V1;
 using Google.Protobuf.WellKnownTypes;
 using YamlDotNet.Core;
+using YamlDotNet.Core.Events;
 using YamlDotNet.RepresentationModel;
 
 namespace ControlPlane.Client.Internal;
@@ -11,8 +12,30 @@ namespace ControlPlane.Client.Internal;
 /// Walks a YAML document into a RunSpec by hand (not by deserializer) so every problem can name its
 /// line and column, unknown keys are caught, and each field path keeps the place it was written.
 /// </summary>
+/// <remarks>
+/// The work is bounded by the file's size: the text is capped, and one streaming pass over the parser's events refuses
+/// alias bombs, recursive aliases and deep nesting before any node is built (see <see cref="Preflight"/>).
+/// </remarks>
 internal sealed class PipelineReader
 {
+    /// <summary>Largest pipeline file, in characters: the scheduler refuses a RunSpec over 4 MiB serialized anyway.</summary>
+    public const int MaxFileChars = 4 * 1024 * 1024;
+
+    /// <summary>Most YAML values a document may hold, counting each alias as the whole value it repeats.</summary>
+    public const int MaxNodes = 1_000_000;
+
+    /// <summary>
+    /// Deepest nesting, counting what aliases expand to. Params may nest 29 levels below a step; each level is two
+    /// protobuf messages (Value and Struct or ListValue), so a spec stays inside protobuf's recursion limit of 100.
+    /// </summary>
+    public const int MaxDepth = 32;
+
+    /// <summary>Most problems listed; the last entry then says that more were found.</summary>
+    public const int MaxErrors = 50;
+
+    // How much of a value from the file is quoted back in a message.
+    private const int MaxQuoted = 64;
+
     private static readonly string[] RunKeys = ["name", "labels", "concurrency", "budget", "queue", "retention", "steps"];
 
     private static readonly string[] StepKeys =
@@ -35,6 +58,7 @@ internal sealed class PipelineReader
     private readonly string? _path;
     private readonly List<PipelineError> _errors = [];
     private readonly Dictionary<string, PipelineLocation> _locations = new(StringComparer.Ordinal);
+    private bool _moreErrors;
 
     public PipelineReader(string? path)
     {
@@ -45,12 +69,27 @@ internal sealed class PipelineReader
 
     public IReadOnlyDictionary<string, PipelineLocation> Locations => _locations;
 
+    /// <summary>The error for a file over <see cref="MaxFileChars"/>, also given before reading one from disk.</summary>
+    public static PipelineError TooLarge(string? path, long size, string unit) =>
+        new(path, new PipelineLocation(1, 1), string.Empty, $"the file is {size:N0} {unit}; a pipeline file holds at most {MaxFileChars:N0} characters (4 MiB), split the work into several runs");
+
     public RunSpec Read(string yaml)
     {
         var spec = new RunSpec();
+        if (yaml.Length > MaxFileChars)
+        {
+            _errors.Add(TooLarge(_path, yaml.Length, "characters"));
+            return spec;
+        }
+
         var stream = new YamlStream();
         try
         {
+            if (!Preflight(yaml))
+            {
+                return spec;
+            }
+
             stream.Load(new StringReader(yaml));
         }
         catch (YamlException ex)
@@ -58,7 +97,7 @@ internal sealed class PipelineReader
             var message = Clean(ex.Message);
             const string Duplicate = "Duplicate key ";
             message = message.StartsWith(Duplicate, StringComparison.Ordinal)
-                ? $"key '{message[Duplicate.Length..]}' is given twice in one mapping; keep one"
+                ? $"key {Quote(message[Duplicate.Length..])} is given twice in one mapping; keep one"
                 : "not valid YAML: " + message;
             _errors.Add(new PipelineError(_path, At(ex.Start), string.Empty, message));
             return spec;
@@ -84,7 +123,117 @@ internal sealed class PipelineReader
 
         ReadRun(mapping, spec);
         _errors.Sort((a, b) => a.Location.Line != b.Location.Line ? a.Location.Line.CompareTo(b.Location.Line) : a.Location.Column.CompareTo(b.Location.Column));
+        if (_moreErrors)
+        {
+            _errors.Add(new PipelineError(_path, _errors[^1].Location, string.Empty, $"more problems were found; only the first {MaxErrors - 1} are listed, fix these and read the file again"));
+        }
+
         return spec;
+    }
+
+    /// <summary>
+    /// One streaming pass over the parser's events before anything is built. YamlDotNet's loader shares one node between
+    /// an anchor and its aliases, but every walk over the tree (this reader's, and the loader's own hashing of collection
+    /// keys) visits it again at each alias, so a "billion laughs" file of a few lines expands exponentially; the loader
+    /// also recurses once per nesting level and overflows the stack on deep input. Here each anchor's expanded size and
+    /// height are computed once, so the whole document's expanded size and depth are known in time linear in the text.
+    /// </summary>
+    /// <returns>False, with the error recorded, when the document is refused.</returns>
+    private bool Preflight(string yaml)
+    {
+        var parser = new Parser(new StringReader(yaml));
+        var anchors = new Dictionary<string, (long Size, int Height)?>(StringComparer.Ordinal); // null: still open
+        var open = new Stack<(string? Anchor, long Size, int Height)>();
+        long total = 0;
+        while (parser.MoveNext())
+        {
+            var current = parser.Current!;
+            switch (current)
+            {
+                case DocumentStart:
+                    anchors.Clear();
+                    continue;
+                case AnchorAlias alias:
+                    var name = alias.Value.Value;
+                    if (!anchors.TryGetValue(name, out var anchored))
+                    {
+                        return Refuse(current, $"alias *{Clip(name)} has no anchor &{Clip(name)} before it; define the anchor first");
+                    }
+
+                    if (anchored is not { } value)
+                    {
+                        return Refuse(current, $"alias *{Clip(name)} is used inside the value its anchor &{Clip(name)} names, which would repeat it without end; a pipeline can not refer to itself");
+                    }
+
+                    total += value.Size;
+                    if (total > MaxNodes)
+                    {
+                        return Refuse(current, $"the document expands to more than {MaxNodes:N0} values: an alias such as *{Clip(name)} repeats its anchor's whole value each time it is used; write the values out, use fewer aliases, or split the pipeline");
+                    }
+
+                    if (open.Count + value.Height > MaxDepth)
+                    {
+                        return Refuse(current, $"nested deeper than {MaxDepth} levels once *{Clip(name)} is expanded; flatten the structure (params can nest {MaxDepth - 3} levels)");
+                    }
+
+                    AddChild(open, value.Size, value.Height);
+                    continue;
+                case Scalar scalar:
+                    total++;
+                    if (!scalar.Anchor.IsEmpty)
+                    {
+                        anchors[scalar.Anchor.Value] = (1, 0);
+                    }
+
+                    AddChild(open, 1, 0);
+                    break;
+                case NodeEvent { } start and (SequenceStart or MappingStart):
+                    total++;
+                    var anchor = start.Anchor.IsEmpty ? null : start.Anchor.Value;
+                    if (anchor is not null)
+                    {
+                        anchors[anchor] = null;
+                    }
+
+                    open.Push((anchor, 1, 1));
+                    if (open.Count > MaxDepth)
+                    {
+                        return Refuse(current, $"nested deeper than {MaxDepth} levels; flatten the structure (params can nest {MaxDepth - 3} levels)");
+                    }
+
+                    break;
+                case SequenceEnd or MappingEnd:
+                    var done = open.Pop();
+                    if (done.Anchor is not null)
+                    {
+                        anchors[done.Anchor] = (done.Size, done.Height);
+                    }
+
+                    AddChild(open, done.Size, done.Height);
+                    break;
+            }
+
+            if (total > MaxNodes)
+            {
+                return Refuse(current, $"the document has more than {MaxNodes:N0} values; split the pipeline into several runs");
+            }
+        }
+
+        return true;
+
+        static void AddChild(Stack<(string? Anchor, long Size, int Height)> open, long size, int height)
+        {
+            if (open.TryPop(out var parent))
+            {
+                open.Push((parent.Anchor, parent.Size + size, Math.Max(parent.Height, height + 1)));
+            }
+        }
+
+        bool Refuse(ParsingEvent at, string message)
+        {
+            _errors.Add(new PipelineError(_path, At(at.Start), string.Empty, message));
+            return false;
+        }
     }
 
     private void ReadRun(YamlMappingNode mapping, RunSpec spec)
@@ -303,7 +452,7 @@ internal sealed class PipelineReader
             {
                 var suggestion = Suggest(name, known);
                 var hint = suggestion is null ? string.Empty : $"did you mean '{suggestion}'? ";
-                Error(keyNode, field, $"unknown key '{name}'; {hint}known keys here: {string.Join(", ", known)}");
+                Error(keyNode, field, $"unknown key {Quote(name)}; {hint}known keys here: {string.Join(", ", known)}");
                 continue;
             }
 
@@ -337,7 +486,7 @@ internal sealed class PipelineReader
 
         if (!long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var number))
         {
-            Error(keyNode, field, $"'{text}' is not a whole number");
+            Error(keyNode, field, $"{Quote(text)} is not a whole number");
             return null;
         }
 
@@ -361,7 +510,7 @@ internal sealed class PipelineReader
 
         if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var number) || !double.IsFinite(number))
         {
-            Error(keyNode, field, $"'{text}' is not a number");
+            Error(keyNode, field, $"{Quote(text)} is not a number");
             return null;
         }
 
@@ -381,7 +530,7 @@ internal sealed class PipelineReader
             return flag;
         }
 
-        Error(keyNode, field, $"'{text}' is not a boolean; use true or false");
+        Error(keyNode, field, $"{Quote(text)} is not a boolean; use true or false");
         return null;
     }
 
@@ -395,7 +544,7 @@ internal sealed class PipelineReader
 
         if (!DurationText.TryParse(text.Trim(), out var duration))
         {
-            Error(keyNode, field, $"'{text}' is not a duration; {DurationHint}");
+            Error(keyNode, field, $"{Quote(text)} is not a duration; {DurationHint}");
             return null;
         }
 
@@ -419,7 +568,7 @@ internal sealed class PipelineReader
             }
         }
 
-        Error(keyNode, field, $"'{text}' is not one of {string.Join(", ", choices.Select(c => c.Name))}");
+        Error(keyNode, field, $"{Quote(text)} is not one of {string.Join(", ", choices.Select(c => c.Name))}");
         return default;
     }
 
@@ -593,8 +742,32 @@ internal sealed class PipelineReader
 
     private void Record(string field, YamlNode node) => _locations.TryAdd(field, At(node.Start));
 
-    private void Error(YamlNode node, string field, string message) =>
-        _errors.Add(new PipelineError(_path, At(node.Start), field, message));
+    private void Error(YamlNode node, string field, string message)
+    {
+        if (_errors.Count >= MaxErrors - 1)
+        {
+            _moreErrors = true;
+            return;
+        }
+
+        _errors.Add(new PipelineError(_path, At(node.Start), Clip(field, 4 * MaxQuoted), message));
+    }
+
+    /// <summary>A value from the file, quoted, clipped to <see cref="MaxQuoted"/> characters with its full length said.</summary>
+    private static string Quote(string value) =>
+        value.Length <= MaxQuoted ? $"'{value}'" : $"'{Clip(value)}' ({value.Length:N0} characters)";
+
+    /// <summary>At most <paramref name="max"/> characters of <paramref name="value"/>, never splitting a surrogate pair.</summary>
+    private static string Clip(string value, int max = MaxQuoted)
+    {
+        if (value.Length <= max)
+        {
+            return value;
+        }
+
+        var cut = char.IsHighSurrogate(value[max - 2]) ? max - 2 : max - 1;
+        return string.Concat(value.AsSpan(0, cut), "…");
+    }
 
     private static PipelineLocation At(Mark mark) => new((int)Math.Max(1, mark.Line), (int)Math.Max(1, mark.Column));
 
@@ -613,7 +786,7 @@ internal sealed class PipelineReader
         var bestDistance = 3;
         foreach (var candidate in known)
         {
-            var distance = EditDistance.Between(name, candidate);
+            var distance = EditDistance.AtMost(name, candidate, bestDistance - 1);
             if (distance < bestDistance)
             {
                 best = candidate;
