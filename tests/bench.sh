@@ -124,6 +124,7 @@ const out = {
   redis_cpu_s_per_1000_steps: ours.redis_cpu_s_per_1000_steps,
   scheduler_peak_rss_mib: ours.scheduler_peak_rss_mib,
   agent_peak_rss_mib: ours.agent_peak_rss_mib,
+  worst_validation_ms: ours.worst_validation_ms,
 };
 console.log(`== ratios ours/BullMQ: no-op ${out.noop_ratio}x (${out.noop_steps_per_s} vs ${out.bullmq_noop_jobs_per_s}/s), ` +
   `DAG ${out.dag_ratio}x (${out.dag_steps_per_s} vs ${out.bullmq_flow_jobs_per_s}/s), ` +
@@ -134,5 +135,6 @@ check('DAG ratio >= 1.0', out.dag_ratio >= 1, `${out.dag_ratio}`);
 check('sequential p99 <= BullMQ', out.seq_p99_ms <= out.bullmq_seq_p99_ms, `${out.seq_p99_ms} vs ${out.bullmq_seq_p99_ms} ms`);
 check('dispatch p99 <= 5 ms at 50 % load', out.dispatch_p99_ms <= 5, `${out.dispatch_p99_ms} ms at ${out.dispatch_load50_steps_per_s} steps/s`);
 check('Redis round trips per step <= 2', out.redis_roundtrips_per_step <= 2, `${out.redis_roundtrips_per_step}`);
+check('worst-case validation <= 50 ms', out.worst_validation_ms <= 50, `${out.worst_validation_ms} ms`);
 console.log(JSON.stringify(out));
 JS

@@ -6,7 +6,8 @@ namespace ControlPlane.Bench;
 internal sealed class BenchOptions
 {
     public const string Usage =
-        "usage: cp-bench [--agents K (2)] [--slots N per agent (64)] [--fanout-runs N (200)] [--fanout-width N (100)] " +
+        "usage: cp-bench validation (only the worst-case validation figures)\n" +
+        "       cp-bench [--agents K (2)] [--slots N per agent (64)] [--fanout-runs N (200)] [--fanout-width N (100)] " +
         "[--dag-runs N (2000)] [--dag-children N (10)] [--wide-steps N (10000)] [--seq-runs N (500)] [--warmup-rounds N (4)] [--paced-seconds N (5)] " +
         "[--scheduler PATH to cp-scheduler.dll] [--redis HOST:PORT of a running redis-server (default: start a private one)] [--json-out FILE]";
 

@@ -28,6 +28,9 @@ internal static class Driver
 
     public static async Task<int> RunAsync(BenchOptions options)
     {
+        // In process, before any child starts, so nothing else competes for the CPU while it is measured.
+        var validation = WorstCaseValidation.Measure();
+        Console.WriteLine($"== worst-case validation: {validation["worst_validation_ms"]} ms (median of each worst spec, the largest)");
         var scratch = Directory.CreateTempSubdirectory("cp-bench-");
         await using var redis = options.Redis is null ? new RedisServer() : null;
         if (redis is not null)
@@ -127,6 +130,11 @@ internal static class Driver
                 ["agents"] = options.Agents,
                 ["slots_per_agent"] = options.Slots,
             };
+            foreach (var (name, value) in validation)
+            {
+                figures[name] = value;
+            }
+
             var json = JsonSerializer.Serialize(figures);
             if (options.JsonOut is { } path)
             {

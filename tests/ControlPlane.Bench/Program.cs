@@ -16,6 +16,13 @@ if (args.Length > 0 && args[0] == "bench-agent")
     return await builder.RunAsync().ConfigureAwait(false);
 }
 
+// "validation": only the worst-case validation figures, no processes and no Redis.
+if (args.Length > 0 && args[0] == "validation")
+{
+    Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(WorstCaseValidation.Measure()));
+    return 0;
+}
+
 if (args.Contains("--help") || args.Contains("-h"))
 {
     Console.WriteLine(BenchOptions.Usage);

@@ -353,16 +353,16 @@ internal static partial class RunSpecValidator
         for (var n = 0; n < step.Needs.Count && !v.Overflowed; n++)
         {
             var need = step.Needs[n];
-            var at = $"steps[{i}].needs[{n}]";
+            var at = new NeedAt(i, n);
             if (need == step.Id && step.Id.Length > 0)
             {
-                v.Add(at, $"step {Quote(step.Id)} needs itself; remove it from its own needs");
+                v.Add(at.ToString(), $"step {Quote(step.Id)} needs itself; remove it from its own needs");
                 continue;
             }
 
             if (!seen.Add(need))
             {
-                v.Add(at, $"{Quote(need)} is listed twice; list each needed step once");
+                v.Add(at.ToString(), $"{Quote(need)} is listed twice; list each needed step once");
                 continue;
             }
 
@@ -372,15 +372,21 @@ internal static partial class RunSpecValidator
                 var hint = closest is not null
                     ? $"did you mean '{closest}'?"
                     : $"known step ids: {Listing(indexById.Keys.Take(MaxListed + 1).ToList(), indexById.Count)}";
-                v.Add(at, $"step {Quote(step.Id)} needs unknown step {Quote(need)}; {hint}");
+                v.Add(at.ToString(), $"step {Quote(step.Id)} needs unknown step {Quote(need)}; {hint}");
                 continue;
             }
 
             if (types[i].Input is { } input && types[needIndex].Output is { } output && !input.Accepts(output))
             {
-                v.Add(at, $"step '{step.Id}' expects input_type {Quote(step.InputType)} but '{need}' produces output_type {Quote(spec.Steps[needIndex].OutputType)}; make the types agree (wildcards such as text/* are allowed)");
+                v.Add(at.ToString(), $"step '{step.Id}' expects input_type {Quote(step.InputType)} but '{need}' produces output_type {Quote(spec.Steps[needIndex].OutputType)}; make the types agree (wildcards such as text/* are allowed)");
             }
         }
+    }
+
+    /// <summary>The field path of one need; built only when it is reported.</summary>
+    private readonly record struct NeedAt(int Step, int Need)
+    {
+        public override string ToString() => $"steps[{Step}].needs[{Need}]";
     }
 
     private static void ValidateRetry(RetryPolicy? retry, string at, Violations v)
@@ -555,7 +561,9 @@ internal static partial class RunSpecValidator
     /// <summary>The steps of a shortest cycle through <paramref name="root"/>, root first, staying inside its component.</summary>
     private static List<int> ShortestCycleThrough(int root, int[][] edges, int[] component)
     {
-        var parent = new Dictionary<int, int> { [root] = -1 };
+        var parent = new int[edges.Length];
+        Array.Fill(parent, -2); // not reached yet
+        parent[root] = -1;
         var queue = new Queue<int>();
         queue.Enqueue(root);
         while (queue.Count > 0)
@@ -575,8 +583,9 @@ internal static partial class RunSpecValidator
                     return path;
                 }
 
-                if (component[to] == component[root] && parent.TryAdd(to, node))
+                if (component[to] == component[root] && parent[to] == -2)
                 {
+                    parent[to] = node;
                     queue.Enqueue(to);
                 }
             }
