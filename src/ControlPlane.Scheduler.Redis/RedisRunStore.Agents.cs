@@ -256,14 +256,18 @@ public sealed partial class RedisRunStore
         var agents = await ListAgentsAsync(cancellationToken).ConfigureAwait(false);
         var live = await ReadAsync(d => d.SetMembersAsync(_prefix + "live"), cancellationToken).ConfigureAwait(false);
         var batch = _db.CreateBatch();
-        var runReads = live.Select(r => (Id: (string)r!, Read: batch.HashGetAsync(RunKey((string)r!), ["_used", "_cap", "_crt"]))).ToList();
+        var runReads = live.Select(r => (Id: (string)r!, Read: batch.HashGetAsync(RunKey((string)r!), ["_used", "_cap"]), Order: batch.SortedSetScoreAsync(_prefix + "runs", r))).ToList();
         Execute(batch);
 
         string[] Names(string kind) =>
             counters.Keys.Where(k => k.StartsWith(kind + ":", StringComparison.Ordinal)).Select(k => k[(kind.Length + 1)..]).ToArray();
         long Counter(string field) => RunSnapshot.Long(counters, field);
 
-        var queueNames = new SortedSet<string>(Names("r").Concat(Names("q")).Concat(Names("ql")), StringComparer.Ordinal);
+        // A queue is listed while it has ready or running steps, a cap, or an agent serving it: counters back at 0 stay
+        // in the hash, but an idle queue nobody serves is not shown (as in the embedded store).
+        var queueNames = new SortedSet<string>(
+            Names("r").Where(q => Counter("r:" + q) > 0).Concat(Names("q").Where(q => Counter("q:" + q) > 0)).Concat(Names("ql")),
+            StringComparer.Ordinal);
         foreach (var agent in agents)
         {
             queueNames.UnionWith(agent.Queues);
@@ -279,19 +283,22 @@ public sealed partial class RedisRunStore
 
         var slots = new List<SlotUsage>();
         slots.AddRange(agents.Select(a => new SlotUsage("agent", a.AgentId, a.UsedSlots, a.Slots)));
-        var runs = new List<(string Id, long Used, long Cap, long Created)>();
-        foreach (var (id, read) in runReads)
+        var runs = new List<(string Id, long Used, long Cap, double Order)>();
+        foreach (var (id, read, order) in runReads)
         {
             var v = await BatchedAsync(read).ConfigureAwait(false);
-            runs.Add((id, (long)v[0], (long)v[1], (long)v[2]));
+            runs.Add((id, (long)v[0], (long)v[1], await BatchedAsync(order).ConfigureAwait(false) ?? double.MaxValue));
         }
 
-        slots.AddRange(runs.OrderBy(r => r.Created).ThenBy(r => r.Id, StringComparer.Ordinal).Select(r => new SlotUsage("run", r.Id, r.Used, r.Cap)));
-        slots.AddRange(Names("q").Union(Names("ql")).Order(StringComparer.Ordinal)
+        // In submit order, as the embedded store lists them.
+        slots.AddRange(runs.OrderBy(r => r.Order).ThenBy(r => r.Id, StringComparer.Ordinal).Select(r => new SlotUsage("run", r.Id, r.Used, r.Cap)));
+        // Counters back at 0 stay in the hash; a row is shown while something is held or a cap is set.
+        slots.AddRange(Names("q").Where(q => Counter("q:" + q) != 0).Union(Names("ql")).Order(StringComparer.Ordinal)
             .Select(q => new SlotUsage("queue", q, Counter("q:" + q), Counter("ql:" + q))));
-        slots.AddRange(Names("k").Union(Names("kl")).Order(StringComparer.Ordinal)
+        slots.AddRange(Names("k").Where(k => Counter("k:" + k) != 0).Union(Names("kl")).Order(StringComparer.Ordinal)
             .Select(k => new SlotUsage("key", k, Counter("k:" + k), Counter("kl:" + k))));
-        var reserved = Names("b").ToDictionary(u => u, u => RunSnapshot.Double(counters, "b:" + u), StringComparer.Ordinal);
+        var reserved = Names("b").Where(u => RunSnapshot.Double(counters, "b:" + u) != 0)
+            .ToDictionary(u => u, u => RunSnapshot.Double(counters, "b:" + u), StringComparer.Ordinal);
         return new StoreStats(queues, slots, reserved);
     }
 

@@ -24,7 +24,7 @@ public sealed partial class RedisRunStore
         }
 
         RunSpecValidator.ThrowIfInvalid(spec);
-        var runId = Guid.CreateVersion7(_time.GetUtcNow()).ToString("N");
+        var runId = _options.RunIdGenerator?.Invoke(_time.GetUtcNow()) ?? Guid.CreateVersion7(_time.GetUtcNow()).ToString("N");
         var metas = StepMeta.Build(spec);
         var args = new List<RedisValue>(9 + (spec.Steps.Count * 3))
         {

@@ -148,90 +148,97 @@ public sealed partial class EmbeddedRunStore
         }));
     }
 
-    /// <summary>Round-robin over the runs with READY steps in the queue: one step per run per pass.</summary>
+    /// <summary>
+    /// Round-robin over the runs with READY steps in the queue, the way the Redis claim script walks its ring: the run
+    /// at the front offers its best READY step; claimed, the run goes to the back (and may offer another step in the
+    /// same claim); a step this agent cannot take now puts the run back at the end once the claim is done; a paused or
+    /// ending run leaves the rotation until resumed; a run at its cap leaves it until one of its attempts ends.
+    /// </summary>
     private void ClaimFromQueue(EmbeddedAgent agent, string queue, int maxSteps, List<Assignment> claimed)
     {
-        var progress = true;
-        while (progress && claimed.Count < maxSteps && agent.FreeSlots > 0)
+        var deferred = new List<EmbeddedRun>();
+        bool QueueFull() => _queueLimits.TryGetValue(queue, out var queueLimit) && _queueUsed.GetValueOrDefault(queue) >= queueLimit;
+        while (claimed.Count < maxSteps && agent.FreeSlots > 0 && !QueueFull())
         {
-            progress = false;
-            if (!_rotation.TryGetValue(queue, out var list))
+            // As many runs as steps could still be taken come off the front at once (the script's ZPOPMIN count).
+            var batch = new List<EmbeddedRun>();
+            while (batch.Count < Math.Min(maxSteps - claimed.Count, agent.FreeSlots) && _rotation.TryGetValue(queue, out var list) && list.First is { } first)
             {
-                return;
+                batch.Add(first.Value);
+                TakeOffRotation(first.Value, queue);
             }
 
-            foreach (var run in list.ToList())
+            if (batch.Count == 0)
             {
-                if (claimed.Count >= maxSteps || agent.FreeSlots <= 0)
-                {
-                    return;
-                }
+                break;
+            }
 
-                if (_queueLimits.TryGetValue(queue, out var queueLimit) && _queueUsed.GetValueOrDefault(queue) >= queueLimit)
+            foreach (var run in batch)
+            {
+                if (claimed.Count >= maxSteps || agent.FreeSlots <= 0 || QueueFull())
                 {
-                    return;
-                }
-
-                if (run.Run.State is not (RunState.Pending or RunState.Running)
-                    || (run.Spec.Concurrency > 0 && run.Active >= run.Spec.Concurrency)
-                    || !run.Ready.TryGetValue(queue, out var ready))
-                {
+                    deferred.Add(run);
                     continue;
                 }
 
-                // Scan in order without copying the set; apply what the scan decided afterwards.
-                EmbeddedStep? chosen = null;
-                List<(EmbeddedStep Step, string Error)>? overBudget = null;
-                foreach (var step in ready)
-                {
-                    if (!agent.Serves(step) || step.Slots > agent.FreeSlots)
-                    {
-                        continue;
-                    }
-
-                    var key = step.Spec.ConcurrencyKey;
-                    if (key.Length > 0 && _keyLimits.TryGetValue(key, out var keyLimit) && _keyUsed.GetValueOrDefault(key) >= keyLimit)
-                    {
-                        continue;
-                    }
-
-                    if (QuotaExceeded(step) is { } quota)
-                    {
-                        (overBudget ??= []).Add((step, quota));
-                        continue;
-                    }
-
-                    if (BudgetWait(step) is not null)
-                    {
-                        continue;
-                    }
-
-                    chosen = step;
-                    break;
-                }
-
-                foreach (var (step, quota) in overBudget ?? [])
-                {
-                    // Refused before dispatch: it can never fit, so it fails for good.
-                    step.Step.Error = quota;
-                    SetStepState(step, StepState.Failed, quota);
-                    StepEnded(step);
-                    progress = true;
-                }
-
-                if (chosen is not null && chosen.Step.State == StepState.Ready && run.Run.State is RunState.Pending or RunState.Running)
-                {
-                    claimed.Add(Assign(agent, chosen));
-                    progress = true;
-                    if (run.RotationNodes.TryGetValue(queue, out var node))
-                    {
-                        // Served: go to the back of the rotation (the node's own list: a cascade may have replaced it).
-                        var owner = node.List!;
-                        owner.Remove(node);
-                        owner.AddLast(node);
-                    }
-                }
+                ClaimFromRun(agent, queue, run, claimed, deferred);
             }
+        }
+
+        foreach (var run in deferred)
+        {
+            AddToRotation(run, queue);
+        }
+    }
+
+    /// <summary>The run at the front of the rotation offers its best READY step to the agent.</summary>
+    private void ClaimFromRun(EmbeddedAgent agent, string queue, EmbeddedRun run, List<Assignment> claimed, List<EmbeddedRun> deferred)
+    {
+        if (!run.Ready.TryGetValue(queue, out var ready) || ready.Count == 0)
+        {
+            return;
+        }
+
+        if (!IsRunnable(run))
+        {
+            return;
+        }
+
+        if (run.Spec.Concurrency > 0 && run.Active >= run.Spec.Concurrency)
+        {
+            run.CapBlocked = true;
+            return;
+        }
+
+        var step = ready.Min!;
+        var key = step.Spec.ConcurrencyKey;
+        var keyFull = key.Length > 0 && _keyLimits.TryGetValue(key, out var keyLimit) && _keyUsed.GetValueOrDefault(key) >= keyLimit;
+        var serves = agent.Serves(step) && step.Slots <= agent.FreeSlots;
+        var quota = serves && !keyFull ? QuotaExceeded(step) : null;
+        if (!serves || keyFull || (quota is null && BudgetWait(step) is not null))
+        {
+            deferred.Add(run);
+            return;
+        }
+
+        if (quota is not null)
+        {
+            // Refused before dispatch: it can never fit, so it fails for good.
+            step.Step.Error = quota;
+            SetStepState(step, StepState.Failed, quota);
+            StepEnded(step);
+            if (IsRunnable(run) && run.Ready.TryGetValue(queue, out var left) && left.Count > 0)
+            {
+                AddToRotation(run, queue);
+            }
+
+            return;
+        }
+
+        claimed.Add(Assign(agent, step));
+        if (run.Ready.TryGetValue(queue, out var rest) && rest.Count > 0)
+        {
+            AddToRotation(run, queue);
         }
     }
 
@@ -502,6 +509,7 @@ public sealed partial class EmbeddedRunStore
             var timedOut = _activeByToken.Values
                 .Where(s => s.Spec.Timeout is { } t && now >= s.AssignedAt + t.ToTimeSpan())
                 .OrderBy(s => s.AssignedAt + s.Spec.Timeout.ToTimeSpan())
+                .ThenBy(s => $"{s.Token}|{s.Owner.Run.Id}|{s.Spec.Id}", StringComparer.Ordinal)
                 .Take(max)
                 .ToList();
             foreach (var step in timedOut)
@@ -512,7 +520,9 @@ public sealed partial class EmbeddedRunStore
                 AttemptFailed(step, $"timed out after {limit}", permanent: false, leaseLost: false);
             }
 
-            var expired = _activeByToken.Values.Where(s => s.LeaseExpiresAt <= now).OrderBy(s => s.LeaseExpiresAt).Take(max).ToList();
+            // Equal deadlines in the order of the Redis store's lease set: by member "<token>|<run>|<step>" as text.
+            var expired = _activeByToken.Values.Where(s => s.LeaseExpiresAt <= now)
+                .OrderBy(s => s.LeaseExpiresAt).ThenBy(s => $"{s.Token}|{s.Owner.Run.Id}|{s.Spec.Id}", StringComparer.Ordinal).Take(max).ToList();
             foreach (var step in expired)
             {
                 LogLeaseExpired(_logger, step.Owner.Run.Id, step.Spec.Id, step.Step.Attempt, step.Step.AgentId);
@@ -522,7 +532,8 @@ public sealed partial class EmbeddedRunStore
                 AttemptFailed(step, $"lease expired on agent {agentId}", permanent: false, leaseLost: true);
             }
 
-            var due = _retryWaiting.Where(s => s.RetryDueAt <= now).OrderBy(s => s.RetryDueAt).Take(max).ToList();
+            var due = _retryWaiting.Where(s => s.RetryDueAt <= now)
+                .OrderBy(s => s.RetryDueAt).ThenBy(s => $"{s.Owner.Run.Id}|{s.Spec.Id}", StringComparer.Ordinal).Take(max).ToList();
             foreach (var step in due)
             {
                 SetStepState(step, StepState.Ready, $"retry backoff elapsed; attempt {step.Step.Attempt + 1} queued");

@@ -15,7 +15,7 @@ public sealed partial class EmbeddedRunStore
         var run = new EmbeddedRun(
             new Run
             {
-                Id = Guid.CreateVersion7(now).ToString("N"),
+                Id = _options.RunIdGenerator?.Invoke(now) ?? Guid.CreateVersion7(now).ToString("N"),
                 Name = spec.Name,
                 Labels = { spec.Labels },
                 State = RunState.Pending,
@@ -262,18 +262,65 @@ public sealed partial class EmbeddedRunStore
         }
 
         set.Add(step);
-        if (!run.RotationNodes.ContainsKey(step.Queue))
-        {
-            if (!_rotation.TryGetValue(step.Queue, out var list))
-            {
-                list = new LinkedList<EmbeddedRun>();
-                _rotation[step.Queue] = list;
-            }
 
-            run.RotationNodes[step.Queue] = list.AddLast(run);
+        // A paused or ending run, or one at its cap, joins the rotation when resumed or when an attempt of it ends.
+        if (IsRunnable(run) && !run.CapBlocked)
+        {
+            AddToRotation(run, step.Queue);
         }
 
         _readyQueuesTouched.Add(step.Queue);
+    }
+
+    private static bool IsRunnable(EmbeddedRun run) => run.Run.State is RunState.Pending or RunState.Running;
+
+    /// <summary>Puts the run at the end of the queue's rotation, unless it is in it already.</summary>
+    private void AddToRotation(EmbeddedRun run, string queue)
+    {
+        if (run.RotationNodes.ContainsKey(queue))
+        {
+            return;
+        }
+
+        if (!_rotation.TryGetValue(queue, out var list))
+        {
+            list = new LinkedList<EmbeddedRun>();
+            _rotation[queue] = list;
+        }
+
+        run.RotationNodes[queue] = list.AddLast(run);
+    }
+
+    /// <summary>Takes the run off the queue's rotation.</summary>
+    private void TakeOffRotation(EmbeddedRun run, string queue)
+    {
+        if (run.RotationNodes.Remove(queue, out var node))
+        {
+            var list = node.List!;
+            list.Remove(node);
+            if (list.Count == 0)
+            {
+                _rotation.Remove(queue);
+            }
+        }
+    }
+
+    /// <summary>Puts a runnable run back on the rotation of every queue where it has READY steps (resume, an attempt ended at the cap).</summary>
+    private void RequeueRun(EmbeddedRun run)
+    {
+        if (!IsRunnable(run))
+        {
+            return;
+        }
+
+        foreach (var (queue, ready) in run.Ready)
+        {
+            if (ready.Count > 0)
+            {
+                AddToRotation(run, queue);
+                _readyQueuesTouched.Add(queue);
+            }
+        }
     }
 
     private void RemoveReady(EmbeddedStep step)
@@ -285,15 +332,7 @@ public sealed partial class EmbeddedRunStore
         }
 
         run.Ready.Remove(step.Queue);
-        if (run.RotationNodes.Remove(step.Queue, out var node))
-        {
-            var list = node.List!;
-            list.Remove(node);
-            if (list.Count == 0)
-            {
-                _rotation.Remove(step.Queue);
-            }
-        }
+        TakeOffRotation(run, step.Queue);
     }
 
     /// <summary>
@@ -436,6 +475,12 @@ public sealed partial class EmbeddedRunStore
         var run = step.Owner;
         _activeByToken.Remove(step.Token);
         run.Active--;
+        if (run.CapBlocked)
+        {
+            run.CapBlocked = false;
+            RequeueRun(run);
+        }
+
         Decrement(_queueUsed, step.Queue);
         if (step.Spec.ConcurrencyKey.Length > 0)
         {
@@ -454,14 +499,8 @@ public sealed partial class EmbeddedRunStore
             actual[unit] = amount;
         }
 
+        // Totals back at 0 are removed by AddUnits.
         RunEvents.AddUnits(run.Run.BudgetReserved, step.Reserved, -1);
-        foreach (var unit in step.Reserved.Keys)
-        {
-            if (Math.Abs(run.Run.BudgetReserved[unit]) < BudgetEpsilon)
-            {
-                run.Run.BudgetReserved.Remove(unit);
-            }
-        }
 
         step.Reserved.Clear();
         if (chargeUsage)

@@ -141,6 +141,7 @@ public sealed partial class EmbeddedRunStore : IRunStore
                 }
             }
 
+            run.CapBlocked = false;
             SetRunState(run, run.Active > 0 ? RunState.Cancelling : RunState.Cancelled, why);
             return Snapshot(run, withSteps: true);
         }));
@@ -180,10 +181,8 @@ public sealed partial class EmbeddedRunStore : IRunStore
                     else
                     {
                         SetRunState(run, RunState.Running, "resumed");
-                        foreach (var queue in run.Ready.Keys)
-                        {
-                            _readyQueuesTouched.Add(queue);
-                        }
+                        run.CapBlocked = false;
+                        RequeueRun(run);
                     }
 
                     break;
@@ -349,8 +348,18 @@ public sealed partial class EmbeddedRunStore : IRunStore
     {
         lock (_gate)
         {
+            // Ready steps of runs off the rotation (paused, at their cap) count too.
+            var readyByQueue = new Dictionary<string, long>(StringComparer.Ordinal);
+            foreach (var run in _runs.Values)
+            {
+                foreach (var (queue, ready) in run.Ready)
+                {
+                    readyByQueue[queue] = readyByQueue.GetValueOrDefault(queue) + ready.Count;
+                }
+            }
+
             var queueNames = new SortedSet<string>(StringComparer.Ordinal);
-            queueNames.UnionWith(_rotation.Keys);
+            queueNames.UnionWith(readyByQueue.Where(p => p.Value > 0).Select(p => p.Key));
             queueNames.UnionWith(_queueUsed.Keys);
             queueNames.UnionWith(_queueLimits.Keys);
             foreach (var agent in _agents.Values)
@@ -361,7 +370,7 @@ public sealed partial class EmbeddedRunStore : IRunStore
             var queues = queueNames.Select(q => new QueueStats
             {
                 Queue = q,
-                Ready = _rotation.TryGetValue(q, out var rs) ? rs.Sum(r => (long)r.Ready[q].Count) : 0,
+                Ready = readyByQueue.GetValueOrDefault(q),
                 Running = _queueUsed.GetValueOrDefault(q),
                 Agents = _agents.Values.Count(a => a.Agent.State == AgentState.Connected && a.Queues.Contains(q)),
             }).ToList();

@@ -37,6 +37,12 @@ public sealed class RunStoreOptions
     /// <summary>Most items (reports, expired leases, released retries of each kind) one store call handles in one atomic step.</summary>
     public const int MaxBatch = 10_000;
 
+    /// <summary>
+    /// Makes a new run's id from the store's time. Default (null): a version-7 GUID in hex, ordered by time. Given one
+    /// generator, the embedded and Redis stores name the same runs alike, which lets a test compare them event by event.
+    /// </summary>
+    public Func<DateTimeOffset, string>? RunIdGenerator { get; set; }
+
     /// <summary>Throws with a message naming the setting when a value is out of range.</summary>
     public void Validate()
     {

@@ -5,7 +5,7 @@ namespace ControlPlane.Scheduler.Redis.Internal;
 
 /// <summary>
 /// What a READY step may be waiting for, read once per GetRun: the slot counters and caps, and the
-/// connected agents. Checked in the order the claim script checks them.
+/// connected agents. No serving agent comes first, as in the embedded store: no cap matters until one connects.
 /// </summary>
 internal sealed class BlockedContext(IReadOnlyDictionary<string, string> slots, IReadOnlyList<Agent> agents)
 {
@@ -17,6 +17,16 @@ internal sealed class BlockedContext(IReadOnlyDictionary<string, string> slots, 
         }
 
         var (queue, framework, handler, key, slotCount) = RunSnapshot.MetaOf(f, step.Id);
+        var serving = agents.Where(a =>
+            a.State == AgentState.Connected
+            && (a.Queues.Count == 0 ? queue == StepDefaults.Queue : a.Queues.Contains(queue))
+            && a.Frameworks.Contains(framework)
+            && (handler.Length == 0 || a.Handlers.Contains(handler))).ToList();
+        if (serving.Count == 0)
+        {
+            return BlockedReasons.NoAgent(queue, framework, handler);
+        }
+
         var runUsed = RunSnapshot.Long(f, "_used");
         if (spec.Concurrency > 0 && runUsed >= spec.Concurrency)
         {
@@ -51,16 +61,6 @@ internal sealed class BlockedContext(IReadOnlyDictionary<string, string> slots, 
                     return BlockedReasons.Budget(unit, estimate, used, reserved, limit);
                 }
             }
-        }
-
-        var serving = agents.Where(a =>
-            a.State == AgentState.Connected
-            && (a.Queues.Count == 0 ? queue == StepDefaults.Queue : a.Queues.Contains(queue))
-            && a.Frameworks.Contains(framework)
-            && (handler.Length == 0 || a.Handlers.Contains(handler))).ToList();
-        if (serving.Count == 0)
-        {
-            return BlockedReasons.NoAgent(queue, framework, handler);
         }
 
         return serving.Any(a => a.Slots - a.UsedSlots >= slotCount) ? string.Empty : BlockedReasons.NoFreeSlots(queue);

@@ -33,6 +33,12 @@ internal sealed class EmbeddedRun
     /// <summary>READY steps per queue, best first.</summary>
     public Dictionary<string, SortedSet<EmbeddedStep>> Ready { get; } = new(StringComparer.Ordinal);
 
+    /// <summary>
+    /// A claim found the run at its cap and took it off the rotations; the next attempt that ends puts it back (at the
+    /// end), as the Redis store's _cb flag does.
+    /// </summary>
+    public bool CapBlocked { get; set; }
+
     /// <summary>This run's place in each queue's round-robin rotation while it has READY steps there.</summary>
     public Dictionary<string, LinkedListNode<EmbeddedRun>> RotationNodes { get; } = new(StringComparer.Ordinal);
 }

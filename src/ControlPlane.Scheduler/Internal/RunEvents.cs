@@ -92,8 +92,17 @@ internal static class RunEvents
     {
         foreach (var (unit, amount) in amounts)
         {
+            // A total back at 0 (within rounding) is removed, as the Redis store does: "no tokens" reads the same as "0 tokens".
             totals.TryGetValue(unit, out var current);
-            totals[unit] = current + (sign * amount);
+            var total = current + (sign * amount);
+            if (Math.Abs(total) < 1e-9)
+            {
+                totals.Remove(unit);
+            }
+            else
+            {
+                totals[unit] = total;
+            }
         }
     }
 }
