@@ -21,16 +21,27 @@ public sealed partial class ShellFramework : IComputeFramework
     internal const int MaxLogLineBytes = 16 * 1024;
     private const int StderrTailLines = 5;
     /// <summary>
-    /// Run by /bin/sh as the step's process group leader, with $1 the step's command and $2 the kill grace in seconds. It
-    /// starts a watchdog in the group (outside the step's process tree, so nothing of the step waits for it) that
-    /// reads the agent's end of a pipe on stdin: the kernel closes it when the agent dies, even by SIGKILL, and
-    /// the watchdog then sends the group SIGTERM and, after the grace, SIGKILL. A pipe rather than polling the
-    /// agent's pid: nothing to poll, and a reused pid cannot look like a live agent. The step gets stdin from
-    /// /dev/null (end-of-file at once, as before) and runs as "/bin/sh -c $1" under the leader's pid.
+    /// Run by /bin/sh as the step's process group leader, with $1 the step's command, $2 the kill grace in seconds and
+    /// $3 how long the agent may stay silent, in seconds (0: no limit). It starts a watchdog in the group (outside the
+    /// step's process tree, so nothing of the step waits for it) that reads the agent's end of a pipe on stdin. The
+    /// kernel closes it when the agent dies, even by SIGKILL: the watchdog then sends the group SIGTERM and, after the
+    /// grace, SIGKILL. The agent also writes a line to it every quarter of $3; when none comes for $3 seconds the agent
+    /// is frozen (SIGSTOP, a stalled host) and its lease about to pass to another attempt, so the group gets SIGKILL at
+    /// once. A pipe rather than polling the agent's pid: nothing to poll, and a reused pid cannot look like a live
+    /// agent. The step gets stdin from /dev/null (end-of-file at once, as before) and runs as "/bin/sh -c $1" under the
+    /// leader's pid.
     /// </summary>
     private const string Watchdog = """
         exec 3<&0 </dev/null
-        ( { while read -r _ <&3; do :; done; trap '' TERM; kill -TERM 0; sleep "$2"; kill -KILL 0; } >/dev/null 2>&1 & )
+        ( {
+            if [ "$3" = 0 ]; then
+              while read -r _ <&3; do :; done; rc=0
+            else
+              while :; do l=$(timeout --foreground "$3" head -n 1 <&3); rc=$?; [ "$rc" = 0 ] && [ -n "$l" ] || break; done
+            fi
+            if [ "$rc" = 124 ]; then kill -KILL 0; fi
+            trap '' TERM; kill -TERM 0; sleep "$2"; kill -KILL 0;
+          } >/dev/null 2>&1 & )
         exec /bin/sh -c "$1" 3<&-
         """;
 
@@ -67,7 +78,12 @@ public sealed partial class ShellFramework : IComputeFramework
         {
             // setsid execs the shell as leader of a new session and process group (pgid == pid), so one kill(-pgid) reaches the whole tree.
             // The shell first starts the group's watchdog, then execs the step's own shell in its place (same pid, group and exit code).
-            ArgumentList = { "/bin/sh", "-c", Watchdog, "cp-step", execution.Spec.Command, _killGracePeriod.TotalSeconds.ToString("0.###", CultureInfo.InvariantCulture) },
+            ArgumentList =
+            {
+                "/bin/sh", "-c", Watchdog, "cp-step", execution.Spec.Command,
+                _killGracePeriod.TotalSeconds.ToString("0.###", CultureInfo.InvariantCulture),
+                SilenceLimit(execution).TotalSeconds.ToString("0.###", CultureInfo.InvariantCulture),
+            },
             WorkingDirectory = layout.WorkDir,
             RedirectStandardInput = true,
             RedirectStandardOutput = true,
@@ -101,8 +117,11 @@ public sealed partial class ShellFramework : IComputeFramework
         var pid = process.Id;
         LogStarted(_logger, execution.RunId, execution.StepId, execution.Attempt, pid);
 
-        // Never written and kept open while the step runs: the watchdog reads end-of-file from it only once the agent is gone.
+        // Kept open while the step runs: the watchdog reads end-of-file from it only once the agent is gone, and a
+        // line every quarter of the silence limit while the agent is not frozen.
         var agentAlive = process.StandardInput;
+        using var keepAliveStop = new CancellationTokenSource();
+        var keepAlive = KeepWatchdogAsync(agentAlive, SilenceLimit(execution), keepAliveStop.Token);
 
         var state = new RunState(layout.WorkDir, reporter);
         var stdout = PumpAsync(process.StandardOutput, LogStream.Stdout, state);
@@ -129,6 +148,8 @@ public sealed partial class ShellFramework : IComputeFramework
 
         // Whatever the shell left behind (background jobs) dies with the step, and their pipes close.
         ProcessGroup.SignalGroup(pid, ProcessGroup.SigKill);
+        await keepAliveStop.CancelAsync().ConfigureAwait(false);
+        await keepAlive.ConfigureAwait(false);
         agentAlive.Close();
         await Task.WhenAll(stdout, stderr).ConfigureAwait(false);
         var usage = state.Usage;
@@ -272,6 +293,38 @@ public sealed partial class ShellFramework : IComputeFramework
                 state.Reporter.ReportLog(LogStream.Stdout, line);
                 state.Reporter.ReportLog(LogStream.Stderr, "::cp: " + invalid.Error);
                 break;
+        }
+    }
+
+    /// <summary>How long the agent may stay silent before the watchdog ends the step: half the lease (zero: no limit).</summary>
+    internal static TimeSpan SilenceLimit(StepExecution execution) =>
+        execution.LeaseDuration is { } lease && lease > TimeSpan.Zero ? TimeSpan.FromMilliseconds(Math.Max(1000, lease.TotalMilliseconds / 2)) : TimeSpan.Zero;
+
+    /// <summary>Writes a line to the watchdog every quarter of <paramref name="limit"/> until stopped or the watchdog is gone.</summary>
+    private static async Task KeepWatchdogAsync(StreamWriter watchdog, TimeSpan limit, CancellationToken stop)
+    {
+        if (limit <= TimeSpan.Zero)
+        {
+            return;
+        }
+
+        using var timer = new PeriodicTimer(limit / 4);
+        try
+        {
+            do
+            {
+                await watchdog.WriteLineAsync(".").ConfigureAwait(false);
+                await watchdog.FlushAsync(stop).ConfigureAwait(false);
+            }
+            while (await timer.WaitForNextTickAsync(stop).ConfigureAwait(false));
+        }
+        catch (OperationCanceledException)
+        {
+            // The step ended.
+        }
+        catch (IOException)
+        {
+            // The group is gone, watchdog included.
         }
     }
 

@@ -24,6 +24,13 @@ public sealed record StepExecution(
     /// <summary>The step's timeout; null when it has none.</summary>
     public TimeSpan? Timeout => Spec.Timeout is { } t && t.ToTimeSpan() > TimeSpan.Zero ? t.ToTimeSpan() : null;
 
+    /// <summary>
+    /// The lease the scheduler gave (Welcome.lease_duration); null before the agent knows it. A framework that runs
+    /// the step outside the agent's process ends it when the agent stops answering for about half of it, so a frozen
+    /// agent's step does not run beside the attempt that replaces it.
+    /// </summary>
+    public TimeSpan? LeaseDuration { get; init; }
+
     /// <summary>The step's params as JSON ("{}" when it has none).</summary>
     public string ParamsJson => Spec.Params is null ? "{}" : Google.Protobuf.JsonFormatter.Default.Format(Spec.Params);
 }

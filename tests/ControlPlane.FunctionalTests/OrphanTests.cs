@@ -51,4 +51,39 @@ public sealed class OrphanTests(RedisServerFixture redis)
             }
         }
     }
+
+    [Fact]
+    public async Task AgentFrozen_PastHalfItsLease_ItsStepIsKilledBeforeAnotherAttemptRuns()
+    {
+        // A 6 s lease: a stopped agent's step is killed once the agent has been silent for 3 s, before the lease ends.
+        await using var cluster = await FunctionalCluster.StartAsync(redis, lease: TimeSpan.FromSeconds(6));
+        var agent = await cluster.StartAgentAsync("agent-a", slots: 1);
+        var pids = cluster.Path2("frozen-pids");
+        var spec = Spec("frozen", Shell("s", $"sleep 300 & echo \"$$ $!\" > '{pids}.tmp'; mv '{pids}.tmp' '{pids}'; wait"));
+        await cluster.Client.SubmitRunAsync(spec);
+        await FunctionalCluster.WaitForFileAsync(pids, "the step's pids");
+        var tree = File.ReadAllText(pids).Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(p => int.Parse(p, CultureInfo.InvariantCulture)).ToArray();
+
+        await agent.SignalAsync("STOP");
+        try
+        {
+            // The agent stays stopped throughout: only the step's own watchdog can end it.
+            var deadline = DateTime.UtcNow + DeathDeadline;
+            while (tree.Any(pid => ProcessProbe.IsRunning(pid)) && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(100));
+            }
+
+            Assert.All(tree, pid => Assert.False(ProcessProbe.IsRunning(pid), $"step process {pid} of a stopped agent still ran after {DeathDeadline}"));
+        }
+        finally
+        {
+            await agent.SignalAsync("CONT");
+            foreach (var pid in tree.Where(pid => ProcessProbe.IsRunning(pid)))
+            {
+                System.Diagnostics.Process.GetProcessById(pid).Kill();
+            }
+        }
+    }
 }

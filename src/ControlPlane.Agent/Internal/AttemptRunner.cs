@@ -173,7 +173,11 @@ internal sealed class AttemptRunner(
                 checkpoint = assignment.Checkpoint.Memory;
             }
 
-            var execution = new StepExecution(attempt.RunId, attempt.StepId, attempt.Attempt, attempt.FencingToken, assignment.Spec, inputs, checkpoint, directory);
+            var leaseTicks = Interlocked.Read(ref _leaseTicks);
+            var execution = new StepExecution(attempt.RunId, attempt.StepId, attempt.Attempt, attempt.FencingToken, assignment.Spec, inputs, checkpoint, directory)
+            {
+                LeaseDuration = leaseTicks > 0 ? TimeSpan.FromTicks(leaseTicks) : null,
+            };
             using var lease = WatchLease(attempt);
             result = await framework.RunAsync(execution, new AttemptReporter(outbox, attempt), attempt.Stop.Token).ConfigureAwait(false);
         }
