@@ -31,6 +31,7 @@ public sealed partial class RedisRunStore
                 $"running_attempts lists {registration.RunningAttempts.Count} attempts; an agent runs at most {AgentRegistration.MaxSlots} at once");
         }
 
+        var sessionId = registration.SessionId ?? Guid.NewGuid().ToString("N");
         var args = new List<RedisValue>
         {
             registration.AgentId,
@@ -42,14 +43,15 @@ public sealed partial class RedisRunStore
             StepMeta.Strings(registration.Handlers),
             (long)_options.LeaseDuration.TotalMilliseconds,
             registration.RunningAttempts.Count,
+            sessionId,
         };
         AddAttempts(args, registration.RunningAttempts);
         var result = await EvalAsync(LuaScripts.AgentConnect, args, cancellationToken).ConfigureAwait(false);
-        return new AgentSession(registration.AgentId, Tokens(result));
+        return new AgentSession(registration.AgentId, sessionId, Tokens(result));
     }
 
-    public Task DisconnectAgentAsync(string agentId, CancellationToken cancellationToken = default) =>
-        EvalAsync(LuaScripts.AgentState, [agentId, (int)AgentState.Disconnected], cancellationToken);
+    public Task DisconnectAgentAsync(string agentId, string sessionId, CancellationToken cancellationToken = default) =>
+        EvalAsync(LuaScripts.AgentState, [agentId, (int)AgentState.Disconnected, sessionId ?? string.Empty], cancellationToken);
 
     public async Task<Agent> DrainAgentAsync(string agentId, CancellationToken cancellationToken = default)
     {
@@ -64,10 +66,11 @@ public sealed partial class RedisRunStore
         var reads = ids.Select(id => (Id: (string)id!, Read: batch.HashGetAllAsync(_prefix + "ag:" + (string)id!))).ToList();
         Execute(batch);
         var agents = new List<Agent>(reads.Count);
+        var silentSince = NowMs - (long)_options.LeaseDuration.TotalMilliseconds;
         foreach (var (id, read) in reads)
         {
             var f = (await BatchedAsync(read).ConfigureAwait(false)).ToDictionary(e => (string)e.Name!, e => (string)e.Value!, StringComparer.Ordinal);
-            var agent = AgentRecord.From(id, f);
+            var agent = AgentRecord.From(id, f, silentSince);
             agents.Add(agent);
         }
 

@@ -16,4 +16,10 @@ public sealed record AgentRegistration(
     /// of a registration in one atomic step, so the number is bounded (the agent's own Slots setting has the same cap).
     /// </summary>
     public const int MaxSlots = 10_000;
+
+    /// <summary>
+    /// Set when a stream registers again (its slot count changed): the store keeps this session instead of opening a
+    /// new one. Null for a Hello, which always opens a new session.
+    /// </summary>
+    public string? SessionId { get; init; }
 }

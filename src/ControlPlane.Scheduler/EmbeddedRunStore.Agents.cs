@@ -36,6 +36,7 @@ public sealed partial class EmbeddedRunStore
             }
 
             agent.Registration = registration;
+            agent.SessionId = registration.SessionId ?? Guid.NewGuid().ToString("N");
             var a = agent.Agent;
             a.Host = registration.Host;
             a.Frameworks.Clear();
@@ -76,15 +77,16 @@ public sealed partial class EmbeddedRunStore
                 _readyQueuesTouched.Add(queue);
             }
 
-            return new AgentSession(registration.AgentId, revoked);
+            return new AgentSession(registration.AgentId, agent.SessionId, revoked);
         }));
     }
 
-    public Task DisconnectAgentAsync(string agentId, CancellationToken cancellationToken = default)
+    public Task DisconnectAgentAsync(string agentId, string sessionId, CancellationToken cancellationToken = default)
     {
         lock (_gate)
         {
-            if (_agents.TryGetValue(agentId, out var agent))
+            // A stream that ends after the agent reconnected (here or on another replica) belongs to an older session.
+            if (_agents.TryGetValue(agentId, out var agent) && agent.SessionId == sessionId)
             {
                 agent.Agent.State = AgentState.Disconnected;
             }
@@ -114,10 +116,29 @@ public sealed partial class EmbeddedRunStore
     {
         lock (_gate)
         {
-            IReadOnlyList<Agent> list = _agents.Values.OrderBy(a => a.Agent.AgentId, StringComparer.Ordinal).Select(a => a.Agent.Clone()).ToList();
+            var now = Now;
+            IReadOnlyList<Agent> list = _agents.Values.OrderBy(a => a.Agent.AgentId, StringComparer.Ordinal).Select(a =>
+            {
+                var copy = a.Agent.Clone();
+                if (IsSilent(a, now))
+                {
+                    copy.State = AgentState.Disconnected;
+                }
+
+                return copy;
+            }).ToList();
             return Task.FromResult(list);
         }
     }
+
+    /// <summary>
+    /// Nobody heard from the agent (registration or lease renewal) for a lease: the replica that served it may have died
+    /// without ending its session, so it is shown DISCONNECTED and takes nothing new.
+    /// </summary>
+    private bool IsSilent(EmbeddedAgent agent, DateTimeOffset now) =>
+        agent.Agent.State is AgentState.Connected or AgentState.Draining
+        && agent.Agent.LastHeartbeatAt is { } heard
+        && now - heard.ToDateTimeOffset() > _options.LeaseDuration;
 
     public Task<IReadOnlyList<Assignment>> ClaimAsync(ClaimRequest request, CancellationToken cancellationToken = default)
     {
@@ -130,7 +151,7 @@ public sealed partial class EmbeddedRunStore
             }
 
             var claimed = new List<Assignment>();
-            if (agent.Agent.State != AgentState.Connected || request.MaxSteps <= 0)
+            if (agent.Agent.State != AgentState.Connected || request.MaxSteps <= 0 || IsSilent(agent, Now))
             {
                 return (IReadOnlyList<Assignment>)claimed;
             }

@@ -55,14 +55,27 @@ public interface IRunStore : IAsyncDisposable
     // ---- Agents (AgentService) --------------------------------------------------------------
 
     /// <summary>
-    /// Registers or updates an agent (its queues, frameworks, handlers, slots) as CONNECTED. The attempts
-    /// it re-announces keep their leases when their tokens are still current; the rest come back
-    /// in <see cref="AgentSession.RevokedTokens"/> so the agent stops them.
+    /// Registers or updates an agent (its queues, frameworks, handlers, slots) as CONNECTED and opens a new agent
+    /// session (<see cref="AgentSession.SessionId"/>), which becomes the agent's current one; a registration that
+    /// names its <see cref="AgentRegistration.SessionId"/> keeps that session. The attempts it re-announces keep
+    /// their leases when their tokens are still current; the rest come back in
+    /// <see cref="AgentSession.RevokedTokens"/> so the agent stops them.
     /// </summary>
+    /// <remarks>
+    /// Agent sessions: every accepted Hello opens one, and the store remembers the newest per agent. Connection state
+    /// changes only through the current session, so two replicas that both served the agent (the old stream ending
+    /// late on one, the reconnect on the other) never leave it wrongly DISCONNECTED. An agent nobody has heard from
+    /// (no registration, no lease renewal) for <see cref="RunStoreOptions.LeaseDuration"/> is listed DISCONNECTED and
+    /// claims nothing, so a replica that died without ending its sessions does not keep its agents CONNECTED.
+    /// </remarks>
     Task<AgentSession> ConnectAgentAsync(AgentRegistration registration, CancellationToken cancellationToken = default);
 
-    /// <summary>The agent's stream ended: it is DISCONNECTED; its attempts keep their leases until they expire.</summary>
-    Task DisconnectAgentAsync(string agentId, CancellationToken cancellationToken = default);
+    /// <summary>
+    /// The stream of session <paramref name="sessionId"/> ended: when that is still the agent's current session, the
+    /// agent is DISCONNECTED; otherwise (it reconnected since, possibly to another replica) nothing changes. Its
+    /// attempts keep their leases until they expire.
+    /// </summary>
+    Task DisconnectAgentAsync(string agentId, string sessionId, CancellationToken cancellationToken = default);
 
     /// <summary>The agent takes nothing new (ClaimAsync returns nothing for it); signalled with <see cref="AgentDrainRequested"/>.</summary>
     Task<Agent> DrainAgentAsync(string agentId, CancellationToken cancellationToken = default);

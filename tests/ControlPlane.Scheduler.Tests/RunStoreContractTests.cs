@@ -305,10 +305,10 @@ public abstract partial class RunStoreContractTests : IAsyncLifetime
         var signals = await Subscribe();
         await Store.SubmitRunAsync(Run(Shell("a")), null);
         await Connect("agent-1", slots: 4);
-        await Connect("agent-2", slots: 4);
+        var second = await Connect("agent-2", slots: 4);
 
         var drained = await Store.DrainAgentAsync("agent-1");
-        await Store.DisconnectAgentAsync("agent-2");
+        await Store.DisconnectAgentAsync("agent-2", second.SessionId);
 
         Assert.Equal(AgentState.Draining, drained.State);
         Assert.Empty(await Claim("agent-1", 4));
@@ -512,9 +512,9 @@ public abstract partial class RunStoreContractTests : IAsyncLifetime
     public async Task ConnectAgent_ReannouncedAttempts_KeepsCurrentRevokesStale()
     {
         await Store.SubmitRunAsync(Run(Shell("a"), Shell("b")), null);
-        await Connect("agent-1", slots: 2);
+        var before = await Connect("agent-1", slots: 2);
         var claimed = await Claim("agent-1", 2);
-        await Store.DisconnectAgentAsync("agent-1");
+        await Store.DisconnectAgentAsync("agent-1", before.SessionId);
         Time.Advance(Options.LeaseDuration - TimeSpan.FromSeconds(5));
 
         var session = await Connect("agent-1", slots: 2, running: [Ref(claimed[0]), new AttemptRef(claimed[1].RunId, claimed[1].StepId, 999_999)]);

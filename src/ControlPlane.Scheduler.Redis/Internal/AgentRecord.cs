@@ -6,7 +6,11 @@ namespace ControlPlane.Scheduler.Redis.Internal;
 /// <summary>Builds the Agent message from an agent hash as agent_connect.lua writes it.</summary>
 internal static class AgentRecord
 {
-    public static Agent From(string id, IReadOnlyDictionary<string, string> f)
+    /// <summary>
+    /// An agent last heard from before <paramref name="silentSinceMs"/> shows as DISCONNECTED: the replica that served it
+    /// may have died without ending its session, and claim.lua gives such an agent nothing.
+    /// </summary>
+    public static Agent From(string id, IReadOnlyDictionary<string, string> f, long silentSinceMs = long.MinValue)
     {
         var agent = new Agent
         {
@@ -18,6 +22,11 @@ internal static class AgentRecord
             ConnectedAt = Ms(RunSnapshot.Long(f, "ca")),
             LastHeartbeatAt = Ms(RunSnapshot.Long(f, "hb")),
         };
+        if (agent.State is AgentState.Connected or AgentState.Draining && RunSnapshot.Long(f, "hb") < silentSinceMs)
+        {
+            agent.State = AgentState.Disconnected;
+        }
+
         agent.Frameworks.Add(StepMeta.ParseStrings(RunSnapshot.Get(f, "fw")));
         agent.Queues.Add(StepMeta.ParseStrings(RunSnapshot.Get(f, "q")));
         agent.Handlers.Add(StepMeta.ParseStrings(RunSnapshot.Get(f, "hd")));

@@ -16,6 +16,9 @@ internal sealed class EmbeddedAgent
 
     public AgentRegistration Registration { get; set; }
 
+    /// <summary>The agent's current session: only its end disconnects the agent.</summary>
+    public string SessionId { get; set; } = string.Empty;
+
     public IReadOnlyList<string> Queues => StepDefaults.QueuesOf(Registration);
 
     public int FreeSlots => Agent.Slots - Agent.UsedSlots;

@@ -41,6 +41,7 @@ internal sealed class AgentConnection : IDisposable
 
     public AgentConnection(
         AgentRegistration registration,
+        string sessionId,
         IEnumerable<AttemptRef> keptAttempts,
         IRunStore store,
         ReportPipeline pipeline,
@@ -48,7 +49,7 @@ internal sealed class AgentConnection : IDisposable
         ILogger logger,
         CancellationToken callCancelled)
     {
-        _registration = registration;
+        _registration = registration with { SessionId = sessionId };
         _store = store;
         _pipeline = pipeline;
         _options = options;
@@ -62,6 +63,9 @@ internal sealed class AgentConnection : IDisposable
     }
 
     public string AgentId => _registration.AgentId;
+
+    /// <summary>The agent session this stream opened; re-registrations keep it, and only its end disconnects the agent.</summary>
+    public string SessionId => _registration.SessionId!;
 
     /// <summary>Why the stream is being closed from this side (replaced by a reconnect, or shutdown); null while open.</summary>
     public string? ClosedReason { get; private set; }

@@ -52,7 +52,7 @@ internal sealed class AgentServiceImpl : AgentService.AgentServiceBase
         var revoked = session.RevokedTokens.ToHashSet();
         var kept = registration.RunningAttempts.Where(a => !revoked.Contains(a.FencingToken));
 
-        using var connection = new AgentConnection(registration, kept, _store, _pipeline, _options, _logger, context.CancellationToken);
+        using var connection = new AgentConnection(registration, session.SessionId, kept, _store, _pipeline, _options, _logger, context.CancellationToken);
         var welcome = new Welcome
         {
             SchedulerId = _options.EffectiveSchedulerId,
@@ -88,7 +88,7 @@ internal sealed class AgentServiceImpl : AgentService.AgentServiceBase
             {
                 try
                 {
-                    await _store.DisconnectAgentAsync(registration.AgentId, CancellationToken.None).ConfigureAwait(false);
+                    await _store.DisconnectAgentAsync(registration.AgentId, connection.SessionId, CancellationToken.None).ConfigureAwait(false);
                 }
 #pragma warning disable CA1031 // The agent's leases expire on their own; a failed bookkeeping call changes nothing else.
                 catch (Exception ex)
