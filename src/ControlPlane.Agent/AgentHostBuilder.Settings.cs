@@ -15,7 +15,7 @@ public sealed partial class AgentHostBuilder
     /// </summary>
     public static DaemonSettings<AgentOptions> Settings { get; } = new(
         [
-            Setting.Text("Scheduler", "URL", "The scheduler's gRPC address: http://HOST:PORT (h2c) or https://HOST:PORT (TLS).", Defaults.SchedulerAddress, (o, v) => o.SchedulerAddress = v, nameof(AgentOptions.SchedulerAddress)),
+            Setting.List("Scheduler", "URL", "The scheduler's gRPC address: http://HOST:PORT (h2c) or https://HOST:PORT (TLS); several replicas comma-separated or repeated, tried in turn on each reconnect.", Defaults.SchedulerAddress, (o, v) => o.SchedulerAddress = string.Join(',', v), nameof(AgentOptions.SchedulerAddress)),
             Setting.Text("AgentId", "ID", "Stable id of this agent across reconnects and restarts, [a-z0-9][a-z0-9._-]{0,62}.", "the host name", (o, v) => o.AgentId = v),
             Setting.Number("Slots", "Steps run at once.", "the processor count", (o, v) => o.Slots = v),
             Setting.List("Queues", "a,b", "Queues to take steps from.", string.Join(',', Defaults.Queues), (o, v) => o.Queues = [.. v]),

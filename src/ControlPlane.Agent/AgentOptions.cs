@@ -6,8 +6,19 @@ namespace ControlPlane.Agent;
 /// <summary>Settings of one agent daemon (the table is <see cref="AgentHostBuilder.Settings"/>); call <see cref="Validate"/> at start-up.</summary>
 public sealed partial class AgentOptions
 {
-    /// <summary>The scheduler's gRPC address, "http://host:port" (h2c) or "https://host:port" (TLS). Default is "http://127.0.0.1:7070".</summary>
+    /// <summary>
+    /// The scheduler's gRPC address, "http://host:port" (h2c) or "https://host:port" (TLS); several replicas'
+    /// addresses comma-separated, tried in turn on every reconnect, so a replica that dies does not pin its agents to
+    /// its address (at most <see cref="MaxSchedulerAddresses"/>). Default is "http://127.0.0.1:7070".
+    /// </summary>
     public string SchedulerAddress { get; set; } = "http://127.0.0.1:7070";
+
+    /// <summary>Most scheduler addresses <see cref="SchedulerAddress"/> may list.</summary>
+    public const int MaxSchedulerAddresses = 64;
+
+    /// <summary>The addresses <see cref="SchedulerAddress"/> lists, in order, blanks dropped.</summary>
+    public IReadOnlyList<string> SchedulerAddresses =>
+        (SchedulerAddress ?? string.Empty).Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
 
     /// <summary>Stable identity of this agent across reconnects and restarts, [a-z0-9][a-z0-9._-]{0,62}. Default is the host name, lower-cased with other characters replaced by '-'.</summary>
     public string AgentId { get; set; } = SanitizeAgentId(Environment.MachineName);
@@ -77,9 +88,22 @@ public sealed partial class AgentOptions
     internal IReadOnlyList<(string Property, string Message)> FindProblems()
     {
         var errors = new List<(string, string)>();
-        if (!Uri.TryCreate(SchedulerAddress, UriKind.Absolute, out var uri) || (uri.Scheme != "http" && uri.Scheme != "https"))
+        var addresses = SchedulerAddresses;
+        if (addresses.Count == 0)
         {
-            errors.Add((nameof(SchedulerAddress), $"SchedulerAddress '{SchedulerAddress}' is not an http:// or https:// address; set it like http://127.0.0.1:7070."));
+            errors.Add((nameof(SchedulerAddress), "SchedulerAddress is empty; set it like http://127.0.0.1:7070, or several replicas comma-separated."));
+        }
+        else if (addresses.Count > MaxSchedulerAddresses)
+        {
+            errors.Add((nameof(SchedulerAddress), $"SchedulerAddress lists {addresses.Count} addresses; give at most {MaxSchedulerAddresses}, or one DNS name with several addresses."));
+        }
+
+        foreach (var address in addresses.Take(MaxSchedulerAddresses))
+        {
+            if (!Uri.TryCreate(address, UriKind.Absolute, out var uri) || (uri.Scheme != "http" && uri.Scheme != "https"))
+            {
+                errors.Add((nameof(SchedulerAddress), $"SchedulerAddress '{address}' is not an http:// or https:// address; set it like http://127.0.0.1:7070."));
+            }
         }
 
         if (!IdPattern().IsMatch(AgentId ?? string.Empty))

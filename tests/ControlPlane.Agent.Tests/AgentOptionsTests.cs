@@ -88,6 +88,25 @@ public sealed class AgentOptionsTests : IDisposable
     }
 
     [Fact]
+    public void Load_SchedulerRepeatedAndCommaSeparated_ListsEveryAddressInOrder()
+    {
+        var options = Load(["--scheduler", "http://a:7070", "--scheduler", "http://b:7070, http://c:7070"]).Options;
+
+        Assert.Equal(["http://a:7070", "http://b:7070", "http://c:7070"], options.SchedulerAddresses);
+        Assert.Empty(options.FindProblems());
+    }
+
+    [Fact]
+    public void Validate_OneOfSeveralSchedulerAddressesInvalid_NamesIt()
+    {
+        var options = new AgentOptions { SchedulerAddress = "http://a:7070,b:7070", AgentId = "agent-1", Slots = 1 };
+
+        var ex = Assert.Throws<ArgumentException>(options.Validate);
+
+        Assert.Contains("SchedulerAddress 'b:7070'", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Load_JsonEnvironmentAndFlags_LaterSourcesWin()
     {
         var config = WriteFile("agent.json", """{ "Scheduler": "http://json:7070", "AgentId": "json-1", "Slots": 2, "ShutdownGracePeriod": "1m", "KeepWorkDirectories": true }""");

@@ -72,6 +72,26 @@ public sealed class AgentWorkerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task RunAsync_FirstSchedulerAddressDead_ConnectsToTheNextAndBackAfterADrop()
+    {
+        // A loopback port nobody listens on: a replica that died.
+        var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        var dead = $"http://127.0.0.1:{((System.Net.IPEndPoint)listener.LocalEndpoint).Port}";
+        listener.Stop();
+        var options = Options();
+        options.SchedulerAddress = $"{dead},{_scheduler.Address}";
+        Start(options);
+
+        var first = await ConnectAsync();
+        first.Abort();
+        var second = await _scheduler.NextConnectionAsync();
+        var hello = await second.HelloAsync();
+
+        Assert.Equal("agent-1", hello.AgentId);
+    }
+
+    [Fact]
     public async Task RunAsync_Connects_HelloAnnouncesIdentityFrameworksHandlersAndSlots()
     {
         _dotnet.Register("resize-images", _ => Task.FromResult(StepHandlerResult.Empty));

@@ -34,6 +34,9 @@ internal sealed class SchedulerSession
     private int _slotsChangedDue;
     private int _maxReportBatch = 1;
 
+    // Each connection goes to the next scheduler address in turn, so a dead replica costs one failed connect, not every one.
+    private int _nextAddress;
+
     // What the scheduler of the current stream said in Welcome: it acknowledges stored results; it understands StepDeclined.
     private volatile bool _acknowledgesResults;
     private volatile bool _acceptsDeclines;
@@ -83,7 +86,9 @@ internal sealed class SchedulerSession
             return true;
         }
 
-        using var channel = GrpcChannel.ForAddress(_options.SchedulerAddress, new GrpcChannelOptions
+        var addresses = _options.SchedulerAddresses;
+        var address = addresses[(int)((uint)_nextAddress++ % (uint)addresses.Count)];
+        using var channel = GrpcChannel.ForAddress(address, new GrpcChannelOptions
         {
             // Pings notice a scheduler whose host vanished without closing the connection, on an otherwise quiet stream.
             HttpHandler = new SocketsHttpHandler
@@ -100,7 +105,7 @@ internal sealed class SchedulerSession
         });
         using var sessionCts = CancellationTokenSource.CreateLinkedTokenSource(hardStop);
         using var call = new AgentService.AgentServiceClient(channel).Connect(cancellationToken: sessionCts.Token);
-        AgentLog.Connecting(_logger, _options.SchedulerAddress, _options.AgentId);
+        AgentLog.Connecting(_logger, address, _options.AgentId);
 
         var hello = BuildHello();
         Welcome welcome;
@@ -118,7 +123,7 @@ internal sealed class SchedulerSession
             }
             catch (Exception ex) when (welcomeCts.IsCancellationRequested && !hardStop.IsCancellationRequested)
             {
-                throw new TimeoutException($"no Welcome from {_options.SchedulerAddress} within {_options.ConnectTimeout}", ex);
+                throw new TimeoutException($"no Welcome from {address} within {_options.ConnectTimeout}", ex);
             }
 
             welcome = call.ResponseStream.Current.Welcome
@@ -129,7 +134,7 @@ internal sealed class SchedulerSession
 
         // Results the previous stream took but no scheduler acknowledged go first; those it revoked are gone already.
         var resent = _outbox.ResendUnacknowledged();
-        AgentLog.Connected(_logger, _options.SchedulerAddress, welcome.SchedulerId, _heartbeatInterval, hello.RunningAttempts.Count, resent);
+        AgentLog.Connected(_logger, address, welcome.SchedulerId, _heartbeatInterval, hello.RunningAttempts.Count, resent);
         _connected.TrySetResult();
 
         // From here a failure is a dropped stream, not a failed connect: the caller reconnects at once.
