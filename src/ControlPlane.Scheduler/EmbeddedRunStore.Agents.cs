@@ -132,8 +132,8 @@ public sealed partial class EmbeddedRunStore
     }
 
     /// <summary>
-    /// Nobody heard from the agent (registration or lease renewal) for a lease: the replica that served it may have died
-    /// without ending its session, so it is shown DISCONNECTED and takes nothing new.
+    /// Nobody heard from the agent (registration, claim or lease renewal) for a lease: the replica that served it may
+    /// have died without ending its session, so it is shown DISCONNECTED.
     /// </summary>
     private bool IsSilent(EmbeddedAgent agent, DateTimeOffset now) =>
         agent.Agent.State is AgentState.Connected or AgentState.Draining
@@ -151,10 +151,13 @@ public sealed partial class EmbeddedRunStore
             }
 
             var claimed = new List<Assignment>();
-            if (agent.Agent.State != AgentState.Connected || request.MaxSteps <= 0 || IsSilent(agent, Now))
+            if (agent.Agent.State != AgentState.Connected || request.MaxSteps <= 0)
             {
                 return (IReadOnlyList<Assignment>)claimed;
             }
+
+            // Claims come only from a replica serving the agent's stream: they count as hearing from it.
+            agent.Agent.LastHeartbeatAt = Timestamp.FromDateTimeOffset(Now);
 
             foreach (var queue in agent.Queues)
             {

@@ -65,8 +65,8 @@ public interface IRunStore : IAsyncDisposable
     /// Agent sessions: every accepted Hello opens one, and the store remembers the newest per agent. Connection state
     /// changes only through the current session, so two replicas that both served the agent (the old stream ending
     /// late on one, the reconnect on the other) never leave it wrongly DISCONNECTED. An agent nobody has heard from
-    /// (no registration, no lease renewal) for <see cref="RunStoreOptions.LeaseDuration"/> is listed DISCONNECTED and
-    /// claims nothing, so a replica that died without ending its sessions does not keep its agents CONNECTED.
+    /// (no registration, claim or lease renewal) for <see cref="RunStoreOptions.LeaseDuration"/> is listed
+    /// DISCONNECTED, so a replica that died without ending its sessions does not keep its agents CONNECTED.
     /// </remarks>
     Task<AgentSession> ConnectAgentAsync(AgentRegistration registration, CancellationToken cancellationToken = default);
 

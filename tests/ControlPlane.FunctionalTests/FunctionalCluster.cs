@@ -57,6 +57,23 @@ public sealed class FunctionalCluster : IAsyncDisposable
     /// <summary>Starts the scheduler (again, on the same port once one was bound) and waits until it listens.</summary>
     public async Task StartSchedulerAsync(int port)
     {
+        (Scheduler, Port) = await LaunchSchedulerAsync(port);
+    }
+
+    /// <summary>A second scheduler replica on the same Redis and namespace; the cluster's client keeps talking to the first.</summary>
+    public Task<(ObservedProcess Process, int Port)> StartReplicaAsync() => LaunchSchedulerAsync(port: 0);
+
+    /// <summary>From now on <see cref="Scheduler"/>, <see cref="Address"/> and <see cref="Client"/> are this replica's.</summary>
+    public void UseReplica(ObservedProcess replica, int port)
+    {
+        _client?.Dispose();
+        _client = null;
+        Scheduler = replica;
+        Port = port;
+    }
+
+    private async Task<(ObservedProcess Process, int Port)> LaunchSchedulerAsync(int port)
+    {
         var heartbeat = TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(1).Ticks, _lease.Ticks / 3));
         var scheduler = ObservedProcess.Start("scheduler", SchedulerPath,
         [
@@ -68,8 +85,7 @@ public sealed class FunctionalCluster : IAsyncDisposable
             "--maintenance-interval", "250ms",
         ]);
         _processes.Add(scheduler);
-        Port = new Uri(await scheduler.WaitForListeningAsync(Timeout)).Port;
-        Scheduler = scheduler;
+        return (scheduler, new Uri(await scheduler.WaitForListeningAsync(Timeout)).Port);
     }
 
     /// <summary>kill -9 the scheduler, then start a new one on the same port.</summary>
@@ -99,11 +115,12 @@ public sealed class FunctionalCluster : IAsyncDisposable
         await StartSchedulerAsync(Port);
     }
 
-    public async Task<ObservedProcess> StartAgentAsync(string id, int slots)
+    /// <summary>Starts an agent of this cluster's scheduler, or of <paramref name="schedulers"/> (one or several addresses).</summary>
+    public async Task<ObservedProcess> StartAgentAsync(string id, int slots, string? schedulers = null)
     {
         var workRoot = Path.Combine(SharedDir, "work-" + id);
         var agent = ObservedProcess.Start("agent " + id, AgentPath,
-            ["--scheduler", Address, "--agent-id", id, "--slots", slots.ToString(System.Globalization.CultureInfo.InvariantCulture), "--work-root", workRoot],
+            ["--scheduler", schedulers ?? Address, "--agent-id", id, "--slots", slots.ToString(System.Globalization.CultureInfo.InvariantCulture), "--work-root", workRoot],
             environment: new Dictionary<string, string>
             {
                 ["CP_MAX_RECONNECT_DELAY"] = "1s",

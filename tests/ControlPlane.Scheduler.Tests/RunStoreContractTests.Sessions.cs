@@ -44,7 +44,7 @@ public abstract partial class RunStoreContractTests
     }
 
     [Fact]
-    public async Task ListAgents_NoContactForALease_ShowsDisconnectedAndClaimsNothing()
+    public async Task ListAgents_NoContactForALease_ShowsDisconnectedUntilHeardFromAgain()
     {
         await Store.SubmitRunAsync(Run(Shell("a")), null);
         await Connect("agent-1", slots: 1);
@@ -52,13 +52,23 @@ public abstract partial class RunStoreContractTests
         // The replica serving the agent died: nobody ends its session, nobody renews for it.
         Time.Advance(Options.LeaseDuration + TimeSpan.FromSeconds(1));
         var silent = (await Store.ListAgentsAsync()).Single(a => a.AgentId == "agent-1");
-        var claimedWhileSilent = await Claim("agent-1", 1);
         await Store.RenewLeasesAsync("agent-1", []);
         var heard = (await Store.ListAgentsAsync()).Single(a => a.AgentId == "agent-1");
 
         Assert.Equal(AgentState.Disconnected, silent.State);
-        Assert.Empty(claimedWhileSilent);
         Assert.Equal(AgentState.Connected, heard.State);
         Assert.Single(await Claim("agent-1", 1));
+    }
+
+    [Fact]
+    public async Task ListAgents_ClaimAfterALongQuietSpell_CountsAsContact()
+    {
+        await Connect("agent-1", slots: 1);
+        Time.Advance(Options.LeaseDuration / 2);
+        await Claim("agent-1", 1);
+
+        Time.Advance((Options.LeaseDuration / 2) + TimeSpan.FromSeconds(1));
+
+        Assert.Equal(AgentState.Connected, (await Store.ListAgentsAsync()).Single(a => a.AgentId == "agent-1").State);
     }
 }

@@ -8,7 +8,7 @@ internal static class AgentRecord
 {
     /// <summary>
     /// An agent last heard from before <paramref name="silentSinceMs"/> shows as DISCONNECTED: the replica that served it
-    /// may have died without ending its session, and claim.lua gives such an agent nothing.
+    /// may have died without ending its session.
     /// </summary>
     public static Agent From(string id, IReadOnlyDictionary<string, string> f, long silentSinceMs = long.MinValue)
     {

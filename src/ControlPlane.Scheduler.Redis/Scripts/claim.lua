@@ -4,11 +4,11 @@ local agent, max, lease = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
 -- One call hands out at most 1000 steps, keeping every variadic command within Lua's stack.
 if max > 1000 then max = 1000 end
 local AK = P .. 'ag:' .. agent
-pre(AK, { 'st', 'slots', 'used', 'q', 'fw', 'hd', 'hb' })
+pre(AK, { 'st', 'slots', 'used', 'q', 'fw', 'hd' })
 if not get(AK, 'st') then return err('NotFound', REASON.AGENT_NOT_CONNECTED, "agent '" .. agent .. "' is not connected; send Hello (ConnectAgent) first") end
 if num(get(AK, 'st')) ~= 1 or max <= 0 then return {} end
--- Nobody heard from the agent for a lease (its replica died without ending the session): it takes nothing new.
-if NOW - num(get(AK, 'hb')) > lease then return {} end
+-- Claims come only from a replica serving the agent's stream: they count as hearing from it (ListAgents shows it live).
+redis.call('HSET', AK, 'hb', I(NOW))
 local total = num(get(AK, 'slots'))
 local free = total - num(get(AK, 'used'))
 local queues = jdecode(get(AK, 'q')) or {}
