@@ -372,7 +372,7 @@ public sealed partial class EmbeddedRunStore : IRunStore
                 Queue = q,
                 Ready = readyByQueue.GetValueOrDefault(q),
                 Running = _queueUsed.GetValueOrDefault(q),
-                Agents = _agents.Values.Count(a => a.Agent.State == AgentState.Connected && a.Queues.Contains(q)),
+                Agents = _agents.Values.Count(a => a.Agent.State == AgentState.Connected && !IsSilent(a, Now) && a.Queues.Contains(q)),
             }).ToList();
 
             var slots = new List<SlotUsage>();

@@ -72,6 +72,9 @@ public sealed class StoreDifferentialTests(RedisServerFixture redis, ITestOutput
 
         // Attempts the agents hold: the same step in both stores, each with its own token.
         private readonly List<(int Run, string Step, string Agent, long Embedded, long Redis)> _held = [];
+
+        // Each agent's current session in each store.
+        private readonly Dictionary<string, (string Embedded, string Redis)> _sessions = new(StringComparer.Ordinal);
         private IRunStore _embedded = null!;
         private IRunStore _redis = null!;
 
@@ -134,11 +137,16 @@ public sealed class StoreDifferentialTests(RedisServerFixture redis, ITestOutput
                 {
                     var agent = Agents[a % Agents.Length];
                     var slots = 1 + (b % 4);
-                    await BothAsync(s => s.ConnectAgentAsync(new AgentRegistration(
+                    var (es, rs) = await BothAsync(s => s.ConnectAgentAsync(new AgentRegistration(
                         agent, "h", ["shell"], b % 2 == 0 ? ["default"] : ["default", "gpu"], new Dictionary<string, string>(), slots, [],
                         _held.Where(h => h.Agent == agent)
                             .Select(h => s == _embedded ? new AttemptRef(_runs[h.Run].Embedded, h.Step, h.Embedded) : new AttemptRef(_runs[h.Run].Redis, h.Step, h.Redis))
                             .ToList())));
+                    if (es.Value is not null && rs.Value is not null)
+                    {
+                        _sessions[agent] = (es.Value.SessionId, rs.Value.SessionId);
+                    }
+
                     return $"connect {agent} slots {slots}";
                 }
 
@@ -267,7 +275,9 @@ public sealed class StoreDifferentialTests(RedisServerFixture redis, ITestOutput
                 default:
                 {
                     var agent = Agents[a % Agents.Length];
-                    await BothAsync(s => s.DisconnectAgentAsync(agent));
+                    // The agent's current session ends (an unknown agent: a session that never was).
+                    var session = _sessions.GetValueOrDefault(agent, (Embedded: "none", Redis: "none"));
+                    await BothAsync(s => s.DisconnectAgentAsync(agent, s == _embedded ? session.Embedded : session.Redis));
                     return $"disconnect {agent}";
                 }
             }
