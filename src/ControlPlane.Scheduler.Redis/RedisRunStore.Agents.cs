@@ -228,7 +228,7 @@ public sealed partial class RedisRunStore
     {
         var result = (RedisResult[])(await EvalAsync(
             LuaScripts.Maintenance, [Math.Clamp(max, 1, RunStoreOptions.MaxBatch), _options.LeaseExpiryAttempts], cancellationToken).ConfigureAwait(false))!;
-        return new MaintenanceResult((int)result[0], (int)result[1], (int)result[2]);
+        return new MaintenanceResult((int)result[0], (int)result[1], (int)result[2], (int)result[3]);
     }
 
     public async Task SetLimitAsync(LimitKind kind, string name, int limit, CancellationToken cancellationToken = default)

@@ -26,7 +26,7 @@ public sealed partial class RedisRunStore
         RunSpecValidator.ThrowIfInvalid(spec);
         var runId = _options.RunIdGenerator?.Invoke(_time.GetUtcNow()) ?? Guid.CreateVersion7(_time.GetUtcNow()).ToString("N");
         var metas = StepMeta.Build(spec);
-        var args = new List<RedisValue>(9 + (spec.Steps.Count * 3))
+        var args = new List<RedisValue>(10 + (spec.Steps.Count * 3))
         {
             runId,
             idempotencyKey ?? string.Empty,
@@ -37,6 +37,7 @@ public sealed partial class RedisRunStore
             StepMeta.Units(spec.Budget),
             StepMeta.Strings(spec.Steps.Select(s => s.Id)),
             spec.Steps.Count,
+            (long)_options.RetentionOf(spec).TotalMilliseconds,
         };
         for (var i = 0; i < spec.Steps.Count; i++)
         {

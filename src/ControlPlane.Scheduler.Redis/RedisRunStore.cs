@@ -153,7 +153,7 @@ public sealed partial class RedisRunStore : IRunStore
         try
         {
             outcome = await _readRetry.ExecuteAsync(
-                async _ => await StoreFormat.EnsureAsync(_db, _prefix, _options.MigrateFormat).ConfigureAwait(false)).ConfigureAwait(false);
+                async _ => await StoreFormat.EnsureAsync(_db, _prefix, _options.MigrateFormat, options: _options).ConfigureAwait(false)).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is RedisConnectionException or RedisTimeoutException)
         {

@@ -563,6 +563,37 @@ public sealed partial class EmbeddedRunStore
                 SetStepState(step, StepState.Ready, $"retry backoff elapsed; attempt {step.Step.Attempt + 1} queued");
             }
 
-            return new MaintenanceResult(expired.Count, due.Count, timedOut.Count);
+            var deleted = 0;
+            while (deleted < max && _expiring.Min is { ExpiresAt: { } deadline } gone && deadline <= now)
+            {
+                DeleteRun(gone);
+                deleted++;
+            }
+
+            return new MaintenanceResult(expired.Count, due.Count, timedOut.Count, deleted);
         }));
+
+    /// <summary>Forgets a finished run whose retention passed: the run, its events, its idempotency key and any queue place.</summary>
+    private void DeleteRun(EmbeddedRun run)
+    {
+        _expiring.Remove(run);
+        _runs.Remove(run.Run.Id);
+        if (run.Run.IdempotencyKey.Length > 0
+            && _runIdByIdempotencyKey.TryGetValue(run.Run.IdempotencyKey, out var holder)
+            && holder == run.Run.Id)
+        {
+            _runIdByIdempotencyKey.Remove(run.Run.IdempotencyKey);
+        }
+
+        foreach (var (queue, node) in run.RotationNodes)
+        {
+            if (_rotation.TryGetValue(queue, out var list) && node.List == list)
+            {
+                list.Remove(node);
+            }
+        }
+
+        run.RotationNodes.Clear();
+        run.Ready.Clear();
+    }
 }

@@ -23,7 +23,10 @@ public sealed partial class EmbeddedRunStore
                 CreatedAt = Timestamp.FromDateTimeOffset(now),
                 IdempotencyKey = idempotencyKey,
             },
-            ++_nextRunSeq);
+            ++_nextRunSeq)
+        {
+            Retention = _options.RetentionOf(spec),
+        };
         run.Steps = spec.Steps.Select((s, i) => new EmbeddedStep(run, i, s, StepDefaults.QueueOf(spec, s))).ToArray();
         for (var i = 0; i < run.Steps.Length; i++)
         {
@@ -191,6 +194,17 @@ public sealed partial class EmbeddedRunStore
         if (RunStateMachine.IsTerminal(to))
         {
             run.Run.FinishedAt = Timestamp.FromDateTimeOffset(now);
+            if (run.Retention > TimeSpan.Zero)
+            {
+                run.ExpiresAt = now + run.Retention;
+                _expiring.Add(run);
+            }
+        }
+        else if (RunStateMachine.IsTerminal(from) && run.ExpiresAt is not null)
+        {
+            // Revived (RetryRun): kept until it finishes again.
+            _expiring.Remove(run);
+            run.ExpiresAt = null;
         }
 
         run.Run.History.Add(RunEvents.History(from, to, reason, now));

@@ -22,6 +22,13 @@ public sealed partial class EmbeddedRunStore : IRunStore
     private readonly Dictionary<string, EmbeddedAgent> _agents = new(StringComparer.Ordinal);
     private readonly Dictionary<long, EmbeddedStep> _activeByToken = [];
     private readonly HashSet<EmbeddedStep> _retryWaiting = [];
+
+    /// <summary>Finished runs with a retention, soonest deadline first, ties by run id: the order of Redis's cp:{ns}:expire.</summary>
+    private readonly SortedSet<EmbeddedRun> _expiring = new(Comparer<EmbeddedRun>.Create((a, b) =>
+    {
+        var byDeadline = Nullable.Compare(a.ExpiresAt, b.ExpiresAt);
+        return byDeadline != 0 ? byDeadline : string.CompareOrdinal(a.Run.Id, b.Run.Id);
+    }));
     private readonly Dictionary<string, LinkedList<EmbeddedRun>> _rotation = new(StringComparer.Ordinal);
     private readonly Dictionary<string, long> _queueUsed = new(StringComparer.Ordinal);
     private readonly Dictionary<string, long> _keyUsed = new(StringComparer.Ordinal);

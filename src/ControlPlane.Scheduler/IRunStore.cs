@@ -113,7 +113,8 @@ public interface IRunStore : IAsyncDisposable
     /// The reaper: attempts whose lease expired go back to READY with attempt+1, the same checkpoint and
     /// (at the next claim) a new token, or fail when out of attempts; their slots are freed. RETRY_WAIT
     /// steps whose backoff elapsed become READY. Attempts running past their step timeout are failed
-    /// as timed out. Does at most <paramref name="max"/> of each.
+    /// as timed out. Finished runs whose retention has passed since they finished are deleted with their
+    /// events, outputs and index entries (GetRun then finds nothing). Does at most <paramref name="max"/> of each.
     /// </summary>
     Task<MaintenanceResult> RunMaintenanceAsync(int max, CancellationToken cancellationToken = default);
 

@@ -1,4 +1,4 @@
 namespace ControlPlane.Scheduler;
 
-/// <summary>What one maintenance pass did.</summary>
-public sealed record MaintenanceResult(int LeasesExpired, int RetriesReleased, int TimedOut);
+/// <summary>What one maintenance pass did; <paramref name="RunsDeleted"/> counts finished runs deleted because their retention passed.</summary>
+public sealed record MaintenanceResult(int LeasesExpired, int RetriesReleased, int TimedOut, int RunsDeleted);

@@ -13,6 +13,19 @@ public sealed class RunStoreOptions
     /// </summary>
     public int LeaseExpiryAttempts { get; set; } = 3;
 
+    /// <summary>
+    /// How long a finished run is kept when its spec sets no retention; zero keeps such runs forever. Maintenance
+    /// deletes a run, its events and its index entries once this long has passed since it finished. Default is 7 days.
+    /// </summary>
+    public TimeSpan DefaultRetention { get; set; } = TimeSpan.FromDays(7);
+
+    /// <summary>The retention a run gets at submit: its spec's, else <see cref="DefaultRetention"/>, in whole milliseconds rounded up as Redis stores it.</summary>
+    internal TimeSpan RetentionOf(ControlPlane.V1.RunSpec spec)
+    {
+        var retention = spec.Retention is { } r ? r.ToTimeSpan() : DefaultRetention;
+        return TimeSpan.FromMilliseconds(Math.Ceiling(retention.TotalMilliseconds));
+    }
+
     /// <summary>Most events one ReadEvents/WatchRun read returns. Default is 256.</summary>
     public int EventReadBatch { get; set; } = 256;
 
@@ -34,6 +47,9 @@ public sealed class RunStoreOptions
     /// </summary>
     public bool MigrateFormat { get; set; }
 
+    /// <summary>Longest retention a run (or the default) may ask for: 10 years.</summary>
+    public static readonly TimeSpan MaxRetention = TimeSpan.FromDays(3650);
+
     /// <summary>Most items (reports, expired leases, released retries of each kind) one store call handles in one atomic step.</summary>
     public const int MaxBatch = 10_000;
 
@@ -49,6 +65,12 @@ public sealed class RunStoreOptions
         if (LeaseDuration <= TimeSpan.Zero)
         {
             throw new ArgumentException($"LeaseDuration must be positive (got {LeaseDuration}); set it to e.g. 00:00:30.", nameof(LeaseDuration));
+        }
+
+        if (DefaultRetention < TimeSpan.Zero || DefaultRetention > MaxRetention)
+        {
+            throw new ArgumentException(
+                $"DefaultRetention must be between 0 (keep forever) and 3650 days (got {DefaultRetention}); set it to e.g. 7.00:00:00.", nameof(DefaultRetention));
         }
 
         Positive(LeaseExpiryAttempts, nameof(LeaseExpiryAttempts));

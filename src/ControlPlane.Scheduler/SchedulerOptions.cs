@@ -48,6 +48,12 @@ public sealed partial class SchedulerOptions
     /// <summary>Most expired leases, timeouts and released retries one maintenance pass handles of each (1 to 10,000). Default is 256.</summary>
     public int MaintenanceBatch { get; set; } = 256;
 
+    /// <summary>
+    /// How long a finished run whose spec sets no retention is kept before maintenance deletes it with its events;
+    /// zero keeps such runs forever (0 to 3650 days). Default is 7 days.
+    /// </summary>
+    public TimeSpan DefaultRetention { get; set; } = TimeSpan.FromDays(7);
+
     /// <summary>Most steps one claim call gives an agent (never more than its free slots). Default is 64.</summary>
     public int ClaimBatch { get; set; } = 64;
 
@@ -68,7 +74,7 @@ public sealed partial class SchedulerOptions
         string.IsNullOrEmpty(SchedulerId) ? $"{Environment.MachineName.ToLowerInvariant()}-{Environment.ProcessId}" : SchedulerId;
 
     /// <summary>The store settings these options imply (the lease duration), for any IRunStore implementation.</summary>
-    public RunStoreOptions CreateStoreOptions() => new() { LeaseDuration = LeaseDuration, MigrateFormat = Migrate };
+    public RunStoreOptions CreateStoreOptions() => new() { LeaseDuration = LeaseDuration, MigrateFormat = Migrate, DefaultRetention = DefaultRetention };
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first wrong setting and how to fix it.</summary>
     public void Validate()
@@ -131,6 +137,12 @@ public sealed partial class SchedulerOptions
         }
 
         InRange(MaintenanceBatch, nameof(MaintenanceBatch), 1, RunStoreOptions.MaxBatch);
+        if (DefaultRetention < TimeSpan.Zero || DefaultRetention > RunStoreOptions.MaxRetention)
+        {
+            throw new ArgumentException(
+                $"DefaultRetention must be between 0 (keep forever) and 3650 days (got {DefaultRetention}); set it to e.g. 168h.", nameof(DefaultRetention));
+        }
+
         InRange(ClaimBatch, nameof(ClaimBatch), 1, 10_000);
         InRange(ReportBatch, nameof(ReportBatch), 1, RunStoreOptions.MaxBatch);
         InRange(WatchBatch, nameof(WatchBatch), 1, 10_000);

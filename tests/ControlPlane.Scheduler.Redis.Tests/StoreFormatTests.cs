@@ -98,6 +98,65 @@ public sealed class StoreFormatTests : IAsyncLifetime
         Assert.Equal(RunState.Succeeded, (await store.GetRunAsync(waiting))!.State);
     }
 
+    [Fact]
+    public async Task Migrate_FromFormatTwoWithRunsInFlight_SchedulesFinishedRunsForDeletionAndTheRunsFinish()
+    {
+        var time = new ManualTimeProvider();
+        string hourly, defaulted, inFlight;
+        Assignment claimed;
+        await using (var old = await RedisRunStore.ConnectAsync(_redis.Configuration, "ret", new RunStoreOptions(), time))
+        {
+            hourly = (await old.SubmitRunAsync(Run(Shell("a")).With(r => r.Retention = Google.Protobuf.WellKnownTypes.Duration.FromTimeSpan(TimeSpan.FromHours(1))), null)).Run.Id;
+            defaulted = (await old.SubmitRunAsync(Run(Shell("a")).With(r => r.Labels["team"] = "vision"), "key-1")).Run.Id;
+            inFlight = (await old.SubmitRunAsync(Run(Shell("a"), Shell("b", "a")), null)).Run.Id;
+            await old.CancelRunAsync(hourly, "");
+            await old.CancelRunAsync(defaulted, "");
+            await old.ConnectAgentAsync(new AgentRegistration("agent-1", "h", ["shell"], [], new Dictionary<string, string>(), 1, [], []));
+            claimed = Assert.Single(await old.ClaimAsync(new ClaimRequest("agent-1", 1)));
+        }
+
+        // Format 2 is this layout without retention: no per-run retention field, no deletion schedule.
+        foreach (var run in new[] { hourly, defaulted, inFlight })
+        {
+            await _db.HashDeleteAsync("cp:{ret}:r:" + run, "_ret");
+        }
+
+        await _db.KeyDeleteAsync("cp:{ret}:expire");
+        await _db.StringSetAsync("cp:{ret}:format", "2");
+        await Assert.ThrowsAsync<StoreFormatException>(() => RedisRunStore.ConnectAsync(_redis.Configuration, "ret", new RunStoreOptions(), time));
+
+        await using var store = await RedisRunStore.ConnectAsync(_redis.Configuration, "ret", new RunStoreOptions { MigrateFormat = true }, time);
+
+        Assert.Equal(StoreFormat.Current.ToString(), (string?)await _db.StringGetAsync("cp:{ret}:format"));
+        var finishedAt = time.GetUtcNow().ToUnixTimeMilliseconds();
+        Assert.Equal(finishedAt + TimeSpan.FromHours(1).TotalMilliseconds, await _db.SortedSetScoreAsync("cp:{ret}:expire", hourly));
+        Assert.Equal(finishedAt + TimeSpan.FromDays(7).TotalMilliseconds, await _db.SortedSetScoreAsync("cp:{ret}:expire", defaulted));
+        Assert.Null(await _db.SortedSetScoreAsync("cp:{ret}:expire", inFlight));
+
+        // The run in flight goes on: the attempt claimed before the migration reports, and the run finishes.
+        await store.ConnectAgentAsync(new AgentRegistration("agent-1", "h", ["shell"], [], new Dictionary<string, string>(), 3, [], []));
+        Assert.Equal(ReportOutcome.Accepted, Assert.Single(await store.ReportAsync([Completed(claimed.RunId, claimed.StepId, claimed.FencingToken)])));
+        var b = Assert.Single(await store.ClaimAsync(new ClaimRequest("agent-1", 3)));
+        await store.ReportAsync([Completed(b.RunId, b.StepId, b.FencingToken)]);
+        Assert.Equal(RunState.Succeeded, (await store.GetRunAsync(inFlight))!.State);
+
+        time.Advance(TimeSpan.FromHours(1));
+        Assert.Equal(1, (await store.RunMaintenanceAsync(100)).RunsDeleted);
+        Assert.Null(await store.GetRunAsync(hourly));
+        time.Advance(TimeSpan.FromDays(7));
+        Assert.Equal(2, (await store.RunMaintenanceAsync(100)).RunsDeleted);
+        Assert.Empty((await store.ListRunsAsync(new RunQuery())).Runs);
+        Assert.False(await _db.HashExistsAsync("cp:{ret}:idem", "key-1"));
+        Assert.Empty(_connection.GetServers()[0].Keys(pattern: "cp:{ret}:lbl:*"));
+        foreach (var run in new[] { hourly, defaulted, inFlight })
+        {
+            Assert.Empty(_connection.GetServers()[0].Keys(pattern: "cp:{ret}:*" + run + "*"));
+            Assert.False(await _db.SetContainsAsync("cp:{ret}:live", run));
+        }
+
+        Assert.Equal(0, await _db.SortedSetLengthAsync("cp:{ret}:expire"));
+    }
+
     private static AttemptReport Completed(string runId, string stepId, long token) =>
         new(new AttemptRef(runId, stepId, token), new ConnectRequest { StepCompleted = new StepCompleted { FencingToken = token } });
 

@@ -46,6 +46,29 @@ public sealed class RunSpecValidatorTests
         Assert.Contains("steps[1].id", ex.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(0L, 0)]
+    [InlineData(3600L, 0)]
+    [InlineData(315_360_000L, 0)]
+    public void Validate_RetentionZeroOrUpToTenYears_Accepted(long seconds, int nanos)
+    {
+        Assert.Empty(RunSpecValidator.Validate(Run(Shell("a")).With(s => s.Retention = new Duration { Seconds = seconds, Nanos = nanos })));
+    }
+
+    [Theory]
+    [InlineData(-1L, 0)]
+    [InlineData(0L, -5)]
+    [InlineData(315_360_001L, 0)]
+    [InlineData(315_576_000_000L, 0)]
+    public void Validate_RetentionNegativeOrOverTenYears_RefusedWithTheRange(long seconds, int nanos)
+    {
+        var v = Single(Run(Shell("a")).With(s => s.Retention = new Duration { Seconds = seconds, Nanos = nanos }));
+
+        Assert.Equal("retention", v.Field);
+        Assert.Contains("3650 days", v.Description, StringComparison.Ordinal);
+        Assert.Contains("0 keeps", v.Description, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Validate_DuplicateId_NamesFirstUse()
     {

@@ -136,6 +136,25 @@ public sealed class ServiceHostOptionsTests : IDisposable
         Assert.StartsWith($"{setting} must be between 1 and {RunStoreOptions.MaxBatch}", ex.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("0s", 0)]
+    [InlineData("48h", 48)]
+    public void Load_DefaultRetention_ReachesTheStoreOptions(string flag, int hours)
+    {
+        var loaded = SchedulerHost.Settings.Load(["--default-retention", flag], Context());
+
+        Assert.Equal(TimeSpan.FromHours(hours), loaded.Options.CreateStoreOptions().DefaultRetention);
+        Assert.Equal(TimeSpan.FromDays(7), new SchedulerOptions().CreateStoreOptions().DefaultRetention);
+    }
+
+    [Fact]
+    public void Validate_DefaultRetentionOverTenYears_RefusedNamingTheSetting()
+    {
+        var ex = Assert.Throws<ArgumentException>(new SchedulerOptions { DefaultRetention = TimeSpan.FromDays(3651) }.Validate);
+
+        Assert.StartsWith("DefaultRetention must be between 0", ex.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void RunStoreOptionsValidate_ReportBatchBeyondOneAtomicStep_Refused()
     {

@@ -1,4 +1,5 @@
 using System.Globalization;
+using ControlPlane.V1;
 using StackExchange.Redis;
 
 namespace ControlPlane.Scheduler.Redis.Internal;
@@ -14,7 +15,7 @@ namespace ControlPlane.Scheduler.Redis.Internal;
 internal static class StoreFormat
 {
     /// <summary>The format this build reads and writes.</summary>
-    public const int Current = 2;
+    public const int Current = 3;
 
     /// <summary>The key suffix under the namespace prefix.</summary>
     public const string KeySuffix = "format";
@@ -26,10 +27,58 @@ internal static class StoreFormat
     /// Every migration, oldest first. Format 1 is the layout of every release before the version key existed, so data
     /// without the key but with runs or agents is format 1.
     /// </summary>
-    public static IReadOnlyList<Migration> Migrations { get; } =
+    public static IReadOnlyList<Migration> Migrations { get; } = For(new RunStoreOptions());
+
+    /// <summary>Every migration, with the settings some of them need (the default retention).</summary>
+    public static IReadOnlyList<Migration> For(RunStoreOptions options) =>
     [
         new(1, "index runs by label (cp:{ns}:lbl:*), so ListRuns with a label reads only the runs carrying it", IndexLabelsAsync),
+        new(2, "give every run its retention and schedule finished runs for deletion (cp:{ns}:expire)", (db, prefix) => ScheduleRetentionAsync(db, prefix, options)),
     ];
+
+    /// <summary>
+    /// 2 → 3: every run without a retention field gets its spec's retention, else the default; a finished one is
+    /// scheduled at its finish time plus that retention. Runs in flight are scheduled when they finish. Setting again
+    /// changes nothing.
+    /// </summary>
+    private static async Task ScheduleRetentionAsync(IDatabase db, string prefix, RunStoreOptions options)
+    {
+        const int Chunk = 500;
+        for (long start = 0; ; start += Chunk)
+        {
+            var runs = await db.SortedSetRangeByRankAsync(prefix + "runs", start, start + Chunk - 1).ConfigureAwait(false);
+            if (runs.Length == 0)
+            {
+                return;
+            }
+
+            var batch = db.CreateBatch();
+            var fields = runs.Select(r => batch.HashGetAsync(prefix + "r:" + (string)r!, ["_ret", "_st", "_fin", "_spec"])).ToList();
+            batch.Execute();
+            var writes = db.CreateBatch();
+            var written = new List<Task>();
+            for (var i = 0; i < runs.Length; i++)
+            {
+                var f = await fields[i].ConfigureAwait(false);
+                if (!f[0].IsNull || f[3].IsNull)
+                {
+                    continue;
+                }
+
+                var retention = (long)options.RetentionOf(RunSpec.Parser.ParseFrom((byte[])f[3]!)).TotalMilliseconds;
+                var key = prefix + "r:" + (string)runs[i]!;
+                written.Add(writes.HashSetAsync(key, "_ret", retention));
+                var finished = (int)f[1] is (int)RunState.Succeeded or (int)RunState.Failed or (int)RunState.Cancelled;
+                if (finished && retention > 0 && double.TryParse((string?)f[2], NumberStyles.Float, CultureInfo.InvariantCulture, out var finishedAt))
+                {
+                    written.Add(writes.SortedSetAddAsync(prefix + "expire", runs[i], finishedAt + retention));
+                }
+            }
+
+            writes.Execute();
+            await Task.WhenAll(written).ConfigureAwait(false);
+        }
+    }
 
     /// <summary>1 → 2: every run's labels into the label index, scored by its submit order. Adding again changes nothing.</summary>
     private static async Task IndexLabelsAsync(IDatabase db, string prefix)
@@ -69,9 +118,10 @@ internal static class StoreFormat
     /// namespace, migrates an older format when <paramref name="migrate"/> is set, and otherwise refuses with a
     /// message saying which format it found and which it needs.
     /// </summary>
-    public static async Task<Outcome> EnsureAsync(IDatabase db, string prefix, bool migrate, IReadOnlyList<Migration>? migrations = null, int current = Current)
+    public static async Task<Outcome> EnsureAsync(
+        IDatabase db, string prefix, bool migrate, IReadOnlyList<Migration>? migrations = null, int current = Current, RunStoreOptions? options = null)
     {
-        migrations ??= Migrations;
+        migrations ??= options is null ? Migrations : For(options);
         var key = prefix + KeySuffix;
         var stored = await db.StringGetAsync(key).ConfigureAwait(false);
         var stamped = false;

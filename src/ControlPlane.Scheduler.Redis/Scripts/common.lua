@@ -418,9 +418,13 @@ local function run_to(run, to, reason)
   if RUN_TERMINAL[to] then
     put(k, '_fin', NOW)
     live_rem[run] = true; live_add[run] = nil
+    -- Retention (StoreFormat 3): maintenance deletes the finished run at this deadline; 0 keeps it forever.
+    local ret = num(get(k, '_ret'))
+    if ret > 0 then redis.call('ZADD', P .. 'expire', I(NOW + ret), run) end
   elseif RUN_TERMINAL[from] then
     put(k, '_fin', false)
     live_add[run] = true; live_rem[run] = nil
+    redis.call('ZREM', P .. 'expire', run)
   end
   if to == R_RUNNING and not get(k, '_sta') then put(k, '_sta', NOW) end
   return true

@@ -1,4 +1,5 @@
--- maintenance: failing or requeueing an attempt frees its slots and settles its step in the same step, so nothing leaks or runs twice.
+-- maintenance: failing or requeueing an attempt frees its slots and settles its step in the same step, so nothing leaks or runs twice;
+-- a finished run past its retention goes with every index entry naming it, so no index points at a deleted run.
 -- ARGV: 3 max per kind, 4 lease-expiry attempts (RunStoreOptions.LeaseExpiryAttempts).
 -- Due members are removed at flush with the work they caused; a member that names nothing (malformed, or its
 -- run or step gone) is removed without work, so it can not block the items after it.
@@ -72,4 +73,27 @@ for _, member in ipairs(due(P .. 'retry', retry_rem)) do
 end
 for run in pairs(touched) do maybe_finish(run) end
 flush()
-return { expired, released, timed }
+
+-- Retention: finished runs whose deadline (cp:{ns}:expire, written when the run finished) has passed, oldest first.
+-- Read directly, not through the write cache: the work above may not touch a finished run, and this part writes
+-- nothing the cache holds.
+local deleted = 0
+local gone = {}
+for _, run in ipairs(due(P .. 'expire', gone)) do
+  local k = PR .. run
+  local f = redis.call('HMGET', k, '_st', '_lbl', '_idem', '_rc')
+  if RUN_TERMINAL[num(f[1])] then
+    for q in pairs(jdecode(f[4]) or {}) do
+      redis.call('ZREM', PQ .. q, run)
+      redis.call('DEL', PRQ .. run .. ':' .. q)
+    end
+    for lk, lv in pairs(jdecode(f[2]) or {}) do redis.call('ZREM', LBL(lk, lv), run) end
+    if f[3] and f[3] ~= '' and redis.call('HGET', P .. 'idem', f[3]) == run then redis.call('HDEL', P .. 'idem', f[3]) end
+    redis.call('ZREM', P .. 'runs', run)
+    redis.call('SREM', P .. 'live', run)
+    redis.call('DEL', k, P .. 'e:' .. run)
+    deleted = deleted + 1
+  end
+end
+sliced('ZREM', P .. 'expire', nil, gone)
+return { expired, released, timed, deleted }

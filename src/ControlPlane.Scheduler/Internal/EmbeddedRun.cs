@@ -20,6 +20,12 @@ internal sealed class EmbeddedRun
 
     public EmbeddedStep[] Steps { get; set; } = [];
 
+    /// <summary>How long the run is kept once finished, fixed at submit (its spec's, else the store default); zero keeps it forever.</summary>
+    public TimeSpan Retention { get; init; }
+
+    /// <summary>When maintenance deletes the finished run; null while it runs or when it is kept forever.</summary>
+    public DateTimeOffset? ExpiresAt { get; set; }
+
     public Dictionary<string, int> IndexById { get; } = new(StringComparer.Ordinal);
 
     public List<RunEvent> Events { get; } = [];

@@ -185,9 +185,11 @@ internal static partial class RunSpecValidator
 
         ValidateAmountRanges(spec, v);
 
-        if (spec.Retention is { } retention && !IsValidDuration(retention, allowZero: false))
+        if (spec.Retention is { } retention
+            && (!IsValidDuration(retention, allowZero: true) || retention.ToTimeSpan() > RunStoreOptions.MaxRetention))
         {
-            v.Add("retention", "must be a positive duration, or unset to keep the run");
+            v.Add("retention", $"must be between 0 and {Format(RunStoreOptions.MaxRetention.TotalDays)} days (got {Format(retention.Seconds)}s {Format(retention.Nanos)}ns); " +
+                "0 keeps the finished run forever, unset uses the server default");
         }
 
         if (spec.Steps.Count == 0)
