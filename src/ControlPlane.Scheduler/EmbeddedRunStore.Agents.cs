@@ -387,7 +387,16 @@ public sealed partial class EmbeddedRunStore
                 var p = message.StepProgress;
                 step.Step.Progress = Math.Clamp(p.Percent, 0, 100);
                 step.Step.ProgressMessage = p.Message;
-                AppendEvent(run, (id, seq, t) => RunEvents.StepProgressed(id, seq, t, step.Spec.Id, attempt, step.Step.Progress, p.Message));
+                if (step.ProgressEventsKept < ReportLimits.MaxProgressEventsPerStep)
+                {
+                    step.ProgressEventsKept++;
+                    AppendEvent(run, (id, seq, t) => RunEvents.StepProgressed(id, seq, t, step.Spec.Id, attempt, step.Step.Progress, p.Message));
+                }
+                else if (step.Step.ProgressEventsDropped++ == 0)
+                {
+                    AppendEvent(run, (id, seq, t) => RunEvents.StepLogged(id, seq, t, step.Spec.Id, attempt, LogStream.Unspecified, [ReportLimits.ProgressTruncatedLine]));
+                }
+
                 break;
 
             case ConnectRequest.MessageOneofCase.StepCheckpoint:
@@ -406,8 +415,7 @@ public sealed partial class EmbeddedRunStore
                 break;
 
             case ConnectRequest.MessageOneofCase.StepLog:
-                var log = message.StepLog;
-                AppendEvent(run, (id, seq, t) => RunEvents.StepLogged(id, seq, t, step.Spec.Id, attempt, log.Stream, log.Lines));
+                AppendLog(step, attempt, message.StepLog);
                 break;
 
             case ConnectRequest.MessageOneofCase.StepCompleted:
@@ -521,6 +529,37 @@ public sealed partial class EmbeddedRunStore
             }
 
             return Task.FromResult<IReadOnlyList<long>>(stop);
+        }
+    }
+
+    /// <summary>
+    /// A step's log lines go to the run's events up to <see cref="ReportLimits.MaxLogLinesPerStep"/>; the rest are
+    /// counted in the step, and one event marks where dropping began. The first lines are kept, as the Redis store
+    /// keeps them (its stream is append-only, so keeping the tail would mean deleting entries readers may hold).
+    /// </summary>
+    private void AppendLog(EmbeddedStep step, int attempt, StepLog log)
+    {
+        var run = step.Owner;
+        var room = ReportLimits.MaxLogLinesPerStep - step.LogLinesKept;
+        if (log.Lines.Count <= room)
+        {
+            step.LogLinesKept += log.Lines.Count;
+            AppendEvent(run, (id, seq, t) => RunEvents.StepLogged(id, seq, t, step.Spec.Id, attempt, log.Stream, log.Lines));
+            return;
+        }
+
+        if (room > 0)
+        {
+            var kept = log.Lines.Take(room).ToList();
+            step.LogLinesKept += room;
+            AppendEvent(run, (id, seq, t) => RunEvents.StepLogged(id, seq, t, step.Spec.Id, attempt, log.Stream, kept));
+        }
+
+        var first = step.Step.LogLinesDropped == 0;
+        step.Step.LogLinesDropped += log.Lines.Count - Math.Max(room, 0);
+        if (first)
+        {
+            AppendEvent(run, (id, seq, t) => RunEvents.StepLogged(id, seq, t, step.Spec.Id, attempt, log.Stream, [ReportLimits.LogTruncatedLine]));
         }
     }
 

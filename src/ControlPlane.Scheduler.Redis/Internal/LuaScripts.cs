@@ -95,6 +95,10 @@ internal sealed class LuaScripts
         sb.Append("local RUN_NAMES = ").Append(RenderNames(Enum.GetValues<RunState>().Select(s => ((int)s, StateNames.Of(s))))).Append('\n');
         sb.Append("local REASON = ").Append(RenderReasons()).Append('\n');
         sb.Append("local FORMAT = '").Append(StoreFormat.Current.ToString(CultureInfo.InvariantCulture)).Append("'\n");
+        sb.Append("local MAX_LOG_LINES_PER_STEP = ").Append(ReportLimits.MaxLogLinesPerStep.ToString(CultureInfo.InvariantCulture)).Append('\n');
+        sb.Append("local MAX_PROGRESS_PER_STEP = ").Append(ReportLimits.MaxProgressEventsPerStep.ToString(CultureInfo.InvariantCulture)).Append('\n');
+        sb.Append("local LOG_TRUNCATED = ").Append(LuaString(ReportLimits.LogTruncatedLine)).Append('\n');
+        sb.Append("local PROGRESS_TRUNCATED = ").Append(LuaString(ReportLimits.ProgressTruncatedLine)).Append('\n');
         return sb.ToString();
     }
 
@@ -114,6 +118,10 @@ internal sealed class LuaScripts
 
         return sb.Append('}').ToString();
     }
+
+    /// <summary>A Lua string literal of <paramref name="text"/>.</summary>
+    private static string LuaString(string text) =>
+        "'" + text.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("'", "\\'", StringComparison.Ordinal) + "'";
 
     private static string RenderNames(IEnumerable<(int Value, string Name)> names)
     {

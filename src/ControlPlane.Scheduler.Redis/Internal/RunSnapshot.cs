@@ -93,6 +93,8 @@ internal static class RunSnapshot
             DecidedBy = Get(f, p + "db"),
             DecisionComment = Get(f, p + "dc"),
             OutputDropped = Get(f, p + "od") == "1",
+            LogLinesDropped = Long(f, p + "lx"),
+            ProgressEventsDropped = Long(f, p + "px"),
         };
         foreach (var (k, v) in StepMeta.ParseUnits(Get(f, p + "us")))
         {

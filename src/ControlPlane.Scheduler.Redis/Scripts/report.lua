@@ -76,7 +76,10 @@ end
 -- those a result deletes, so absent ones cost no HDEL).
 local RUN_FIELDS = { '_st', '_used', '_nt', '_n', '_nf', '_nc', '_cb', '_rr', '_seq', '_rc' }
 local STEP_FIELDS = { ':st', ':tk', ':at', ':m', ':ag' }
-local RESULT_FIELDS = { D = { ':rs', ':cx', ':o', ':ou', ':od', ':er', ':rt' }, F = { ':rs', ':cx', ':ab', ':er', ':rt' }, X = { ':rs', ':cx', ':ab', ':rt' } }
+local RESULT_FIELDS = {
+  D = { ':rs', ':cx', ':o', ':ou', ':od', ':er', ':rt' }, F = { ':rs', ':cx', ':ab', ':er', ':rt' }, X = { ':rs', ':cx', ':ab', ':rt' },
+  P = { ':pn', ':px' }, L = { ':ln', ':lx' },
+}
 local fields, listed = {}, {}
 for i = 0, n - 1 do
   local kind, k, id = parsed[i].kind, RK(A(i, 1)), A(i, 2)
@@ -130,12 +133,32 @@ for i = 0, n - 1 do
     if kind == 'P' then
       put(k, F(id, ':pg'), r.pct)
       put(k, F(id, ':pm'), A(i, 5))
-      ev(run, { 'P', NOW, id, at, r.pct, A(i, 5) })
+      -- Per-step caps (ReportLimits): the first progress events and log lines are kept, later ones counted
+      -- (:px, :lx) and marked by one log event; transitions and checkpoints are never capped.
+      if num(get(k, F(id, ':pn'))) < MAX_PROGRESS_PER_STEP then
+        incr(k, F(id, ':pn'), 1)
+        ev(run, { 'P', NOW, id, at, r.pct, A(i, 5) })
+      elseif incr(k, F(id, ':px'), 1) == 1 then
+        ev(run, { 'L', NOW, id, at, 0, { PROGRESS_TRUNCATED } })
+      end
     elseif kind == 'C' then
       put(k, F(id, ':ck'), A(i, 4))
       ev(run, { 'C', NOW, id, at, #A(i, 4) })
     elseif kind == 'L' then
-      ev(run, { 'L', NOW, id, at, r.stream, r.lines })
+      local lines = r.lines
+      local room = MAX_LOG_LINES_PER_STEP - num(get(k, F(id, ':ln')))
+      if #lines <= room then
+        incr(k, F(id, ':ln'), #lines)
+        ev(run, { 'L', NOW, id, at, r.stream, lines })
+      else
+        if room > 0 then
+          incr(k, F(id, ':ln'), room)
+          ev(run, { 'L', NOW, id, at, r.stream, { unpack(lines, 1, room) } })
+        end
+        local before = num(get(k, F(id, ':lx')))
+        put(k, F(id, ':lx'), before + #lines - math.max(room, 0))
+        if before == 0 then ev(run, { 'L', NOW, id, at, r.stream, { LOG_TRUNCATED } }) end
+      end
     elseif kind == 'X' then
       -- Declined: slots and reservation are released with nothing charged (every reserved unit reported as 0),
       -- and the step is READY again with its attempt number given back, after a history entry naming it.

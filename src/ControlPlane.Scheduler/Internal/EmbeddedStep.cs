@@ -36,6 +36,12 @@ internal sealed class EmbeddedStep
 
     public int[] Needs { get; set; } = [];
 
+    /// <summary>Log lines of this step kept in the run's events (at most <see cref="ReportLimits.MaxLogLinesPerStep"/>).</summary>
+    public int LogLinesKept { get; set; }
+
+    /// <summary>Progress events of this step kept in the run's events (at most <see cref="ReportLimits.MaxProgressEventsPerStep"/>).</summary>
+    public int ProgressEventsKept { get; set; }
+
     /// <summary>Fencing token of the current (or last) attempt; 0 before the first claim.</summary>
     public long Token { get; set; }
 

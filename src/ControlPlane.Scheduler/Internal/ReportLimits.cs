@@ -27,6 +27,18 @@ internal static class ReportLimits
     /// <summary>Most log lines one report keeps; the rest are replaced by one line that says how many were dropped.</summary>
     public const int MaxLogLines = 1000;
 
+    /// <summary>Most log lines one step keeps in its run's events (over all its attempts); later lines are counted, not kept.</summary>
+    public const int MaxLogLinesPerStep = 10_000;
+
+    /// <summary>Most progress events one step keeps in its run's events; later progress still updates the step.</summary>
+    public const int MaxProgressEventsPerStep = 1_000;
+
+    /// <summary>The one log line appended where a step's log lines start being dropped.</summary>
+    public const string LogTruncatedLine = "[log truncated: a step keeps its first 10000 log lines; Step.log_lines_dropped counts the rest]";
+
+    /// <summary>The one log line appended where a step's progress events start being dropped.</summary>
+    public const string ProgressTruncatedLine = "[progress truncated: a step keeps its first 1000 progress events; Step.progress_events_dropped counts the rest]";
+
     /// <summary>Longest log line kept, in characters.</summary>
     public const int MaxLogLineChars = 8192;
 
