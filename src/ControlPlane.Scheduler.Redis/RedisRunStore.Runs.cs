@@ -68,7 +68,7 @@ public sealed partial class RedisRunStore
     {
         ArgumentNullException.ThrowIfNull(runId);
         var result = await InvokeAsync(
-            LuaScripts.GetRun, [RunKey(runId), EventsKey(runId), _prefix + "slots", _prefix + "agents"], [_prefix + "ag:"], cancellationToken).ConfigureAwait(false);
+            LuaScripts.GetRun, [RunKey(runId), _prefix + "h:" + runId, _prefix + "slots", _prefix + "agents"], [_prefix + "ag:"], cancellationToken).ConfigureAwait(false);
         if (result.IsNull)
         {
             return null;

@@ -104,6 +104,7 @@ public sealed class StoreFormatTests : IAsyncLifetime
         var time = new ManualTimeProvider();
         string hourly, defaulted, inFlight;
         Assignment claimed;
+        Run inFlightBefore;
         await using (var old = await RedisRunStore.ConnectAsync(_redis.Configuration, "ret", new RunStoreOptions(), time))
         {
             hourly = (await old.SubmitRunAsync(Run(Shell("a")).With(r => r.Retention = Google.Protobuf.WellKnownTypes.Duration.FromTimeSpan(TimeSpan.FromHours(1))), null)).Run.Id;
@@ -113,12 +114,15 @@ public sealed class StoreFormatTests : IAsyncLifetime
             await old.CancelRunAsync(defaulted, "");
             await old.ConnectAgentAsync(new AgentRegistration("agent-1", "h", ["shell"], [], new Dictionary<string, string>(), 1, [], []));
             claimed = Assert.Single(await old.ClaimAsync(new ClaimRequest("agent-1", 1)));
+            inFlightBefore = (await old.GetRunAsync(inFlight))!;
         }
 
-        // Format 2 is this layout without retention: no per-run retention field, no deletion schedule.
+        // Format 2 is this layout without retention (no per-run retention field, no deletion schedule) and without
+        // history lists (GetRun read the transitions from the event stream).
         foreach (var run in new[] { hourly, defaulted, inFlight })
         {
             await _db.HashDeleteAsync("cp:{ret}:r:" + run, "_ret");
+            await _db.KeyDeleteAsync("cp:{ret}:h:" + run);
         }
 
         await _db.KeyDeleteAsync("cp:{ret}:expire");
@@ -132,6 +136,10 @@ public sealed class StoreFormatTests : IAsyncLifetime
         Assert.Equal(finishedAt + TimeSpan.FromHours(1).TotalMilliseconds, await _db.SortedSetScoreAsync("cp:{ret}:expire", hourly));
         Assert.Equal(finishedAt + TimeSpan.FromDays(7).TotalMilliseconds, await _db.SortedSetScoreAsync("cp:{ret}:expire", defaulted));
         Assert.Null(await _db.SortedSetScoreAsync("cp:{ret}:expire", inFlight));
+        var inFlightAfter = (await store.GetRunAsync(inFlight))!;
+        Assert.Equal(inFlightBefore.History, inFlightAfter.History);
+        Assert.Equal(inFlightBefore.Steps.Select(x => x.History), inFlightAfter.Steps.Select(x => x.History));
+        Assert.NotEmpty(inFlightAfter.Steps[0].History);
 
         // The run in flight goes on: the attempt claimed before the migration reports, and the run finishes.
         await store.ConnectAgentAsync(new AgentRegistration("agent-1", "h", ["shell"], [], new Dictionary<string, string>(), 3, [], []));

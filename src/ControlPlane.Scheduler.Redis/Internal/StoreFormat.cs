@@ -33,7 +33,7 @@ internal static class StoreFormat
     public static IReadOnlyList<Migration> For(RunStoreOptions options) =>
     [
         new(1, "index runs by label (cp:{ns}:lbl:*), so ListRuns with a label reads only the runs carrying it", IndexLabelsAsync),
-        new(2, "give every run its retention and schedule finished runs for deletion (cp:{ns}:expire)", (db, prefix) => ScheduleRetentionAsync(db, prefix, options)),
+        new(2, "give every run its retention, schedule finished runs for deletion (cp:{ns}:expire) and copy each run's transitions into its history list (cp:{ns}:h:*)", (db, prefix) => ScheduleRetentionAsync(db, prefix, options)),
     ];
 
     /// <summary>
@@ -77,6 +77,42 @@ internal static class StoreFormat
 
             writes.Execute();
             await Task.WhenAll(written).ConfigureAwait(false);
+            foreach (var run in runs)
+            {
+                await CopyHistoryAsync(db, prefix, (string)run!).ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>
+    /// A run's transitions (run and step state changes) from its event stream into its history list, which GetRun
+    /// reads instead of the stream. Rebuilt whole, so running it again after a crash gives the same list.
+    /// </summary>
+    private static async Task CopyHistoryAsync(IDatabase db, string prefix, string run)
+    {
+        const int Chunk = 1000;
+        var history = prefix + "h:" + run;
+        await db.KeyDeleteAsync(history).ConfigureAwait(false);
+        RedisValue from = "-";
+        while (true)
+        {
+            var entries = await db.StreamRangeAsync(prefix + "e:" + run, from, "+", Chunk).ConfigureAwait(false);
+            var transitions = entries
+                .Select(e => (string?)e["v"])
+                .Where(v => v is not null && (v.StartsWith("[\"S\",", StringComparison.Ordinal) || v.StartsWith("[\"R\",", StringComparison.Ordinal)))
+                .Select(v => (RedisValue)v)
+                .ToArray();
+            if (transitions.Length > 0)
+            {
+                await db.ListRightPushAsync(history, transitions).ConfigureAwait(false);
+            }
+
+            if (entries.Length < Chunk)
+            {
+                return;
+            }
+
+            from = "(" + (string)entries[^1].Id!;
         }
     }
 

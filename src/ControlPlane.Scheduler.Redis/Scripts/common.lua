@@ -302,7 +302,10 @@ end
 local ekeys = {}
 -- When a script sets evlog to a table, every event of the call is also kept there, as XRANGE returns it.
 local evlog = nil
-local function ev(run, e)
+-- Transitions of this call per run, also appended to the run's history list (cp:{ns}:h:<run>, StoreFormat 3) at flush,
+-- so GetRun reads the history without reading the event stream, whatever the volume of logs.
+local hists, hist_runs = {}, {}
+local function ev(run, e, transition)
   local k = RK(run)
   local seq = num(get(k, '_seq')) + 1
   if type(e) == 'table' then e = cjson.encode(e) end
@@ -310,6 +313,11 @@ local function ev(run, e)
   local list = events[run]
   if not list then list = {}; events[run] = list; event_runs[#event_runs + 1] = run end
   list[#list + 1] = e
+  if transition then
+    local h = hists[run]
+    if not h then h = {}; hists[run] = h; hist_runs[#hist_runs + 1] = run end
+    h[#h + 1] = e
+  end
   if evlog then evlog[#evlog + 1] = { string.format('%d-1', seq), { 'v', e } } end
   signal.e[run] = seq
 end
@@ -339,6 +347,8 @@ write_events = function()
     end
   end
   events, event_runs = {}, {}
+  for _, run in ipairs(hist_runs) do sliced('RPUSH', P .. 'h:' .. run, nil, hists[run]) end
+  hists, hist_runs = {}, {}
 end
 
 -- ---- per-step data ------------------------------------------------------------------------------
@@ -384,9 +394,9 @@ local function step_to(run, id, to, reason, agent, from, attempt)
   put(k, fst, to)
   if attempt == nil then attempt = num(get(k, F(id, ':at'))) end
   if NOW_J then
-    ev(run, '["S",' .. NOW_J .. ',' .. jstr(id) .. ',' .. nstr(from) .. ',' .. nstr(to) .. ',' .. nstr(attempt) .. ',' .. jstr(reason or '') .. ',' .. jstr(agent or '') .. ']')
+    ev(run, '["S",' .. NOW_J .. ',' .. jstr(id) .. ',' .. nstr(from) .. ',' .. nstr(to) .. ',' .. nstr(attempt) .. ',' .. jstr(reason or '') .. ',' .. jstr(agent or '') .. ']', true)
   else
-    ev(run, { 'S', NOW, id, from, to, attempt, reason or '', agent or '' })
+    ev(run, { 'S', NOW, id, from, to, attempt, reason or '', agent or '' }, true)
   end
   local tt, ft = STEP_TERMINAL[to], STEP_TERMINAL[from]
   if tt and not ft then incr(k, '_nt', 1); put(k, F(id, ':fa'), NOW) end
@@ -411,9 +421,9 @@ local function run_to(run, to, reason)
   end
   put(k, '_st', to)
   if NOW_J then
-    ev(run, '["R",' .. NOW_J .. ',' .. nstr(from) .. ',' .. nstr(to) .. ',' .. jstr(reason or '') .. ']')
+    ev(run, '["R",' .. NOW_J .. ',' .. nstr(from) .. ',' .. nstr(to) .. ',' .. jstr(reason or '') .. ']', true)
   else
-    ev(run, { 'R', NOW, from, to, reason or '' })
+    ev(run, { 'R', NOW, from, to, reason or '' }, true)
   end
   if RUN_TERMINAL[to] then
     put(k, '_fin', NOW)

@@ -1,6 +1,7 @@
--- get_run (read only): the run hash without its blobs and its whole event log as one snapshot, plus the
--- slot counters and agents when a READY step needs its blocked reason, all in one round trip.
--- KEYS[1] run hash, KEYS[2] event stream, KEYS[3] slot counters, KEYS[4] agent set; ARGV[1] agent key prefix.
+-- get_run (read only): the run hash without its blobs and its transitions (the history list, not the event stream, so
+-- the cost does not follow the volume of logs) as one snapshot, plus the slot counters and agents when a READY step
+-- needs its blocked reason, all in one round trip.
+-- KEYS[1] run hash, KEYS[2] history list, KEYS[3] slot counters, KEYS[4] agent set; ARGV[1] agent key prefix.
 local all = redis.call('HGETALL', KEYS[1])
 if #all == 0 then return false end
 local out = {}
@@ -23,4 +24,8 @@ if ready then
     agents[#agents + 1] = { id, redis.call('HGETALL', ARGV[1] .. id) }
   end
 end
-return { out, redis.call('HGET', KEYS[1], '_spec'), redis.call('XRANGE', KEYS[2], '-', '+'), slots, agents }
+-- Entries shaped as XRANGE returns them, so one decoder reads both; the history needs no sequence numbers.
+local hist = redis.call('LRANGE', KEYS[2], 0, -1)
+local entries = {}
+for i = 1, #hist do entries[i] = { i .. '-1', { 'v', hist[i] } } end
+return { out, redis.call('HGET', KEYS[1], '_spec'), entries, slots, agents }

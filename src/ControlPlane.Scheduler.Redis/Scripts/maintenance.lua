@@ -91,7 +91,7 @@ for _, run in ipairs(due(P .. 'expire', gone)) do
     if f[3] and f[3] ~= '' and redis.call('HGET', P .. 'idem', f[3]) == run then redis.call('HDEL', P .. 'idem', f[3]) end
     redis.call('ZREM', P .. 'runs', run)
     redis.call('SREM', P .. 'live', run)
-    redis.call('DEL', k, P .. 'e:' .. run)
+    redis.call('DEL', k, P .. 'e:' .. run, P .. 'h:' .. run)
     deleted = deleted + 1
   end
 end

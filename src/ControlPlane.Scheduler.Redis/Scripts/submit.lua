@@ -46,7 +46,7 @@ local order = redis.call('HINCRBY', P .. 'ctr', 'sub', 1)
 redis.call('ZADD', P .. 'runs', order, run)
 for _, lk in ipairs(label_keys) do redis.call('ZADD', lk, order, run) end
 live_add[run] = true
-ev(run, { 'R', NOW, 0, R_PENDING, 'submitted' })
+ev(run, { 'R', NOW, 0, R_PENDING, 'submitted' }, true)
 for _, r in ipairs(roots) do
   local id, d = r[1], r[2]
   if d.ri == 3 then
