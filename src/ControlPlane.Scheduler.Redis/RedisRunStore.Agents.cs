@@ -227,8 +227,10 @@ public sealed partial class RedisRunStore
     public async Task<MaintenanceResult> RunMaintenanceAsync(int max, CancellationToken cancellationToken = default)
     {
         var result = (RedisResult[])(await EvalAsync(
-            LuaScripts.Maintenance, [Math.Clamp(max, 1, RunStoreOptions.MaxBatch), _options.LeaseExpiryAttempts], cancellationToken).ConfigureAwait(false))!;
-        return new MaintenanceResult((int)result[0], (int)result[1], (int)result[2], (int)result[3]);
+            LuaScripts.Maintenance,
+            [Math.Clamp(max, 1, RunStoreOptions.MaxBatch), _options.LeaseExpiryAttempts, (long)_options.AgentRetention.TotalMilliseconds],
+            cancellationToken).ConfigureAwait(false))!;
+        return new MaintenanceResult((int)result[0], (int)result[1], (int)result[2], (int)result[3], (int)result[4]);
     }
 
     public async Task SetLimitAsync(LimitKind kind, string name, int limit, CancellationToken cancellationToken = default)

@@ -609,7 +609,20 @@ public sealed partial class EmbeddedRunStore
                 deleted++;
             }
 
-            return new MaintenanceResult(expired.Count, due.Count, timedOut.Count, deleted);
+            // Agents gone longer than AgentRetention with nothing held, longest silent first (ties by id, as Redis).
+            var pruned = _agents.Values
+                .Where(a => a.Agent.State == AgentState.Disconnected && a.Agent.UsedSlots <= 0
+                    && a.Agent.LastHeartbeatAt.ToDateTimeOffset() + _options.AgentRetention <= now)
+                .OrderBy(a => a.Agent.LastHeartbeatAt.ToDateTimeOffset())
+                .ThenBy(a => a.Agent.AgentId, StringComparer.Ordinal)
+                .Take(max)
+                .ToList();
+            foreach (var agent in pruned)
+            {
+                _agents.Remove(agent.Agent.AgentId);
+            }
+
+            return new MaintenanceResult(expired.Count, due.Count, timedOut.Count, deleted, pruned.Count);
         }));
 
     /// <summary>Forgets a finished run whose retention passed: the run, its events, its idempotency key and any queue place.</summary>

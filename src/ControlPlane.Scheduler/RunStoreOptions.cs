@@ -19,6 +19,12 @@ public sealed class RunStoreOptions
     /// </summary>
     public TimeSpan DefaultRetention { get; set; } = TimeSpan.FromDays(7);
 
+    /// <summary>
+    /// How long a disconnected agent (with no slot in use) is listed after its last contact; maintenance then removes
+    /// it, so claims and ListAgents stop reading it. Default is 24 h.
+    /// </summary>
+    public TimeSpan AgentRetention { get; set; } = TimeSpan.FromHours(24);
+
     /// <summary>The retention a run gets at submit: its spec's, else <see cref="DefaultRetention"/>, in whole milliseconds rounded up as Redis stores it.</summary>
     internal TimeSpan RetentionOf(ControlPlane.V1.RunSpec spec)
     {
@@ -71,6 +77,11 @@ public sealed class RunStoreOptions
         {
             throw new ArgumentException(
                 $"DefaultRetention must be between 0 (keep forever) and 3650 days (got {DefaultRetention}); set it to e.g. 7.00:00:00.", nameof(DefaultRetention));
+        }
+
+        if (AgentRetention <= TimeSpan.Zero)
+        {
+            throw new ArgumentException($"AgentRetention must be positive (got {AgentRetention}); set it to e.g. 1.00:00:00.", nameof(AgentRetention));
         }
 
         Positive(LeaseExpiryAttempts, nameof(LeaseExpiryAttempts));

@@ -54,6 +54,9 @@ public sealed partial class SchedulerOptions
     /// </summary>
     public TimeSpan DefaultRetention { get; set; } = TimeSpan.FromDays(7);
 
+    /// <summary>How long a disconnected agent is listed after its last contact before maintenance removes it. Default is 24 h.</summary>
+    public TimeSpan AgentRetention { get; set; } = TimeSpan.FromHours(24);
+
     /// <summary>Most steps one claim call gives an agent (never more than its free slots). Default is 64.</summary>
     public int ClaimBatch { get; set; } = 64;
 
@@ -74,7 +77,7 @@ public sealed partial class SchedulerOptions
         string.IsNullOrEmpty(SchedulerId) ? $"{Environment.MachineName.ToLowerInvariant()}-{Environment.ProcessId}" : SchedulerId;
 
     /// <summary>The store settings these options imply (the lease duration), for any IRunStore implementation.</summary>
-    public RunStoreOptions CreateStoreOptions() => new() { LeaseDuration = LeaseDuration, MigrateFormat = Migrate, DefaultRetention = DefaultRetention };
+    public RunStoreOptions CreateStoreOptions() => new() { LeaseDuration = LeaseDuration, MigrateFormat = Migrate, DefaultRetention = DefaultRetention, AgentRetention = AgentRetention };
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first wrong setting and how to fix it.</summary>
     public void Validate()
@@ -129,6 +132,7 @@ public sealed partial class SchedulerOptions
         Positive(MaintenanceInterval, nameof(MaintenanceInterval), "00:00:01");
         Positive(WatchRecheckInterval, nameof(WatchRecheckInterval), "00:00:05");
         Positive(ShutdownTimeout, nameof(ShutdownTimeout), "00:00:10");
+        Positive(AgentRetention, nameof(AgentRetention), "1.00:00:00");
         if (HeartbeatInterval * 2 > LeaseDuration)
         {
             throw new ArgumentException(

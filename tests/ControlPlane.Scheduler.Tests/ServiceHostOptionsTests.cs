@@ -148,6 +148,16 @@ public sealed class ServiceHostOptionsTests : IDisposable
     }
 
     [Fact]
+    public void Load_AgentRetention_ReachesTheStoreOptions()
+    {
+        var loaded = SchedulerHost.Settings.Load(["--agent-retention", "2h"], Context());
+
+        Assert.Equal(TimeSpan.FromHours(2), loaded.Options.CreateStoreOptions().AgentRetention);
+        Assert.Equal(TimeSpan.FromHours(24), new SchedulerOptions().CreateStoreOptions().AgentRetention);
+        Assert.StartsWith("AgentRetention must be positive", Assert.Throws<ArgumentException>(new SchedulerOptions { AgentRetention = TimeSpan.Zero }.Validate).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Validate_DefaultRetentionOverTenYears_RefusedNamingTheSetting()
     {
         var ex = Assert.Throws<ArgumentException>(new SchedulerOptions { DefaultRetention = TimeSpan.FromDays(3651) }.Validate);

@@ -1,6 +1,6 @@
 -- maintenance: failing or requeueing an attempt frees its slots and settles its step in the same step, so nothing leaks or runs twice;
 -- a finished run past its retention goes with every index entry naming it, so no index points at a deleted run.
--- ARGV: 3 max per kind, 4 lease-expiry attempts (RunStoreOptions.LeaseExpiryAttempts).
+-- ARGV: 3 max per kind, 4 lease-expiry attempts (RunStoreOptions.LeaseExpiryAttempts), 5 agent retention in ms.
 -- Due members are removed at flush with the work they caused; a member that names nothing (malformed, or its
 -- run or step gone) is removed without work, so it can not block the items after it.
 local max = tonumber(ARGV[3])
@@ -96,4 +96,22 @@ for _, run in ipairs(due(P .. 'expire', gone)) do
   end
 end
 sliced('ZREM', P .. 'expire', nil, gone)
-return { expired, released, timed, deleted }
+
+-- Agents disconnected longer than the agent retention, holding no slot (a lease still running would write their
+-- hash again), longest silent first, ties by id: removed from the set every claim and ListAgents reads.
+local agent_ret = tonumber(ARGV[5]) or 0
+local stale = {}
+if agent_ret > 0 then
+  for _, agent in ipairs(redis.call('SMEMBERS', P .. 'agents')) do
+    local a = redis.call('HMGET', PAG .. agent, 'st', 'hb', 'used')
+    local hb = num(a[2])
+    if num(a[1]) == 3 and num(a[3]) <= 0 and hb + agent_ret <= NOW then stale[#stale + 1] = { hb, agent } end
+  end
+  table.sort(stale, function(x, y) if x[1] ~= y[1] then return x[1] < y[1] end return x[2] < y[2] end)
+end
+local pruned = math.min(#stale, max)
+for i = 1, pruned do
+  redis.call('SREM', P .. 'agents', stale[i][2])
+  redis.call('DEL', PAG .. stale[i][2])
+end
+return { expired, released, timed, deleted, pruned }

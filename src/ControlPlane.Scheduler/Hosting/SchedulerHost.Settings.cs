@@ -29,6 +29,7 @@ public static partial class SchedulerHost
             Setting.Duration("MaintenanceInterval", "How often the reaper runs (expired leases, timeouts, retries due).", DaemonDuration.Format(Defaults.MaintenanceInterval), (o, v) => o.MaintenanceInterval = v),
             Setting.Number("MaintenanceBatch", "Most leases, timeouts and retries one reaper pass handles of each.", Defaults.MaintenanceBatch.ToString(CultureInfo.InvariantCulture), (o, v) => o.MaintenanceBatch = v),
             Setting.Duration("DefaultRetention", "How long a finished run whose spec sets no retention is kept; 0s keeps it forever.", DaemonDuration.Format(Defaults.DefaultRetention), (o, v) => o.DefaultRetention = v),
+            Setting.Duration("AgentRetention", "How long a disconnected agent is listed after its last contact before maintenance removes it.", DaemonDuration.Format(Defaults.AgentRetention), (o, v) => o.AgentRetention = v),
             Setting.Number("ClaimBatch", "Most steps one claim gives an agent.", Defaults.ClaimBatch.ToString(CultureInfo.InvariantCulture), (o, v) => o.ClaimBatch = v),
             Setting.Number("ReportBatch", "Most agent reports committed in one store call.", Defaults.ReportBatch.ToString(CultureInfo.InvariantCulture), (o, v) => o.ReportBatch = v),
             Setting.Number("WatchBatch", "Most events one WatchRun store read returns.", Defaults.WatchBatch.ToString(CultureInfo.InvariantCulture), (o, v) => o.WatchBatch = v),

@@ -61,15 +61,15 @@ internal sealed class MaintenanceLoop
                 do
                 {
                     result = await _store.RunMaintenanceAsync(_options.MaintenanceBatch, token).ConfigureAwait(false);
-                    if (result.LeasesExpired + result.RetriesReleased + result.TimedOut + result.RunsDeleted > 0)
+                    if (result.LeasesExpired + result.RetriesReleased + result.TimedOut + result.RunsDeleted + result.AgentsPruned > 0)
                     {
-                        SchedulerLog.MaintenanceDid(_logger, result.LeasesExpired, result.RetriesReleased, result.TimedOut, result.RunsDeleted);
+                        SchedulerLog.MaintenanceDid(_logger, result.LeasesExpired, result.RetriesReleased, result.TimedOut, result.RunsDeleted, result.AgentsPruned);
                     }
                 }
 
                 // A full batch of anything means more may be waiting: go again without waiting a tick.
                 while (result.LeasesExpired >= _options.MaintenanceBatch || result.RetriesReleased >= _options.MaintenanceBatch || result.TimedOut >= _options.MaintenanceBatch
-                    || result.RunsDeleted >= _options.MaintenanceBatch);
+                    || result.RunsDeleted >= _options.MaintenanceBatch || result.AgentsPruned >= _options.MaintenanceBatch);
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {

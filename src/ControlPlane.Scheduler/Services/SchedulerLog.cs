@@ -41,8 +41,8 @@ internal static partial class SchedulerLog
     [LoggerMessage(EventId = 114, Level = LogLevel.Warning, Message = "Stopped waiting for the run store with {Count} reports unstored; their agents send unacknowledged results again after reconnecting")]
     public static partial void ReportBatchGivenUp(ILogger logger, int count);
 
-    [LoggerMessage(EventId = 120, Level = LogLevel.Information, Message = "Maintenance: {Expired} leases expired, {Retries} retries released, {TimedOut} attempts timed out, {Deleted} finished runs deleted")]
-    public static partial void MaintenanceDid(ILogger logger, int expired, int retries, int timedOut, int deleted);
+    [LoggerMessage(EventId = 120, Level = LogLevel.Information, Message = "Maintenance: {Expired} leases expired, {Retries} retries released, {TimedOut} attempts timed out, {Deleted} finished runs deleted, {Pruned} agents pruned")]
+    public static partial void MaintenanceDid(ILogger logger, int expired, int retries, int timedOut, int deleted, int pruned);
 
     [LoggerMessage(EventId = 121, Level = LogLevel.Warning, Message = "Maintenance pass failed")]
     public static partial void MaintenanceFailed(ILogger logger, Exception exception);
