@@ -1,3 +1,4 @@
+using ControlPlane.Tests.Support;
 using ControlPlane.V1;
 using Grpc.Core;
 using Xunit;
@@ -149,6 +150,37 @@ public sealed class ControlPlaneClientTests : IAsyncLifetime
         var afterSeqs = _service.WatchAfterSeqs.ToArray();
         Assert.Equal(0, afterSeqs[0]);
         Assert.True(afterSeqs.Length >= 2 && afterSeqs[1] >= 3, $"the reconnect must resume after the last event received; after_seqs: {string.Join(",", afterSeqs)}");
+    }
+
+    [Fact]
+    public async Task WatchRunAsync_ConnectionBlackholedMidStream_NoticedByKeepAliveAndResumes()
+    {
+        var run = _service.AddRun(Spec("a"));
+        _service.StepEvent(run.Id, "a", StepState.Ready, StepState.Running);
+        await using var proxy = new TcpCutProxy(_service.Port);
+        using var client = Client(
+            o =>
+            {
+                o.KeepAlivePingDelay = TimeSpan.FromSeconds(1);
+                o.KeepAlivePingTimeout = TimeSpan.FromSeconds(1);
+            },
+            proxy.Address);
+        var seqs = new List<long>();
+        await using var events = client.WatchRunAsync(run.Id).GetAsyncEnumerator();
+        Assert.True(await events.MoveNextAsync().AsTask().WaitAsync(Timeout));
+        seqs.Add(events.Current.Seq);
+
+        // Nothing flows any more and nothing is closed: only an unanswered keep-alive ping can tell.
+        Assert.Equal(1, proxy.BlackholeAll());
+        _service.StepEvent(run.Id, "a", StepState.Running, StepState.Succeeded);
+        _service.Finish(run.Id, RunState.Succeeded);
+        while (await events.MoveNextAsync().AsTask().WaitAsync(Timeout))
+        {
+            seqs.Add(events.Current.Seq);
+        }
+
+        Assert.Equal([1L, 2, 3, 4], seqs);
+        Assert.True(proxy.Accepted >= 2, $"the client should have reconnected; connections: {proxy.Accepted}");
     }
 
     [Fact]
