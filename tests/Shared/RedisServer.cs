@@ -7,8 +7,9 @@ namespace ControlPlane.Tests.Support;
 /// <summary>
 /// A private redis-server on a free loopback port, in its own temp directory: started, stopped, killed and started
 /// again on the same port; killed and its directory deleted on dispose. With <c>appendOnly</c> it keeps its data in an
-/// AOF fsynced on every write, so what it acknowledged survives a kill -9. When redis-server is not installed it fails
-/// with the command that installs it; nothing that needs Redis is skipped.
+/// AOF fsynced on every write, so what it acknowledged survives a kill -9; with <c>fsyncEverySecond</c> as well, it
+/// fsyncs once a second as deploy/redis.conf does, so a kill -9 may lose the last second. When redis-server is not
+/// installed it fails with the command that installs it; nothing that needs Redis is skipped.
 /// </summary>
 public sealed class RedisServer : IAsyncDisposable
 {
@@ -18,21 +19,34 @@ public sealed class RedisServer : IAsyncDisposable
 
     private readonly string _executable;
     private readonly bool _appendOnly;
+    private readonly bool _fsyncEverySecond;
+    private readonly TextWriter? _echo;
     private readonly string _directory;
     private ObservedProcess? _process;
 
-    /// <summary>Picks the port and the directory; <see cref="StartAsync"/> starts the server.</summary>
-    public RedisServer(bool appendOnly = false)
+    /// <summary>
+    /// Picks the port and the directory; <see cref="StartAsync"/> starts the server. <paramref name="echo"/>, when given,
+    /// receives the server's output lines as <see cref="ObservedProcess"/> echoes them.
+    /// </summary>
+    public RedisServer(bool appendOnly = false, bool fsyncEverySecond = false, TextWriter? echo = null)
     {
         _executable = FindExecutable()
             ?? throw new InvalidOperationException(
                 $"redis-server is not installed, and the tests and benchmarks that use Redis need a real one. Install it with: {InstallHint} (as root), then run them again.");
         _appendOnly = appendOnly;
+        _fsyncEverySecond = fsyncEverySecond;
+        _echo = echo;
         _directory = Directory.CreateTempSubdirectory("cp-redis-").FullName;
         Port = FreePort();
     }
 
     public int Port { get; }
+
+    /// <summary>The server's working directory, where its AOF lives.</summary>
+    public string DataDirectory => _directory;
+
+    /// <summary>The running server's process id; null while it is stopped.</summary>
+    public int? ProcessId => _process?.Id;
 
     /// <summary>The StackExchange.Redis configuration string: "127.0.0.1:port".</summary>
     public string Configuration => $"127.0.0.1:{Port}";
@@ -48,9 +62,9 @@ public sealed class RedisServer : IAsyncDisposable
         string[] arguments =
         [
             "--port", Port.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--protected-mode", "no", "--dir", _directory, "--save", "",
-            .. _appendOnly ? ["--appendonly", "yes", "--appendfsync", "always"] : new[] { "--appendonly", "no" },
+            .. _appendOnly ? ["--appendonly", "yes", "--appendfsync", _fsyncEverySecond ? "everysec" : "always"] : new[] { "--appendonly", "no" },
         ];
-        var process = ObservedProcess.Start($"redis-server on port {Port}", _executable, arguments, _directory);
+        var process = ObservedProcess.Start($"redis-server on port {Port}", _executable, arguments, _directory, echo: _echo);
         try
         {
             await process.WaitForLineAsync(l => l.Contains("Ready to accept connections", StringComparison.Ordinal), StartTimeout, "that it is ready to accept connections");
