@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test in the solution: one build, then each test project in turn, with its counts and
-# wall time as it finishes. On a fresh Debian machine, run as root, it first installs what the suite
-# needs; run as another user, it prints the command that installs it and stops.
-# Exits non-zero when a test fails or when no test ran; ends with "N passed, N failed, N skipped".
+# wall time as it finishes, then a two-minute chaos soak (tests/soak.sh). On a fresh Debian machine,
+# run as root, it first installs what the suite needs; run as another user, it prints the command
+# that installs it and stops.
+# Exits non-zero when a test fails, when no test ran or when the soak finds a violated invariant; ends with
+# "N passed, N failed, N skipped".
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -89,6 +91,23 @@ for project in "${projects[@]}"; do
   printf 'run.sh: %-36s %4d passed, %d failed%s  (%s)\n' "$name" "$p" "$f" \
     "$([ "$s" -ne 0 ] && echo ", $s skipped")" "$(duration $((SECONDS - project_started)))"
 done
+
+# ---- 4. Chaos soak ----------------------------------------------------------------------------
+# Two minutes of pipelines under seeded random faults (tests/soak.sh), then its invariants; a violated one fails the suite.
+soak_started=$SECONDS
+set +e
+tests/soak.sh --no-build --minutes 2 >"$log" 2>&1
+soak_status=$?
+set -e
+soak_seed=$(sed -n 's/^soak: seed \([-0-9]*\),.*/\1/p' "$log" | head -1)
+soak_runs=$(sed -n 's/^runs: *\([0-9]*\) submitted.*/\1/p' "$log")
+soak_faults=$(sed -n 's/^faults: *\([0-9]*\) .*/\1/p' "$log")
+if [ "$soak_status" -ne 0 ]; then
+  status=1
+  cat "$log"
+fi
+printf 'run.sh: %-36s %s runs, %s faults, %s  (%s)\n' "soak (seed ${soak_seed:-?})" "${soak_runs:-0}" "${soak_faults:-0}" \
+  "$([ "$soak_status" -eq 0 ] && echo "every invariant holds" || echo "FAILED")" "$(duration $((SECONDS - soak_started)))"
 
 echo
 echo "${passed} passed, ${failed} failed, ${skipped} skipped  (total $(duration $((SECONDS - started))))"

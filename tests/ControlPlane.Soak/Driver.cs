@@ -68,7 +68,7 @@ internal static class Driver
         using var stopScan = new CancellationTokenSource();
         var scan = Task.Run(() => processes.WatchAsync(stopScan.Token));
         var workload = new Workload(api, new Pipelines(soakId), journal, options.Seed);
-        var chaos = new Chaos(cluster, journal, options.Seed, options.Faults, duration);
+        var chaos = new Chaos(cluster, processes, journal, options.Seed, options.Faults, duration);
 
         var loadClock = Stopwatch.StartNew();
         using var stopLoad = new CancellationTokenSource(duration);

@@ -31,6 +31,7 @@ internal sealed class Invariants(Api api, SoakCluster cluster, IDatabase redis, 
     public const string NoProcess = "no step process alive at the end";
     public const string NoOverlap = "no step process alive beside its replacement";
     public const string AgentsBack = "agents reconnect";
+    public const string NoLoss = "an attempt is run again only after its agent was cut off or Redis was killed";
 
     private const string Prefix = "cp:{default}:";
 
@@ -56,7 +57,11 @@ internal sealed class Invariants(Api api, SoakCluster cluster, IDatabase redis, 
         var runs = workload.Runs;
         int runsBad = 0, stepsBad = 0, oneBad = 0, outputBad = 0, twiceBad = 0, budgetBad = 0, notReady = 0;
         int steps = 0, succeeded = 0, attempts = 0, rerun = 0, resumed = 0, outputs = 0, lost = 0, resucceeded = 0;
+        int lossBad = 0, superseded = 0, explained = 0;
         var byState = new SortedDictionary<string, int>(StringComparer.Ordinal);
+        var assigned = ReadAssignments();
+        var ledger = ReadLedger();
+        var ledgerByStep = ledger.ToLookup(l => (l.Run, l.Step));
         foreach (var run in runs)
         {
             Run final;
@@ -110,6 +115,7 @@ internal sealed class Invariants(Api api, SoakCluster cluster, IDatabase redis, 
                     stepsBad += Violate(StepsEnd, run, step.Id, $"ended {step.State} at attempt {step.Attempt}, expected {string.Join(" or ", allowed)}{StepError(step)}; history: {History(step)}");
                 }
 
+                lossBad += CheckSupersededAttempts(run, step, assigned, ledgerByStep, ref superseded, ref explained);
                 var successes = step.History.Where(h => h.ToState == SucceededName).ToList();
                 var expectedSuccesses = step.State == StepState.Succeeded ? 1 : 0;
                 if (successes.Count != expectedSuccesses)
@@ -166,7 +172,6 @@ internal sealed class Invariants(Api api, SoakCluster cluster, IDatabase redis, 
             }
         }
 
-        var ledger = ReadLedger();
         var ranTwice = ledger.GroupBy(l => (l.Run, l.Step)).Count(g => g.Count() > 1);
         Results.Add(new CheckResult(RunsEnd, $"{runs.Count} runs ({string.Join(", ", byState.Select(kv => $"{kv.Value} {kv.Key}"))}){(lost > 0 ? $", {lost} lost in the Redis kill -9 (allowed)" : "")}", runsBad));
         Results.Add(new CheckResult(StepsEnd, $"{steps} steps", stepsBad));
@@ -174,6 +179,7 @@ internal sealed class Invariants(Api api, SoakCluster cluster, IDatabase redis, 
         Results.Add(new CheckResult(Output, $"{outputs} outputs compared with GetStepOutput, {resumed} from a resumed checkpoint", outputBad));
         Results.Add(new CheckResult(NeverTwice, $"{ledger.Count} step processes ran to their end, {ranTwice} steps ran to their end more than once{(resucceeded > 0 ? $", {resucceeded} succeeded again after the Redis kill -9 (allowed)" : "")}", twiceBad));
         Results.Add(new CheckResult(NoLease + " (GetRun)", $"{steps} steps", notReady));
+        Results.Add(new CheckResult(NoLoss, $"{superseded} attempts superseded other than by design, {explained} of them after their agent was cut off or Redis was killed", lossBad));
         Results.Add(new CheckResult(Counters + " (runs' budget)", $"{runs.Count} runs", budgetBad));
         Figures.Add($"steps {steps}: {succeeded} succeeded, {attempts} attempts, {rerun} succeeded after a re-run, {resumed} resumed from a checkpoint; ledger {ledger.Count} completions");
     }
@@ -351,19 +357,102 @@ internal sealed class Invariants(Api api, SoakCluster cluster, IDatabase redis, 
         Results.Add(new CheckResult(AgentsBack, $"{cluster.Agents.Count} agents connected at the end; {noticed}", earlier));
     }
 
-    private List<(string Run, string Step, int Attempt)> ReadLedger()
+    private List<LedgerEntry> ReadLedger()
     {
-        var entries = new List<(string, string, int)>();
+        var entries = new List<LedgerEntry>();
+        var workRoot = Path.Combine(cluster.Dir, "work") + "/";
         foreach (var line in File.ReadLines(cluster.LedgerPath))
         {
             var fields = line.Split(' ');
-            if (fields.Length >= 3 && int.TryParse(fields[2], NumberStyles.None, CultureInfo.InvariantCulture, out var attempt))
+            if (fields.Length >= 6 && int.TryParse(fields[2], NumberStyles.None, CultureInfo.InvariantCulture, out var attempt)
+                && double.TryParse(fields[4], NumberStyles.Float, CultureInfo.InvariantCulture, out var epoch))
             {
-                entries.Add((fields[0], fields[1], attempt));
+                var agent = fields[5].StartsWith(workRoot, StringComparison.Ordinal) ? fields[5][workRoot.Length..].Split('/')[0] : "?";
+                entries.Add(new LedgerEntry(fields[0], fields[1], attempt, DateTime.UnixEpoch.AddSeconds(epoch), agent));
             }
         }
 
         return entries;
+    }
+
+    private sealed record LedgerEntry(string Run, string Step, int Attempt, DateTime At, string Agent);
+
+    /// <summary>Which agent each attempt was assigned to, from the agents' "Assigned RUN/STEP attempt N" log lines.</summary>
+    private Dictionary<(string Run, string Step, int Attempt), string> ReadAssignments()
+    {
+        var assigned = new Dictionary<(string, string, int), string>();
+        foreach (var agent in cluster.Agents)
+        {
+            foreach (var line in File.ReadLines(agent.Log.Path))
+            {
+                var at = line.IndexOf("] Assigned ", StringComparison.Ordinal);
+                if (at < 0)
+                {
+                    continue;
+                }
+
+                var fields = line[(at + "] Assigned ".Length)..].Split(' ');
+                var slash = fields[0].IndexOf('/', StringComparison.Ordinal);
+                if (fields.Length >= 3 && slash > 0 && int.TryParse(fields[2], NumberStyles.None, CultureInfo.InvariantCulture, out var attempt))
+                {
+                    assigned[(fields[0][..slash], fields[0][(slash + 1)..], attempt)] = agent.Id;
+                }
+            }
+        }
+
+        return assigned;
+    }
+
+    /// <summary>
+    /// Every attempt that was superseded (requeued or retried) other than by the step's own design is explained by a
+    /// fault that may cost an attempt: its agent killed or stopped, or cut off from every scheduler for most of a lease
+    /// (lease minus one heartbeat), or Redis killed while it ran. A replica killed and back within that time, a clean Redis
+    /// restart or a cut connection must cost nothing: the agent keeps its attempts and its results across them.
+    /// </summary>
+    private int CheckSupersededAttempts(TrackedRun run, Step step, Dictionary<(string, string, int), string> assigned, ILookup<(string, string), LedgerEntry> ledger, ref int superseded, ref int explained)
+    {
+        var bad = 0;
+        var history = step.History.ToList();
+        for (var k = 1; k < step.Attempt; k++)
+        {
+            var startIndex = history.FindIndex(h => h.Attempt == k && h.ToState == "STEP_STATE_ASSIGNED");
+            var endIndex = history.FindIndex(Math.Max(0, startIndex), h => h.Attempt == k && h.ToState is "STEP_STATE_READY" or "STEP_STATE_RETRY_WAIT");
+            if (endIndex < 0 || (startIndex >= 0 && endIndex < startIndex))
+            {
+                continue;
+            }
+
+            var end = history[endIndex];
+            if (end.Reason.Contains("on purpose", StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            superseded++;
+            var endAt = end.Time.ToDateTime();
+            var startAt = startIndex >= 0 ? history[startIndex].Time.ToDateTime() : endAt - TimeSpan.FromSeconds(90);
+            var agent = assigned.GetValueOrDefault((run.Id, step.Id, k));
+            var from = startAt - TimeSpan.FromSeconds(1);
+            var enough = SoakCluster.Lease - SoakCluster.HeartbeatInterval;
+            var excuse = chaos.Outages.FirstOrDefault(o => o.From <= endAt && o.To >= from
+                && (o.Kind == FaultKinds.RedisKill
+                    || ((agent is null || o.Agent == agent) && o.Agent.Length > 0
+                        && (o.Kind is FaultKinds.AgentKill or FaultKinds.AgentStop || o.Length >= enough))));
+            if (excuse is not null)
+            {
+                explained++;
+                continue;
+            }
+
+            var completed = ledger[(run.Id, step.Id)].FirstOrDefault(l => l.Attempt == k);
+            var outages = chaos.Outages.Where(o => o.From <= endAt && o.To >= from).Select(o => $"{o.Kind}{(o.Agent.Length > 0 ? " " + o.Agent : "")} {Time(o.From)}-{Time(o.To)} ({Workload.Seconds(o.Length)})").ToList();
+            bad += Violate(NoLoss, run, step.Id,
+                $"attempt {k} on {agent ?? "an unknown agent"} (assigned {Time(startAt)}) ended {end.ToState.Replace("STEP_STATE_", "", StringComparison.Ordinal)} at {Time(endAt)}: '{Clip(end.Reason)}'" +
+                $"{(completed is null ? "" : $"; its process had run to its end at {Time(completed.At)} on {completed.Agent}: a completed result was lost")}" +
+                $"; outages meanwhile: {(outages.Count == 0 ? "none" : string.Join("; ", outages))}");
+        }
+
+        return bad;
     }
 
     private string RunStateOf(string runId, string stepId)

@@ -19,7 +19,8 @@ internal sealed record Plan(
 /// <summary>
 /// The pipeline kinds of the mix. Every task step is a shell step that carries the soak's marker in its command line,
 /// writes "run=R step=S attempt=A" (then details) as its output, reports usage against the run's budget, and appends a
-/// line to the ledger once it ran to its end. Every output is kept, so the store can be asked for each at the end.
+/// line to the ledger once it ran to its end ("run step attempt pid epoch-seconds work-dir"). Every output is kept, so
+/// the store can be asked for each at the end.
 /// </summary>
 internal sealed class Pipelines(string soakId)
 {
@@ -245,5 +246,5 @@ internal sealed class Pipelines(string soakId)
     private static string Finish(string detail = "") =>
         $"printf 'run=%s step=%s attempt=%s%s' \"$CP_RUN_ID\" \"$CP_STEP_ID\" \"$CP_ATTEMPT\" \"{detail}\" > \"$CP_OUTPUT_FILE\"; " +
         "echo '::cp usage cpu_seconds=0.5'; " +
-        "echo \"$CP_RUN_ID $CP_STEP_ID $CP_ATTEMPT $$\" >> \"$CP_SOAK_DIR/ledger\"";
+        "echo \"$CP_RUN_ID $CP_STEP_ID $CP_ATTEMPT $$ $(date +%s.%N) $CP_WORK_DIR\" >> \"$CP_SOAK_DIR/ledger\"";
 }

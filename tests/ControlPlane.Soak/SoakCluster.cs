@@ -89,7 +89,7 @@ internal sealed class SoakCluster : IAsyncDisposable
 
     public string SoakId { get; }
 
-    /// <summary>One line per step that ran to its end: "run step attempt pid".</summary>
+    /// <summary>One line per step process that ran to its end: "run step attempt pid epoch-seconds work-dir".</summary>
     public string LedgerPath => Path.Combine(Dir, "ledger");
 
     public RedisServer Redis { get; }

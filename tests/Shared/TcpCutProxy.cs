@@ -138,7 +138,13 @@ public sealed class TcpCutProxy : IAsyncDisposable
                         return;
                     }
 
+                    // A clean half-close travels on; the link goes once both directions have ended.
                     to.Shutdown(SocketShutdown.Send);
+                    if (link.EndClosed())
+                    {
+                        Drop(link);
+                    }
+
                     return;
                 }
 
