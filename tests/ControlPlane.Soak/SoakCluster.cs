@@ -56,8 +56,12 @@ internal sealed class SoakCluster : IAsyncDisposable
 
     public const int AgentSlots = 4;
 
-    /// <summary>Short, so a SIGSTOP beyond the lease and a kill resolve within seconds.</summary>
-    public static readonly TimeSpan Lease = TimeSpan.FromSeconds(5);
+    /// <summary>
+    /// Short, so a SIGSTOP beyond the lease and a kill resolve within seconds; long enough that a clean Redis restart
+    /// (up to 3 s down, then reconnects) ends before any lease it interrupted: while Redis is down no lease can be
+    /// renewed, so an outage longer than the lease less a heartbeat and a reconnect does cost attempts.
+    /// </summary>
+    public static readonly TimeSpan Lease = TimeSpan.FromSeconds(8);
 
     public static readonly TimeSpan HeartbeatInterval = TimeSpan.FromSeconds(1);
 
