@@ -11,6 +11,9 @@ public sealed class AttemptLeaseTests : IAsyncLifetime
     // The lease FakeConnection's Welcome grants.
     private static readonly TimeSpan Lease = TimeSpan.FromSeconds(30);
 
+    // The agent stops a step this long before its lease ends: an eighth of the lease (below the 5 s kill grace).
+    private static readonly TimeSpan StopMargin = Lease / 8;
+
     private readonly TempDirectory _dir = new();
     private readonly DotnetFramework _dotnet = new(abandonAfter: TimeSpan.FromSeconds(5));
     private readonly ManualTimeProvider _clock = new();
@@ -55,7 +58,7 @@ public sealed class AttemptLeaseTests : IAsyncLifetime
         // Every reconnect fails: no heartbeat can renew the lease any more.
         _scheduler.RejectNext(int.MaxValue / 2);
         connection.Abort();
-        _clock.Advance(Lease - TimeSpan.FromSeconds(1));
+        _clock.Advance(Lease - StopMargin - TimeSpan.FromSeconds(1));
         Assert.False(_gate.Cancelled.Task.IsCompleted, "stopped before its lease ran out");
         _clock.Advance(TimeSpan.FromSeconds(2));
 
@@ -85,13 +88,68 @@ public sealed class AttemptLeaseTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Worker_HeartbeatsWrittenButNeverAccepted_StopsTheStepBeforeItsLeaseEnds()
+    {
+        // A scheduler that acknowledges heartbeats but stopped answering (a frozen replica): its stream stays open and
+        // takes every heartbeat, yet no store renews the lease.
+        var worker = new AgentWorker(Options(), [_dotnet], timeProvider: _clock);
+        _ = worker.RunAsync(_stop.Token);
+        var connection = await _scheduler.NextConnectionAsync();
+        connection.AcknowledgesHeartbeats = true;
+        await connection.HelloAsync();
+        await connection.WelcomeAsync(heartbeat: TimeSpan.FromSeconds(10));
+        await connection.AssignAsync(7, new StepSpec { Id = "s", Framework = "dotnet", Handler = "hold" });
+        await _gate.Started.Task.WithTimeout();
+
+        for (var beat = 1; beat <= 2; beat++)
+        {
+            _clock.Advance(TimeSpan.FromSeconds(10));
+            await connection.WaitForCountAsync(m => m.Heartbeat is not null, beat);
+        }
+
+        Assert.False(_gate.Cancelled.Task.IsCompleted, "stopped before its lease was about to run out");
+        _clock.Advance(Lease - StopMargin - TimeSpan.FromSeconds(20) + TimeSpan.FromSeconds(1));
+
+        await _gate.Cancelled.Task.WithTimeout();
+        var failed = (await connection.WaitForAsync(m => m.StepFailed is not null)).StepFailed;
+        Assert.Contains("lease", failed.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Worker_HeartbeatsAccepted_StepRunsOnPastTheFirstLease()
+    {
+        var worker = new AgentWorker(Options(), [_dotnet], timeProvider: _clock);
+        _ = worker.RunAsync(_stop.Token);
+        var connection = await _scheduler.NextConnectionAsync();
+        connection.AcknowledgesHeartbeats = true;
+        await connection.HelloAsync();
+        await connection.WelcomeAsync(heartbeat: TimeSpan.FromSeconds(10));
+        await connection.AssignAsync(7, new StepSpec { Id = "s", Framework = "dotnet", Handler = "hold" });
+        await _gate.Started.Task.WithTimeout();
+
+        long last = 0;
+        for (var beat = 1; beat <= 6; beat++)
+        {
+            _clock.Advance(TimeSpan.FromSeconds(10));
+            var heartbeat = (await connection.WaitForCountAsync(m => m.Heartbeat is not null, beat)).Heartbeat;
+            Assert.True(heartbeat.Sequence > last, $"heartbeat {beat} carries sequence {heartbeat.Sequence} after {last}");
+            last = heartbeat.Sequence;
+            await connection.AcceptHeartbeatAsync(heartbeat.Sequence);
+        }
+
+        Assert.False(_gate.Cancelled.Task.IsCompleted, "stopped although every heartbeat was accepted");
+        _gate.Release.TrySetResult("out");
+        Assert.Equal("out", (await connection.CompletedAsync(7)).Output.ToStringUtf8());
+    }
+
+    [Fact]
     public async Task Runner_LeaseRunsOut_ReportsARetryableFailureNamingTheLease()
     {
         var options = Options();
         var frameworks = new Dictionary<string, IComputeFramework>(StringComparer.Ordinal) { ["dotnet"] = _dotnet };
         var outbox = new Outbox(options.MaxBufferedReports);
         var runner = new AttemptRunner(options, frameworks, new AttemptTable(options.AgentId, options.Slots), outbox, NullLogger.Instance, _clock);
-        runner.RenewLeases(Lease);
+        runner.RenewLeases(Lease, _clock.GetTimestamp());
         runner.Accept(new Assignment { RunId = "run-1", StepId = "s", Attempt = 1, FencingToken = 7, Spec = new StepSpec { Id = "s", Framework = "dotnet", Handler = "hold" } });
         await _gate.Started.Task.WithTimeout();
 

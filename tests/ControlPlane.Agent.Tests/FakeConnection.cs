@@ -24,6 +24,9 @@ public sealed class FakeConnection(IServerStreamWriter<ConnectResponse> response
     /// <summary>Sent in Welcome: the agent may send StepDeclined. Default is false.</summary>
     public bool AcceptsDeclines { get; set; }
 
+    /// <summary>Sent in Welcome: a heartbeat renews leases only once <see cref="AcceptHeartbeatAsync"/> says so. Default is false.</summary>
+    public bool AcknowledgesHeartbeats { get; set; }
+
     /// <summary>The ReportBatch messages received; their reports are also in <see cref="Received"/>, in order.</summary>
     public IReadOnlyList<ReportBatch> Batches
     {
@@ -94,6 +97,7 @@ public sealed class FakeConnection(IServerStreamWriter<ConnectResponse> response
             MaxReportBatch = MaxReportBatch,
             AcknowledgesResults = AcknowledgesResults,
             AcceptsDeclines = AcceptsDeclines,
+            AcknowledgesHeartbeats = AcknowledgesHeartbeats,
         };
         welcome.RevokedFencingTokens.AddRange(revoked);
         return SendAsync(new ConnectResponse { Welcome = welcome });
@@ -101,6 +105,9 @@ public sealed class FakeConnection(IServerStreamWriter<ConnectResponse> response
 
     public Task AcknowledgeAsync(params long[] tokens) =>
         SendAsync(new ConnectResponse { ResultsAccepted = new ResultsAccepted { FencingTokens = { tokens } } });
+
+    public Task AcceptHeartbeatAsync(long sequence) =>
+        SendAsync(new ConnectResponse { HeartbeatAccepted = new HeartbeatAccepted { Sequence = sequence } });
 
     public Task AssignAsync(long token, StepSpec spec, int attempt = 1) =>
         SendAsync(new ConnectResponse { Assignment = new Assignment { RunId = "run-1", StepId = spec.Id, Attempt = attempt, FencingToken = token, Spec = spec } });

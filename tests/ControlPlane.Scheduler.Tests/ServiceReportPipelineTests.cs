@@ -154,6 +154,12 @@ public sealed class ServiceReportPipelineTests
 
         public int FailReports { get; set; }
 
+        /// <summary>While set, every RenewLeasesAsync fails as if the store were unreachable.</summary>
+        public bool FailRenewals { get; set; }
+
+        /// <summary>Completes when a renewal failed because of <see cref="FailRenewals"/>.</summary>
+        public TaskCompletionSource RenewalFailed { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
         public int ReportCalls => Volatile.Read(ref _calls);
 
         /// <summary>How many failed calls complete <see cref="Failed"/>. Default is 1.</summary>
@@ -171,7 +177,14 @@ public sealed class ServiceReportPipelineTests
 
         protected override object? Invoke(MethodInfo? targetMethod, object?[]? args)
         {
-            if (targetMethod!.Name == nameof(IRunStore.ReportAsync) && Interlocked.Increment(ref _calls) is var call && call <= FailReports)
+            if (targetMethod!.Name == nameof(IRunStore.RenewLeasesAsync) && FailRenewals)
+            {
+                RenewalFailed.TrySetResult();
+                return Task.FromException<IReadOnlyList<long>>(
+                    new RunStoreException(RunStoreError.Unavailable, ErrorReason.StoreUnavailable, "the run store (Redis) cannot be reached: test outage"));
+            }
+
+            if (targetMethod.Name == nameof(IRunStore.ReportAsync) && Interlocked.Increment(ref _calls) is var call && call <= FailReports)
             {
                 if (call >= SignalAfterFailures)
                 {

@@ -20,6 +20,32 @@ public sealed class ServiceResultProtocolTests
 
         Assert.True(welcome.AcknowledgesResults);
         Assert.True(welcome.AcceptsDeclines);
+        Assert.True(welcome.AcknowledgesHeartbeats);
+    }
+
+    [Fact]
+    public async Task Connect_Heartbeats_AcceptedOnlyWhenTheStoreRenewedTheirLeases()
+    {
+        ServiceReportPipelineTests.OutageStore outage = null!;
+        await using var host = await ServiceTestHost.StartAsync(wrapStore: s => ServiceReportPipelineTests.OutageStore.Create(s, out outage));
+        await host.Call(M.SubmitRun, new SubmitRunRequest { Spec = Spec("beats", Shell("a")) });
+        await using var agent = await ServiceScriptedAgent.ConnectAsync(host.Channel, ServiceScriptedAgent.Hello("agent-1", slots: 1));
+        var assignment = (await agent.NextAsync(Kind.Assignment)).Assignment;
+        Heartbeat Beat(long sequence) => new() { FencingTokens = { assignment.FencingToken }, Sequence = sequence };
+
+        await agent.SendAsync(new ConnectRequest { Heartbeat = Beat(1) });
+        var first = (await agent.NextAsync(Kind.HeartbeatAccepted)).HeartbeatAccepted;
+        outage.FailRenewals = true;
+        await agent.SendAsync(new ConnectRequest { Heartbeat = Beat(2) });
+        await outage.RenewalFailed.Task.WaitAsync(ServiceTestHost.Timeout);
+        outage.FailRenewals = false;
+        await agent.SendAsync(new ConnectRequest { Heartbeat = Beat(3) });
+        var skipped = new List<ConnectResponse>();
+        var third = (await agent.NextAsync(Kind.HeartbeatAccepted, skipped)).HeartbeatAccepted;
+
+        Assert.Equal(1, first.Sequence);
+        Assert.Equal(3, third.Sequence);
+        Assert.DoesNotContain(skipped, m => m.MessageCase == Kind.HeartbeatAccepted);
     }
 
     [Fact]

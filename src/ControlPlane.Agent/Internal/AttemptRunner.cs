@@ -28,12 +28,14 @@ internal sealed class AttemptRunner(
     private long _leaseTicks;
 
     /// <summary>
-    /// The scheduler renewed the lease of every attempt this agent owns, now or a moment ago: after a Welcome (which
-    /// answers the Hello that re-announced them, <paramref name="leaseDuration"/> from Welcome.lease_duration) and
-    /// after each heartbeat written (null: the duration last given). A lease ends a full duration after the last
-    /// renewal the agent made, the soonest the scheduler can give the attempt away.
+    /// The store renewed the lease of every attempt this agent owns, at some moment after
+    /// <paramref name="requestedAt"/> (a <see cref="TimeProvider.GetTimestamp"/> value): the Hello that re-announced
+    /// them, answered by a Welcome (<paramref name="leaseDuration"/> from Welcome.lease_duration), or a heartbeat the
+    /// scheduler accepted (null: the duration last given). The lease then ends no sooner than a full duration after
+    /// <paramref name="requestedAt"/>; the agent stops the step <see cref="StopMargin"/> before that, so the step is
+    /// gone by the time the scheduler may give the attempt to someone else.
     /// </summary>
-    public void RenewLeases(TimeSpan? leaseDuration)
+    public void RenewLeases(TimeSpan? leaseDuration, long requestedAt)
     {
         if (leaseDuration is { } given && given > TimeSpan.Zero)
         {
@@ -46,11 +48,12 @@ internal sealed class AttemptRunner(
             return;
         }
 
+        var left = LeaseLeft(ticks) - _time.GetElapsedTime(requestedAt);
         foreach (var lease in _leases.Values)
         {
             try
             {
-                lease.CancelAfter(TimeSpan.FromTicks(ticks));
+                lease.CancelAfter(left > TimeSpan.Zero ? left : TimeSpan.Zero);
             }
             catch (ObjectDisposedException)
             {
@@ -58,6 +61,14 @@ internal sealed class AttemptRunner(
             }
         }
     }
+
+    /// <summary>
+    /// How long before its lease ends a step is stopped: the kill grace (SIGTERM to SIGKILL), at most an eighth of the
+    /// lease, so that one late heartbeat still renews in time.
+    /// </summary>
+    public TimeSpan StopMargin(TimeSpan lease) => options.KillGracePeriod < lease / 8 ? options.KillGracePeriod : lease / 8;
+
+    private TimeSpan LeaseLeft(long leaseTicks) => TimeSpan.FromTicks(leaseTicks) - StopMargin(TimeSpan.FromTicks(leaseTicks));
 
     /// <summary>
     /// Starts an assignment; declines one it cannot take now (draining, not enough free slots), which costs the step no
@@ -199,13 +210,13 @@ internal sealed class AttemptRunner(
     /// <summary>Stops the attempt when its lease runs out; disposing the result ends the watch (and waits for a stop under way).</summary>
     private LeaseWatch WatchLease(AttemptState attempt)
     {
-        // The claim happened before the assignment arrived, so its lease ends at most one duration from now.
+        // The claim happened a moment before the assignment arrived: its lease ends about one duration from now.
         var ticks = Interlocked.Read(ref _leaseTicks);
-        var timer = new CancellationTokenSource(ticks == 0 ? Timeout.InfiniteTimeSpan : TimeSpan.FromTicks(ticks), _time);
+        var timer = new CancellationTokenSource(ticks == 0 ? Timeout.InfiniteTimeSpan : LeaseLeft(ticks), _time);
         var registration = timer.Token.Register(() =>
         {
             attempt.LeaseExpired = true;
-            AgentLog.StoppingAttempt(logger, attempt.RunId, attempt.StepId, attempt.Attempt, "its lease ran out: no heartbeat reached a scheduler in time");
+            AgentLog.StoppingAttempt(logger, attempt.RunId, attempt.StepId, attempt.Attempt, "its lease is running out: no scheduler renewed it in time");
             try
             {
                 attempt.Stop.Cancel();
@@ -249,7 +260,7 @@ internal sealed class AttemptRunner(
         var error = result.Error ?? "step failed";
         if (attempt.LeaseExpired && !attempt.CancelledByScheduler)
         {
-            error = $"agent '{options.AgentId}' lost the attempt's lease (no heartbeat reached a scheduler in time) and stopped the step ({error})";
+            error = $"agent '{options.AgentId}' lost the attempt's lease (no scheduler renewed it in time) and stopped the step ({error})";
         }
         else if (attempt.StoppedByAgent && !attempt.CancelledByScheduler)
         {

@@ -20,6 +20,9 @@ internal sealed class SchedulerSession
     private const int MaxReportsPerBatch = 256;
     private const int MaxBatchBytes = 1024 * 1024;
 
+    // Heartbeats remembered while waiting for HeartbeatAccepted.
+    private const int MaxUnacceptedHeartbeats = 64;
+
     private readonly AgentOptions _options;
     private readonly IReadOnlyCollection<IComputeFramework> _frameworks;
     private readonly AttemptTable _attempts;
@@ -40,6 +43,12 @@ internal sealed class SchedulerSession
     // What the scheduler of the current stream said in Welcome: it acknowledges stored results; it understands StepDeclined.
     private volatile bool _acknowledgesResults;
     private volatile bool _acceptsDeclines;
+    private volatile bool _acknowledgesHeartbeats;
+
+    // Heartbeats of the current stream written but not yet accepted: sequence and when it was written. Only an accepted
+    // one renews leases (from when it was written), so a scheduler that stopped answering cannot keep steps alive.
+    private readonly Queue<(long Sequence, long WrittenAt)> _unacceptedHeartbeats = new();
+    private long _heartbeatSequence;
 
     public SchedulerSession(
         AgentOptions options,
@@ -108,6 +117,13 @@ internal sealed class SchedulerSession
         AgentLog.Connecting(_logger, address, _options.AgentId);
 
         var hello = BuildHello();
+        lock (_unacceptedHeartbeats)
+        {
+            _unacceptedHeartbeats.Clear();
+        }
+
+        // The store renews the re-announced attempts' leases after this moment, while it answers the Hello.
+        var helloAt = _timeProvider.GetTimestamp();
         Welcome welcome;
         using (var welcomeCts = CancellationTokenSource.CreateLinkedTokenSource(sessionCts.Token))
         {
@@ -130,7 +146,7 @@ internal sealed class SchedulerSession
                 ?? throw new InvalidOperationException($"the scheduler's first message was {call.ResponseStream.Current.MessageCase}, not Welcome");
         }
 
-        ApplyWelcome(welcome);
+        ApplyWelcome(welcome, helloAt);
 
         // Results the previous stream took but no scheduler acknowledged go first; those it revoked are gone already.
         var resent = _outbox.ResendUnacknowledged();
@@ -180,12 +196,14 @@ internal sealed class SchedulerSession
         return hello;
     }
 
-    private void ApplyWelcome(Welcome welcome)
+    /// <summary>Takes what a Welcome says; <paramref name="helloAt"/>: when the Hello it answers was written, null for a later Welcome on the same stream.</summary>
+    private void ApplyWelcome(Welcome welcome, long? helloAt)
     {
         // 0 from a scheduler that predates ReportBatch: it would ignore a batch, so reports go one by one.
         _maxReportBatch = Math.Clamp(welcome.MaxReportBatch, 1, MaxReportsPerBatch);
         _acknowledgesResults = welcome.AcknowledgesResults;
         _acceptsDeclines = welcome.AcceptsDeclines;
+        _acknowledgesHeartbeats = welcome.AcknowledgesHeartbeats;
         if (welcome.HeartbeatInterval is { } interval && interval.ToTimeSpan() > TimeSpan.Zero)
         {
             _heartbeatInterval = interval.ToTimeSpan();
@@ -200,7 +218,10 @@ internal sealed class SchedulerSession
             _runner.Revoke(token, "the scheduler revoked it on reconnect");
         }
 
-        _runner.RenewLeases(welcome.LeaseDuration?.ToTimeSpan());
+        if (helloAt is { } renewedAfter)
+        {
+            _runner.RenewLeases(welcome.LeaseDuration?.ToTimeSpan(), renewedAfter);
+        }
     }
 
     private async Task<bool> WriteLoopAsync(IClientStreamWriter<ConnectRequest> requests, CancellationToken cancellationToken)
@@ -215,8 +236,7 @@ internal sealed class SchedulerSession
 
             if (Interlocked.Exchange(ref _heartbeatDue, 0) == 1)
             {
-                await requests.WriteAsync(new ConnectRequest { Heartbeat = new Heartbeat { FencingTokens = { _attempts.OwnedTokens() } } }, cancellationToken).ConfigureAwait(false);
-                _runner.RenewLeases(null);
+                await WriteHeartbeatAsync(requests, cancellationToken).ConfigureAwait(false);
             }
 
             // Grpc.Net.Client flushes every write (it ignores WriteFlags.BufferHint), so a backlog leaves as one ReportBatch.
@@ -254,6 +274,55 @@ internal sealed class SchedulerSession
             }
 
             await _outbox.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private async Task WriteHeartbeatAsync(IClientStreamWriter<ConnectRequest> requests, CancellationToken cancellationToken)
+    {
+        var heartbeat = new Heartbeat { FencingTokens = { _attempts.OwnedTokens() } };
+        var writtenAt = _timeProvider.GetTimestamp();
+        if (!_acknowledgesHeartbeats)
+        {
+            // A scheduler that predates HeartbeatAccepted: the heartbeat counts once written.
+            await requests.WriteAsync(new ConnectRequest { Heartbeat = heartbeat }, cancellationToken).ConfigureAwait(false);
+            _runner.RenewLeases(null, writtenAt);
+            return;
+        }
+
+        heartbeat.Sequence = Interlocked.Increment(ref _heartbeatSequence);
+        lock (_unacceptedHeartbeats)
+        {
+            // A scheduler that stopped answering leaves these unaccepted; only the newest ones can still matter.
+            while (_unacceptedHeartbeats.Count >= MaxUnacceptedHeartbeats)
+            {
+                _unacceptedHeartbeats.Dequeue();
+            }
+
+            _unacceptedHeartbeats.Enqueue((heartbeat.Sequence, writtenAt));
+        }
+
+        await requests.WriteAsync(new ConnectRequest { Heartbeat = heartbeat }, cancellationToken).ConfigureAwait(false);
+    }
+
+    private void OnHeartbeatAccepted(long sequence)
+    {
+        long? writtenAt = null;
+        lock (_unacceptedHeartbeats)
+        {
+            // Accepted in order: earlier ones still waiting were not renewed and never will be.
+            while (_unacceptedHeartbeats.TryPeek(out var oldest) && oldest.Sequence <= sequence)
+            {
+                _unacceptedHeartbeats.Dequeue();
+                if (oldest.Sequence == sequence)
+                {
+                    writtenAt = oldest.WrittenAt;
+                }
+            }
+        }
+
+        if (writtenAt is { } renewedAfter)
+        {
+            _runner.RenewLeases(null, renewedAfter);
         }
     }
 
@@ -331,8 +400,11 @@ internal sealed class SchedulerSession
 
                     _outbox.Wake();
                     break;
+                case ConnectResponse.MessageOneofCase.HeartbeatAccepted:
+                    OnHeartbeatAccepted(message.HeartbeatAccepted.Sequence);
+                    break;
                 case ConnectResponse.MessageOneofCase.Welcome:
-                    ApplyWelcome(message.Welcome);
+                    ApplyWelcome(message.Welcome, null);
                     break;
             }
         }

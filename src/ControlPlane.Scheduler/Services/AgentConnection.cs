@@ -430,6 +430,12 @@ internal sealed class AgentConnection : IDisposable
             {
                 CancelAttempt(fencingToken, "the attempt was cancelled or lost its lease");
             }
+
+            // Only a renewal the store made is acknowledged: the agent counts its leases from the heartbeats accepted.
+            if (heartbeat.Sequence > 0)
+            {
+                Send(new ConnectResponse { HeartbeatAccepted = new HeartbeatAccepted { Sequence = heartbeat.Sequence } });
+            }
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {

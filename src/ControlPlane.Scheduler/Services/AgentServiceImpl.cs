@@ -62,9 +62,11 @@ internal sealed class AgentServiceImpl : AgentService.AgentServiceBase
             // AgentConnection unpacks ReportBatch; an agent batches only when a scheduler says it may.
             MaxReportBatch = AgentConnection.MaxReportBatch,
 
-            // Results are acknowledged once stored (ResultsAccepted); assignments may be declined (StepDeclined).
+            // Results are acknowledged once stored (ResultsAccepted), heartbeats once their leases are renewed
+            // (HeartbeatAccepted); assignments may be declined (StepDeclined).
             AcknowledgesResults = true,
             AcceptsDeclines = true,
+            AcknowledgesHeartbeats = true,
         };
         welcome.RevokedFencingTokens.AddRange(session.RevokedTokens);
         connection.Send(new ConnectResponse { Welcome = welcome });
