@@ -116,6 +116,31 @@ public sealed class AttemptLeaseTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Worker_NoHeartbeatAcceptedForTwoIntervals_ReconnectsAndReannouncesTheAttempt()
+    {
+        var worker = new AgentWorker(Options(), [_dotnet], timeProvider: _clock);
+        _ = worker.RunAsync(_stop.Token);
+        var connection = await _scheduler.NextConnectionAsync();
+        connection.AcknowledgesHeartbeats = true;
+        await connection.HelloAsync();
+        await connection.WelcomeAsync(heartbeat: TimeSpan.FromSeconds(5));
+        await connection.AssignAsync(7, new StepSpec { Id = "s", Framework = "dotnet", Handler = "hold" });
+        await _gate.Started.Task.WithTimeout();
+
+        // Heartbeat 1 is written at 5 s and never accepted; at 15 s it has waited two intervals.
+        _clock.Advance(TimeSpan.FromSeconds(5));
+        await connection.WaitForCountAsync(m => m.Heartbeat is not null, 1);
+        _clock.Advance(TimeSpan.FromSeconds(5));
+        await connection.WaitForCountAsync(m => m.Heartbeat is not null, 2);
+        _clock.Advance(TimeSpan.FromSeconds(5));
+
+        var next = await _scheduler.NextConnectionAsync();
+        var hello = await next.HelloAsync();
+        Assert.Equal([7L], hello.RunningAttempts.Select(a => a.FencingToken));
+        Assert.False(_gate.Cancelled.Task.IsCompleted, "the step was stopped although its lease still ran");
+    }
+
+    [Fact]
     public async Task Worker_HeartbeatsAccepted_StepRunsOnPastTheFirstLease()
     {
         var worker = new AgentWorker(Options(), [_dotnet], timeProvider: _clock);
@@ -138,6 +163,7 @@ public sealed class AttemptLeaseTests : IAsyncLifetime
         }
 
         Assert.False(_gate.Cancelled.Task.IsCompleted, "stopped although every heartbeat was accepted");
+        Assert.Equal(0, _scheduler.WaitingConnections);
         _gate.Release.TrySetResult("out");
         Assert.Equal("out", (await connection.CompletedAsync(7)).Output.ToStringUtf8());
     }

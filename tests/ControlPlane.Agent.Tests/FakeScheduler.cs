@@ -32,6 +32,9 @@ public sealed class FakeScheduler : IAsyncDisposable
     /// <summary>The next streams fail at once with UNAVAILABLE, before any Welcome.</summary>
     public void RejectNext(int count) => Interlocked.Exchange(ref _rejectNext, count);
 
+    /// <summary>Streams opened and not yet taken by <see cref="NextConnectionAsync"/>.</summary>
+    public int WaitingConnections => _connections.Reader.Count;
+
     public Task<FakeConnection> NextConnectionAsync() => _connections.Reader.ReadAsync().AsTask().WithTimeout();
 
     private async Task ConnectAsync(IAsyncStreamReader<ConnectRequest> requests, IServerStreamWriter<ConnectResponse> responses, ServerCallContext context)

@@ -82,6 +82,42 @@ public sealed class ReplicaTests(RedisServerFixture redis)
         Assert.Equal("done 2", (await cluster.Client.GetStepOutputAsync(run.Id, "s")).Data.ToStringUtf8());
     }
 
+    [Fact]
+    public async Task ReplicaFrozen_AgentThatKnowsBothReplicas_MovesBeforeTheLeaseEndsAndTheStepFinishesAtAttempt1()
+    {
+        // The frozen replica keeps the agent's stream open but accepts no heartbeat: after two heartbeat intervals the
+        // agent moves to the other replica and re-announces its attempt there, well inside the 6 s lease.
+        await using var cluster = await FunctionalCluster.StartAsync(redis, lease: TimeSpan.FromSeconds(6));
+        var (other, otherPort) = await cluster.StartReplicaAsync();
+        var agent = await cluster.StartAgentAsync("agent-1", slots: 1, schedulers: $"{cluster.Address},http://127.0.0.1:{otherPort}");
+        var release = cluster.Path2("release");
+        var spec = Spec("moves-off-frozen", Shell("s", $"while [ ! -f '{release}' ]; do sleep 0.05; done; printf \"done $CP_ATTEMPT\" > \"$CP_OUTPUT_FILE\""));
+        spec.Steps[0].KeepOutput = true;
+        var run = (await cluster.Client.SubmitRunAsync(spec)).Run;
+        await cluster.WaitForRunAsync(run.Id, r => r.Steps[0].State == StepState.Running, "the step running");
+
+        var frozen = cluster.Scheduler;
+        await frozen.SignalAsync("STOP");
+        try
+        {
+            cluster.UseReplica(other, otherPort);
+            await WaitConnectedAsync(agent, 2);
+
+            // Two more leases: the attempt would have been given away by now had its lease not been renewed.
+            await Task.Delay(TimeSpan.FromSeconds(12));
+            File.WriteAllText(release, "");
+            var final = await cluster.WaitForStateAsync(run.Id, RunState.Succeeded);
+
+            Assert.Equal(1, final.Steps[0].Attempt);
+            Assert.Equal(1, Succeeded(final.Steps[0]));
+            Assert.Equal("done 1", (await cluster.Client.GetStepOutputAsync(run.Id, "s")).Data.ToStringUtf8());
+        }
+        finally
+        {
+            await frozen.SignalAsync("CONT");
+        }
+    }
+
     private static async Task<List<string>> WaitForLinesAsync(string path, Func<string, bool> until)
     {
         var deadline = DateTime.UtcNow + FunctionalCluster.Timeout;

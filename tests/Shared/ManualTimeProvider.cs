@@ -27,6 +27,11 @@ public sealed class ManualTimeProvider : TimeProvider
 
     public override TimeZoneInfo LocalTimeZone => TimeZoneInfo.Utc;
 
+    // Timestamps (GetTimestamp, GetElapsedTime) follow the manual clock too, not the machine's stopwatch.
+    public override long TimestampFrequency => TimeSpan.TicksPerSecond;
+
+    public override long GetTimestamp() => GetUtcNow().UtcTicks;
+
     /// <summary>Moves the clock forward and runs the callbacks of the timers that fall due.</summary>
     public void Advance(TimeSpan by)
     {

@@ -157,7 +157,7 @@ internal sealed class SchedulerSession
         var writer = WriteLoopAsync(call.RequestStream, sessionCts.Token);
         var reader = ReadLoopAsync(call.ResponseStream, sessionCts.Token);
         var heartbeat = HeartbeatLoopAsync(sessionCts.Token);
-        var first = await Task.WhenAny(writer, reader).ConfigureAwait(false);
+        var first = await Task.WhenAny(writer, reader, heartbeat).ConfigureAwait(false);
         if (first == writer && writer.IsCompletedSuccessfully)
         {
             // Half-closed after the last result: wait for the scheduler to end its side, so cancelling the call cannot cut off what was written.
@@ -304,6 +304,37 @@ internal sealed class SchedulerSession
         await requests.WriteAsync(new ConnectRequest { Heartbeat = heartbeat }, cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// A scheduler that acknowledges heartbeats and has accepted none for two intervals is not serving this stream
+    /// (a frozen replica, a stalled connection the keep-alive has not noticed yet, a store it cannot reach): the
+    /// session ends and the agent reconnects to the next address while its attempts' leases still run, so another
+    /// replica can renew them.
+    /// </summary>
+    private void ThrowIfSchedulerSilent()
+    {
+        if (!_acknowledgesHeartbeats)
+        {
+            return;
+        }
+
+        long writtenAt;
+        lock (_unacceptedHeartbeats)
+        {
+            if (!_unacceptedHeartbeats.TryPeek(out var oldest))
+            {
+                return;
+            }
+
+            writtenAt = oldest.WrittenAt;
+        }
+
+        var silent = _timeProvider.GetElapsedTime(writtenAt);
+        if (silent >= 2 * _heartbeatInterval)
+        {
+            throw new TimeoutException($"the scheduler accepted no heartbeat for {silent.TotalSeconds:0.#} s (interval {_heartbeatInterval.TotalSeconds:0.#} s); reconnecting");
+        }
+    }
+
     private void OnHeartbeatAccepted(long sequence)
     {
         long? writtenAt = null;
@@ -357,6 +388,7 @@ internal sealed class SchedulerSession
         {
             while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
             {
+                ThrowIfSchedulerSilent();
                 Interlocked.Exchange(ref _heartbeatDue, 1);
                 _outbox.Wake();
             }
