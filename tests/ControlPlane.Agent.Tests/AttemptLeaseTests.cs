@@ -160,6 +160,7 @@ public sealed class AttemptLeaseTests : IAsyncLifetime
             Assert.True(heartbeat.Sequence > last, $"heartbeat {beat} carries sequence {heartbeat.Sequence} after {last}");
             last = heartbeat.Sequence;
             await connection.AcceptHeartbeatAsync(heartbeat.Sequence);
+            await AppliedAsync(connection, 100 + beat);
         }
 
         Assert.False(_gate.Cancelled.Task.IsCompleted, "stopped although every heartbeat was accepted");
@@ -188,6 +189,14 @@ public sealed class AttemptLeaseTests : IAsyncLifetime
         Assert.False(failed.Cancelled);
         Assert.False(failed.TimedOut);
     }
+
+    /// <summary>
+    /// Returns once the agent has handled every message sent before this call: it handles them in order, and answers
+    /// this one (an assignment for a framework it does not have) with a StepFailed.
+    /// </summary>
+    private static Task AppliedAsync(FakeConnection connection, long probeToken) =>
+        connection.AssignAsync(probeToken, new StepSpec { Id = "probe", Framework = "none" })
+            .ContinueWith(_ => connection.WaitForAsync(m => m.StepFailed?.FencingToken == probeToken), TaskScheduler.Default).Unwrap();
 
     private static async Task<StepFailed> NextFailureAsync(Outbox outbox)
     {

@@ -87,7 +87,7 @@ public sealed class ResultProtocolTests : IAsyncLifetime
         await connection.WaitForAsync(m => m.StepDeclined?.FencingToken == 38);
         Assert.False(running.IsCompleted);
         Assert.False(connection.Ended.IsCompleted);
-        await connection.AcknowledgeAsync(32);
+        await connection.AcknowledgeAsync(32, 38);
         await running.WithTimeout();
         await connection.Ended.WithTimeout();
     }
@@ -127,11 +127,40 @@ public sealed class ResultProtocolTests : IAsyncLifetime
         var declined = (await connection.WaitForAsync(m => m.StepDeclined?.FencingToken == 35)).StepDeclined;
         gate.SetResult(StepHandlerResult.FromString("ok"));
         await connection.CompletedAsync(34);
-        await connection.AcknowledgeAsync(34);
+        await connection.AcknowledgeAsync(34, 35);
         await running.WithTimeout();
 
         Assert.Contains("draining", declined.Reason, StringComparison.Ordinal);
         Assert.DoesNotContain(connection.Received, m => m.StepFailed?.FencingToken == 35 || m.StepStarted?.FencingToken == 35);
+    }
+
+    [Fact]
+    public async Task Reconnect_DeclineWrittenButNeverAcknowledged_ReannouncedAndSentAgainUntilAcknowledged()
+    {
+        var gate = new TaskCompletionSource<StepHandlerResult>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _dotnet.Register("wait", _ => gate.Task);
+        var (worker, running) = Start(slots: 1);
+        var (first, _) = await ConnectAsync();
+        await first.AssignAsync(39, Dotnet("a", "wait"));
+        await first.WaitForAsync(m => m.StepStarted?.FencingToken == 39);
+        await first.SendAsync(new ConnectResponse { Assignment = new Assignment { RunId = "run-2", StepId = "b", Attempt = 3, FencingToken = 40, Spec = Dotnet("b", "wait") } });
+        await first.WaitForAsync(m => m.StepDeclined?.FencingToken == 40);
+
+        // The stream died before the scheduler stored the decline: the step would wait out its lease and lose an attempt.
+        first.Abort();
+        var (second, hello) = await ConnectAsync();
+        var again = (await second.WaitForAsync(m => m.StepDeclined?.FencingToken == 40)).StepDeclined;
+        await second.AcknowledgeAsync(40);
+        gate.SetResult(StepHandlerResult.FromString("ok"));
+        await second.CompletedAsync(39);
+        await second.AcknowledgeAsync(39);
+        worker.Drain("test over");
+        await running.WithTimeout();
+
+        var declined = Assert.Single(hello.RunningAttempts, a => a.FencingToken == 40);
+        Assert.Equal(("run-2", "b", 3), (declined.RunId, declined.StepId, declined.Attempt));
+        Assert.Contains("free slots", again.Reason, StringComparison.Ordinal);
+        Assert.Single(second.Received, m => m.StepDeclined?.FencingToken == 40);
     }
 
     [Fact]

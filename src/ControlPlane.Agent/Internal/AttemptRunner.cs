@@ -27,6 +27,16 @@ internal sealed class AttemptRunner(
     // Welcome.lease_duration in ticks; 0 until a scheduler said it (then leases are not enforced).
     private long _leaseTicks;
 
+    // Assignments refused (declined, or failed as unrunnable here) whose refusal no scheduler has acknowledged yet: they
+    // are re-announced after a reconnect so the new stream accepts the refusal when it is sent again.
+    private readonly ConcurrentDictionary<long, RunningAttempt> _refused = new();
+
+    /// <summary>Refused assignments whose refusal is not yet acknowledged, to re-announce in Hello.</summary>
+    public RunningAttempt[] Refused() => [.. _refused.Values];
+
+    /// <summary>The refusal of this assignment was stored (or rejected): nothing more to announce.</summary>
+    public void ForgetRefusal(long token) => _refused.TryRemove(token, out _);
+
     /// <summary>
     /// The store renewed the lease of every attempt this agent owns, at some moment after
     /// <paramref name="requestedAt"/> (a <see cref="TimeProvider.GetTimestamp"/> value): the Hello that re-announced
@@ -94,6 +104,7 @@ internal sealed class AttemptRunner(
             if (refusal is not null)
             {
                 AgentLog.Refused(logger, assignment.RunId, assignment.StepId, assignment.Attempt, refusal);
+                _refused[assignment.FencingToken] = new RunningAttempt { RunId = assignment.RunId, StepId = assignment.StepId, Attempt = assignment.Attempt, FencingToken = assignment.FencingToken };
                 outbox.Enqueue(declinable
                     ? new ConnectRequest { StepDeclined = new StepDeclined { FencingToken = assignment.FencingToken, Reason = refusal } }
                     : new ConnectRequest { StepFailed = new StepFailed { FencingToken = assignment.FencingToken, Error = refusal } });

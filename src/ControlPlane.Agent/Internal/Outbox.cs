@@ -240,7 +240,7 @@ internal sealed class Outbox(int capacity)
 
     /// <summary>
     /// Removes reports that were written. With <paramref name="keepResults"/> (the scheduler acknowledges results),
-    /// StepCompleted and StepFailed are kept until <see cref="Acknowledge"/> and written again after
+    /// StepCompleted, StepFailed and StepDeclined are kept until <see cref="Acknowledge"/> and written again after
     /// <see cref="ResendUnacknowledged"/>.
     /// </summary>
     public void Commit(ConnectRequest[] covered, bool keepResults = false)
@@ -323,7 +323,7 @@ internal sealed class Outbox(int capacity)
     }
 
     private static bool IsResult(ConnectRequest report) =>
-        report.MessageCase is ConnectRequest.MessageOneofCase.StepCompleted or ConnectRequest.MessageOneofCase.StepFailed;
+        report.MessageCase is ConnectRequest.MessageOneofCase.StepCompleted or ConnectRequest.MessageOneofCase.StepFailed or ConnectRequest.MessageOneofCase.StepDeclined;
 
     public static long TokenOf(ConnectRequest report) => report.MessageCase switch
     {

@@ -193,6 +193,9 @@ internal sealed class SchedulerSession
         hello.Queues.AddRange(_options.Queues);
         hello.Labels.Add(_options.Labels);
         hello.RunningAttempts.AddRange(_attempts.Owned());
+
+        // A refusal the last stream took but did not acknowledge is sent again; its attempt must be known to the new one.
+        hello.RunningAttempts.AddRange(_runner.Refused());
         return hello;
     }
 
@@ -374,9 +377,10 @@ internal sealed class SchedulerSession
 
     private void ForgetIfResult(ConnectRequest report)
     {
-        if (report.MessageCase is ConnectRequest.MessageOneofCase.StepCompleted or ConnectRequest.MessageOneofCase.StepFailed)
+        if (report.MessageCase is ConnectRequest.MessageOneofCase.StepCompleted or ConnectRequest.MessageOneofCase.StepFailed or ConnectRequest.MessageOneofCase.StepDeclined)
         {
             _attempts.Forget(Outbox.TokenOf(report));
+            _runner.ForgetRefusal(Outbox.TokenOf(report));
         }
     }
 
@@ -419,6 +423,7 @@ internal sealed class SchedulerSession
                 case ConnectResponse.MessageOneofCase.ResultRejected:
                     AgentLog.Rejected(_logger, message.ResultRejected.FencingToken, message.ResultRejected.Reason);
                     _outbox.RemoveAttempt(message.ResultRejected.FencingToken);
+                    _runner.ForgetRefusal(message.ResultRejected.FencingToken);
                     _runner.Revoke(message.ResultRejected.FencingToken, "the scheduler rejected its report: " + message.ResultRejected.Reason);
                     _outbox.Wake();
                     break;
@@ -428,6 +433,7 @@ internal sealed class SchedulerSession
                         // Stored: the attempt is done here, and its slot was freed when its step ended.
                         _outbox.Acknowledge(token);
                         _attempts.Forget(token);
+                        _runner.ForgetRefusal(token);
                     }
 
                     _outbox.Wake();
