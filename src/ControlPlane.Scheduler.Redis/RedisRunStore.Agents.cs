@@ -80,9 +80,13 @@ public sealed partial class RedisRunStore
     public async Task<IReadOnlyList<Assignment>> ClaimAsync(ClaimRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
+        request.Validate();
         var result = await EvalAsync(
             LuaScripts.Claim,
-            [request.AgentId, Math.Max(0, request.MaxSteps), (long)_options.LeaseDuration.TotalMilliseconds],
+            [
+                request.AgentId, Math.Max(0, request.MaxSteps), (long)_options.LeaseDuration.TotalMilliseconds,
+                request.ClaimId ?? string.Empty, request.SessionId ?? string.Empty,
+            ],
             cancellationToken).ConfigureAwait(false);
         var rows = (RedisResult[])result!;
         var assignments = new List<Assignment>(rows.Length);

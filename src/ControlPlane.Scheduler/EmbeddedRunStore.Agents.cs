@@ -143,6 +143,7 @@ public sealed partial class EmbeddedRunStore
     public Task<IReadOnlyList<Assignment>> ClaimAsync(ClaimRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
+        request.Validate();
         return Task.FromResult(Mutate(() =>
         {
             if (!_agents.TryGetValue(request.AgentId, out var agent))
@@ -151,13 +152,28 @@ public sealed partial class EmbeddedRunStore
             }
 
             var claimed = new List<Assignment>();
-            if (agent.Agent.State != AgentState.Connected || request.MaxSteps <= 0)
+
+            // A claim for a stream the agent no longer reads: whatever it took would wait out its lease.
+            if (request.SessionId is not null && request.SessionId != agent.SessionId)
             {
                 return (IReadOnlyList<Assignment>)claimed;
             }
 
+            var now = Now;
+            ForgetExpiredClaims(now);
+            if (request.ClaimId is not null && _claims.TryGetValue(request.ClaimId, out var record) && now < record.Expires)
+            {
+                agent.Agent.LastHeartbeatAt = Timestamp.FromDateTimeOffset(now);
+                return Replay(agent, record);
+            }
+
+            if (agent.Agent.State != AgentState.Connected || request.MaxSteps <= 0)
+            {
+                return claimed;
+            }
+
             // Claims come only from a replica serving the agent's stream: they count as hearing from it.
-            agent.Agent.LastHeartbeatAt = Timestamp.FromDateTimeOffset(Now);
+            agent.Agent.LastHeartbeatAt = Timestamp.FromDateTimeOffset(now);
 
             foreach (var queue in agent.Queues)
             {
@@ -168,9 +184,55 @@ public sealed partial class EmbeddedRunStore
                 }
             }
 
+            if (request.ClaimId is not null && claimed.Count > 0)
+            {
+                var expires = now + (2 * _options.LeaseDuration);
+                _claims[request.ClaimId] = new ClaimRecord(expires, claimed.Select(a => a.FencingToken).ToArray());
+                _claimExpiry.Enqueue((request.ClaimId, expires));
+            }
+
             return claimed;
         }));
     }
+
+    /// <summary>
+    /// A claim repeated under its id: the attempts it took that are still current come back again (their leases renewed,
+    /// their checkpoint and inputs read again), nothing new is taken. As the Redis claim script does.
+    /// </summary>
+    private List<Assignment> Replay(EmbeddedAgent agent, ClaimRecord record)
+    {
+        var replayed = new List<Assignment>(record.Tokens.Length);
+        foreach (var token in record.Tokens)
+        {
+            if (_activeByToken.TryGetValue(token, out var step)
+                && step.Token == token
+                && step.Step.AgentId == agent.Agent.AgentId
+                && StepStateMachine.IsActive(step.Step.State)
+                && !step.CancelRequested)
+            {
+                step.LeaseExpiresAt = Now + _options.LeaseDuration;
+                replayed.Add(ToAssignment(step));
+            }
+        }
+
+        return replayed;
+    }
+
+    /// <summary>Claim records are kept for twice the lease: by then every attempt a record names has lost its lease unless renewed.</summary>
+    private void ForgetExpiredClaims(DateTimeOffset now)
+    {
+        while (_claimExpiry.TryPeek(out var head) && head.Expires <= now)
+        {
+            _claimExpiry.Dequeue();
+            if (_claims.TryGetValue(head.Id, out var record) && record.Expires == head.Expires)
+            {
+                _claims.Remove(head.Id);
+            }
+        }
+    }
+
+    /// <summary>What a claim with an id took: the fencing tokens of its attempts, in the order they were handed out.</summary>
+    private sealed record ClaimRecord(DateTimeOffset Expires, long[] Tokens);
 
     /// <summary>
     /// Round-robin over the runs with READY steps in the queue, the way the Redis claim script walks its ring: the run
@@ -302,7 +364,13 @@ public sealed partial class EmbeddedRunStore
         }
 
         SetStepState(step, StepState.Assigned, $"claimed by agent {agent.Agent.AgentId}");
+        return ToAssignment(step);
+    }
 
+    /// <summary>The Assignment message of the step's current attempt: its spec, inputs and last checkpoint.</summary>
+    private static Assignment ToAssignment(EmbeddedStep step)
+    {
+        var run = step.Owner;
         var spec = step.Spec.Clone();
         spec.Queue = step.Queue;
         spec.Slots = step.Slots;

@@ -23,6 +23,10 @@ public sealed partial class EmbeddedRunStore : IRunStore
     private readonly Dictionary<long, EmbeddedStep> _activeByToken = [];
     private readonly HashSet<EmbeddedStep> _retryWaiting = [];
 
+    // Claims with an id that took something, by claim id, and their ids in expiry order (expiries only grow).
+    private readonly Dictionary<string, ClaimRecord> _claims = new(StringComparer.Ordinal);
+    private readonly Queue<(string Id, DateTimeOffset Expires)> _claimExpiry = new();
+
     /// <summary>Finished runs with a retention, soonest deadline first, ties by run id: the order of Redis's cp:{ns}:expire.</summary>
     private readonly SortedSet<EmbeddedRun> _expiring = new(Comparer<EmbeddedRun>.Create((a, b) =>
     {

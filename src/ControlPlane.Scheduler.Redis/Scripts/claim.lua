@@ -1,11 +1,67 @@
 -- claim: caps, slots and budget must be checked and taken in the same atomic step, or two agents could both take the last slot.
--- ARGV: 3 agent id, 4 max steps, 5 lease ms.
+-- ARGV: 3 agent id, 4 max steps, 5 lease ms, 6 claim id ('' none), 7 session id ('' none).
 local agent, max, lease = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+local claim_id, session = ARGV[6] or '', ARGV[7] or ''
 -- One call hands out at most 1000 steps, keeping every variadic command within Lua's stack.
 if max > 1000 then max = 1000 end
 local AK = P .. 'ag:' .. agent
-pre(AK, { 'st', 'slots', 'used', 'q', 'fw', 'hd' })
+pre(AK, { 'st', 'slots', 'used', 'q', 'fw', 'hd', 'sid' })
 if not get(AK, 'st') then return err('NotFound', REASON.AGENT_NOT_CONNECTED, "agent '" .. agent .. "' is not connected; send Hello (ConnectAgent) first") end
+-- A claim for a stream the agent no longer reads (it reconnected since): whatever it took would wait out its lease.
+if session ~= '' and get(AK, 'sid') ~= session then return {} end
+local lease_until = I(NOW + lease)
+
+-- An assignment row: the attempt with its spec, last checkpoint and inputs (the outputs of the needs that have one).
+local INPUT_FIELDS = { ':o', ':ou', ':os' }
+local function assignment(run, id, m, at, tok)
+  local k = RK(run)
+  local inputs = {}
+  local needs = m.n
+  if #needs > 0 then
+    local fields = {}
+    for i = 1, #needs do step_fields(needs[i], INPUT_FIELDS, fields, (i - 1) * 3) end
+    pre(k, fields)
+    for i = 1, #needs do
+      local b = (i - 1) * 3
+      if get(k, fields[b + 3]) then
+        inputs[#inputs + 1] = { needs[i], get(k, fields[b + 1]) or '', get(k, fields[b + 2]) or '', m.it[i] }
+      end
+    end
+  end
+  local ck = get(k, F(id, ':ck'))
+  return { run, id, at, tok, get(k, F(id, ':p')), lease_until, ck or '', ck and 1 or 0, inputs }
+end
+
+-- A claim repeated under its id (its reply was lost): the attempts it took that are still current come back with
+-- their leases renewed, and nothing new is taken. The record is "<deadline ms> <token>|<run>|<step> ...".
+local CK = claim_id ~= '' and (P .. 'cl:' .. claim_id) or nil
+if CK then
+  local rec = redis.call('GET', CK)
+  local deadline, members = nil, ''
+  if rec then deadline, members = string.match(rec, '^(%d+)(.*)$') end
+  if deadline and NOW < tonumber(deadline) then
+    local out, renew = {}, {}
+    local REPLAY_FIELDS = { ':tk', ':ag', ':st', ':cx', ':at', ':m', ':p', ':ck' }
+    for member in string.gmatch(members, '[^ ]+') do
+      local tok, run, id = string.match(member, '^(%d+)|(.+)|([^|]+)$')
+      if tok then
+        local k = RK(run)
+        local f = step_fields(id, REPLAY_FIELDS)
+        pre(k, f)
+        local st = num(get(k, f[3]))
+        local m = meta(run, id)
+        if m and get(k, f[1]) == tok and get(k, f[2]) == agent and (st == ASSIGNED or st == RUNNING) and get(k, f[4]) ~= '1' then
+          out[#out + 1] = assignment(run, id, m, num(get(k, f[5])), tok)
+          renew[#renew + 1] = lease_until; renew[#renew + 1] = member
+        end
+      end
+    end
+    redis.call('HSET', AK, 'hb', I(NOW))
+    sliced('ZADD', P .. 'leases', 'XX', renew)
+    return out
+  end
+end
+
 if num(get(AK, 'st')) ~= 1 or max <= 0 then return {} end
 -- Claims come only from a replica serving the agent's stream: they count as hearing from it (ListAgents shows it live).
 redis.call('HSET', AK, 'hb', I(NOW))
@@ -43,8 +99,6 @@ local RUN_FIELDS = { '_st', '_cap', '_used', '_rc', '_seq' }
 local BUDGET_FIELDS = { '_bud', '_res', '_usd' }
 local FAIL_FIELDS = { '_cb', '_rr', '_nt', '_n', '_nf', '_nc' }
 local run_read = {}
-local INPUT_FIELDS = { ':o', ':ou', ':os' }
-local lease_until = I(NOW + lease)
 
 for _, q in ipairs(queues) do
   if taken >= max or free <= 0 then break end
@@ -137,7 +191,7 @@ for _, q in ipairs(queues) do
               rc[q] = (rc[q] or 1) - 1; jmark(k, '_rc')
               incr(SK, fr, -1)
               local tok = I(next_token())
-              local f_at, f_p, f_ck, f_cx, f_pg, f_pm = f[2], f[3], f[4], f[6], f[7], f[8]
+              local f_at, f_cx, f_pg, f_pm = f[2], f[6], f[7], f[8]
               local at = num(get(k, f_at)) + 1
               local member_l = tok .. '|' .. run .. '|' .. id
               put(k, F(id, ':tk'), tok)
@@ -169,22 +223,7 @@ for _, q in ipairs(queues) do
               end
               leases[#leases + 1] = lease_until; leases[#leases + 1] = member_l
               if m.to > 0 then timeouts[#timeouts + 1] = I(NOW + m.to); timeouts[#timeouts + 1] = member_l end
-              -- Inputs: the outputs of the needs that have one.
-              local inputs = {}
-              local needs = m.n
-              if #needs > 0 then
-                local fields = {}
-                for i = 1, #needs do step_fields(needs[i], INPUT_FIELDS, fields, (i - 1) * 3) end
-                pre(k, fields)
-                for i = 1, #needs do
-                  local b = (i - 1) * 3
-                  if get(k, fields[b + 3]) then
-                    inputs[#inputs + 1] = { needs[i], get(k, fields[b + 1]) or '', get(k, fields[b + 2]) or '', m.it[i] }
-                  end
-                end
-              end
-              local ck = get(k, f_ck)
-              out[#out + 1] = { run, id, at, tok, get(k, f_p), lease_until, ck or '', ck and 1 or 0, inputs }
+              out[#out + 1] = assignment(run, id, m, at, tok)
               taken = taken + 1
               if (rc[q] or 0) > 0 then ring_add(q, run) end
             end
@@ -198,5 +237,11 @@ for _, q in ipairs(queues) do
 end
 sliced('ZADD', P .. 'leases', nil, leases)
 sliced('ZADD', P .. 'timeouts', nil, timeouts)
+-- Kept for twice the lease: by then every attempt it names has lost its lease unless its agent renewed it.
+if CK and taken > 0 then
+  local rec = { I(NOW + 2 * lease) }
+  for i = 2, #leases, 2 do rec[#rec + 1] = leases[i] end
+  redis.call('SET', CK, table.concat(rec, ' '), 'PX', I(2 * lease))
+end
 flush()
 return out
