@@ -19,6 +19,10 @@ internal sealed class AgentConnection : IDisposable
 
     private static readonly WriteOptions Buffered = new(WriteFlags.BufferHint);
 
+    // Back-off between repeats of a claim whose outcome is unknown: doubling from 100 ms to at most 2 s.
+    private static readonly TimeSpan ClaimRetryDelay = TimeSpan.FromMilliseconds(100);
+    private static readonly TimeSpan MaxClaimRetryDelay = TimeSpan.FromSeconds(2);
+
     private readonly Channel<ConnectResponse> _outgoing = Channel.CreateUnbounded<ConnectResponse>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Lock _gate = new();
 
@@ -198,17 +202,8 @@ internal sealed class AgentConnection : IDisposable
             }
 
             var want = Math.Min(free, _options.ClaimBatch);
-            IReadOnlyList<Assignment> claimed;
-            try
-            {
-                claimed = await _store.ClaimAsync(new ClaimRequest(AgentId, want), token).ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException)
-            {
-                SchedulerLog.ClaimFailed(_logger, AgentId, ex);
-                continue;
-            }
-
+            var claimed = await ClaimAsync(
+                new ClaimRequest(AgentId, want) { ClaimId = Guid.NewGuid().ToString("N"), SessionId = SessionId }, token).ConfigureAwait(false);
             if (claimed.Count == 0)
             {
                 continue;
@@ -233,6 +228,36 @@ internal sealed class AgentConnection : IDisposable
                 // A full batch: there may be more ready work for the remaining slots.
                 RequestClaim();
             }
+        }
+    }
+
+    /// <summary>
+    /// One claim. When its outcome is unknown (the store was unreachable, possibly after it took the steps and before its
+    /// reply arrived), the same claim id is repeated until the store answers: a repeat returns what the claim took, so
+    /// those steps reach the agent now instead of waiting out their lease. Any other failure takes nothing.
+    /// </summary>
+    private async Task<IReadOnlyList<Assignment>> ClaimAsync(ClaimRequest request, CancellationToken token)
+    {
+        var delay = ClaimRetryDelay;
+        while (true)
+        {
+            try
+            {
+                return await _store.ClaimAsync(request, token).ConfigureAwait(false);
+            }
+            catch (RunStoreException ex) when (ex.Error == RunStoreError.Unavailable)
+            {
+                SchedulerLog.ClaimFailed(_logger, AgentId, ex);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                SchedulerLog.ClaimFailed(_logger, AgentId, ex);
+                return [];
+            }
+
+            // Real time, as the store's own reconnect back-off: the stream's end cancels the wait.
+            await Task.Delay(delay, token).ConfigureAwait(false);
+            delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, MaxClaimRetryDelay.Ticks));
         }
     }
 
