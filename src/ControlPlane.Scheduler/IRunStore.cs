@@ -90,6 +90,12 @@ public interface IRunStore : IAsyncDisposable
     /// (QUOTA_EXCEEDED) instead. Each claimed step is ASSIGNED with attempt+1, a new fencing token
     /// and a lease, and comes back with its spec, inputs and last checkpoint.
     /// </summary>
+    /// <remarks>
+    /// A claim's reply can be lost after the store took the steps (Redis ran the script, the connection broke): the
+    /// caller repeats it with the same <see cref="ClaimRequest.ClaimId"/>, which returns the attempts that claim took and
+    /// that are still current, with renewed leases, and takes nothing new. A claim naming a
+    /// <see cref="ClaimRequest.SessionId"/> that is no longer the agent's current session takes nothing.
+    /// </remarks>
     Task<IReadOnlyList<Assignment>> ClaimAsync(ClaimRequest request, CancellationToken cancellationToken = default);
 
     /// <summary>

@@ -73,8 +73,12 @@ public sealed class StoreDifferentialTests(RedisServerFixture redis, ITestOutput
         // Attempts the agents hold: the same step in both stores, each with its own token.
         private readonly List<(int Run, string Step, string Agent, long Embedded, long Redis)> _held = [];
 
-        // Each agent's current session in each store.
+        // Each agent's current session in each store, and the one before it.
         private readonly Dictionary<string, (string Embedded, string Redis)> _sessions = new(StringComparer.Ordinal);
+        private readonly Dictionary<string, (string Embedded, string Redis)> _oldSessions = new(StringComparer.Ordinal);
+
+        // Every claim id used so far: a claim may repeat one, as the scheduler does after a lost reply.
+        private readonly List<string> _claimIds = [];
         private IRunStore _embedded = null!;
         private IRunStore _redis = null!;
 
@@ -144,6 +148,11 @@ public sealed class StoreDifferentialTests(RedisServerFixture redis, ITestOutput
                             .ToList())));
                     if (es.Value is not null && rs.Value is not null)
                     {
+                        if (_sessions.TryGetValue(agent, out var previous))
+                        {
+                            _oldSessions[agent] = previous;
+                        }
+
                         _sessions[agent] = (es.Value.SessionId, rs.Value.SessionId);
                     }
 
@@ -153,17 +162,46 @@ public sealed class StoreDifferentialTests(RedisServerFixture redis, ITestOutput
                 case 3 or 4 or 5:
                 {
                     var agent = Agents[a % Agents.Length];
-                    var (e, r) = await BothAsync(s => s.ClaimAsync(new ClaimRequest(agent, 1 + (b % 3))));
+
+                    // Every fifth claim repeats an earlier claim id; a claim names the agent's current session, its
+                    // previous one (stale), or none.
+                    var repeat = b % 5 == 0 && _claimIds.Count > 0;
+                    var claimId = repeat ? _claimIds[a % _claimIds.Count] : "c" + _claimIds.Count.ToString(CultureInfo.InvariantCulture);
+                    if (!repeat)
+                    {
+                        _claimIds.Add(claimId);
+                    }
+
+                    (string Embedded, string Redis)? session = null;
+                    var which = "no session";
+                    if ((b / 5) % 4 == 0 && _oldSessions.TryGetValue(agent, out var old))
+                    {
+                        (session, which) = (old, "stale session");
+                    }
+                    else if ((b / 5) % 4 != 1 && _sessions.TryGetValue(agent, out var current))
+                    {
+                        (session, which) = (current, "current session");
+                    }
+
+                    var (e, r) = await BothAsync(s => s.ClaimAsync(new ClaimRequest(agent, 1 + (b % 3))
+                    {
+                        ClaimId = claimId,
+                        SessionId = session is { } id ? (s == _embedded ? id.Embedded : id.Redis) : null,
+                    }));
                     if (e.Value is not null && r.Value is not null)
                     {
                         Assert.Equal(e.Value.Select(x => (Index(x.RunId, embedded: true), x.StepId, x.Attempt)), r.Value.Select(x => (Index(x.RunId, embedded: false), x.StepId, x.Attempt)));
                         for (var i = 0; i < e.Value.Count; i++)
                         {
-                            _held.Add((Index(e.Value[i].RunId, embedded: true), e.Value[i].StepId, agent, e.Value[i].FencingToken, r.Value[i].FencingToken));
+                            var token = e.Value[i].FencingToken;
+                            if (!_held.Any(h => h.Embedded == token))
+                            {
+                                _held.Add((Index(e.Value[i].RunId, embedded: true), e.Value[i].StepId, agent, token, r.Value[i].FencingToken));
+                            }
                         }
                     }
 
-                    return $"claim {agent}";
+                    return $"claim {agent} id {claimId}{(repeat ? " (again)" : string.Empty)}, {which}";
                 }
 
                 case 6 or 7 or 8 or 9 or 10 or 11:

@@ -72,6 +72,26 @@ public sealed class TcpCutProxy : IAsyncDisposable
         return count;
     }
 
+    /// <summary>
+    /// Stops forwarding the server's replies on every open connection, without closing either side: requests still reach
+    /// the server, which acts on them, but their replies are read and dropped (a reply lost on the way back). Returns how
+    /// many connections are affected.
+    /// </summary>
+    public int DropRepliesAll()
+    {
+        var count = 0;
+        foreach (var link in _links.Keys)
+        {
+            if (!link.RepliesDropped)
+            {
+                link.RepliesDropped = true;
+                count++;
+            }
+        }
+
+        return count;
+    }
+
     public async ValueTask DisposeAsync()
     {
         await _stop.CancelAsync().ConfigureAwait(false);
@@ -112,12 +132,12 @@ public sealed class TcpCutProxy : IAsyncDisposable
 
             var link = new Link(client, upstream);
             _links[link] = 0;
-            _ = PumpAsync(link, client, upstream);
-            _ = PumpAsync(link, upstream, client);
+            _ = PumpAsync(link, client, upstream, fromServer: false);
+            _ = PumpAsync(link, upstream, client, fromServer: true);
         }
     }
 
-    private async Task PumpAsync(Link link, Socket from, Socket to)
+    private async Task PumpAsync(Link link, Socket from, Socket to, bool fromServer)
     {
         var buffer = new byte[16 * 1024];
         try
@@ -148,7 +168,7 @@ public sealed class TcpCutProxy : IAsyncDisposable
                     return;
                 }
 
-                if (!link.Blackholed)
+                if (!link.Blackholed && !(fromServer && link.RepliesDropped))
                 {
                     await to.SendAsync(buffer.AsMemory(0, read), SocketFlags.None, _stop.Token).ConfigureAwait(false);
                 }
@@ -184,6 +204,13 @@ public sealed class TcpCutProxy : IAsyncDisposable
     {
         private int _closedEnds;
         private volatile bool _blackholed;
+        private volatile bool _repliesDropped;
+
+        public bool RepliesDropped
+        {
+            get => _repliesDropped;
+            set => _repliesDropped = value;
+        }
 
         public bool Blackholed
         {
