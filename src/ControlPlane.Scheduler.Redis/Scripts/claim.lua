@@ -33,7 +33,8 @@ local function assignment(run, id, m, at, tok)
 end
 
 -- A claim repeated under its id (its reply was lost): the attempts it took that are still current come back with
--- their leases renewed, and nothing new is taken. The record is "<deadline ms> <token>|<run>|<step> ...".
+-- their leases renewed, and nothing new is taken. The record (cp:{ns}:cl:<claim id>) is "<deadline ms> <token>|<run>|<step> ...";
+-- it expires on its own and its absence means "no record", so it needs no StoreFormat migration.
 local CK = claim_id ~= '' and (P .. 'cl:' .. claim_id) or nil
 if CK then
   local rec = redis.call('GET', CK)
