@@ -17,13 +17,22 @@ internal sealed class AgentConnection : IDisposable
     /// <summary>The longest StepDeclined.reason accepted, in UTF-8 bytes.</summary>
     public const int MaxDeclineReasonBytes = 1024;
 
+    /// <summary>The most bytes of messages written to the response stream without a flush.</summary>
+    private const int MaxUnflushedBytes = 64 * 1024;
+
     private static readonly WriteOptions Buffered = new(WriteFlags.BufferHint);
 
     // Back-off between repeats of a claim whose outcome is unknown: doubling from 100 ms to at most 2 s.
     private static readonly TimeSpan ClaimRetryDelay = TimeSpan.FromMilliseconds(100);
     private static readonly TimeSpan MaxClaimRetryDelay = TimeSpan.FromSeconds(2);
 
-    private readonly Channel<ConnectResponse> _outgoing = Channel.CreateUnbounded<ConnectResponse>(new UnboundedChannelOptions { SingleReader = true });
+
+    // Bounded (see OutgoingCapacity): a full channel means the agent is not reading, and the stream is closed.
+    private readonly Channel<ConnectResponse> _outgoing;
+    private readonly int _outgoingCapacity;
+
+    // Cancels the write in progress once the agent is known not to read: only resetting the stream frees it.
+    private readonly CancellationTokenSource _abortWrite = new();
     private readonly Lock _gate = new();
 
     // Fencing token -> attempt, for the attempts sent on this stream or re-announced in Hello: reports carry only the token.
@@ -42,6 +51,10 @@ internal sealed class AgentConnection : IDisposable
     // still stopping): no claims until its next heartbeat, result or slot change, so the step does not bounce back.
     private volatile bool _declined;
     private bool _closedByShutdown;
+    private int _overflowed;
+
+    // Set once nothing more will be written to the stream (it ended, or a write failed).
+    private volatile bool _ended;
 
     public AgentConnection(
         AgentRegistration registration,
@@ -60,6 +73,12 @@ internal sealed class AgentConnection : IDisposable
         _logger = logger;
         _queues = new HashSet<string>(registration.Queues, StringComparer.Ordinal);
         _stop = CancellationTokenSource.CreateLinkedTokenSource(callCancelled);
+        _outgoingCapacity = OutgoingCapacity(registration.Slots, options.ReportBatch);
+        _outgoing = Channel.CreateBounded<ConnectResponse>(new BoundedChannelOptions(_outgoingCapacity)
+        {
+            SingleReader = true,
+            FullMode = BoundedChannelFullMode.Wait,
+        });
         foreach (var attempt in keptAttempts)
         {
             _attempts[attempt.FencingToken] = attempt;
@@ -76,9 +95,28 @@ internal sealed class AgentConnection : IDisposable
 
     public bool Serves(string queue) => _queues.Contains(queue);
 
+    /// <summary>
+    /// The most messages waiting to be written to an agent with <paramref name="slots"/> slots: an assignment and a
+    /// CancelAttempt for every slot, the answers to two report batches (the larger of the agent's, <see cref="MaxReportBatch"/>,
+    /// and the scheduler's commit batch, <paramref name="reportBatch"/>: one commit answers its reports at once), and a
+    /// few single messages (Welcome, Drain). An agent that reads its stream never has that many waiting; one that does
+    /// not read would otherwise make the scheduler keep every answer to its reports.
+    /// </summary>
+    public static int OutgoingCapacity(int slots, int reportBatch) =>
+        (2 * Math.Max(slots, 0)) + (2 * Math.Max(MaxReportBatch, reportBatch)) + 8;
+
+    /// <summary>
+    /// Queues a message for the agent without waiting. When <see cref="OutgoingCapacity"/> messages already wait, the
+    /// agent is not reading its stream and cannot be served: the stream is closed and the message dropped with it. Nothing
+    /// is lost: the agent reconnects and re-announces its attempts, and resends the results nobody acknowledged; an
+    /// assignment it never got waits out its lease.
+    /// </summary>
     public void Send(ConnectResponse message)
     {
-        _outgoing.Writer.TryWrite(message);
+        if (!_outgoing.Writer.TryWrite(message))
+        {
+            OnOutgoingFull();
+        }
     }
 
     public void RequestClaim() => _claimBell.Set();
@@ -113,6 +151,29 @@ internal sealed class AgentConnection : IDisposable
         }
     }
 
+    private void OnOutgoingFull()
+    {
+        // TryWrite also fails once the stream has ended; only a full channel on a live stream is an agent not reading.
+        if (_ended || Interlocked.Exchange(ref _overflowed, 1) == 1)
+        {
+            return;
+        }
+
+        SchedulerLog.AgentNotReading(_logger, AgentId, _outgoingCapacity);
+        Close($"the agent is not reading its stream: {_outgoingCapacity} messages wait to be sent to it");
+
+        // The write in progress waits for HTTP/2 flow control, which an agent that does not read never grants, and a
+        // status would queue behind the data it does not read: only a reset ends the stream.
+        try
+        {
+            _abortWrite.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            // The stream already ended.
+        }
+    }
+
     /// <summary>Serves the stream until the agent ends it, the call is cancelled or <see cref="Close"/> is called.</summary>
     public async Task RunAsync(IAsyncStreamReader<ConnectRequest> requests, IServerStreamWriter<ConnectResponse> responses)
     {
@@ -135,6 +196,7 @@ internal sealed class AgentConnection : IDisposable
         }
         finally
         {
+            _ended = true;
             _outgoing.Writer.TryComplete();
             await _stop.CancelAsync().ConfigureAwait(false);
             await Task.WhenAll(Quietly(claimer), Quietly(writer)).ConfigureAwait(false);
@@ -158,23 +220,36 @@ internal sealed class AgentConnection : IDisposable
     {
         try
         {
+            var unflushed = 0;
             while (await _outgoing.Reader.WaitToReadAsync(token).ConfigureAwait(false))
             {
                 while (_outgoing.Reader.TryRead(out var message))
                 {
-                    // A burst (a claimed batch of assignments) goes out with one flush: only the last message flushes.
-                    responses.WriteOptions = _outgoing.Reader.TryPeek(out _) ? Buffered : null;
+                    // A burst (a claimed batch of assignments) goes out with few flushes: the last message flushes, and so
+                    // does every MaxUnflushedBytes. Only a flush waits for HTTP/2 flow control, so without that cap an
+                    // agent that does not read would have its messages moved from the bounded channel into an unbounded
+                    // response buffer as fast as they came.
+                    unflushed += message.CalculateSize();
+                    var flush = unflushed >= MaxUnflushedBytes || !_outgoing.Reader.TryPeek(out _);
+                    responses.WriteOptions = flush ? null : Buffered;
+                    unflushed = flush ? 0 : unflushed;
 
                     // Not cancelled by the stop token: grpc-dotnet resets the stream when a write is cancelled, and the
-                    // agent would then see CANCELLED instead of the status this stream ends with.
-                    await responses.WriteAsync(message, CancellationToken.None).ConfigureAwait(false);
+                    // agent would then see CANCELLED instead of the status this stream ends with. Only an agent that does
+                    // not read has its write cancelled (OnOutgoingFull).
+                    await responses.WriteAsync(message, _abortWrite.Token).ConfigureAwait(false);
                 }
             }
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            // The client is gone: stop reading too.
-            SchedulerLog.AgentStreamFailed(_logger, AgentId, ex);
+            // The client is gone: stop reading too. Nothing more is written, so a full channel from now on says nothing.
+            _ended = true;
+            if (Volatile.Read(ref _overflowed) == 0)
+            {
+                SchedulerLog.AgentStreamFailed(_logger, AgentId, ex);
+            }
+
             await _stop.CancelAsync().ConfigureAwait(false);
         }
     }
@@ -510,6 +585,7 @@ internal sealed class AgentConnection : IDisposable
     public void Dispose()
     {
         _stop.Dispose();
+        _abortWrite.Dispose();
         _claimBell.Dispose();
     }
 }

@@ -26,6 +26,9 @@ internal static partial class SchedulerLog
     [LoggerMessage(EventId = 106, Level = LogLevel.Warning, Message = "Lease renewal for agent {AgentId} failed")]
     public static partial void RenewFailed(ILogger logger, string agentId, Exception exception);
 
+    [LoggerMessage(EventId = 107, Level = LogLevel.Warning, Message = "Agent {AgentId} is not reading its stream: {Capacity} messages wait to be sent to it; closing the stream (the agent reconnects and re-announces its attempts)")]
+    public static partial void AgentNotReading(ILogger logger, string agentId, int capacity);
+
     [LoggerMessage(EventId = 110, Level = LogLevel.Warning, Message = "Committing {Count} reports failed (try {Try}); retrying")]
     public static partial void ReportBatchRetry(ILogger logger, int count, int @try, Exception exception);
 
