@@ -73,6 +73,65 @@ public sealed class ServiceBackpressureTests
     }
 
     [Fact]
+    public async Task WatchRun_WatcherThatDoesNotRead_SchedulerStopsReadingItsEventsAndLaterSendsThemAllInOrder()
+    {
+        RecordingStore recorder = null!;
+        const int WatchBatch = 8;
+        await using var host = await ServiceTestHost.StartAsync(configure: o => o.WatchBatch = WatchBatch, wrapStore: s => RecordingStore.Create(s, out recorder));
+        using var overall = new CancellationTokenSource(Overall);
+
+        // 24 MiB of log events (300 events of 10 lines of 8,000 characters), far beyond the HTTP/2 windows (64 KiB each way).
+        const int LogEvents = 300;
+        const int EventBytes = 10 * 8000;
+        var run = (await host.Call(M.SubmitRun, new SubmitRunRequest { Spec = Spec("chatty", Shell("a")) })).Run;
+        await using (var agent = await ServiceScriptedAgent.ConnectAsync(host.Channel, ServiceScriptedAgent.Hello("a1", slots: 1)))
+        {
+            var assignment = (await agent.NextAsync(Kind.Assignment)).Assignment;
+            await agent.SendAsync(new ConnectRequest { StepStarted = new StepStarted { FencingToken = assignment.FencingToken } });
+            for (var i = 0; i < LogEvents; i++)
+            {
+                var log = new StepLog { FencingToken = assignment.FencingToken };
+                log.Lines.Add(Enumerable.Range(0, 10).Select(l => $"{i:D4}.{l} " + new string('x', 8000 - 7)));
+                await agent.SendAsync(new ConnectRequest { StepLog = log });
+            }
+
+            await agent.SendAsync(new ConnectRequest { StepCompleted = new StepCompleted { FencingToken = assignment.FencingToken } });
+            await agent.NextAsync(Kind.ResultsAccepted);
+        }
+
+        var finished = (await host.Call(M.GetRun, new GetRunRequest { RunId = run.Id })).Run;
+        Assert.Equal(RunState.Succeeded, finished.State);
+        var total = finished.LastEventSeq;
+        Assert.True(total > LogEvents);
+
+        // A watcher on its own connection that reads nothing: the scheduler reads the run's events only as its writes drain.
+        var readBefore = recorder.EventsRead;
+        using var stalledChannel = GrpcChannel.ForAddress(host.Server.Addresses[0]);
+        using var stalled = stalledChannel.CreateCallInvoker().AsyncServerStreamingCall(
+            M.WatchRun, null, new CallOptions(cancellationToken: overall.Token), new WatchRunRequest { RunId = run.Id });
+        await recorder.EventsReadOnce.Task.WaitAsync(overall.Token);
+
+        // A second watcher reads the whole log meanwhile, so the first one had every chance to read it too.
+        var reference = await ReadToEndAsync(host.Channel, run.Id, overall.Token);
+        Assert.Equal(Enumerable.Range(1, (int)total).Select(i => (long)i), reference.Select(e => e.Seq));
+        var readForStalled = recorder.EventsRead - readBefore - reference.Count;
+
+        // What the stalled watch holds: the batch in hand, and what the client's stream window and Kestrel's response buffer
+        // (64 KiB each) take; counted generously as two batches and 4 MiB of events.
+        var bound = (2 * WatchBatch) + (4 * 1024 * 1024 / EventBytes);
+        Assert.True(readForStalled <= bound, $"the scheduler read {readForStalled} of {total} events for a watcher that reads nothing (bound {bound})");
+
+        // Once it reads, the stalled watcher gets every event, in order, none lost.
+        var late = new List<RunEvent>();
+        while (await stalled.ResponseStream.MoveNext(overall.Token))
+        {
+            late.Add(stalled.ResponseStream.Current.Event);
+        }
+
+        Assert.Equal(reference, late);
+    }
+
+    [Fact]
     public async Task Send_AgentNotReadingItsStream_BuffersBoundedBeforeEachFlushThenClosesUnavailable()
     {
         await using var store = new EmbeddedRunStore();
@@ -106,6 +165,19 @@ public sealed class ServiceBackpressureTests
         Assert.True(responses.WriteCancelled);
         Assert.Equal(StatusCode.Unavailable, closed.StatusCode);
         Assert.Equal($"the agent is not reading its stream: {capacity} messages wait to be sent to it; reconnect", closed.Status.Detail);
+    }
+
+    private static async Task<List<RunEvent>> ReadToEndAsync(GrpcChannel channel, string runId, CancellationToken token)
+    {
+        using var watch = channel.CreateCallInvoker().AsyncServerStreamingCall(
+            M.WatchRun, null, new CallOptions(cancellationToken: token), new WatchRunRequest { RunId = runId });
+        var events = new List<RunEvent>();
+        while (await watch.ResponseStream.MoveNext(token))
+        {
+            events.Add(watch.ResponseStream.Current.Event);
+        }
+
+        return events;
     }
 
     /// <summary>An agent that sends nothing after Hello: MoveNext waits until the stream is closed.</summary>
