@@ -26,7 +26,6 @@ internal sealed class AgentConnection : IDisposable
     private static readonly TimeSpan ClaimRetryDelay = TimeSpan.FromMilliseconds(100);
     private static readonly TimeSpan MaxClaimRetryDelay = TimeSpan.FromSeconds(2);
 
-
     // Bounded (see OutgoingCapacity): a full channel means the agent is not reading, and the stream is closed.
     private readonly Channel<ConnectResponse> _outgoing;
     private readonly int _outgoingCapacity;
