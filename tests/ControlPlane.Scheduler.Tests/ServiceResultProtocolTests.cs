@@ -97,6 +97,36 @@ public sealed class ServiceResultProtocolTests
     }
 
     [Fact]
+    public async Task Connect_AgentEndsItsStreamWithAnAssignmentItNeverTook_StepRunsAtAttemptOneElsewhereWithoutWaitingOutTheLease()
+    {
+        await using var host = await ServiceTestHost.StartAsync();
+        var spec = Spec("goodbye", Shell("a"), Shell("b"));
+        spec.Steps[0].Retry = new RetryPolicy { MaxAttempts = 1 };
+        spec.Steps[1].Retry = new RetryPolicy { MaxAttempts = 1 };
+        var run = (await host.Call(M.SubmitRun, new SubmitRunRequest { Spec = spec })).Run;
+        await using var leaving = await ServiceScriptedAgent.ConnectAsync(host.Channel, ServiceScriptedAgent.Hello("leaving", slots: 2));
+        var first = (await leaving.NextAsync(Kind.Assignment)).Assignment;
+        var second = (await leaving.NextAsync(Kind.Assignment)).Assignment;
+
+        // The agent ran one assignment; the other arrived as it finished (its decline could not be written any more).
+        await leaving.SendAsync(new ConnectRequest { StepStarted = new StepStarted { FencingToken = first.FencingToken } });
+        await leaving.SendAsync(new ConnectRequest { StepCompleted = new StepCompleted { FencingToken = first.FencingToken } });
+        await leaving.NextAsync(Kind.ResultsAccepted);
+        await leaving.CompleteAsync();
+        var ended = await leaving.Ended.WaitAsync(ServiceTestHost.Timeout);
+        await using var other = await ServiceScriptedAgent.ConnectAsync(host.Channel, ServiceScriptedAgent.Hello("other", slots: 1));
+        var taken = (await other.NextAsync(Kind.Assignment)).Assignment;
+        await other.SendAsync(new ConnectRequest { StepCompleted = new StepCompleted { FencingToken = taken.FencingToken } });
+        var final = await host.WaitForRunAsync(run.Id, r => r.State == RunState.Succeeded);
+
+        Assert.Equal(Grpc.Core.StatusCode.OK, ended.StatusCode);
+        Assert.Equal(second.StepId, taken.StepId);
+        Assert.Equal(1, taken.Attempt);
+        Assert.All(final.Steps, s => Assert.Equal(1, s.Attempt));
+        Assert.Contains(final.Steps.Single(s => s.Id == second.StepId).History, h => h.Reason.Contains("ended its stream before taking the assignment", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Connect_DeclineReasonOverTheLimit_InvalidArgumentNamingTheField()
     {
         await using var host = await ServiceTestHost.StartAsync();

@@ -55,6 +55,18 @@ internal sealed class AgentConnection : IDisposable
     // Set once nothing more will be written to the stream (it ended, or a write failed).
     private volatile bool _ended;
 
+    // The agent half-closed its side: no claims from here on.
+    private volatile bool _agentFinished;
+
+    // Reports of this stream posted to the pipeline and not yet committed.
+    private int _uncommitted;
+
+    // Attempts the agent started (StepStarted on this stream, or re-announced in Hello): never released on its behalf.
+    private readonly HashSet<long> _started = [];
+
+    /// <summary>How long the end of an agent's stream waits for its claims and reports to settle before releasing what it never took.</summary>
+    private static readonly TimeSpan SettleTimeout = TimeSpan.FromSeconds(5);
+
     public AgentConnection(
         AgentRegistration registration,
         string sessionId,
@@ -81,6 +93,7 @@ internal sealed class AgentConnection : IDisposable
         foreach (var attempt in keptAttempts)
         {
             _attempts[attempt.FencingToken] = attempt;
+            _started.Add(attempt.FencingToken);
         }
     }
 
@@ -186,6 +199,8 @@ internal sealed class AgentConnection : IDisposable
             {
                 await HandleAsync(requests.Current, token).ConfigureAwait(false);
             }
+
+            await ReleaseUntakenAsync(claimer, token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (ClosedReason is not null)
         {
@@ -199,6 +214,47 @@ internal sealed class AgentConnection : IDisposable
             _outgoing.Writer.TryComplete();
             await _stop.CancelAsync().ConfigureAwait(false);
             await Task.WhenAll(Quietly(claimer), Quietly(writer)).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// The agent ended its side of the stream, which it does once drained, with nothing running and every result
+    /// acknowledged. Assignments still held here were sent while it finished (a SIGTERM with assignments on the way):
+    /// it never took them, and the declines it made could no longer be written. They are declined on its behalf, so
+    /// their steps go back to READY at once without using an attempt instead of waiting out their leases.
+    /// </summary>
+    private async Task ReleaseUntakenAsync(Task claimer, CancellationToken token)
+    {
+        _agentFinished = true;
+        RequestClaim();
+        var settle = Task.Delay(SettleTimeout, token);
+        await Task.WhenAny(claimer, settle).ConfigureAwait(false);
+        await UntilCommittedAsync(settle).ConfigureAwait(false);
+
+        List<long> untaken;
+        lock (_gate)
+        {
+            untaken = [.. _attempts.Keys.Where(t => !_started.Contains(t))];
+        }
+
+        foreach (var fencingToken in untaken)
+        {
+            var decline = new ConnectRequest { StepDeclined = new StepDeclined { FencingToken = fencingToken, Reason = "it ended its stream before taking the assignment" } };
+            await RouteAsync(fencingToken, decline, ReportEnd.Declined, token).ConfigureAwait(false);
+        }
+
+        if (untaken.Count > 0)
+        {
+            SchedulerLog.UntakenReleased(_logger, AgentId, untaken.Count);
+            await UntilCommittedAsync(settle).ConfigureAwait(false);
+        }
+    }
+
+    private async Task UntilCommittedAsync(Task giveUp)
+    {
+        while (Volatile.Read(ref _uncommitted) > 0 && !giveUp.IsCompleted)
+        {
+            await Task.WhenAny(Task.Delay(TimeSpan.FromMilliseconds(20)), giveUp).ConfigureAwait(false);
         }
     }
 
@@ -259,6 +315,11 @@ internal sealed class AgentConnection : IDisposable
         {
             // The periodic re-check covers wake-ups lost on the way (e.g. a pub/sub message dropped).
             await _claimBell.WaitAsync(_options.WatchRecheckInterval, token).ConfigureAwait(false);
+            if (_agentFinished)
+            {
+                return;
+            }
+
             if (_draining || _declined)
             {
                 continue;
@@ -439,10 +500,37 @@ internal sealed class AgentConnection : IDisposable
             ResumeClaims();
         }
 
+        if (message.MessageCase == ConnectRequest.MessageOneofCase.StepStarted)
+        {
+            lock (_gate)
+            {
+                _started.Add(fencingToken);
+            }
+        }
+
         // Waits while the pipeline is full (the store is slow or unreachable): this stream is not read meanwhile.
         // A closed pipeline (shutdown) records nothing and refuses nothing: the agent keeps its unacknowledged
         // results and sends them again to the replica it reconnects to.
-        await _pipeline.PostAsync(new AttemptReport(attempt, Internal.ReportLimits.Normalize(message)), result => OnCommitted(fencingToken, end, result), token).ConfigureAwait(false);
+        Interlocked.Increment(ref _uncommitted);
+        var posted = false;
+        try
+        {
+            posted = await _pipeline.PostAsync(
+                new AttemptReport(attempt, Internal.ReportLimits.Normalize(message)),
+                result =>
+                {
+                    Interlocked.Decrement(ref _uncommitted);
+                    OnCommitted(fencingToken, end, result);
+                },
+                token).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (!posted)
+            {
+                Interlocked.Decrement(ref _uncommitted);
+            }
+        }
     }
 
     private void OnCommitted(long fencingToken, ReportEnd end, CommitResult result)
@@ -469,6 +557,7 @@ internal sealed class AgentConnection : IDisposable
             lock (_gate)
             {
                 _attempts.Remove(fencingToken);
+                _started.Remove(fencingToken);
             }
 
             if (end == ReportEnd.Declined && result.Outcome is ReportOutcome.Accepted or ReportOutcome.AlreadyApplied)
@@ -570,6 +659,7 @@ internal sealed class AgentConnection : IDisposable
             foreach (var revoked in session.RevokedTokens)
             {
                 _attempts.Remove(revoked);
+                _started.Remove(revoked);
             }
         }
 

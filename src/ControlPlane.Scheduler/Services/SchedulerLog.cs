@@ -29,6 +29,9 @@ internal static partial class SchedulerLog
     [LoggerMessage(EventId = 107, Level = LogLevel.Warning, Message = "Agent {AgentId} is not reading its stream: {Capacity} messages wait to be sent to it; closing the stream (the agent reconnects and re-announces its attempts)")]
     public static partial void AgentNotReading(ILogger logger, string agentId, int capacity);
 
+    [LoggerMessage(EventId = 108, Level = LogLevel.Information, Message = "Agent {AgentId} ended its stream with {Count} assignments it never took; declined on its behalf, their steps are READY again")]
+    public static partial void UntakenReleased(ILogger logger, string agentId, int count);
+
     [LoggerMessage(EventId = 110, Level = LogLevel.Warning, Message = "Committing {Count} reports failed (try {Try}); retrying")]
     public static partial void ReportBatchRetry(ILogger logger, int count, int @try, Exception exception);
 
