@@ -237,6 +237,14 @@ public sealed partial class RedisRunStore
         return new MaintenanceResult((int)result[0], (int)result[1], (int)result[2], (int)result[3], (int)result[4]);
     }
 
+    public async Task<LeaseFreezeResult> FreezeLeasesAsync(DateTimeOffset since, DateTimeOffset until, CancellationToken cancellationToken = default)
+    {
+        var (sinceMs, untilMs) = LeaseFreeze.Validate(since, until);
+        var result = (RedisResult[])(await EvalAsync(
+            LuaScripts.FreezeLeases, [sinceMs, untilMs, (long)_options.LeaseDuration.TotalMilliseconds], cancellationToken).ConfigureAwait(false))!;
+        return new LeaseFreezeResult(TimeSpan.FromMilliseconds((long)result[0]), (int)result[1]);
+    }
+
     public async Task SetLimitAsync(LimitKind kind, string name, int limit, CancellationToken cancellationToken = default)
     {
         var field = kind switch

@@ -693,6 +693,40 @@ public sealed partial class EmbeddedRunStore
             return new MaintenanceResult(expired.Count, due.Count, timedOut.Count, deleted, pruned.Count);
         }));
 
+    public TimeProvider Clock => _time;
+
+    public Task<LeaseFreezeResult> FreezeLeasesAsync(DateTimeOffset since, DateTimeOffset until, CancellationToken cancellationToken = default)
+    {
+        var (sinceMs, untilMs) = LeaseFreeze.Validate(since, until);
+        return Task.FromResult(Mutate(() =>
+        {
+            // In whole milliseconds, as the Redis store keeps its lease deadlines and frozen-until mark.
+            untilMs = Math.Min(untilMs, Now.ToUnixTimeMilliseconds());
+            var startMs = Math.Max(sinceMs, _leasesFrozenUntilMs);
+            var shiftMs = Math.Min(untilMs - startMs, (long)_options.LeaseDuration.TotalMilliseconds);
+            if (shiftMs <= 0)
+            {
+                return new LeaseFreezeResult(TimeSpan.Zero, 0);
+            }
+
+            _leasesFrozenUntilMs = untilMs;
+            var start = DateTimeOffset.FromUnixTimeMilliseconds(startMs);
+            var shift = TimeSpan.FromMilliseconds(shiftMs);
+            var moved = 0;
+            foreach (var step in _activeByToken.Values)
+            {
+                // A lease that ended before the frozen part began was lost before the outage; it stays lost.
+                if (step.LeaseExpiresAt > start)
+                {
+                    step.LeaseExpiresAt += shift;
+                    moved++;
+                }
+            }
+
+            return new LeaseFreezeResult(shift, moved);
+        }));
+    }
+
     /// <summary>Forgets a finished run whose retention passed: the run, its events, its idempotency key and any queue place.</summary>
     private void DeleteRun(EmbeddedRun run)
     {

@@ -48,6 +48,9 @@ public sealed partial class EmbeddedRunStore : IRunStore
     private long _nextRunSeq;
     private long _nextReadySeq;
 
+    // How far leases have been frozen (FreezeLeasesAsync), in Unix ms: a later freeze shifts only past it.
+    private long _leasesFrozenUntilMs;
+
     public EmbeddedRunStore(RunStoreOptions? options = null, TimeProvider? timeProvider = null, ILogger<EmbeddedRunStore>? logger = null)
     {
         _options = options ?? new RunStoreOptions();

@@ -124,6 +124,21 @@ public interface IRunStore : IAsyncDisposable
     /// </summary>
     Task<MaintenanceResult> RunMaintenanceAsync(int max, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Called by a replica whose store calls failed (the store unreachable) before its first maintenance pass once the
+    /// store answers again: <paramref name="since"/> is the store time of its last successful pass, <paramref name="until"/>
+    /// now. Nobody could renew a lease while the store was unreachable, so every lease still running at the start of the
+    /// part of [since, until] not frozen before moves that much later, at most <see cref="RunStoreOptions.LeaseDuration"/>
+    /// per call (a replica cut off for an hour must not keep dead agents' attempts for an hour). The store remembers
+    /// how far it has frozen, so replicas that saw the same outage shift the leases once in total. An
+    /// <paramref name="until"/> past the store's now counts as now; <paramref name="since"/> after <paramref name="until"/>
+    /// or before 1970 is InvalidArgument.
+    /// </summary>
+    Task<LeaseFreezeResult> FreezeLeasesAsync(DateTimeOffset since, DateTimeOffset until, CancellationToken cancellationToken = default);
+
+    /// <summary>The clock the store computes leases, timeouts and backoffs with (Redis: Redis's TIME), so callers can name store times.</summary>
+    TimeProvider Clock { get; }
+
     /// <summary>Sets a cap shared across runs (queue or concurrency key); 0 removes it.</summary>
     Task SetLimitAsync(LimitKind kind, string name, int limit, CancellationToken cancellationToken = default);
 

@@ -35,7 +35,7 @@ public sealed class RedisLuaScriptsTests
     {
         var scripts = new LuaScripts();
 
-        foreach (var name in new[] { LuaScripts.Submit, LuaScripts.Claim, LuaScripts.Report, LuaScripts.Renew, LuaScripts.Maintenance, LuaScripts.Cancel,
+        foreach (var name in new[] { LuaScripts.Submit, LuaScripts.Claim, LuaScripts.Report, LuaScripts.Renew, LuaScripts.Maintenance, LuaScripts.FreezeLeases, LuaScripts.Cancel,
             LuaScripts.Pause, LuaScripts.Resume, LuaScripts.RetryRun, LuaScripts.Gate, LuaScripts.AgentConnect, LuaScripts.AgentState, LuaScripts.SetLimit })
         {
             var source = scripts.Source(name);

@@ -295,11 +295,22 @@ public sealed class StoreDifferentialTests(RedisServerFixture redis, ITestOutput
                     return $"gate run {a % _runs.Count} approve={b % 3 != 0}";
                 }
 
-                case 16 or 17:
+                case 16:
                 {
                     _time.Advance(TimeSpan.FromSeconds(1 + (a % 40)));
                     await BothAsync(s => s.RunMaintenanceAsync(100));
                     return $"advance {1 + (a % 40)} s + maintenance";
+                }
+
+                case 17:
+                {
+                    // An outage of the last b % 50 s, frozen before the maintenance pass as a replica does.
+                    _time.Advance(TimeSpan.FromSeconds(1 + (a % 40)));
+                    var now = _time.GetUtcNow();
+                    var (e, r) = await BothAsync(s => s.FreezeLeasesAsync(now - TimeSpan.FromSeconds(b % 50), now));
+                    Assert.Equal(e.Value, r.Value);
+                    await BothAsync(s => s.RunMaintenanceAsync(100));
+                    return $"advance {1 + (a % 40)} s + freeze {b % 50} s + maintenance";
                 }
 
                 case 18:

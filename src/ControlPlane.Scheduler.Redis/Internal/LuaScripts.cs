@@ -20,6 +20,7 @@ internal sealed class LuaScripts
     public const string Report = "report";
     public const string Renew = "renew";
     public const string Maintenance = "maintenance";
+    public const string FreezeLeases = "freeze_leases";
     public const string Cancel = "cancel";
     public const string Pause = "pause";
     public const string Resume = "resume";
@@ -32,7 +33,7 @@ internal sealed class LuaScripts
 
     private static readonly string[] StateChanging =
     [
-        Submit, Claim, Report, Renew, Maintenance, Cancel, Pause, Resume, RetryRun, Gate, AgentConnect, AgentState, SetLimit,
+        Submit, Claim, Report, Renew, Maintenance, FreezeLeases, Cancel, Pause, Resume, RetryRun, Gate, AgentConnect, AgentState, SetLimit,
     ];
 
     private readonly Dictionary<string, string> _sources = new(StringComparer.Ordinal);
