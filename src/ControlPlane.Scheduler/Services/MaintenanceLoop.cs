@@ -7,6 +7,12 @@ namespace ControlPlane.Scheduler.Services;
 /// releases retries whose backoff elapsed. The store's ReadyWork signals then wake the agents that can take them.
 /// Any number of replicas may run it: each pass is atomic in the store.
 /// </summary>
+/// <remarks>
+/// While the store can not be reached no agent can renew a lease, so a pass right after an outage would expire healthy
+/// attempts. A replica whose store calls failed as unreachable therefore first freezes the leases over the time since its
+/// last successful pass (<see cref="IRunStore.FreezeLeasesAsync"/>), and skips the pass while that fails. A replica
+/// that was merely paused saw no failure and freezes nothing.
+/// </remarks>
 #pragma warning disable CA1001 // StopAsync disposes the token source once the loop has ended; nothing else holds it.
 internal sealed class MaintenanceLoop
 #pragma warning restore CA1001
@@ -19,6 +25,10 @@ internal sealed class MaintenanceLoop
     private Task? _loop;
     private long _passes;
 
+    // Store time before the last call the store answered, and whether a call has failed as unreachable since.
+    private DateTimeOffset _lastReached;
+    private bool _unreachable;
+
     public MaintenanceLoop(IRunStore store, SchedulerOptions options, TimeProvider time, ILogger logger)
     {
         _store = store;
@@ -30,7 +40,14 @@ internal sealed class MaintenanceLoop
     /// <summary>Passes completed so far.</summary>
     public long Passes => Interlocked.Read(ref _passes);
 
-    public void Start() => _loop ??= Task.Run(() => RunAsync(_stop.Token));
+    public void Start()
+    {
+        if (_loop is null)
+        {
+            _lastReached = _store.Clock.GetUtcNow();
+            _loop = Task.Run(() => RunAsync(_stop.Token));
+        }
+    }
 
     public async Task StopAsync()
     {
@@ -55,12 +72,20 @@ internal sealed class MaintenanceLoop
         using var timer = new PeriodicTimer(_options.MaintenanceInterval, _time);
         while (await timer.WaitForNextTickAsync(token).ConfigureAwait(false))
         {
+            if (_unreachable && !await TryFreezeLeasesAsync(token).ConfigureAwait(false))
+            {
+                Interlocked.Increment(ref _passes);
+                continue;
+            }
+
             try
             {
                 MaintenanceResult result;
                 do
                 {
+                    var started = _store.Clock.GetUtcNow();
                     result = await _store.RunMaintenanceAsync(_options.MaintenanceBatch, token).ConfigureAwait(false);
+                    _lastReached = started;
                     if (result.LeasesExpired + result.RetriesReleased + result.TimedOut + result.RunsDeleted + result.AgentsPruned > 0)
                     {
                         SchedulerLog.MaintenanceDid(_logger, result.LeasesExpired, result.RetriesReleased, result.TimedOut, result.RunsDeleted, result.AgentsPruned);
@@ -73,10 +98,33 @@ internal sealed class MaintenanceLoop
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
+                _unreachable |= IsUnreachable(ex);
                 SchedulerLog.MaintenanceFailed(_logger, ex);
             }
 
             Interlocked.Increment(ref _passes);
         }
     }
+
+    /// <summary>Freezes the leases over the time the store could not be reached; false when the store refused or failed.</summary>
+    private async Task<bool> TryFreezeLeasesAsync(CancellationToken token)
+    {
+        var since = _lastReached;
+        var until = _store.Clock.GetUtcNow();
+        try
+        {
+            var frozen = await _store.FreezeLeasesAsync(since, until, token).ConfigureAwait(false);
+            _lastReached = until;
+            _unreachable = false;
+            SchedulerLog.LeasesFrozen(_logger, since, until, frozen.Shift, frozen.LeasesMoved);
+            return true;
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            SchedulerLog.LeaseFreezeFailed(_logger, ex);
+            return false;
+        }
+    }
+
+    private static bool IsUnreachable(Exception ex) => ex is RunStoreException { Error: RunStoreError.Unavailable } or TimeoutException;
 }

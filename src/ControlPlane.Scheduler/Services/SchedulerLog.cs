@@ -53,6 +53,12 @@ internal static partial class SchedulerLog
     [LoggerMessage(EventId = 121, Level = LogLevel.Warning, Message = "Maintenance pass failed")]
     public static partial void MaintenanceFailed(ILogger logger, Exception exception);
 
+    [LoggerMessage(EventId = 122, Level = LogLevel.Warning, Message = "The run store answers again after failing since {Since:O}: leases frozen to {Until:O} moved {Shift} later ({Moved} leases)")]
+    public static partial void LeasesFrozen(ILogger logger, DateTimeOffset since, DateTimeOffset until, TimeSpan shift, int moved);
+
+    [LoggerMessage(EventId = 123, Level = LogLevel.Warning, Message = "Freezing leases after a store outage failed; the maintenance pass waits until it succeeds")]
+    public static partial void LeaseFreezeFailed(ILogger logger, Exception exception);
+
     [LoggerMessage(EventId = 130, Level = LogLevel.Information, Message = "Scheduler {SchedulerId} listening on {Addresses}")]
     public static partial void Listening(ILogger logger, string schedulerId, IEnumerable<Uri> addresses);
 
