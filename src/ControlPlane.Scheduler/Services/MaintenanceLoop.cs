@@ -45,7 +45,10 @@ internal sealed class MaintenanceLoop
         if (_loop is null)
         {
             _lastReached = _store.Clock.GetUtcNow();
-            _loop = Task.Run(() => RunAsync(_stop.Token));
+
+            // Created here, not in the loop's task, so the first pass is due one interval after Start returns.
+            var timer = new PeriodicTimer(_options.MaintenanceInterval, _time);
+            _loop = Task.Run(() => RunAsync(timer, _stop.Token));
         }
     }
 
@@ -67,9 +70,9 @@ internal sealed class MaintenanceLoop
         _stop.Dispose();
     }
 
-    private async Task RunAsync(CancellationToken token)
+    private async Task RunAsync(PeriodicTimer timer, CancellationToken token)
     {
-        using var timer = new PeriodicTimer(_options.MaintenanceInterval, _time);
+        using var owned = timer;
         while (await timer.WaitForNextTickAsync(token).ConfigureAwait(false))
         {
             if (_unreachable && !await TryFreezeLeasesAsync(token).ConfigureAwait(false))
