@@ -150,7 +150,7 @@ public sealed partial class ShellFramework : IComputeFramework
         ProcessGroup.SignalGroup(pid, ProcessGroup.SigKill);
         await keepAliveStop.CancelAsync().ConfigureAwait(false);
         await keepAlive.ConfigureAwait(false);
-        agentAlive.Close();
+        CloseQuietly(agentAlive);
         await Task.WhenAll(stdout, stderr).ConfigureAwait(false);
         var usage = state.Usage;
 
@@ -299,6 +299,23 @@ public sealed partial class ShellFramework : IComputeFramework
     /// <summary>How long the agent may stay silent before the watchdog ends the step: half the lease (zero: no limit).</summary>
     internal static TimeSpan SilenceLimit(StepExecution execution) =>
         execution.LeaseDuration is { } lease && lease > TimeSpan.Zero ? TimeSpan.FromMilliseconds(Math.Max(1000, lease.TotalMilliseconds / 2)) : TimeSpan.Zero;
+
+    /// <summary>
+    /// Closes the agent's end of the watchdog pipe. A keep-alive line still buffered (its flush was cancelled as the step
+    /// ended) is flushed by the close and fails with a broken pipe once the watchdog has gone with the step's group:
+    /// that says nothing about the step, whose own exit status decides its result.
+    /// </summary>
+    private static void CloseQuietly(StreamWriter watchdog)
+    {
+        try
+        {
+            watchdog.Close();
+        }
+        catch (IOException)
+        {
+            // The watchdog already exited with the step's process group.
+        }
+    }
 
     /// <summary>Writes a line to the watchdog every quarter of <paramref name="limit"/> until stopped or the watchdog is gone.</summary>
     private static async Task KeepWatchdogAsync(StreamWriter watchdog, TimeSpan limit, CancellationToken stop)

@@ -259,4 +259,18 @@ public sealed class ShellFrameworkTests : IDisposable
         var parts = Encoding.UTF8.GetString(result.Output.Span).Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         Assert.Equal(parts[0], parts[1]);
     }
+
+    [Fact]
+    public async Task RunAsync_WatchdogGoneBeforeTheStepEnds_ResultIsTheStepsOwn()
+    {
+        // Every other process of the step's group (the watchdog and its reader) is killed: the agent's next keep-alive
+        // line meets a broken pipe, and closing the pipe at the end fails again. Neither is the step's failure.
+        var command = "for p in $(pgrep -g $$); do [ \"$p\" != $$ ] && kill -9 \"$p\" 2>/dev/null; done; sleep 1; printf ok > \"$CP_OUTPUT_FILE\"";
+        var execution = Steps.Shell(_dir.Path, command) with { LeaseDuration = TimeSpan.FromSeconds(2) };
+
+        var result = await Run(execution);
+
+        Assert.True(result.Succeeded, result.Error);
+        Assert.Equal("ok", System.Text.Encoding.UTF8.GetString(result.Output.Span));
+    }
 }
