@@ -44,6 +44,8 @@ public sealed partial class RedisRunStore
             (long)_options.LeaseDuration.TotalMilliseconds,
             registration.RunningAttempts.Count,
             sessionId,
+            registration.SessionId is null ? "1" : "0",
+            AgentSession.UndeliveredReason,
         };
         AddAttempts(args, registration.RunningAttempts);
         var result = await EvalAsync(LuaScripts.AgentConnect, args, cancellationToken).ConfigureAwait(false);

@@ -11,4 +11,11 @@ namespace ControlPlane.Scheduler;
 /// agent that already reconnected elsewhere. Credentials bound to an agent's connection bind to this id.
 /// </param>
 /// <param name="RevokedTokens">Re-announced attempts whose fencing tokens are no longer current: the agent stops them.</param>
-public sealed record AgentSession(string AgentId, string SessionId, IReadOnlyList<long> RevokedTokens);
+public sealed record AgentSession(string AgentId, string SessionId, IReadOnlyList<long> RevokedTokens)
+{
+    /// <summary>
+    /// Why an assignment the agent did not re-announce when it opened a new session was declined on its behalf: it was
+    /// still ASSIGNED, so it never reached the agent.
+    /// </summary>
+    public const string UndeliveredReason = "it reconnected without the assignment, which never reached it";
+}

@@ -72,6 +72,11 @@ public sealed partial class EmbeddedRunStore
                 }
             }
 
+            if (registration.SessionId is null)
+            {
+                ReleaseUndelivered(registration);
+            }
+
             foreach (var queue in agent.Queues)
             {
                 _readyQueuesTouched.Add(queue);
@@ -527,6 +532,24 @@ public sealed partial class EmbeddedRunStore
     /// The agent could not take the attempt: its slots and budget reservation are released without charging anything,
     /// and the step is READY again with the attempt not counted (the next claim gives the same attempt number).
     /// </summary>
+    /// <summary>
+    /// A new session re-announces every attempt the agent holds. Its attempts still ASSIGNED that it does not name never
+    /// reached it (sent on a stream that was already dead, e.g. blackholed) and are not running anywhere: declined on
+    /// its behalf, so their steps are READY again without using an attempt instead of waiting out their leases.
+    /// </summary>
+    private void ReleaseUndelivered(AgentRegistration registration)
+    {
+        var announced = registration.RunningAttempts.Select(a => a.FencingToken).ToHashSet();
+        var undelivered = _activeByToken
+            .Where(e => e.Value.Step.AgentId == registration.AgentId && e.Value.Step.State == StepState.Assigned && !announced.Contains(e.Key))
+            .OrderBy(e => e.Key)
+            .ToList();
+        foreach (var (_, step) in undelivered)
+        {
+            Decline(step, AgentSession.UndeliveredReason);
+        }
+    }
+
     private void Decline(EmbeddedStep step, string reason)
     {
         var agentId = step.Step.AgentId;

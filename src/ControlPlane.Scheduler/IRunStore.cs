@@ -59,7 +59,9 @@ public interface IRunStore : IAsyncDisposable
     /// session (<see cref="AgentSession.SessionId"/>), which becomes the agent's current one; a registration that
     /// names its <see cref="AgentRegistration.SessionId"/> keeps that session. The attempts it re-announces keep
     /// their leases when their tokens are still current; the rest come back in
-    /// <see cref="AgentSession.RevokedTokens"/> so the agent stops them.
+    /// <see cref="AgentSession.RevokedTokens"/> so the agent stops them. A new session (no
+    /// <see cref="AgentRegistration.SessionId"/>) re-announces everything the agent holds: its attempts still ASSIGNED
+    /// that it does not name never reached it, and are declined on its behalf (READY again, attempt given back).
     /// </summary>
     /// <remarks>
     /// Agent sessions: every accepted Hello opens one, and the store remembers the newest per agent. Connection state

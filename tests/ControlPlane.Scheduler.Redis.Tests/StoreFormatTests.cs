@@ -84,7 +84,7 @@ public sealed class StoreFormatTests : IAsyncLifetime
         Assert.Equal([waiting, running], vision.Runs.Select(r => r.Id));
 
         // The runs in flight go on: the attempt claimed before the migration reports, and everything finishes.
-        await store.ConnectAgentAsync(new AgentRegistration("agent-1", "h", ["shell"], [], new Dictionary<string, string>(), 3, [], []));
+        await store.ConnectAgentAsync(new AgentRegistration("agent-1", "h", ["shell"], [], new Dictionary<string, string>(), 3, [], [new AttemptRef(claimed.RunId, claimed.StepId, claimed.FencingToken)]));
         Assert.Equal(ReportOutcome.Accepted, Assert.Single(await store.ReportAsync([Completed(claimed.RunId, claimed.StepId, claimed.FencingToken)])));
         for (var round = 0; round < 5; round++)
         {
@@ -142,7 +142,7 @@ public sealed class StoreFormatTests : IAsyncLifetime
         Assert.NotEmpty(inFlightAfter.Steps[0].History);
 
         // The run in flight goes on: the attempt claimed before the migration reports, and the run finishes.
-        await store.ConnectAgentAsync(new AgentRegistration("agent-1", "h", ["shell"], [], new Dictionary<string, string>(), 3, [], []));
+        await store.ConnectAgentAsync(new AgentRegistration("agent-1", "h", ["shell"], [], new Dictionary<string, string>(), 3, [], [new AttemptRef(claimed.RunId, claimed.StepId, claimed.FencingToken)]));
         Assert.Equal(ReportOutcome.Accepted, Assert.Single(await store.ReportAsync([Completed(claimed.RunId, claimed.StepId, claimed.FencingToken)])));
         var b = Assert.Single(await store.ClaimAsync(new ClaimRequest("agent-1", 3)));
         await store.ReportAsync([Completed(b.RunId, b.StepId, b.FencingToken)]);

@@ -23,6 +23,45 @@ public abstract partial class RunStoreContractTests
     }
 
     [Fact]
+    public async Task ConnectAgent_NewSessionWithoutAnAssignmentItNeverReceived_StepIsReadyAgainAtTheSameAttempt()
+    {
+        var run = (await Store.SubmitRunAsync(Run(Shell("a"), Shell("b"), Shell("c")), null)).Run;
+        await Connect("agent-1", slots: 3);
+        var claimed = (await Claim("agent-1", 3)).OrderBy(a => a.StepId, StringComparer.Ordinal).ToList();
+        await Store.ReportAsync([new AttemptReport(Ref(claimed[0]), new ConnectRequest { StepStarted = new StepStarted { FencingToken = claimed[0].FencingToken } })]);
+
+        // The agent reconnects holding only "b": "a" runs (RUNNING, not re-announced: its lease decides), "c" never
+        // reached it (sent on a dead stream).
+        await Connect("agent-1", slots: 3, running: [Ref(claimed[1])]);
+        var after = await Store.GetRunAsync(run.Id);
+        await Connect("agent-2", slots: 3);
+        var again = Assert.Single(await Claim("agent-2", 3));
+
+        Assert.Equal(StepState.Running, StepOf(after!, "a").State);
+        Assert.Equal(StepState.Assigned, StepOf(after!, "b").State);
+        Assert.Equal(StepState.Ready, StepOf(after!, "c").State);
+        Assert.Equal(0, StepOf(after!, "c").Attempt);
+        Assert.Contains(StepOf(after!, "c").History, h => h.Reason.Contains(AgentSession.UndeliveredReason, StringComparison.Ordinal));
+        Assert.Equal(("c", 1), (again.StepId, again.Attempt));
+        Assert.Equal(2, (await Store.GetStatsAsync()).Slots.Single(s => s.Kind == "agent" && s.Name == "agent-1").Used);
+    }
+
+    [Fact]
+    public async Task ConnectAgent_ReRegistrationWithItsSession_ReleasesNothing()
+    {
+        await Store.SubmitRunAsync(Run(Shell("a")), null);
+        var session = await Connect("agent-1", slots: 1);
+        var claimed = Assert.Single(await Claim("agent-1", 1));
+
+        // A slot change re-registers within the session; an assignment on its way is not yet listed there.
+        await Store.ConnectAgentAsync(new AgentRegistration(
+            "agent-1", "h", ["shell"], [], new Dictionary<string, string>(), 0, [], []) { SessionId = session.SessionId });
+        var run = await Store.GetRunAsync(claimed.RunId);
+
+        Assert.Equal(StepState.Assigned, StepOf(run!, "a").State);
+    }
+
+    [Fact]
     public async Task DisconnectAgent_CurrentSession_AgentIsDisconnected()
     {
         var session = await Connect("agent-1", slots: 1);

@@ -514,6 +514,10 @@ public abstract partial class RunStoreContractTests : IAsyncLifetime
         await Store.SubmitRunAsync(Run(Shell("a"), Shell("b")), null);
         var before = await Connect("agent-1", slots: 2);
         var claimed = await Claim("agent-1", 2);
+
+        // Started: a RUNNING attempt the agent does not name keeps its lease until it expires (an ASSIGNED one would be
+        // released at once as never delivered).
+        await Store.ReportAsync([new AttemptReport(Ref(claimed[1]), new ConnectRequest { StepStarted = new StepStarted { FencingToken = claimed[1].FencingToken } })]);
         await Store.DisconnectAgentAsync("agent-1", before.SessionId);
         Time.Advance(Options.LeaseDuration - TimeSpan.FromSeconds(5));
 
