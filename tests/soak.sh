@@ -2,7 +2,7 @@
 # The chaos soak: a private redis-server with AOF (appendfsync everysec), two scheduler replicas, three agents (one
 # through a TCP proxy that cuts and blackholes its connection), a continuous mix of pipelines and seeded random faults;
 # then the invariants, with figures. Exits non-zero when one is violated, listing each violation with its run and step.
-# Usage: tests/soak.sh [--minutes N] [--seed S] [--check-memory] [--keep] [--faults KIND,...] [--no-build]
+# Usage: tests/soak.sh [--minutes N] [--seed S] [--check-memory] [--retention SECONDS] [--keep] [--faults KIND,...] [--no-build]
 #   --no-build   use the Release binaries as they are (tests/run.sh has just built the solution)
 # The soak's directory (each process's log, the driver's journal soak.log, the step ledger) is printed at the end and
 # kept when an invariant is violated.

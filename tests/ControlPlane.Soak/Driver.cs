@@ -67,7 +67,7 @@ internal static class Driver
         var processes = new StepProcesses(soakId, Path.Combine(dir, "work"), journal);
         using var stopScan = new CancellationTokenSource();
         var scan = Task.Run(() => processes.WatchAsync(stopScan.Token));
-        var workload = new Workload(api, new Pipelines(soakId), journal, options.Seed);
+        var workload = new Workload(api, new Pipelines(soakId, options.Retention), journal, options.Seed);
         var chaos = new Chaos(cluster, processes, journal, options.Seed, options.Faults, duration);
 
         var loadClock = Stopwatch.StartNew();
@@ -101,6 +101,11 @@ internal static class Driver
         await invariants.CheckAsync();
         await stopScan.CancelAsync();
         await scan;
+
+        if (options.Retention is { } retention)
+        {
+            await invariants.CheckRetentionAsync(retention, soakId);
+        }
 
         var end = await MemorySnapshot.TakeAsync(cluster, mux);
         journal.Info($"memory at the end: {end}");

@@ -22,7 +22,7 @@ internal sealed record Plan(
 /// line to the ledger once it ran to its end ("run step attempt pid epoch-seconds work-dir"). Every output is kept, so
 /// the store can be asked for each at the end.
 /// </summary>
-internal sealed class Pipelines(string soakId)
+internal sealed class Pipelines(string soakId, TimeSpan? retention = null)
 {
     public const string Fanout = "fanout";
     public const string Chain = "chain";
@@ -75,6 +75,7 @@ internal sealed class Pipelines(string soakId)
             Name = $"soak-{kind}",
             Labels = { ["soak"] = soakId, ["kind"] = kind, ["number"] = number.ToString(CultureInfo.InvariantCulture) },
             Budget = { ["cpu_seconds"] = 1000 },
+            Retention = retention is { } kept ? Google.Protobuf.WellKnownTypes.Duration.FromTimeSpan(kept) : null,
         };
         var expected = new Dictionary<string, StepState[]>(StringComparer.Ordinal);
         var gates = new Dictionary<string, bool>(StringComparer.Ordinal);

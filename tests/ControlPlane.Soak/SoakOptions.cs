@@ -6,10 +6,13 @@ namespace ControlPlane.Soak;
 internal sealed class SoakOptions
 {
     public static readonly string Usage =
-        "usage: cp-soak [--minutes N (2)] [--seed S (random, printed)] [--check-memory] [--keep] [--faults KIND,... (all)]\n" +
+        "usage: cp-soak [--minutes N (2)] [--seed S (random, printed)] [--check-memory] [--retention SECONDS] [--keep] [--faults KIND,... (all)]\n" +
         "  --minutes N       how long pipelines are submitted and faults injected (a decimal, e.g. 0.5); a drain follows\n" +
         "  --seed S          seeds every choice: pipeline kinds and shapes, fault kinds, targets and pauses\n" +
         "  --check-memory    fail when scheduler RSS or Redis used_memory at the end is over 110 % of its warmed-up value\n" +
+        "  --retention S     every run is kept S seconds once finished (RunSpec.retention); runs deleted before the end\n" +
+        "                    are checked from what the driver saw when they ended, and the end figures are taken once\n" +
+        "                    the last run's retention has passed (with --check-memory: memory after retention)\n" +
         "  --keep            keep the soak's directory (process logs, ledger) even when every invariant holds\n" +
         "  --faults LIST     the fault kinds to inject, comma-separated: " + FaultKinds.AllNames + "; 'none' for none";
 
@@ -20,6 +23,9 @@ internal sealed class SoakOptions
     public bool CheckMemory { get; private set; }
 
     public bool Keep { get; private set; }
+
+    /// <summary>RunSpec.retention of every run; null: the server default.</summary>
+    public TimeSpan? Retention { get; private set; }
 
     public IReadOnlySet<string> Faults { get; private set; } = FaultKinds.All.ToHashSet(StringComparer.Ordinal);
 
@@ -53,6 +59,11 @@ internal sealed class SoakOptions
                     options.Seed = int.TryParse(value, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var seed)
                         ? seed
                         : throw new ArgumentException($"--seed is '{value}'; give an integer, e.g. --seed 42");
+                    break;
+                case "--retention":
+                    options.Retention = int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var seconds) && seconds is > 0 and <= 24 * 3600
+                        ? TimeSpan.FromSeconds(seconds)
+                        : throw new ArgumentException($"--retention is '{value}'; give whole seconds above 0 and at most 86400, e.g. --retention 180");
                     break;
                 case "--faults":
                     options.Faults = ParseFaults(value);

@@ -26,6 +26,12 @@ internal sealed class TrackedRun(int number, Plan plan, Random random)
     /// <summary>The last GetRun.</summary>
     public Run? Last { get; set; }
 
+    /// <summary>
+    /// With a retention, step id to the output GetStepOutput returned once the run ended (or "!" and the error): the run
+    /// may be deleted before the end-of-soak checks.
+    /// </summary>
+    public ConcurrentDictionary<string, string> OutputsAtEnd { get; } = new(StringComparer.Ordinal);
+
     /// <summary>Set when the store answered NOT_FOUND for the run (it was lost), with when.</summary>
     public DateTime? MissingAt { get; set; }
 
@@ -205,6 +211,11 @@ internal sealed class Workload(Api api, Pipelines pipelines, Journal journal, in
 
                 if (ControlPlaneClient.IsTerminal(current.State))
                 {
+                    if (run.Plan.Spec.Retention is not null)
+                    {
+                        await KeepOutputsAsync(run, current);
+                    }
+
                     run.TerminalAt = DateTime.UtcNow;
                     journal.Info($"{run} ended {current.State}: {Describe(current)}");
                     return;
@@ -218,6 +229,23 @@ internal sealed class Workload(Api api, Pipelines pipelines, Journal journal, in
             await done.CancelAsync();
             await watch;
             await cancel;
+        }
+    }
+
+    /// <summary>The outputs of a finished run's succeeded steps, read before its retention can delete them.</summary>
+    private async Task KeepOutputsAsync(TrackedRun run, Run current)
+    {
+        var gates = run.Plan.Spec.Steps.Where(s => s.Kind == StepKind.Gate).Select(s => s.Id).ToHashSet(StringComparer.Ordinal);
+        foreach (var step in current.Steps.Where(s => s.State == StepState.Succeeded && !gates.Contains(s.Id)))
+        {
+            try
+            {
+                run.OutputsAtEnd[step.Id] = (await api.CallAsync(c => c.GetStepOutputAsync(run.Id, step.Id))).Data.ToStringUtf8();
+            }
+            catch (RpcException ex)
+            {
+                run.OutputsAtEnd[step.Id] = "!" + ex.Status;
+            }
         }
     }
 
