@@ -11,8 +11,8 @@ public sealed class AttemptLeaseTests : IAsyncLifetime
     // The lease FakeConnection's Welcome grants.
     private static readonly TimeSpan Lease = TimeSpan.FromSeconds(30);
 
-    // The agent stops a step this long before its lease ends: an eighth of the lease (below the 5 s kill grace).
-    private static readonly TimeSpan StopMargin = Lease / 8;
+    // The agent stops a step this long before its lease ends: the 5 s kill grace and a second (below a quarter of the lease).
+    private static readonly TimeSpan StopMargin = TimeSpan.FromSeconds(6);
 
     private readonly TempDirectory _dir = new();
     private readonly DotnetFramework _dotnet = new(abandonAfter: TimeSpan.FromSeconds(5));
@@ -44,16 +44,24 @@ public sealed class AttemptLeaseTests : IAsyncLifetime
         MaxReconnectDelay = TimeSpan.FromMilliseconds(200),
     };
 
-    [Fact]
-    public async Task Worker_CutOffFromEverySchedulerPastTheLease_StopsTheStep()
+    /// <summary>An agent connected to the fake scheduler, running one step (token 7) that holds until released or stopped.</summary>
+    private async Task<FakeConnection> StartHoldingAsync(bool acknowledgesHeartbeats, TimeSpan? heartbeat = null)
     {
         var worker = new AgentWorker(Options(), [_dotnet], timeProvider: _clock);
         _ = worker.RunAsync(_stop.Token);
         var connection = await _scheduler.NextConnectionAsync();
+        connection.AcknowledgesHeartbeats = acknowledgesHeartbeats;
         await connection.HelloAsync();
-        await connection.WelcomeAsync();
+        await connection.WelcomeAsync(heartbeat);
         await connection.AssignAsync(7, new StepSpec { Id = "s", Framework = "dotnet", Handler = "hold" });
         await _gate.Started.Task.WithTimeout();
+        return connection;
+    }
+
+    [Fact]
+    public async Task Worker_CutOffFromEverySchedulerPastTheLease_StopsTheStep()
+    {
+        var connection = await StartHoldingAsync(acknowledgesHeartbeats: false);
 
         // Every reconnect fails: no heartbeat can renew the lease any more.
         _scheduler.RejectNext(int.MaxValue / 2);
@@ -68,13 +76,7 @@ public sealed class AttemptLeaseTests : IAsyncLifetime
     [Fact]
     public async Task Worker_HeartbeatsWritten_StepRunsOnPastTheFirstLease()
     {
-        var worker = new AgentWorker(Options(), [_dotnet], timeProvider: _clock);
-        _ = worker.RunAsync(_stop.Token);
-        var connection = await _scheduler.NextConnectionAsync();
-        await connection.HelloAsync();
-        await connection.WelcomeAsync(heartbeat: TimeSpan.FromSeconds(10));
-        await connection.AssignAsync(7, new StepSpec { Id = "s", Framework = "dotnet", Handler = "hold" });
-        await _gate.Started.Task.WithTimeout();
+        var connection = await StartHoldingAsync(acknowledgesHeartbeats: false, heartbeat: TimeSpan.FromSeconds(10));
 
         for (var beat = 1; beat <= 6; beat++)
         {
@@ -92,23 +94,13 @@ public sealed class AttemptLeaseTests : IAsyncLifetime
     {
         // A scheduler that acknowledges heartbeats but stopped answering (a frozen replica): its stream stays open and
         // takes every heartbeat, yet no store renews the lease.
-        var worker = new AgentWorker(Options(), [_dotnet], timeProvider: _clock);
-        _ = worker.RunAsync(_stop.Token);
-        var connection = await _scheduler.NextConnectionAsync();
-        connection.AcknowledgesHeartbeats = true;
-        await connection.HelloAsync();
-        await connection.WelcomeAsync(heartbeat: TimeSpan.FromSeconds(10));
-        await connection.AssignAsync(7, new StepSpec { Id = "s", Framework = "dotnet", Handler = "hold" });
-        await _gate.Started.Task.WithTimeout();
-
-        for (var beat = 1; beat <= 2; beat++)
-        {
-            _clock.Advance(TimeSpan.FromSeconds(10));
-            await connection.WaitForCountAsync(m => m.Heartbeat is not null, beat);
-        }
+        // Heartbeats every 15 s: the lease runs out before two intervals pass without an acceptance.
+        var connection = await StartHoldingAsync(acknowledgesHeartbeats: true, heartbeat: TimeSpan.FromSeconds(15));
+        _clock.Advance(TimeSpan.FromSeconds(15));
+        await connection.WaitForAsync(m => m.Heartbeat is not null);
 
         Assert.False(_gate.Cancelled.Task.IsCompleted, "stopped before its lease was about to run out");
-        _clock.Advance(Lease - StopMargin - TimeSpan.FromSeconds(20) + TimeSpan.FromSeconds(1));
+        _clock.Advance(Lease - StopMargin - TimeSpan.FromSeconds(15) + TimeSpan.FromSeconds(1));
 
         await _gate.Cancelled.Task.WithTimeout();
         var failed = (await connection.WaitForAsync(m => m.StepFailed is not null)).StepFailed;
@@ -118,20 +110,11 @@ public sealed class AttemptLeaseTests : IAsyncLifetime
     [Fact]
     public async Task Worker_NoHeartbeatAcceptedForTwoIntervals_ReconnectsAndReannouncesTheAttempt()
     {
-        var worker = new AgentWorker(Options(), [_dotnet], timeProvider: _clock);
-        _ = worker.RunAsync(_stop.Token);
-        var connection = await _scheduler.NextConnectionAsync();
-        connection.AcknowledgesHeartbeats = true;
-        await connection.HelloAsync();
-        await connection.WelcomeAsync(heartbeat: TimeSpan.FromSeconds(5));
-        await connection.AssignAsync(7, new StepSpec { Id = "s", Framework = "dotnet", Handler = "hold" });
-        await _gate.Started.Task.WithTimeout();
+        var connection = await StartHoldingAsync(acknowledgesHeartbeats: true, heartbeat: TimeSpan.FromSeconds(5));
 
-        // Heartbeat 1 is written at 5 s and never accepted; at 15 s it has waited two intervals.
+        // Heartbeat 1 is written at 5 s and never accepted; at 10 s nothing was accepted for two intervals since Welcome.
         _clock.Advance(TimeSpan.FromSeconds(5));
         await connection.WaitForCountAsync(m => m.Heartbeat is not null, 1);
-        _clock.Advance(TimeSpan.FromSeconds(5));
-        await connection.WaitForCountAsync(m => m.Heartbeat is not null, 2);
         _clock.Advance(TimeSpan.FromSeconds(5));
 
         var next = await _scheduler.NextConnectionAsync();
@@ -143,14 +126,7 @@ public sealed class AttemptLeaseTests : IAsyncLifetime
     [Fact]
     public async Task Worker_HeartbeatsAccepted_StepRunsOnPastTheFirstLease()
     {
-        var worker = new AgentWorker(Options(), [_dotnet], timeProvider: _clock);
-        _ = worker.RunAsync(_stop.Token);
-        var connection = await _scheduler.NextConnectionAsync();
-        connection.AcknowledgesHeartbeats = true;
-        await connection.HelloAsync();
-        await connection.WelcomeAsync(heartbeat: TimeSpan.FromSeconds(10));
-        await connection.AssignAsync(7, new StepSpec { Id = "s", Framework = "dotnet", Handler = "hold" });
-        await _gate.Started.Task.WithTimeout();
+        var connection = await StartHoldingAsync(acknowledgesHeartbeats: true, heartbeat: TimeSpan.FromSeconds(10));
 
         long last = 0;
         for (var beat = 1; beat <= 6; beat++)

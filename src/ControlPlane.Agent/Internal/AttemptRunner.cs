@@ -73,10 +73,14 @@ internal sealed class AttemptRunner(
     }
 
     /// <summary>
-    /// How long before its lease ends a step is stopped: the kill grace (SIGTERM to SIGKILL), at most an eighth of the
-    /// lease, so that one late heartbeat still renews in time.
+    /// How long before its lease ends a step is stopped: the kill grace (SIGTERM to SIGKILL) and a second more, so the
+    /// step is gone when the lease ends; at most a quarter of the lease, so that a late heartbeat still renews in time.
     /// </summary>
-    public TimeSpan StopMargin(TimeSpan lease) => options.KillGracePeriod < lease / 8 ? options.KillGracePeriod : lease / 8;
+    public TimeSpan StopMargin(TimeSpan lease)
+    {
+        var wanted = options.KillGracePeriod + TimeSpan.FromSeconds(1);
+        return wanted < lease / 4 ? wanted : lease / 4;
+    }
 
     private TimeSpan LeaseLeft(long leaseTicks) => TimeSpan.FromTicks(leaseTicks) - StopMargin(TimeSpan.FromTicks(leaseTicks));
 

@@ -20,6 +20,9 @@ internal sealed class SchedulerSession
     private const int MaxReportsPerBatch = 256;
     private const int MaxBatchBytes = 1024 * 1024;
 
+    // The most attempts one Hello may re-announce (the scheduler's cap, and the most slots an agent may have).
+    private const int MaxAnnouncedAttempts = 10_000;
+
     // Heartbeats remembered while waiting for HeartbeatAccepted.
     private const int MaxUnacceptedHeartbeats = 64;
 
@@ -49,6 +52,9 @@ internal sealed class SchedulerSession
     // one renews leases (from when it was written), so a scheduler that stopped answering cannot keep steps alive.
     private readonly Queue<(long Sequence, long WrittenAt)> _unacceptedHeartbeats = new();
     private long _heartbeatSequence;
+
+    // When the scheduler of this stream last showed it serves it: its Welcome, then each HeartbeatAccepted.
+    private long _lastAcceptedAt;
 
     public SchedulerSession(
         AgentOptions options,
@@ -146,6 +152,7 @@ internal sealed class SchedulerSession
                 ?? throw new InvalidOperationException($"the scheduler's first message was {call.ResponseStream.Current.MessageCase}, not Welcome");
         }
 
+        Interlocked.Exchange(ref _lastAcceptedAt, _timeProvider.GetTimestamp());
         ApplyWelcome(welcome, helloAt);
 
         // Results the previous stream took but no scheduler acknowledged go first; those it revoked are gone already.
@@ -195,7 +202,8 @@ internal sealed class SchedulerSession
         hello.RunningAttempts.AddRange(_attempts.Owned());
 
         // A refusal the last stream took but did not acknowledge is sent again; its attempt must be known to the new one.
-        hello.RunningAttempts.AddRange(_runner.Refused());
+        // Within the most attempts a Hello may name; a refusal left out waits out its lease instead.
+        hello.RunningAttempts.AddRange(_runner.Refused().Take(Math.Max(0, MaxAnnouncedAttempts - hello.RunningAttempts.Count)));
         return hello;
     }
 
@@ -311,7 +319,8 @@ internal sealed class SchedulerSession
     /// A scheduler that acknowledges heartbeats and has accepted none for two intervals is not serving this stream
     /// (a frozen replica, a stalled connection the keep-alive has not noticed yet, a store it cannot reach): the
     /// session ends and the agent reconnects to the next address while its attempts' leases still run, so another
-    /// replica can renew them.
+    /// replica can renew them. Counted from the last acceptance, not from a heartbeat written: a stream too stalled
+    /// to take the next heartbeat (its writes held by flow control) is silent too.
     /// </summary>
     private void ThrowIfSchedulerSilent()
     {
@@ -320,18 +329,7 @@ internal sealed class SchedulerSession
             return;
         }
 
-        long writtenAt;
-        lock (_unacceptedHeartbeats)
-        {
-            if (!_unacceptedHeartbeats.TryPeek(out var oldest))
-            {
-                return;
-            }
-
-            writtenAt = oldest.WrittenAt;
-        }
-
-        var silent = _timeProvider.GetElapsedTime(writtenAt);
+        var silent = _timeProvider.GetElapsedTime(Interlocked.Read(ref _lastAcceptedAt));
         if (silent >= 2 * _heartbeatInterval)
         {
             throw new TimeoutException($"the scheduler accepted no heartbeat for {silent.TotalSeconds:0.#} s (interval {_heartbeatInterval.TotalSeconds:0.#} s); reconnecting");
@@ -356,6 +354,7 @@ internal sealed class SchedulerSession
 
         if (writtenAt is { } renewedAfter)
         {
+            Interlocked.Exchange(ref _lastAcceptedAt, _timeProvider.GetTimestamp());
             _runner.RenewLeases(null, renewedAfter);
         }
     }
