@@ -359,7 +359,10 @@ public sealed partial class RedisRunStore : IRunStore
                 // Under noeviction Redis refuses a script at its first write, so nothing was written; callers retry.
                 throw new RunStoreException(RunStoreError.Unavailable, ErrorReason.StoreUnavailable,
                     "the run store (Redis) is at its maxmemory limit and refused the change; nothing was written. " +
-                    "Raise maxmemory or shorten the retention of finished runs (RunSpec.retention).");
+                    "Raise maxmemory or shorten the retention of finished runs (RunSpec.retention).")
+                {
+                    StoreFull = true,
+                };
             }
             catch (Exception ex) when (ex is RedisConnectionException or RedisTimeoutException)
             {

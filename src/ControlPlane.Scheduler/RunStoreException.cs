@@ -40,4 +40,10 @@ public sealed class RunStoreException : Exception
 
     /// <summary>The request field an <see cref="RunStoreError.InvalidArgument"/> is about; null otherwise.</summary>
     public string? Field { get; }
+
+    /// <summary>
+    /// An <see cref="RunStoreError.Unavailable"/> because the store is full (Redis at maxmemory refused a write), not
+    /// unreachable: reads and deletions still work, and leases can still be renewed by nobody's fault but the data's.
+    /// </summary>
+    public bool StoreFull { get; init; }
 }

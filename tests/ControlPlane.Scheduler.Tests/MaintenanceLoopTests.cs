@@ -58,7 +58,8 @@ public sealed class MaintenanceLoopTests : IAsyncLifetime
         var freeze = await TickAsync();
         var pass = await _switch.Calls.Reader.ReadAsync(Timeout());
 
-        Assert.Equal(["maintenance failed", .. Enumerable.Repeat("freeze failed", 39)], during);
+        // Passes go on while the outage is shorter than the lease less two heartbeats (20 s), which costs no lease.
+        Assert.Equal([.. Enumerable.Repeat("maintenance failed", 19), .. Enumerable.Repeat("freeze failed", 21)], during);
         Assert.Equal($"freeze {reached + Tick:O} {_time.GetUtcNow():O} moved 00:00:30", freeze);
         Assert.Equal("maintenance", pass);
         var step = (await _inner.GetRunAsync((await _inner.ListRunsAsync(new RunQuery())).Runs[0].Id))!.Steps[0];
@@ -83,6 +84,41 @@ public sealed class MaintenanceLoopTests : IAsyncLifetime
         Assert.All(calls, c => Assert.Equal("maintenance", c));
     }
 
+    [Fact]
+    public async Task Loop_OutageShorterThanTheLeaseLessTwoHeartbeats_PassesGoOnAndNothingIsFrozen()
+    {
+        Assert.Equal("maintenance", await TickAsync());
+
+        _switch.Unreachable = true;
+        var during = new List<string>();
+        for (var i = 0; i < 5; i++)
+        {
+            during.Add(await TickAsync());
+        }
+
+        _switch.Unreachable = false;
+        var after = new List<string> { await TickAsync(), await TickAsync() };
+
+        Assert.Equal(Enumerable.Repeat("maintenance failed", 5), during);
+        Assert.Equal(["maintenance", "maintenance"], after);
+    }
+
+    [Fact]
+    public async Task Loop_StoreFull_PassesGoOnWithoutFreezing()
+    {
+        Assert.Equal("maintenance", await TickAsync());
+
+        // Redis at maxmemory refuses writes, not connections: the passes (whose deletions free it) must go on.
+        _switch.Full = true;
+        var during = new List<string>();
+        for (var i = 0; i < 25; i++)
+        {
+            during.Add(await TickAsync());
+        }
+
+        Assert.All(during, c => Assert.Equal("maintenance failed", c));
+    }
+
     /// <summary>Moves the clock one maintenance interval and returns the store call the loop made on that tick.</summary>
     private async Task<string> TickAsync()
     {
@@ -97,8 +133,12 @@ public sealed class MaintenanceLoopTests : IAsyncLifetime
     {
         private IRunStore _inner = null!;
         private volatile bool _unreachable;
+        private volatile bool _full;
 
         public bool Unreachable { get => _unreachable; set => _unreachable = value; }
+
+        /// <summary>While set, maintenance and freeze calls fail as a full store (Redis at maxmemory) would.</summary>
+        public bool Full { get => _full; set => _full = value; }
 
         public Channel<string> Calls { get; } = Channel.CreateUnbounded<string>();
 
@@ -119,10 +159,12 @@ public sealed class MaintenanceLoopTests : IAsyncLifetime
             }
 
             var call = name == nameof(IRunStore.RunMaintenanceAsync) ? "maintenance" : "freeze";
-            if (_unreachable)
+            if (_unreachable || _full)
             {
                 Calls.Writer.TryWrite(call + " failed");
-                var outage = new RunStoreException(RunStoreError.Unavailable, ErrorReason.StoreUnavailable, "the run store (Redis) cannot be reached: test outage");
+                var outage = _full
+                    ? new RunStoreException(RunStoreError.Unavailable, ErrorReason.StoreUnavailable, "the run store (Redis) is at its maxmemory limit: test") { StoreFull = true }
+                    : new RunStoreException(RunStoreError.Unavailable, ErrorReason.StoreUnavailable, "the run store (Redis) cannot be reached: test outage");
                 return name == nameof(IRunStore.RunMaintenanceAsync)
                     ? Task.FromException<MaintenanceResult>(outage)
                     : Task.FromException<LeaseFreezeResult>(outage);

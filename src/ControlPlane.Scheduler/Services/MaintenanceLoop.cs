@@ -89,6 +89,7 @@ internal sealed class MaintenanceLoop
                     var started = _store.Clock.GetUtcNow();
                     result = await _store.RunMaintenanceAsync(_options.MaintenanceBatch, token).ConfigureAwait(false);
                     _lastReached = started;
+                    _unreachable = false;
                     if (result.LeasesExpired + result.RetriesReleased + result.TimedOut + result.RunsDeleted + result.AgentsPruned > 0)
                     {
                         SchedulerLog.MaintenanceDid(_logger, result.LeasesExpired, result.RetriesReleased, result.TimedOut, result.RunsDeleted, result.AgentsPruned);
@@ -114,6 +115,14 @@ internal sealed class MaintenanceLoop
     {
         var since = _lastReached;
         var until = _store.Clock.GetUtcNow();
+
+        // An outage shorter than the lease less two heartbeats cost no lease: the renewals that resume within a
+        // heartbeat after it land before any deadline. Freezing it would only delay reaping agents that did die.
+        if (until - since < _options.LeaseDuration - 2 * _options.HeartbeatInterval)
+        {
+            return true;
+        }
+
         try
         {
             var frozen = await _store.FreezeLeasesAsync(since, until, token).ConfigureAwait(false);
@@ -125,9 +134,12 @@ internal sealed class MaintenanceLoop
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
             SchedulerLog.LeaseFreezeFailed(_logger, ex);
-            return false;
+
+            // Still unreachable: a pass now would fail too, or expire what the freeze is for. Any other refusal (a
+            // full store) must not stop the passes, whose deletions are what frees the store.
+            return !IsUnreachable(ex);
         }
     }
 
-    private static bool IsUnreachable(Exception ex) => ex is RunStoreException { Error: RunStoreError.Unavailable } or TimeoutException;
+    private static bool IsUnreachable(Exception ex) => ex is RunStoreException { Error: RunStoreError.Unavailable, StoreFull: false } or TimeoutException;
 }
