@@ -29,6 +29,13 @@ public sealed partial class EmbeddedRunStore
         return Task.FromResult(Mutate(() =>
         {
             var now = Now;
+            if (registration.SessionId is { } named && _agents.TryGetValue(registration.AgentId, out var known) && known.SessionId.Length > 0 && known.SessionId != named)
+            {
+                // The agent opened a newer session since (it reconnected): the old stream must not take its state back.
+                throw new RunStoreException(RunStoreError.FailedPrecondition, ErrorReason.AgentNotConnected,
+                    $"agent '{registration.AgentId}' opened a newer session since; session {named} is superseded: reconnect");
+            }
+
             if (!_agents.TryGetValue(registration.AgentId, out var agent))
             {
                 agent = new EmbeddedAgent(new Agent { AgentId = registration.AgentId }, registration);

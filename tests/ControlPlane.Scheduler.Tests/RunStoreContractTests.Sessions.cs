@@ -47,6 +47,24 @@ public abstract partial class RunStoreContractTests
     }
 
     [Fact]
+    public async Task ConnectAgent_ReRegistrationOfASupersededSession_RefusedAndTheNewSessionKeepsTheAgent()
+    {
+        await Store.SubmitRunAsync(Run(Shell("a")), null);
+        var first = await Connect("agent-1", slots: 1);
+        var second = await Connect("agent-1", slots: 1);
+
+        // The replica holding the first stream handles its slot change late, after the agent reconnected elsewhere.
+        var ex = await Assert.ThrowsAsync<RunStoreException>(() => Store.ConnectAgentAsync(new AgentRegistration(
+            "agent-1", "h", ["shell"], [], new Dictionary<string, string>(), 0, [], []) { SessionId = first.SessionId }));
+        await Store.DisconnectAgentAsync("agent-1", first.SessionId);
+
+        Assert.Equal(RunStoreError.FailedPrecondition, ex.Error);
+        Assert.Contains("superseded", ex.Message, StringComparison.Ordinal);
+        Assert.Equal(AgentState.Connected, (await Store.ListAgentsAsync()).Single(a => a.AgentId == "agent-1").State);
+        Assert.Single(await Store.ClaimAsync(new ClaimRequest("agent-1", 1) { SessionId = second.SessionId }));
+    }
+
+    [Fact]
     public async Task ConnectAgent_ReRegistrationWithItsSession_ReleasesNothing()
     {
         await Store.SubmitRunAsync(Run(Shell("a")), null);

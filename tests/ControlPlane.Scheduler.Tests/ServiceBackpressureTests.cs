@@ -27,14 +27,18 @@ public sealed class ServiceBackpressureTests
         using var call = host.Channel.CreateCallInvoker().AsyncDuplexStreamingCall(M.Connect, null, new CallOptions(cancellationToken: overall.Token));
         await call.RequestStream.WriteAsync(new ConnectRequest { Hello = ServiceScriptedAgent.Hello("flood", slots: 1) });
 
-        // Every report names an attempt never assigned, so each is answered at once with a ResultRejected.
-        var batch = new ReportBatch();
-        for (var i = 0; i < AgentConnection.MaxReportBatch; i++)
+        // Every report names its own attempt, never assigned, so each is answered at once with a ResultRejected (one
+        // per attempt: further reports for a refused attempt are not answered again).
+        static ConnectRequest Flood(int number)
         {
-            batch.Reports.Add(new ConnectRequest { StepFailed = new StepFailed { FencingToken = 1_000_000 + i, Error = "never assigned" } });
-        }
+            var batch = new ReportBatch();
+            for (var i = 0; i < AgentConnection.MaxReportBatch; i++)
+            {
+                batch.Reports.Add(new ConnectRequest { StepFailed = new StepFailed { FencingToken = 1_000_000 + (number * AgentConnection.MaxReportBatch) + i, Error = "never assigned" } });
+            }
 
-        var flood = new ConnectRequest { ReportBatch = batch };
+            return new ConnectRequest { ReportBatch = batch };
+        }
 
         // 1000 batches are 6.5 MB of reports answered by about 27 MB of ResultRejected: far more than the outgoing bound and the
         // HTTP/2 windows both ways (the scheduler takes at most 768 KiB of reports it has not read) hold.
@@ -45,7 +49,7 @@ public sealed class ServiceBackpressureTests
         {
             for (; sent < MaxBatches; sent++)
             {
-                await call.RequestStream.WriteAsync(flood, overall.Token);
+                await call.RequestStream.WriteAsync(Flood(sent), overall.Token);
             }
         }
         catch (Exception ex) when (ex is RpcException or IOException)
@@ -68,8 +72,9 @@ public sealed class ServiceBackpressureTests
         });
         Assert.True(received < sent * AgentConnection.MaxReportBatch, $"{received} answers arrived for {sent} batches");
 
-        // A reset, not a status: trailers would wait behind the answers the agent does not read.
-        Assert.Equal(StatusCode.Cancelled, ended.StatusCode);
+        // A reset, not a status: trailers would wait behind the answers the agent does not read. Grpc.Net.Client reports
+        // the reset as CANCELLED, or as INTERNAL when it lands while a response message is half read.
+        Assert.Contains(ended.StatusCode, new[] { StatusCode.Cancelled, StatusCode.Internal });
     }
 
     [Fact]

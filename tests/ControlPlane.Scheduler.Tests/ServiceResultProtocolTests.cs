@@ -24,6 +24,34 @@ public sealed class ServiceResultProtocolTests
     }
 
     [Fact]
+    public async Task Connect_ManyReportsForOneUnknownAttempt_RefusedOnce()
+    {
+        await using var host = await ServiceTestHost.StartAsync();
+        await using var agent = await ServiceScriptedAgent.ConnectAsync(host.Channel, ServiceScriptedAgent.Hello("agent-1", slots: 1));
+        await agent.NextAsync(Kind.Welcome);
+        var batch = new ReportBatch();
+        for (var i = 0; i < 50; i++)
+        {
+            batch.Reports.Add(new ConnectRequest { StepLog = new StepLog { FencingToken = 42, Lines = { $"line {i}" } } });
+        }
+
+        await agent.SendAsync(new ConnectRequest { ReportBatch = batch });
+        await agent.SendAsync(new ConnectRequest { StepFailed = new StepFailed { FencingToken = 43, Error = "x" } });
+        var seen = new List<ConnectResponse>();
+        while (true)
+        {
+            var next = await agent.NextAsync(Kind.ResultRejected, seen);
+            seen.Add(next);
+            if (next.ResultRejected.FencingToken == 43)
+            {
+                break;
+            }
+        }
+
+        Assert.Equal([42L, 43L], seen.Where(m => m.MessageCase == Kind.ResultRejected).Select(m => m.ResultRejected.FencingToken));
+    }
+
+    [Fact]
     public async Task Connect_Heartbeats_AcceptedOnlyWhenTheStoreRenewedTheirLeases()
     {
         ServiceReportPipelineTests.OutageStore outage = null!;

@@ -7,12 +7,21 @@ local fresh, undelivered_reason = ARGV[13] == '1', ARGV[14]
 local n = math.min(math.floor(tonumber(ARGV[11]) or 0), math.floor((#ARGV - 14) / 3))
 local queues = jdecode(ARGV[6]) or {}
 local AK = P .. 'ag:' .. agent
+-- A re-registration names its session: once the agent opened a newer one (it reconnected, maybe to another replica),
+-- the old stream is superseded and must not take the agent's state back.
+if not fresh then
+  local current = redis.call('HGET', AK, 'sid')
+  if current and current ~= ARGV[12] then
+    return err('FailedPrecondition', REASON.AGENT_NOT_CONNECTED, "agent '" .. agent .. "' opened a newer session since; session " ..
+      ARGV[12] .. ' is superseded: reconnect')
+  end
+end
 put(AK, 'host', ARGV[4]); put(AK, 'fw', ARGV[5]); put(AK, 'q', ARGV[6]); put(AK, 'lbl', ARGV[7])
 put(AK, 'slots', ARGV[8]); put(AK, 'hd', ARGV[9]); put(AK, 'st', 1); put(AK, 'ca', NOW); put(AK, 'hb', NOW)
 put(AK, 'sid', ARGV[12])
 if not get(AK, 'used') then put(AK, 'used', 0) end
 redis.call('SADD', P .. 'agents', agent)
-local revoked, zargs, announced = {}, {}, {}
+local revoked, zargs, announced, kept_slots = {}, {}, {}, 0
 for i = 0, n - 1 do
   local run, id, tok = ARGV[15 + i * 3], ARGV[16 + i * 3], ARGV[17 + i * 3]
   announced[tok] = true
@@ -21,6 +30,8 @@ for i = 0, n - 1 do
   local st = num(get(k, id .. ':st'))
   if get(k, id .. ':tk') == tok and get(k, id .. ':ag') == agent and (st == ASSIGNED or st == RUNNING) and get(k, id .. ':cx') ~= '1' then
     zargs[#zargs + 1] = I(NOW + lease); zargs[#zargs + 1] = tok .. '|' .. run .. '|' .. id
+    local km = meta(run, id)
+    if km then kept_slots = kept_slots + km.sl end
   else
     revoked[#revoked + 1] = tok
   end
@@ -30,7 +41,9 @@ sliced('ZADD', P .. 'leases', 'XX', zargs)
 -- A new session re-announces every attempt the agent holds. Its attempts still ASSIGNED that it does not name never
 -- reached it (sent on a stream that was already dead) and run nowhere: declined on its behalf, in token order, so
 -- their steps are READY again without using an attempt instead of waiting out their leases.
-if fresh then
+-- Only when the agent holds more slots than the attempts it kept: otherwise every attempt of its is re-announced,
+-- and the scan of every lease is skipped.
+if fresh and num(get(AK, 'used')) > kept_slots then
   local mine = {}
   for _, member in ipairs(redis.call('ZRANGE', P .. 'leases', 0, -1)) do
     local a = string.find(member, '|', 1, true)

@@ -64,6 +64,10 @@ internal sealed class AgentConnection : IDisposable
     // Attempts the agent started (StepStarted on this stream, or re-announced in Hello): never released on its behalf.
     private readonly HashSet<long> _started = [];
 
+    // Fencing tokens already answered with ResultRejected on this stream.
+    private readonly HashSet<long> _rejected = [];
+    private const int MaxRejectedRemembered = 4096;
+
     /// <summary>How long the end of an agent's stream waits for its claims and reports to settle before releasing what it never took.</summary>
     private static readonly TimeSpan SettleTimeout = TimeSpan.FromSeconds(5);
 
@@ -583,6 +587,21 @@ internal sealed class AgentConnection : IDisposable
 
     private void Reject(long fencingToken, string reason)
     {
+        // One refusal per attempt is enough (the agent drops everything queued for it), and a batch of reports for one
+        // stale attempt must not fill the outgoing queue with refusals.
+        lock (_gate)
+        {
+            if (_rejected.Count >= MaxRejectedRemembered)
+            {
+                _rejected.Clear();
+            }
+
+            if (!_rejected.Add(fencingToken))
+            {
+                return;
+            }
+        }
+
         SchedulerLog.ReportRefused(_logger, fencingToken, AgentId, reason);
         Send(new ConnectResponse { ResultRejected = new ResultRejected { FencingToken = fencingToken, Reason = reason } });
     }
