@@ -425,6 +425,14 @@ internal sealed class Invariants(Api api, SoakCluster cluster, IDatabase redis, 
         {
             var startIndex = history.FindIndex(h => h.Attempt == k && h.ToState == "STEP_STATE_ASSIGNED");
             var endIndex = history.FindIndex(Math.Max(0, startIndex), h => h.Attempt == k && h.ToState is "STEP_STATE_READY" or "STEP_STATE_RETRY_WAIT");
+            while (endIndex >= 0 && history[endIndex].Reason.StartsWith("declined by agent", StringComparison.Ordinal))
+            {
+                // Declined (by the agent, or on its behalf when it never received the assignment): nothing ran and the
+                // attempt number was given back, so the next assignment under that number is the attempt.
+                startIndex = history.FindIndex(endIndex, h => h.Attempt == k && h.ToState == "STEP_STATE_ASSIGNED");
+                endIndex = startIndex < 0 ? -1 : history.FindIndex(startIndex, h => h.Attempt == k && h.ToState is "STEP_STATE_READY" or "STEP_STATE_RETRY_WAIT");
+            }
+
             if (endIndex < 0 || (startIndex >= 0 && endIndex < startIndex))
             {
                 continue;
