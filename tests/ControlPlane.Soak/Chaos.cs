@@ -194,7 +194,7 @@ internal sealed class Chaos(SoakCluster cluster, StepProcesses processes, Journa
                 if (holed > 0)
                 {
                     var clock = Stopwatch.StartNew();
-                    if (await WaitReconnectedAsync(agent, connects, "its connection was blackholed (a half-open stream keep-alive must notice)"))
+                    if (await WaitReconnectedAsync(agent, connects, "its connection was blackholed (the agent must notice a half-open stream: no heartbeat accepted, or keep-alive)"))
                     {
                         BlackholeNoticed.Add(clock.Elapsed);
                         AddOutage(agent.Id, kind, from);
