@@ -87,6 +87,7 @@ public sealed partial class AgentHostBuilder
     public async Task<int> RunAsync(DaemonContext context, CancellationToken stopToken)
     {
         ArgumentNullException.ThrowIfNull(context);
+        using var trimming = DaemonMemory.StartTrimming();
         if (!Settings.TryLoad(_args, context, out var configuration, out var exitCode))
         {
             return exitCode;

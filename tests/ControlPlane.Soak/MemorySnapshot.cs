@@ -3,19 +3,22 @@ using StackExchange.Redis;
 
 namespace ControlPlane.Soak;
 
-/// <summary>Scheduler RSS (VmRSS of each replica's current process) and Redis used_memory at one moment.</summary>
-internal sealed record MemorySnapshot(IReadOnlyList<(string Replica, int Pid, double RssMiB)> Replicas, long RedisUsedMemory, int? RedisPid)
+/// <summary>
+/// Scheduler RSS (VmRSS of each replica's current process, with its anonymous part, RssAnon: the managed heap and native
+/// allocations, as against mapped assemblies and JIT code) and Redis used_memory at one moment.
+/// </summary>
+internal sealed record MemorySnapshot(IReadOnlyList<(string Replica, int Pid, double RssMiB, double AnonMiB)> Replicas, long RedisUsedMemory, int? RedisPid)
 {
     public static async Task<MemorySnapshot> TakeAsync(SoakCluster cluster, IConnectionMultiplexer mux)
     {
-        var replicas = cluster.Replicas.Where(r => r.Process is not null).Select(r => (r.Name, r.Process!.Id, RssMiB(r.Process.Id))).ToList();
+        var replicas = cluster.Replicas.Where(r => r.Process is not null).Select(r => (r.Name, r.Process!.Id, StatusMiB(r.Process.Id, "VmRSS:"), StatusMiB(r.Process.Id, "RssAnon:"))).ToList();
         var info = await mux.GetServer(cluster.Redis.Configuration).InfoAsync("memory");
         var used = info.SelectMany(g => g).FirstOrDefault(kv => kv.Key == "used_memory").Value;
         return new MemorySnapshot(replicas, long.Parse(used ?? "0", CultureInfo.InvariantCulture), cluster.Redis.ProcessId);
     }
 
     public override string ToString() =>
-        $"{string.Join(", ", Replicas.Select(r => $"{r.Replica} RSS {Mib(r.RssMiB)} (pid {r.Pid})"))}; redis used_memory {Mib(RedisUsedMemory / 1024.0 / 1024.0)} (pid {RedisPid})";
+        $"{string.Join(", ", Replicas.Select(r => $"{r.Replica} RSS {Mib(r.RssMiB)} (anonymous {Mib(r.AnonMiB)}, pid {r.Pid})"))}; redis used_memory {Mib(RedisUsedMemory / 1024.0 / 1024.0)} (pid {RedisPid})";
 
     /// <summary>
     /// The figures side by side, and with <paramref name="check"/> what is over 110 % of its warmed-up value. A process
@@ -30,7 +33,7 @@ internal sealed record MemorySnapshot(IReadOnlyList<(string Replica, int Pid, do
 
         var parts = new List<string>();
         var violations = new List<string>();
-        foreach (var (name, pid, rss) in end.Replicas)
+        foreach (var (name, pid, rss, anon) in end.Replicas)
         {
             var before = warm.Replicas.FirstOrDefault(r => r.Replica == name);
             if (before.Pid != pid)
@@ -39,7 +42,7 @@ internal sealed record MemorySnapshot(IReadOnlyList<(string Replica, int Pid, do
                 continue;
             }
 
-            parts.Add($"{name} RSS {Mib(before.RssMiB)} -> {Mib(rss)} ({Percent(rss, before.RssMiB)})");
+            parts.Add($"{name} RSS {Mib(before.RssMiB)} -> {Mib(rss)} ({Percent(rss, before.RssMiB)}; anonymous {Mib(before.AnonMiB)} -> {Mib(anon)})");
             if (check && rss > before.RssMiB * 1.10)
             {
                 violations.Add($"{name} RSS {Mib(rss)} at the end is over 110 % of {Mib(before.RssMiB)} once warmed up");
@@ -57,11 +60,11 @@ internal sealed record MemorySnapshot(IReadOnlyList<(string Replica, int Pid, do
         return new MemoryComparison(string.Join("; ", parts), violations);
     }
 
-    private static double RssMiB(int pid)
+    private static double StatusMiB(int pid, string field)
     {
         try
         {
-            var line = File.ReadLines($"/proc/{pid}/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
+            var line = File.ReadLines($"/proc/{pid}/status").First(l => l.StartsWith(field, StringComparison.Ordinal));
             return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) / 1024.0;
         }
         catch (IOException)

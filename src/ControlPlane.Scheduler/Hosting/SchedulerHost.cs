@@ -33,6 +33,7 @@ public static partial class SchedulerHost
     {
         ArgumentNullException.ThrowIfNull(args);
         ArgumentNullException.ThrowIfNull(context);
+        using var trimming = DaemonMemory.StartTrimming();
         if (!Settings.TryLoad(args, context, out var configuration, out var exitCode))
         {
             return exitCode;
