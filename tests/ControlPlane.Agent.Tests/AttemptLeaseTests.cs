@@ -166,6 +166,31 @@ public sealed class AttemptLeaseTests : IAsyncLifetime
         Assert.False(failed.TimedOut);
     }
 
+    [Fact]
+    public async Task Runner_AssignmentReadAfterNoRenewalForTheLease_IsDeclinedNotStarted()
+    {
+        // An agent stopped (SIGSTOP) past the lease reads, once it runs again, an assignment that waited in its stream
+        // all that time: the store may have given that attempt to another agent already.
+        var options = Options();
+        var frameworks = new Dictionary<string, IComputeFramework>(StringComparer.Ordinal) { ["dotnet"] = _dotnet };
+        var outbox = new Outbox(options.MaxBufferedReports);
+        var runner = new AttemptRunner(options, frameworks, new AttemptTable(options.AgentId, options.Slots), outbox, NullLogger.Instance, _clock);
+        runner.RenewLeases(Lease, _clock.GetTimestamp());
+        _clock.Advance(Lease - StopMargin + TimeSpan.FromSeconds(1));
+
+        runner.Accept(new Assignment { RunId = "run-1", StepId = "s", Attempt = 1, FencingToken = 7, Spec = new StepSpec { Id = "s", Framework = "dotnet", Handler = "hold" } });
+
+        var declined = (await NextAsync(outbox, m => m.StepDeclined is not null).WithTimeout()).StepDeclined;
+        Assert.Equal(7, declined.FencingToken);
+        Assert.Contains("no lease renewal confirmed for 25.0 s", declined.Reason, StringComparison.Ordinal);
+        Assert.False(_gate.Started.Task.IsCompleted, "the step started although its assignment may have outlived its lease");
+
+        // A renewal confirmed again: the next assignment starts.
+        runner.RenewLeases(null, _clock.GetTimestamp());
+        runner.Accept(new Assignment { RunId = "run-1", StepId = "s", Attempt = 1, FencingToken = 8, Spec = new StepSpec { Id = "s", Framework = "dotnet", Handler = "hold" } });
+        await _gate.Started.Task.WithTimeout();
+    }
+
     /// <summary>
     /// Returns once the agent has handled every message sent before this call: it handles them in order, and answers
     /// this one (an assignment for a framework it does not have) with a StepFailed.
@@ -174,16 +199,19 @@ public sealed class AttemptLeaseTests : IAsyncLifetime
         connection.AssignAsync(probeToken, new StepSpec { Id = "probe", Framework = "none" })
             .ContinueWith(_ => connection.WaitForAsync(m => m.StepFailed?.FencingToken == probeToken), TaskScheduler.Default).Unwrap();
 
-    private static async Task<StepFailed> NextFailureAsync(Outbox outbox)
+    private static async Task<StepFailed> NextFailureAsync(Outbox outbox) =>
+        (await NextAsync(outbox, m => m.StepFailed is not null)).StepFailed;
+
+    private static async Task<ConnectRequest> NextAsync(Outbox outbox, Func<ConnectRequest, bool> match)
     {
         while (true)
         {
             while (outbox.Peek() is { } next)
             {
                 outbox.Commit(next.Covered);
-                if (next.Message.StepFailed is { } failed)
+                if (match(next.Message))
                 {
-                    return failed;
+                    return next.Message;
                 }
             }
 

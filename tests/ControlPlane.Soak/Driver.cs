@@ -181,8 +181,10 @@ internal static class Driver
             Console.WriteLine($"  [{v.Invariant}] run {(v.RunId.Length > 0 ? v.RunId : "-")} step {(v.StepId.Length > 0 ? v.StepId : "-")}: {v.Detail}");
             if (byId.TryGetValue(v.RunId, out var run))
             {
-                var during = journal.FaultsBetween(run.SubmittedAt, run.TerminalAt ?? DateTime.UtcNow);
-                Console.WriteLine($"      run submitted {Invariants.Time(run.SubmittedAt)}, ended {Invariants.Time(run.TerminalAt)}; faults meanwhile: {(during.Count == 0 ? "none" : string.Join("; ", during))}");
+                // A fault that began shortly before the run can still be in effect (a SIGSTOP lasts past a lease).
+                var lookBack = SoakCluster.Lease * 2;
+                var during = journal.FaultsBetween(run.SubmittedAt - lookBack, run.TerminalAt ?? DateTime.UtcNow);
+                Console.WriteLine($"      run submitted {Invariants.Time(run.SubmittedAt)}, ended {Invariants.Time(run.TerminalAt)}; faults from {Workload.Seconds(lookBack)} before it until its end: {(during.Count == 0 ? "none" : string.Join("; ", during))}");
             }
         }
 

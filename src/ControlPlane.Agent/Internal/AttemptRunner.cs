@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Globalization;
 using ControlPlane.V1;
 using Google.Protobuf;
 using Microsoft.Extensions.Logging;
@@ -26,6 +27,9 @@ internal sealed class AttemptRunner(
 
     // Welcome.lease_duration in ticks; 0 until a scheduler said it (then leases are not enforced).
     private long _leaseTicks;
+
+    // When the latest renewal the store confirmed was asked for (a TimeProvider timestamp); 0 before the first.
+    private long _renewedAt;
 
     // Assignments refused (declined, or failed as unrunnable here) whose refusal no scheduler has acknowledged yet: they
     // are re-announced after a reconnect so the new stream accepts the refusal when it is sent again.
@@ -58,6 +62,13 @@ internal sealed class AttemptRunner(
             return;
         }
 
+        long seen;
+        do
+        {
+            seen = Interlocked.Read(ref _renewedAt);
+        }
+        while (requestedAt > seen && Interlocked.CompareExchange(ref _renewedAt, requestedAt, seen) != seen);
+
         var left = LeaseLeft(ticks) - _time.GetElapsedTime(requestedAt);
         foreach (var lease in _leases.Values)
         {
@@ -82,6 +93,27 @@ internal sealed class AttemptRunner(
         return wanted < lease / 4 ? wanted : lease / 4;
     }
 
+    /// <summary>
+    /// Why an assignment read now must not start: no renewal was confirmed for longer than a lease less its stop margin
+    /// (the agent was stopped, or its stream stalled), so the assignment may have waited in the stream past its own
+    /// lease, and the store may have given the attempt to another agent already. Declined, it costs the step nothing;
+    /// started, it would run beside the attempt that replaced it. Null while renewals arrive.
+    /// </summary>
+    private string? StaleStreamRefusal()
+    {
+        var ticks = Interlocked.Read(ref _leaseTicks);
+        var renewedAt = Interlocked.Read(ref _renewedAt);
+        if (ticks == 0 || renewedAt == 0)
+        {
+            return null;
+        }
+
+        var silent = _time.GetElapsedTime(renewedAt);
+        return silent > LeaseLeft(ticks)
+            ? string.Create(CultureInfo.InvariantCulture, $"agent '{options.AgentId}' had no lease renewal confirmed for {silent.TotalSeconds:0.0} s (lease {TimeSpan.FromTicks(ticks).TotalSeconds:0.#} s): the assignment may have waited past its lease")
+            : null;
+    }
+
     private TimeSpan LeaseLeft(long leaseTicks) => TimeSpan.FromTicks(leaseTicks) - StopMargin(TimeSpan.FromTicks(leaseTicks));
 
     /// <summary>
@@ -102,6 +134,7 @@ internal sealed class AttemptRunner(
         }
 
         var declinable = refusal is null;
+        refusal ??= StaleStreamRefusal();
         var attempt = attempts.Admit(assignment, slots, ref refusal);
         if (attempt is null)
         {
