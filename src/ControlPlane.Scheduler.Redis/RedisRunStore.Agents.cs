@@ -135,7 +135,7 @@ public sealed partial class RedisRunStore
         for (var start = 0; start < reports.Count; start += _options.ReportBatch)
         {
             var count = Math.Min(_options.ReportBatch, reports.Count - start);
-            var args = new List<RedisValue>(1 + (count * 7)) { count };
+            var args = new List<RedisValue>(1 + (count * 9)) { count };
             for (var i = start; i < start + count; i++)
             {
                 EncodeReport(args, reports[i]);
@@ -147,6 +147,7 @@ public sealed partial class RedisRunStore
                 0 => ReportOutcome.Accepted,
                 1 => ReportOutcome.StaleToken,
                 3 => ReportOutcome.AlreadyApplied,
+                4 => ReportOutcome.NotOwner,
                 _ => ReportOutcome.UnknownAttempt,
             }));
         }
@@ -220,12 +221,14 @@ public sealed partial class RedisRunStore
         args.Add(a1);
         args.Add(a2);
         args.Add(a3);
+        args.Add(report.AgentId ?? string.Empty);
+        args.Add(report.SessionId ?? string.Empty);
     }
 
-    public async Task<IReadOnlyList<long>> RenewLeasesAsync(string agentId, IReadOnlyList<AttemptRef> attempts, CancellationToken cancellationToken = default)
+    public async Task<IReadOnlyList<long>> RenewLeasesAsync(string agentId, IReadOnlyList<AttemptRef> attempts, string? sessionId = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(attempts);
-        var args = new List<RedisValue> { agentId, (long)_options.LeaseDuration.TotalMilliseconds, attempts.Count };
+        var args = new List<RedisValue> { agentId, (long)_options.LeaseDuration.TotalMilliseconds, attempts.Count, sessionId ?? string.Empty };
         AddAttempts(args, attempts);
         return Tokens(await EvalAsync(LuaScripts.Renew, args, cancellationToken).ConfigureAwait(false));
     }

@@ -71,7 +71,10 @@ public sealed partial class EmbeddedRunStore
                     && step.Spec.Id == attempt.StepId
                     && !step.CancelRequested)
                 {
+                    // Re-announced by the agent that holds it: this session takes it over, and an older stream of the
+                    // agent that is still open (on another replica) may no longer report on it.
                     step.LeaseExpiresAt = now + _options.LeaseDuration;
+                    step.Session = agent.SessionId;
                 }
                 else
                 {
@@ -194,6 +197,13 @@ public sealed partial class EmbeddedRunStore
                 {
                     break;
                 }
+            }
+
+            // The attempts belong to the claiming session: only its stream may report on them (until a reconnect of the
+            // agent re-announces them).
+            foreach (var assignment in claimed)
+            {
+                _activeByToken[assignment.FencingToken].Session = request.SessionId ?? string.Empty;
             }
 
             if (request.ClaimId is not null && claimed.Count > 0)
@@ -439,9 +449,18 @@ public sealed partial class EmbeddedRunStore
         var message = ReportLimits.Normalize(report.Report);
         var isResult = message.MessageCase is ConnectRequest.MessageOneofCase.StepCompleted or ConnectRequest.MessageOneofCase.StepFailed
             or ConnectRequest.MessageOneofCase.StepDeclined;
+        // A fencing token names an attempt; it does not prove who holds it. Another agent is refused before the repeat
+        // check, so that only the holder learns its result was applied.
+        if (report.AgentId is { Length: > 0 } agentId && step.Token == report.Attempt.FencingToken && step.Step.AgentId != agentId)
+        {
+            LogReportNotOwner(_logger, run.Run.Id, step.Spec.Id, report.Attempt.FencingToken, agentId, step.Step.AgentId);
+            return ReportOutcome.NotOwner;
+        }
+
         if (isResult && step.ResultToken == report.Attempt.FencingToken)
         {
-            // Sent again after a reconnect whose acknowledgement was lost: applied once, acknowledged again.
+            // Sent again after a reconnect whose acknowledgement was lost: applied once, acknowledged again. The repeat
+            // comes on the agent's new stream, so the session is not checked here.
             return ReportOutcome.AlreadyApplied;
         }
 
@@ -449,6 +468,13 @@ public sealed partial class EmbeddedRunStore
         {
             LogStaleReport(_logger, run.Run.Id, step.Spec.Id, report.Attempt.FencingToken, step.Token);
             return ReportOutcome.StaleToken;
+        }
+
+        // A session of the holder that no longer holds the attempt: the agent reconnected and its new stream took it over.
+        if (report.SessionId is { Length: > 0 } sessionId && step.Session.Length > 0 && step.Session != sessionId)
+        {
+            LogReportNotOwner(_logger, run.Run.Id, step.Spec.Id, report.Attempt.FencingToken, $"{report.AgentId} (session {sessionId})", $"{step.Step.AgentId} (session {step.Session})");
+            return ReportOutcome.NotOwner;
         }
 
         if (isResult)
@@ -598,7 +624,7 @@ public sealed partial class EmbeddedRunStore
         StepEnded(step);
     }
 
-    public Task<IReadOnlyList<long>> RenewLeasesAsync(string agentId, IReadOnlyList<AttemptRef> attempts, CancellationToken cancellationToken = default)
+    public Task<IReadOnlyList<long>> RenewLeasesAsync(string agentId, IReadOnlyList<AttemptRef> attempts, string? sessionId = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(attempts);
         lock (_gate)
@@ -612,7 +638,8 @@ public sealed partial class EmbeddedRunStore
             var stop = new List<long>();
             foreach (var attempt in attempts)
             {
-                if (!_activeByToken.TryGetValue(attempt.FencingToken, out var step) || step.Step.AgentId != agentId)
+                if (!_activeByToken.TryGetValue(attempt.FencingToken, out var step) || step.Step.AgentId != agentId
+                    || (!string.IsNullOrEmpty(sessionId) && step.Session.Length > 0 && step.Session != sessionId))
                 {
                     stop.Add(attempt.FencingToken);
                     continue;

@@ -18,4 +18,7 @@ public sealed partial class EmbeddedRunStore
 
     [LoggerMessage(EventId = 5, Level = LogLevel.Error, Message = "A store signal subscriber threw on {Signal}")]
     private static partial void LogSubscriberFailed(ILogger logger, string signal, Exception exception);
+
+    [LoggerMessage(EventId = 6, Level = LogLevel.Warning, Message = "Refused a report for {RunId}/{StepId} with fencing token {Token} from {Reporter}: the attempt belongs to {Holder}")]
+    private static partial void LogReportNotOwner(ILogger logger, string runId, string stepId, long token, string reporter, string holder);
 }

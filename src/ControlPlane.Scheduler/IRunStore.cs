@@ -90,7 +90,8 @@ public interface IRunStore : IAsyncDisposable
     /// each only when the run cap, queue cap, concurrency-key cap and the run's budget allow, all
     /// checked and taken atomically. A step whose estimate does not fit the remaining budget fails
     /// (QUOTA_EXCEEDED) instead. Each claimed step is ASSIGNED with attempt+1, a new fencing token
-    /// and a lease, and comes back with its spec, inputs and last checkpoint.
+    /// and a lease, and comes back with its spec, inputs and last checkpoint. The attempt belongs to the claim's
+    /// <see cref="ClaimRequest.SessionId"/> (or, when none is named, to any session of the agent).
     /// </summary>
     /// <remarks>
     /// A claim's reply can be lost after the store took the steps (Redis ran the script, the connection broke): the
@@ -102,7 +103,8 @@ public interface IRunStore : IAsyncDisposable
 
     /// <summary>
     /// Applies a batch of attempt reports (started, progress, checkpoint, log, completed, failed) in
-    /// order, each checked against the step's current fencing token. Completion stores the output,
+    /// order, each checked against the step's current fencing token and, when the report names them, against the agent
+    /// and agent session that hold the attempt (<see cref="AttemptReport.AgentId"/>, <see cref="AttemptReport.SessionId"/>). Completion stores the output,
     /// reconciles the budget, releases slots, unblocks children, drops inputs nobody needs any more
     /// and finishes the run when every step is terminal. One outcome per report, in order. What a report carries is
     /// held to ReportLimits first (clamped, cut, or a completion with unusable usage turned into a permanent failure),
@@ -112,10 +114,11 @@ public interface IRunStore : IAsyncDisposable
     Task<IReadOnlyList<ReportOutcome>> ReportAsync(IReadOnlyList<AttemptReport> reports, CancellationToken cancellationToken = default);
 
     /// <summary>
-    /// Extends the leases of the agent's attempts. Returns the tokens the agent must stop: stale ones
-    /// and ones flagged for cancellation.
+    /// Extends the leases of the agent's attempts. Returns the tokens the agent must stop: stale ones, ones another agent
+    /// or another session holds, and ones flagged for cancellation. <paramref name="sessionId"/> is the agent session of
+    /// the stream the heartbeat came on (null: any session of the agent); an attempt it does not hold is not renewed.
     /// </summary>
-    Task<IReadOnlyList<long>> RenewLeasesAsync(string agentId, IReadOnlyList<AttemptRef> attempts, CancellationToken cancellationToken = default);
+    Task<IReadOnlyList<long>> RenewLeasesAsync(string agentId, IReadOnlyList<AttemptRef> attempts, string? sessionId = null, CancellationToken cancellationToken = default);
 
     /// <summary>
     /// The reaper: attempts whose lease expired go back to READY with attempt+1, the same checkpoint and

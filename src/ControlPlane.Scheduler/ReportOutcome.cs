@@ -13,4 +13,9 @@ public enum ReportOutcome
     /// reconnect because its acknowledgement was lost: nothing changes, and the agent may forget it as if accepted.
     /// </summary>
     AlreadyApplied,
+    /// <summary>
+    /// Refused: the attempt belongs to another agent, or to another session of this agent (it reconnected and its new
+    /// stream re-announced the attempt). Nothing changes; the session that holds the attempt goes on undisturbed.
+    /// </summary>
+    NotOwner,
 }

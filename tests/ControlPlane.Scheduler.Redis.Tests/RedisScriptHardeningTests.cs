@@ -110,10 +110,10 @@ public sealed class RedisScriptHardeningTests(RedisServerFixture redis) : IClass
         // The overflow case needs two finite amounts whose sum is not.
         var partner = kind == "D" ? (Kind: "D", Step: "c", A3: a3) : (Kind: "S", Step: "c", A3: "");
         var args = new List<RedisValue> { _store.KeyPrefix, _time.GetUtcNow().ToUnixTimeMilliseconds(), 4 };
-        args.AddRange(["S", run.Id, "b", Token("b"), "", "", ""]);
-        args.AddRange([kind, run.Id, "a", Token("a"), a1, a2, a3]);
-        args.AddRange([partner.Kind, run.Id, partner.Step, Token(partner.Step), "", "", partner.A3]);
-        args.AddRange(["D", run.Id, "b", Token("b"), "from-b", "", "{\"cpu\":1}"]);
+        args.AddRange(["S", run.Id, "b", Token("b"), "", "", "", "", ""]);
+        args.AddRange([kind, run.Id, "a", Token("a"), a1, a2, a3, "", ""]);
+        args.AddRange([partner.Kind, run.Id, partner.Step, Token(partner.Step), "", "", partner.A3, "", ""]);
+        args.AddRange(["D", run.Id, "b", Token("b"), "from-b", "", "{\"cpu\":1}", "", ""]);
 
         var result = (RedisResult[])(await Db.ScriptEvaluateAsync(Scripts.Source(LuaScripts.Report), [_store.KeyPrefix + "ctr"], [.. args]))!;
 

@@ -221,24 +221,38 @@ public sealed class StoreDifferentialTests(RedisServerFixture redis, ITestOutput
                         (9 or 10, _) => ("completed", t => new ConnectRequest { StepCompleted = new StepCompleted { FencingToken = t, Output = ByteString.CopyFromUtf8("out" + b), Usage = { ["tokens"] = b % 50 } } }),
                         _ => ("failed", t => new ConnectRequest { StepFailed = new StepFailed { FencingToken = t, Error = "boom", Permanent = b % 5 == 0, Usage = { ["tokens"] = b % 30 } } }),
                     };
+                    // Sent on the stream of the agent holding the attempt in its current or previous session, on the
+                    // other agent's stream, or by a caller that names no stream.
+                    var other = Agents.First(x => x != h.Agent);
+                    var (reporter, session, which) = ((a / 7) % 4) switch
+                    {
+                        0 => (null, null, "no stream"),
+                        1 => (h.Agent, SessionOf(_sessions, h.Agent), "current session"),
+                        2 => (h.Agent, SessionOf(_oldSessions, h.Agent), "previous session"),
+                        _ => ((string?)other, SessionOf(_sessions, other), "another agent"),
+                    };
                     var run = _runs[h.Run];
                     var (e, r) = await BothAsync(s => s.ReportAsync(
                     [
                         new AttemptReport(
                             new AttemptRef(s == _embedded ? run.Embedded : run.Redis, h.Step, s == _embedded ? h.Embedded : h.Redis),
-                            build(s == _embedded ? h.Embedded : h.Redis)),
+                            build(s == _embedded ? h.Embedded : h.Redis))
+                        {
+                            AgentId = reporter,
+                            SessionId = session is { } id ? (s == _embedded ? id.Embedded : id.Redis) : null,
+                        },
                     ]));
                     if (e.Value is not null && r.Value is not null)
                     {
                         Assert.Equal(e.Value, r.Value);
                     }
 
-                    if (name is "completed" or "failed")
+                    if (name is "completed" or "failed" && e.Value?.Single() != ReportOutcome.NotOwner)
                     {
                         _held.Remove(h);
                     }
 
-                    return $"{name} run {h.Run} step {h.Step}";
+                    return $"{name} run {h.Run} step {h.Step} from {which}";
                 }
 
                 case 12:
@@ -317,8 +331,27 @@ public sealed class StoreDifferentialTests(RedisServerFixture redis, ITestOutput
                 {
                     var agent = Agents[a % Agents.Length];
                     var held = _held.Where(h => h.Agent == agent).ToList();
-                    await BothAsync(s => s.RenewLeasesAsync(agent, held.Select(h => new AttemptRef(s == _embedded ? _runs[h.Run].Embedded : _runs[h.Run].Redis, h.Step, s == _embedded ? h.Embedded : h.Redis)).ToList()));
-                    return $"renew {agent}";
+
+                    // From the agent's current session, its previous one (superseded), or without naming one.
+                    var session = (b % 3) switch
+                    {
+                        0 => SessionOf(_sessions, agent),
+                        1 => SessionOf(_oldSessions, agent),
+                        _ => null,
+                    };
+                    var (e, r) = await BothAsync(s => s.RenewLeasesAsync(
+                        agent,
+                        held.Select(h => new AttemptRef(s == _embedded ? _runs[h.Run].Embedded : _runs[h.Run].Redis, h.Step, s == _embedded ? h.Embedded : h.Redis)).ToList(),
+                        session is { } id ? (s == _embedded ? id.Embedded : id.Redis) : null));
+                    if (e.Value is not null && r.Value is not null)
+                    {
+                        // The same attempts to stop, each named by its own store's token.
+                        Assert.Equal(
+                            e.Value.Select(t => _held.FindIndex(h => h.Embedded == t)).Order(),
+                            r.Value.Select(t => _held.FindIndex(h => h.Redis == t)).Order());
+                    }
+
+                    return $"renew {agent} from {(b % 3) switch { 0 => "current session", 1 => "previous session", _ => "no session" }}";
                 }
 
                 default:
@@ -331,6 +364,9 @@ public sealed class StoreDifferentialTests(RedisServerFixture redis, ITestOutput
                 }
             }
         }
+
+        private static (string Embedded, string Redis)? SessionOf(Dictionary<string, (string Embedded, string Redis)> sessions, string agent) =>
+            sessions.TryGetValue(agent, out var session) ? session : null;
 
         private int Index(string runId, bool embedded) => _runs.FindIndex(r => (embedded ? r.Embedded : r.Redis) == runId);
 

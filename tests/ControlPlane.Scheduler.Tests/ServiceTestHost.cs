@@ -12,12 +12,19 @@ public sealed class ServiceTestHost : IAsyncDisposable
 {
     public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(20);
 
-    private ServiceTestHost(SchedulerServer server, EmbeddedRunStore store, GrpcChannel channel)
+    private readonly bool _ownsStore;
+
+    private ServiceTestHost(SchedulerOptions options, SchedulerServer server, EmbeddedRunStore store, GrpcChannel channel, bool ownsStore = true)
     {
+        Options = options;
         Server = server;
         Store = store;
         Channel = channel;
+        _ownsStore = ownsStore;
     }
+
+    /// <summary>The options the scheduler was started with.</summary>
+    public SchedulerOptions Options { get; }
 
     public SchedulerServer Server { get; }
 
@@ -34,7 +41,17 @@ public sealed class ServiceTestHost : IAsyncDisposable
         var server = new SchedulerServer(options, wrapStore?.Invoke(store) ?? store, timeProvider: time);
         await server.StartAsync();
         var channel = GrpcChannel.ForAddress(server.Addresses[0].ToString(), new GrpcChannelOptions { MaxReceiveMessageSize = 64 * 1024 * 1024 });
-        return new ServiceTestHost(server, store, channel);
+        return new ServiceTestHost(options, server, store, channel);
+    }
+
+    /// <summary>A second scheduler replica on this host's store, as two replicas share one Redis; disposing it leaves the store open.</summary>
+    public async Task<ServiceTestHost> StartReplicaAsync()
+    {
+        var options = new SchedulerOptions { Listen = "127.0.0.1:0", HeartbeatInterval = Options.HeartbeatInterval, LeaseDuration = Options.LeaseDuration };
+        var server = new SchedulerServer(options, Store);
+        await server.StartAsync();
+        var channel = GrpcChannel.ForAddress(server.Addresses[0].ToString(), new GrpcChannelOptions { MaxReceiveMessageSize = 64 * 1024 * 1024 });
+        return new ServiceTestHost(options, server, Store, channel, ownsStore: false);
     }
 
     public Task<TResp> Call<TReq, TResp>(Method<TReq, TResp> method, TReq request)
@@ -71,7 +88,10 @@ public sealed class ServiceTestHost : IAsyncDisposable
     {
         Channel.Dispose();
         await Server.DisposeAsync();
-        await Store.DisposeAsync();
+        if (_ownsStore)
+        {
+            await Store.DisposeAsync();
+        }
     }
 
     /// <summary>The methods of the scheduler's services, for calls through the channel's call invoker.</summary>

@@ -26,10 +26,13 @@ for i = 0, n - 1 do
   local run, id, tok = ARGV[15 + i * 3], ARGV[16 + i * 3], ARGV[17 + i * 3]
   announced[tok] = true
   local k = RK(run)
-  pre(k, { id .. ':st', id .. ':tk', id .. ':ag', id .. ':cx' })
+  pre(k, { id .. ':st', id .. ':tk', id .. ':ag', id .. ':cx', id .. ':sn' })
   local st = num(get(k, id .. ':st'))
   if get(k, id .. ':tk') == tok and get(k, id .. ':ag') == agent and (st == ASSIGNED or st == RUNNING) and get(k, id .. ':cx') ~= '1' then
     zargs[#zargs + 1] = I(NOW + lease); zargs[#zargs + 1] = tok .. '|' .. run .. '|' .. id
+    -- Re-announced by the agent that holds it: this session takes it over, and an older stream of the agent that is
+    -- still open (on another replica) may no longer report on it.
+    put(k, F(id, ':sn'), ARGV[12])
     local km = meta(run, id)
     if km then kept_slots = kept_slots + km.sl end
   else

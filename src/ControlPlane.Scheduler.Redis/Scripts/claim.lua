@@ -94,7 +94,7 @@ end
 -- What a dispatch reads, with each popped step; the run's own fields only with the first step of that
 -- run in this call. A popped step is READY, so its state is not read. The fields that are deleted at
 -- dispatch are read so that absent ones cost no HDEL.
-local STEP_FIELDS = { ':m', ':at', ':p', ':ck', ':sa', ':cx', ':pg', ':pm' }
+local STEP_FIELDS = { ':m', ':at', ':p', ':ck', ':sa', ':cx', ':pg', ':pm', ':sn' }
 local RUN_FIELDS = { '_st', '_cap', '_used', '_rc', '_seq' }
 -- Read only when a step has estimates, or fails on its quota.
 local BUDGET_FIELDS = { '_bud', '_res', '_usd' }
@@ -198,6 +198,9 @@ for _, q in ipairs(queues) do
               put(k, F(id, ':tk'), tok)
               put(k, f_at, at)
               put(k, F(id, ':ag'), agent)
+              -- The claiming session holds the attempt: only its stream may report on it (until a reconnect of the
+              -- agent re-announces it). None named: any session of the agent.
+              put(k, F(id, ':sn'), session ~= '' and session or false)
               put(k, f_pg, false)
               put(k, f_pm, false)
               put(k, f_cx, false)

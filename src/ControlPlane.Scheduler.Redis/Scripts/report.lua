@@ -1,11 +1,13 @@
 -- report: a completion must check the fencing token, store the output, release slots and unblock children in one step,
 -- or a step could succeed twice or leak its slots.
--- ARGV: 3 report count, then per report 7 values: kind, run, step, token, a1, a2, a3.
+-- ARGV: 3 report count, then per report 9 values: kind, run, step, token, a1, a2, a3, agent and session of the stream
+--   it came on ('' each: not checked).
 --   S started; P progress (a1 percent, a2 message); C checkpoint (a1 bytes); L log (a1 stream, a2 lines json);
 --   D completed (a1 output, a2 uri, a3 usage json); F failed (a1 error, a2 flags: p permanent, t timed out, a3 usage json);
---   X declined (a1 reason). Outcomes: 0 applied, 1 stale token, 2 unknown step, 3 this token's result was already applied.
-local n = math.min(math.floor(tonumber(ARGV[3]) or 0), math.floor((#ARGV - 3) / 7))
-local function A(i, j) return ARGV[4 + i * 7 + j] end
+--   X declined (a1 reason). Outcomes: 0 applied, 1 stale token, 2 unknown step, 3 this token's result was already applied,
+--   4 another agent or another session of the agent holds the attempt.
+local n = math.min(math.floor(tonumber(ARGV[3]) or 0), math.floor((#ARGV - 3) / 9))
+local function A(i, j) return ARGV[4 + i * 9 + j] end
 
 -- Every report is checked and decoded before the first write, and what the store never sends (it applies the same
 -- limits first) is made harmless here, so one bad report neither fails the call nor costs the others in its batch.
@@ -75,7 +77,7 @@ end
 -- One read per run for every step the batch mentions, of the fields its kinds of report use (with
 -- those a result deletes, so absent ones cost no HDEL).
 local RUN_FIELDS = { '_st', '_used', '_nt', '_n', '_nf', '_nc', '_cb', '_rr', '_seq', '_rc' }
-local STEP_FIELDS = { ':st', ':tk', ':at', ':m', ':ag' }
+local STEP_FIELDS = { ':st', ':tk', ':at', ':m', ':ag', ':sn' }
 local RESULT_FIELDS = {
   D = { ':rs', ':cx', ':o', ':ou', ':od', ':er', ':rt' }, F = { ':rs', ':cx', ':ab', ':er', ':rt' }, X = { ':rs', ':cx', ':ab', ':rt' },
   P = { ':pn', ':px' }, L = { ':ln', ':lx' },
@@ -113,13 +115,23 @@ for i = 0, n - 1 do
   local st = num(get(k, F(id, ':st')))
   local m = meta(run, id)
   local result = kind == 'D' or kind == 'F' or kind == 'X'
+  local reporter, reporter_session = A(i, 7), A(i, 8)
+  local held_by = get(k, F(id, ':sn')) or ''
   if m == nil then
     out[#out + 1] = 2
+  elseif reporter ~= '' and get(k, F(id, ':tk')) == tok and (get(k, F(id, ':ag')) or '') ~= reporter then
+    -- A fencing token names an attempt; it does not prove who holds it. Another agent is refused before the repeat
+    -- check, so that only the holder learns its result was applied.
+    out[#out + 1] = 4
   elseif result and get(k, F(id, ':rt')) == tok then
     -- The same result sent again after a reconnect whose acknowledgement was lost: applied once, acknowledged again.
+    -- The repeat comes on the agent's new stream, so the session is not checked here.
     out[#out + 1] = 3
   elseif get(k, F(id, ':tk')) ~= tok or (st ~= ASSIGNED and st ~= RUNNING) then
     out[#out + 1] = 1
+  elseif reporter_session ~= '' and held_by ~= '' and held_by ~= reporter_session then
+    -- A session of the holder that no longer holds the attempt: the agent reconnected and its new stream took it over.
+    out[#out + 1] = 4
   else
     out[#out + 1] = 0
     local at = num(get(k, F(id, ':at')))

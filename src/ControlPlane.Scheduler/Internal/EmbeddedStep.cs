@@ -48,6 +48,12 @@ internal sealed class EmbeddedStep
     /// <summary>The fencing token whose result (completed, failed, declined) was applied last: a repeat of it is a duplicate.</summary>
     public long ResultToken { get; set; }
 
+    /// <summary>
+    /// The agent session that holds the current attempt: the one that claimed it, or the newest that re-announced it.
+    /// Empty when it was claimed without naming a session: then any session of its agent.
+    /// </summary>
+    public string Session { get; set; } = string.Empty;
+
     public DateTimeOffset LeaseExpiresAt { get; set; }
 
     public DateTimeOffset AssignedAt { get; set; }

@@ -494,7 +494,7 @@ internal sealed class AgentConnection : IDisposable
         {
             if (!_attempts.TryGetValue(fencingToken, out attempt))
             {
-                Reject(fencingToken, $"fencing token {fencingToken} is not an attempt assigned on this stream or re-announced in Hello");
+                Reject(fencingToken, $"fencing token {fencingToken} is not an attempt assigned on this stream or re-announced in Hello: it belongs to another agent session, or to none");
                 return;
             }
         }
@@ -519,8 +519,10 @@ internal sealed class AgentConnection : IDisposable
         var posted = false;
         try
         {
+            // The store checks that this agent and session still hold the attempt: a token alone proves nothing, and a
+            // reconnect on another replica may have taken the attempt over since it was routed here.
             posted = await _pipeline.PostAsync(
-                new AttemptReport(attempt, Internal.ReportLimits.Normalize(message)),
+                new AttemptReport(attempt, Internal.ReportLimits.Normalize(message)) { AgentId = AgentId, SessionId = SessionId },
                 result =>
                 {
                     Interlocked.Decrement(ref _uncommitted);
@@ -544,6 +546,7 @@ internal sealed class AgentConnection : IDisposable
             ReportOutcome.Accepted or ReportOutcome.AlreadyApplied => null,
             ReportOutcome.StaleToken => $"fencing token {fencingToken} is stale: the attempt lost its lease or ended, and the step belongs to a newer attempt or is finished",
             ReportOutcome.UnknownAttempt => $"fencing token {fencingToken} names a run or step that no longer exists",
+            ReportOutcome.NotOwner => $"fencing token {fencingToken} names an attempt that belongs to another agent session: another agent holds it, or this agent reconnected and its newer stream took it over",
             _ => result.Error,
         };
         if (refused is not null)
@@ -556,7 +559,7 @@ internal sealed class AgentConnection : IDisposable
             Send(new ConnectResponse { ResultsAccepted = new ResultsAccepted { FencingTokens = { fencingToken } } });
         }
 
-        if (end != ReportEnd.None || result.Outcome is ReportOutcome.StaleToken or ReportOutcome.UnknownAttempt)
+        if (end != ReportEnd.None || result.Outcome is ReportOutcome.StaleToken or ReportOutcome.UnknownAttempt or ReportOutcome.NotOwner)
         {
             lock (_gate)
             {
@@ -632,10 +635,10 @@ internal sealed class AgentConnection : IDisposable
 
         try
         {
-            var stopThese = await _store.RenewLeasesAsync(AgentId, known, token).ConfigureAwait(false);
+            var stopThese = await _store.RenewLeasesAsync(AgentId, known, SessionId, token).ConfigureAwait(false);
             foreach (var fencingToken in stopThese)
             {
-                CancelAttempt(fencingToken, "the attempt was cancelled or lost its lease");
+                CancelAttempt(fencingToken, "the attempt was cancelled, lost its lease, or belongs to another agent session");
             }
 
             // Only a renewal the store made is acknowledged: the agent counts its leases from the heartbeats accepted.
