@@ -354,7 +354,7 @@ public sealed partial class EmbeddedRunStore
     {
         var run = step.Owner;
         var now = Now;
-        step.Token = ++_nextToken;
+        step.Token = NextToken();
         step.Step.Attempt++;
         step.Step.AgentId = agent.Agent.AgentId;
         step.Step.Progress = 0;
@@ -387,6 +387,17 @@ public sealed partial class EmbeddedRunStore
 
         SetStepState(step, StepState.Assigned, $"claimed by agent {agent.Agent.AgentId}");
         return ToAssignment(step);
+    }
+
+    /// <summary>
+    /// A new fencing token: one more than the last, and never below the store clock in microseconds since 1970, as the
+    /// Redis store makes them (claim.lua), so the two stay one engine. Strictly increasing within the store's life.
+    /// </summary>
+    private long NextToken()
+    {
+        var micros = (Now - DateTimeOffset.UnixEpoch).Ticks / (TimeSpan.TicksPerMillisecond / 1000);
+        _lastToken = Math.Max(_lastToken + 1, micros);
+        return _lastToken;
     }
 
     /// <summary>The Assignment message of the step's current attempt: its spec, inputs and last checkpoint.</summary>

@@ -44,7 +44,8 @@ public sealed partial class EmbeddedRunStore : IRunStore
     private readonly HashSet<EmbeddedRun> _runsTouched = [];
     private readonly List<Action<StoreSignal>> _subscribers = [];
 
-    private long _nextToken;
+    // The last fencing token handed out (NextToken).
+    private long _lastToken;
     private long _nextRunSeq;
     private long _nextReadySeq;
 

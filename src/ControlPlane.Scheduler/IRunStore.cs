@@ -91,7 +91,9 @@ public interface IRunStore : IAsyncDisposable
     /// checked and taken atomically. A step whose estimate does not fit the remaining budget fails
     /// (QUOTA_EXCEEDED) instead. Each claimed step is ASSIGNED with attempt+1, a new fencing token
     /// and a lease, and comes back with its spec, inputs and last checkpoint. The attempt belongs to the claim's
-    /// <see cref="ClaimRequest.SessionId"/> (or, when none is named, to any session of the agent).
+    /// <see cref="ClaimRequest.SessionId"/> (or, when none is named, to any session of the agent). Fencing tokens are
+    /// positive and strictly increasing, and never below the store's own clock (Redis: its TIME) in microseconds since 1970,
+    /// so a store that lost its data (Redis flushed, or restarted without its last writes) does not hand out a token again.
     /// </summary>
     /// <remarks>
     /// A claim's reply can be lost after the store took the steps (Redis ran the script, the connection broke): the

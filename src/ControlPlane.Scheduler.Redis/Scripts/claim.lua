@@ -75,13 +75,23 @@ for _, h in ipairs(jdecode(get(AK, 'hd')) or {}) do hds[h] = true; any_handler =
 local out = {}
 local leases, timeouts = {}, {}
 local taken = 0
-local tokens_used, tok_base = 0, nil
 
--- Tokens are reserved in one block per call; unused ones are skipped, tokens only need to grow.
+-- A fencing token is one more than the last one handed out, and never below Redis's clock in microseconds. The counter
+-- alone starts again after Redis loses its data (FLUSHALL, a restart without persistence or without the last fsync, an
+-- older AOF restored) and would hand out tokens that stale attempts still hold; by then the clock has passed every
+-- token handed out before, unless tokens came faster than one per microsecond (the counter ran ahead of the clock) or
+-- the server's clock was set back. The clock is Redis's own TIME, not the replica's: the server that lost the data is
+-- the one whose clock moved on. Tokens stay exact in Lua's numbers (below 2^53) until the year 2255.
+local CTR = P .. 'ctr'
+local last_token = nil
 local function next_token()
-  if not tok_base then tok_base = redis.call('HINCRBY', P .. 'ctr', 'tok', max) - max end
-  tokens_used = tokens_used + 1
-  return tok_base + tokens_used
+  if not last_token then
+    local t = redis.call('TIME')
+    last_token = math.max(num(get(CTR, 'tok')), tonumber(t[1]) * 1000000 + tonumber(t[2]) - 1)
+  end
+  last_token = last_token + 1
+  put(CTR, 'tok', I(last_token))
+  return last_token
 end
 
 local function sorted_keys(t)
