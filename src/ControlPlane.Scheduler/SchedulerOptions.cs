@@ -24,6 +24,12 @@ public sealed partial class SchedulerOptions
     /// <summary>Largest message the server accepts, in bytes (a 10,000-step RunSpec is several MiB). Default is 64 MiB.</summary>
     public int MaxReceiveMessageSize { get; set; } = 64 * 1024 * 1024;
 
+    /// <summary>
+    /// Largest SubmitRun request accepted, in bytes (64 KiB to <see cref="MaxReceiveMessageSize"/>); a larger one is
+    /// refused with RESOURCE_EXHAUSTED before it is read. Default is 4 MiB.
+    /// </summary>
+    public int MaxSubmitSize { get; set; } = 4 * 1024 * 1024;
+
     /// <summary>StackExchange.Redis configuration of the run store, e.g. "127.0.0.1:6379". Default is null: the in-process embedded store.</summary>
     public string? Redis { get; set; }
 
@@ -127,6 +133,7 @@ public sealed partial class SchedulerOptions
         }
 
         InRange(MaxReceiveMessageSize, nameof(MaxReceiveMessageSize), 1024 * 1024, int.MaxValue);
+        InRange(MaxSubmitSize, nameof(MaxSubmitSize), 64 * 1024, MaxReceiveMessageSize);
         Positive(LeaseDuration, nameof(LeaseDuration), "00:00:30");
         Positive(HeartbeatInterval, nameof(HeartbeatInterval), "00:00:05");
         Positive(MaintenanceInterval, nameof(MaintenanceInterval), "00:00:01");

@@ -186,10 +186,14 @@ public sealed class SchedulerServer : IAsyncDisposable
         });
 
         builder.Services.AddGrpc(grpc =>
-        {
-            // A RunSpec of 10,000 steps, or an assignment carrying 1 MiB inputs from several steps, exceeds the 4 MiB default.
-            grpc.MaxReceiveMessageSize = _options.MaxReceiveMessageSize;
-        });
+            {
+                // Agent reports carry outputs and checkpoints of up to 1 MiB each, beyond grpc's 4 MiB default once batched.
+                grpc.MaxReceiveMessageSize = _options.MaxReceiveMessageSize;
+            })
+
+            // Behind RequestSizeLimits, which refuses oversized requests first with a message naming the limit.
+            .AddServiceOptions<RunServiceImpl>(grpc => grpc.MaxReceiveMessageSize = _options.MaxSubmitSize)
+            .AddServiceOptions<AdminServiceImpl>(grpc => grpc.MaxReceiveMessageSize = RequestSizeLimits.SmallRequestLimit);
         builder.Services.AddSingleton(runtime);
         builder.Services.AddSingleton<RunServiceImpl>();
         builder.Services.AddSingleton<AgentServiceImpl>();
@@ -216,6 +220,7 @@ public sealed class SchedulerServer : IAsyncDisposable
         ConfigureHost?.Invoke(builder);
 
         var web = builder.Build();
+        web.UseMiddleware<RequestSizeLimits>(_options, _logger);
         web.UseMiddleware<HealthWatchShutdown>();
         web.MapGrpcService<RunServiceImpl>();
         web.MapGrpcService<AgentServiceImpl>();

@@ -24,6 +24,7 @@ public static partial class SchedulerHost
             Setting.Text("TlsKey", "PATH", "PEM private key of TlsCert.", "none", (o, v) => o.TlsKey = v),
             Setting.Boolean("Reflection", "Serve grpc.reflection, so grpcurl and similar tools can list and call the services.", Defaults.Reflection ? "true" : "false", (o, v) => o.Reflection = v),
             Setting.Number("MaxReceiveMessageSize", "Largest message accepted, in bytes.", string.Create(CultureInfo.InvariantCulture, $"{Defaults.MaxReceiveMessageSize} ({Defaults.MaxReceiveMessageSize >> 20} MiB)"), (o, v) => o.MaxReceiveMessageSize = v),
+            Setting.Number("MaxSubmitSize", "Largest SubmitRun request accepted, in bytes; other calls but the agent stream take at most 64 KiB.", string.Create(CultureInfo.InvariantCulture, $"{Defaults.MaxSubmitSize} ({Defaults.MaxSubmitSize >> 20} MiB)"), (o, v) => o.MaxSubmitSize = v),
             Setting.Duration("LeaseDuration", "How long an attempt stays owned without a heartbeat before it is requeued.", DaemonDuration.Format(Defaults.LeaseDuration), (o, v) => o.LeaseDuration = v),
             Setting.Duration("HeartbeatInterval", "How often agents heartbeat; at most half the lease.", DaemonDuration.Format(Defaults.HeartbeatInterval), (o, v) => o.HeartbeatInterval = v),
             Setting.Duration("MaintenanceInterval", "How often the reaper runs (expired leases, timeouts, retries due).", DaemonDuration.Format(Defaults.MaintenanceInterval), (o, v) => o.MaintenanceInterval = v),

@@ -20,29 +20,42 @@ internal static partial class RunSpecValidator
     /// <summary>True when <paramref name="key"/> can be a label key.</summary>
     public static bool IsValidLabelKey(string key) => LabelKeyPattern().IsMatch(key);
 
-    private static void ValidateLabels(RunSpec spec, Violations v)
+    private static void ValidateLabels(RunSpec spec, Violations v) => CheckLabels(spec.Labels, "labels", v.Add);
+
+    /// <summary>
+    /// The violations of a label map outside a RunSpec (an agent's Hello, a ListRuns filter), each with its field path
+    /// under <paramref name="field"/>, e.g. "hello.labels[team]"; empty when the labels are fine.
+    /// </summary>
+    public static IReadOnlyList<SpecViolation> LabelViolations(IReadOnlyDictionary<string, string> labels, string field)
     {
-        if (spec.Labels.Count > MaxLabels)
+        var v = new Violations();
+        CheckLabels(labels, field, v.Add);
+        return v.Finish();
+    }
+
+    private static void CheckLabels(IReadOnlyDictionary<string, string> labels, string field, Action<string, string> add)
+    {
+        if (labels.Count > MaxLabels)
         {
-            v.Add("labels", $"has {spec.Labels.Count} labels; at most {MaxLabels} are allowed");
+            add(field, $"has {labels.Count} labels; at most {MaxLabels} are allowed");
             return;
         }
 
-        foreach (var (key, value) in spec.Labels.OrderBy(p => p.Key, StringComparer.Ordinal))
+        foreach (var (key, value) in labels.OrderBy(p => p.Key, StringComparer.Ordinal))
         {
-            var field = $"labels[{Shorten(key)}]";
+            var at = $"{field}[{Shorten(key)}]";
             if (!IsValidLabelKey(key))
             {
-                v.Add(field, $"key '{Shorten(key)}' {LabelKeyRule}");
+                add(at, $"key '{Shorten(key)}' {LabelKeyRule}");
             }
 
             if (value.Length > MaxLabelValueLength)
             {
-                v.Add(field, $"value is {value.Length} characters; at most {MaxLabelValueLength} are allowed");
+                add(at, $"value is {value.Length} characters; at most {MaxLabelValueLength} are allowed");
             }
             else if (value.Any(char.IsControl))
             {
-                v.Add(field, "value holds a control character (newline, tab, ...); use printable text");
+                add(at, "value holds a control character (newline, tab, ...); use printable text");
             }
         }
     }

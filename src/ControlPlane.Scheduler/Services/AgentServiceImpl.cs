@@ -122,6 +122,7 @@ internal sealed class AgentServiceImpl : AgentService.AgentServiceBase
                 $"hello.running_attempts lists {hello.RunningAttempts.Count} attempts; an agent runs at most {AgentRegistration.MaxSlots} at once");
         }
 
+        RpcErrors.ThrowIfInvalidLabels(hello.Labels, "hello.labels");
         var queues = hello.Queues.Count == 0 ? ["default"] : hello.Queues.ToArray();
         var running = new List<AttemptRef>(hello.RunningAttempts.Count);
         for (var i = 0; i < hello.RunningAttempts.Count; i++)

@@ -30,6 +30,18 @@ internal static class RpcErrors
     public static RpcException InvalidArgument(string field, string message) =>
         BadRequest(message, [new BadRequest.Types.FieldViolation { Field = field, Description = message }]);
 
+    /// <summary>INVALID_ARGUMENT listing every broken label rule under <paramref name="field"/> (a Hello's, a filter's).</summary>
+    public static void ThrowIfInvalidLabels(IReadOnlyDictionary<string, string> labels, string field)
+    {
+        var violations = Internal.RunSpecValidator.LabelViolations(labels, field);
+        if (violations.Count > 0)
+        {
+            throw BadRequest(
+                string.Join("; ", violations),
+                violations.Select(v => new BadRequest.Types.FieldViolation { Field = v.Field, Description = v.Description }));
+        }
+    }
+
     public static RpcException Required(string field) =>
         InvalidArgument(field, $"{field} is required");
 

@@ -56,6 +56,7 @@ internal sealed class RunServiceImpl : RunService.RunServiceBase
             throw RpcErrors.InvalidArgument("state", $"state {(int)request.State} is not a RunState; leave it unset for any state");
         }
 
+        RpcErrors.ThrowIfInvalidLabels(request.Labels, "labels");
         var query = new RunQuery(
             request.State,
             request.Labels.Count == 0 ? null : new Dictionary<string, string>(request.Labels, StringComparer.Ordinal),

@@ -67,4 +67,7 @@ internal static partial class SchedulerLog
 
     [LoggerMessage(EventId = 140, Level = LogLevel.Warning, Message = "Store call in {Method} failed")]
     public static partial void StoreCallFailed(ILogger logger, string method, Exception exception);
+
+    [LoggerMessage(EventId = 160, Level = LogLevel.Warning, Message = "Refused a {Path} request of {Length} bytes: the limit is {Limit}")]
+    public static partial void RequestTooLarge(ILogger logger, string path, long length, int limit);
 }
