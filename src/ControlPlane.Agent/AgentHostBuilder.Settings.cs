@@ -16,6 +16,9 @@ public sealed partial class AgentHostBuilder
     public static DaemonSettings<AgentOptions> Settings { get; } = new(
         [
             Setting.List("Scheduler", "URL", "The scheduler's gRPC address: http://HOST:PORT (h2c) or https://HOST:PORT (TLS); several replicas comma-separated or repeated, tried in turn on each reconnect.", Defaults.SchedulerAddress, (o, v) => o.SchedulerAddress = string.Join(',', v), nameof(AgentOptions.SchedulerAddress)),
+            Setting.Text("Ca", "PATH", "PEM certificate of the CA that signed the scheduler's certificate (a private CA), trusted as the only root on https:// addresses.", "the system trust store", (o, v) => o.CaFile = v, nameof(AgentOptions.CaFile)),
+            Setting.Text("Cert", "PATH", "PEM client certificate for mutual TLS, signed by the scheduler's --client-ca; with Key.", "none", (o, v) => o.CertFile = v, nameof(AgentOptions.CertFile)),
+            Setting.Text("Key", "PATH", "PEM private key of Cert.", "none", (o, v) => o.KeyFile = v, nameof(AgentOptions.KeyFile)),
             Setting.Text("AgentId", "ID", "Stable id of this agent across reconnects and restarts, [a-z0-9][a-z0-9._-]{0,62}.", "the host name", (o, v) => o.AgentId = v),
             Setting.Number("Slots", "Steps run at once.", "the processor count", (o, v) => o.Slots = v),
             Setting.List("Queues", "a,b", "Queues to take steps from.", string.Join(',', Defaults.Queues), (o, v) => o.Queues = [.. v]),

@@ -20,6 +20,15 @@ public sealed partial class AgentOptions
     public IReadOnlyList<string> SchedulerAddresses =>
         (SchedulerAddress ?? string.Empty).Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
 
+    /// <summary>PEM file of the CA(s) that signed the scheduler's certificate, trusted as the only roots on https:// addresses. Default is null: the system trust store.</summary>
+    public string? CaFile { get; set; }
+
+    /// <summary>PEM client certificate for mutual TLS (signed by the scheduler's --client-ca), with <see cref="KeyFile"/>. Default is null.</summary>
+    public string? CertFile { get; set; }
+
+    /// <summary>PEM private key of <see cref="CertFile"/>. Default is null.</summary>
+    public string? KeyFile { get; set; }
+
     /// <summary>Stable identity of this agent across reconnects and restarts, [a-z0-9][a-z0-9._-]{0,62}. Default is the host name, lower-cased with other characters replaced by '-'.</summary>
     public string AgentId { get; set; } = SanitizeAgentId(Environment.MachineName);
 
@@ -106,6 +115,7 @@ public sealed partial class AgentOptions
             }
         }
 
+        FindTlsProblems(errors);
         if (!IdPattern().IsMatch(AgentId ?? string.Empty))
         {
             errors.Add((nameof(AgentId), $"AgentId '{AgentId}' must match [a-z0-9][a-z0-9._-]{{0,62}}; use lower-case letters, digits, '.', '_' or '-', e.g. gpu-box-1."));
@@ -147,6 +157,23 @@ public sealed partial class AgentOptions
         }
 
         return errors;
+    }
+
+    /// <summary>The private CA and the client certificate the options name (each null when not set).</summary>
+    internal (System.Security.Cryptography.X509Certificates.X509Certificate2Collection? Ca, System.Security.Cryptography.X509Certificates.X509Certificate2? Certificate) LoadTls() =>
+        (CaFile is null ? null : global::ControlPlane.Internal.ClientTls.LoadCa(CaFile, nameof(CaFile)),
+         global::ControlPlane.Internal.ClientTls.LoadClientCertificate(CertFile, KeyFile, nameof(CertFile), nameof(KeyFile)));
+
+    private void FindTlsProblems(List<(string, string)> errors)
+    {
+        try
+        {
+            using var loaded = LoadTls().Certificate;
+        }
+        catch (ArgumentException ex)
+        {
+            errors.Add((ex.ParamName ?? nameof(CaFile), ex.Message.Replace($" (Parameter '{ex.ParamName}')", string.Empty, StringComparison.Ordinal)));
+        }
     }
 
     /// <summary>Turns a host name into a valid agent id: lower-case, other characters become '-', at most 63 characters.</summary>

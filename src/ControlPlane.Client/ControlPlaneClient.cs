@@ -1,4 +1,6 @@
 using System.Runtime.CompilerServices;
+using System.Security.Cryptography.X509Certificates;
+using ControlPlane.Internal;
 using ControlPlane.V1;
 using Grpc.Core;
 using Grpc.Net.Client;
@@ -84,6 +86,9 @@ public sealed class ControlPlaneClient : IDisposable
             handler.SslOptions.RemoteCertificateValidationCallback = validation;
         }
 
+        var (ca, clientCertificate) = LoadTls(options);
+        ClientTls.Apply(handler.SslOptions, ca, clientCertificate);
+
         var channelOptions = new GrpcChannelOptions
         {
             HttpHandler = handler,
@@ -112,6 +117,29 @@ public sealed class ControlPlaneClient : IDisposable
 
         options.ConfigureChannel?.Invoke(channelOptions);
         return channelOptions;
+    }
+
+    /// <summary>The private CA and the client certificate the options name (each null when not set); ArgumentException when a file is unusable.</summary>
+    internal static (X509Certificate2Collection? Ca, X509Certificate2? ClientCertificate) LoadTls(ControlPlaneClientOptions options) =>
+        (options.CaFile is null ? null : ClientTls.LoadCa(options.CaFile, nameof(ControlPlaneClientOptions.CaFile)),
+         ClientTls.LoadClientCertificate(options.ClientCertificateFile, options.ClientKeyFile, nameof(ControlPlaneClientOptions.ClientCertificateFile), nameof(ControlPlaneClientOptions.ClientKeyFile)));
+
+    /// <summary>
+    /// Why a call that failed with UNAVAILABLE before reaching the scheduler could not connect, when TLS is the reason
+    /// (plain text against a TLS listener, an untrusted or misnamed certificate, a refused client certificate), in one
+    /// sentence that says which option to change; null when TLS is not the problem.
+    /// </summary>
+    public Task<string?> DiagnoseConnectionAsync(RpcException failure, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(failure);
+        // grpc reports a failed connection as UNAVAILABLE, or INTERNAL when the TLS handshake failed.
+        if (failure.StatusCode is not (StatusCode.Unavailable or StatusCode.Internal) || failure.Status.DebugException is not HttpRequestException)
+        {
+            return Task.FromResult<string?>(null);
+        }
+
+        var (ca, clientCertificate) = LoadTls(_options);
+        return ClientTls.DiagnoseAsync(Address, ca, clientCertificate, cancellationToken);
     }
 
     /// <summary>Creates a client of the scheduler at <paramref name="address"/> with default options.</summary>

@@ -12,6 +12,18 @@ public sealed class ControlPlaneClientOptions
     /// <summary>Validates the scheduler's certificate on https:// addresses; null uses the system trust store. Default is null.</summary>
     public RemoteCertificateValidationCallback? ServerCertificateValidation { get; set; }
 
+    /// <summary>
+    /// PEM file of the CA(s) that signed the scheduler's certificate, trusted as the only roots on https:// addresses (a
+    /// private CA); null uses the system trust store. Default is null.
+    /// </summary>
+    public string? CaFile { get; set; }
+
+    /// <summary>PEM client certificate offered for mutual TLS (the scheduler's --client-ca signed it), with <see cref="ClientKeyFile"/>. Default is null.</summary>
+    public string? ClientCertificateFile { get; set; }
+
+    /// <summary>PEM private key of <see cref="ClientCertificateFile"/>. Default is null.</summary>
+    public string? ClientKeyFile { get; set; }
+
     /// <summary>Sent as <c>authorization: Bearer &lt;token&gt;</c> on every call; null sends none. Default is null.</summary>
     public string? BearerToken { get; set; }
 
@@ -61,6 +73,7 @@ public sealed class ControlPlaneClientOptions
                 nameof(Address));
         }
 
+        ValidateTls();
         if (BearerToken is not null && (BearerToken.Length == 0 || BearerToken.Any(c => c < 0x20 || c > 0x7e)))
         {
             throw new ArgumentException("ControlPlaneClientOptions.BearerToken must be non-empty printable ASCII; leave it null to send none.", nameof(BearerToken));
@@ -96,5 +109,20 @@ public sealed class ControlPlaneClientOptions
         }
 
         ArgumentNullException.ThrowIfNull(TimeProvider, nameof(TimeProvider));
+    }
+
+    private void ValidateTls()
+    {
+        if (CaFile is not null && !File.Exists(CaFile))
+        {
+            throw new ArgumentException($"ControlPlaneClientOptions.CaFile '{CaFile}' does not exist; give the PEM certificate of the CA that signed the scheduler's certificate.", nameof(CaFile));
+        }
+
+        if ((ClientCertificateFile is null) != (ClientKeyFile is null))
+        {
+            throw new ArgumentException(
+                "ControlPlaneClientOptions.ClientCertificateFile and ClientKeyFile go together: give both PEM files (the client certificate and its private key), or neither.",
+                ClientCertificateFile is null ? nameof(ClientCertificateFile) : nameof(ClientKeyFile));
+        }
     }
 }

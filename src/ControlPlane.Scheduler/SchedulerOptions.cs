@@ -18,6 +18,13 @@ public sealed partial class SchedulerOptions
     /// <summary>PEM private key file of <see cref="TlsCert"/>. Default is null.</summary>
     public string? TlsKey { get; set; }
 
+    /// <summary>
+    /// PEM file of the CA(s) whose client certificates the TLS listener accepts (mutual TLS). The handshake asks for a
+    /// certificate; one that does not chain to these CAs is refused, a client without one may still connect (bearer
+    /// tokens are the other credential). Needs <see cref="TlsCert"/>. Default is null: no client certificates asked for.
+    /// </summary>
+    public string? ClientCa { get; set; }
+
     /// <summary>Serve grpc.reflection so tools such as grpcurl can list and call the services. Default is true.</summary>
     public bool Reflection { get; set; } = true;
 
@@ -132,6 +139,7 @@ public sealed partial class SchedulerOptions
             }
         }
 
+        ValidateClientCa();
         InRange(MaxReceiveMessageSize, nameof(MaxReceiveMessageSize), 1024 * 1024, int.MaxValue);
         InRange(MaxSubmitSize, nameof(MaxSubmitSize), 64 * 1024, MaxReceiveMessageSize);
         Positive(LeaseDuration, nameof(LeaseDuration), "00:00:30");
@@ -157,6 +165,53 @@ public sealed partial class SchedulerOptions
         InRange(ClaimBatch, nameof(ClaimBatch), 1, 10_000);
         InRange(ReportBatch, nameof(ReportBatch), 1, RunStoreOptions.MaxBatch);
         InRange(WatchBatch, nameof(WatchBatch), 1, 10_000);
+    }
+
+    /// <summary>The CA certificates in <see cref="ClientCa"/>; empty when it is unset.</summary>
+    internal X509Certificate2Collection LoadClientCa()
+    {
+        var certificates = new X509Certificate2Collection();
+        if (ClientCa is not null)
+        {
+            certificates.ImportFromPemFile(ClientCa);
+        }
+
+        return certificates;
+    }
+
+    private void ValidateClientCa()
+    {
+        if (ClientCa is null)
+        {
+            return;
+        }
+
+        if (TlsCert is null)
+        {
+            throw new ArgumentException(
+                "ClientCa needs TlsCert and TlsKey: client certificates are asked for in the TLS handshake, so give --tls-cert and --tls-key too, or drop --client-ca.",
+                nameof(ClientCa));
+        }
+
+        if (!File.Exists(ClientCa))
+        {
+            throw new ArgumentException($"ClientCa '{ClientCa}' does not exist; give the path of the PEM certificate of the CA that signs client certificates.", nameof(ClientCa));
+        }
+
+        int count;
+        try
+        {
+            count = LoadClientCa().Count;
+        }
+        catch (CryptographicException ex)
+        {
+            throw new ArgumentException($"ClientCa '{ClientCa}' cannot be read ({ex.Message}); give a PEM file of one or more CA certificates.", nameof(ClientCa));
+        }
+
+        if (count == 0)
+        {
+            throw new ArgumentException($"ClientCa '{ClientCa}' holds no certificate; give a PEM file with at least one '-----BEGIN CERTIFICATE-----' block.", nameof(ClientCa));
+        }
     }
 
     /// <summary>Parses HOST:PORT (an IP address or "localhost", port 0-65535) into an endpoint.</summary>

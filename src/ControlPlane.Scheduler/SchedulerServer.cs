@@ -167,6 +167,7 @@ public sealed class SchedulerServer : IAsyncDisposable
 
         var endpoint = SchedulerOptions.ParseListen(_options.Listen);
         var certificate = LoadCertificate(_options);
+        var clientCa = _options.LoadClientCa();
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
@@ -180,7 +181,11 @@ public sealed class SchedulerServer : IAsyncDisposable
                 listen.Protocols = HttpProtocols.Http2;
                 if (certificate is not null)
                 {
-                    listen.UseHttps(certificate);
+                    listen.UseHttps(https =>
+                    {
+                        https.ServerCertificate = certificate;
+                        ClientCertificates.Configure(https, clientCa);
+                    });
                 }
             });
         });

@@ -47,6 +47,28 @@ public sealed class AgentOptionsTests : IDisposable
         Assert.Equal(nameof(AgentOptions.SchedulerAddress), ex.ParamName);
     }
 
+    [Fact]
+    public void Validate_CertWithoutKey_SaysTheyGoTogether()
+    {
+        var options = new AgentOptions { CertFile = WriteFile("client.pem", "x") };
+
+        var ex = Assert.Throws<ArgumentException>(options.Validate);
+
+        Assert.StartsWith("CertFile and KeyFile go together: give both PEM files (the client certificate and its private key), or neither.", ex.Message, StringComparison.Ordinal);
+        Assert.Equal(nameof(AgentOptions.KeyFile), ex.ParamName);
+    }
+
+    [Fact]
+    public void Load_CaThatIsNoCertificate_NamesTheFlag()
+    {
+        var ca = WriteFile("ca.pem", "not a certificate");
+
+        var ex = Assert.ThrowsAny<Exception>(() => Load(["--ca", ca]));
+
+        Assert.Contains("--ca", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("holds no certificate", ex.Message, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("Build-Box_01.example.com", "build-box_01.example.com")]
     [InlineData("host name!", "host-name-")]

@@ -15,13 +15,14 @@ public sealed class FunctionalCluster : IAsyncDisposable
 
     private static string SchedulerPath => HostPath("SchedulerHost");
 
-    private static string AgentPath => HostPath("AgentHost");
+    internal static string AgentPath => HostPath("AgentHost");
 
     private readonly string _redis;
     private readonly string _ns = "ft-" + Guid.NewGuid().ToString("N")[..12];
     private readonly List<ObservedProcess> _processes = [];
     private readonly TimeSpan _lease;
     private ControlPlaneClient? _client;
+    private TestCertificates? _pki;
 
     private FunctionalCluster(string redis, TimeSpan lease)
     {
@@ -37,9 +38,12 @@ public sealed class FunctionalCluster : IAsyncDisposable
 
     public int Port { get; private set; }
 
-    public string Address => $"http://127.0.0.1:{Port}";
+    public string Address => $"{(_pki is null ? "http" : "https")}://127.0.0.1:{Port}";
 
-    public ControlPlaneClient Client => _client ??= new ControlPlaneClient(Address);
+    /// <summary>The private CA of a cluster started with <see cref="StartTlsAsync"/>: the scheduler's certificate and the agents' client certificates.</summary>
+    public TestCertificates? Pki => _pki;
+
+    public ControlPlaneClient Client => _client ??= new ControlPlaneClient(new ControlPlaneClientOptions { Address = Address, CaFile = _pki?.CaFile });
 
     public Dictionary<string, ObservedProcess> Agents { get; } = new(StringComparer.Ordinal);
 
@@ -50,6 +54,15 @@ public sealed class FunctionalCluster : IAsyncDisposable
     public static async Task<FunctionalCluster> StartAsync(string redisConfiguration, TimeSpan? lease = null)
     {
         var cluster = new FunctionalCluster(redisConfiguration, lease ?? TimeSpan.FromSeconds(10));
+        await cluster.StartSchedulerAsync(port: 0);
+        return cluster;
+    }
+
+    /// <summary>A cluster whose scheduler speaks TLS with a certificate of a private CA and asks for client certificates of it (--client-ca).</summary>
+    public static async Task<FunctionalCluster> StartTlsAsync(RedisServerFixture redis)
+    {
+        var cluster = new FunctionalCluster(redis.Configuration, TimeSpan.FromSeconds(10));
+        cluster._pki = TestCertificates.Create(cluster.SharedDir);
         await cluster.StartSchedulerAsync(port: 0);
         return cluster;
     }
@@ -83,6 +96,7 @@ public sealed class FunctionalCluster : IAsyncDisposable
             "--lease-duration", $"{_lease.TotalMilliseconds}ms",
             "--heartbeat-interval", $"{heartbeat.TotalMilliseconds}ms",
             "--maintenance-interval", "250ms",
+            .. _pki is null ? [] : new[] { "--tls-cert", _pki.ServerCertFile, "--tls-key", _pki.ServerKeyFile, "--client-ca", _pki.CaFile },
         ]);
         _processes.Add(scheduler);
         return (scheduler, new Uri(await scheduler.WaitForListeningAsync(Timeout)).Port);
@@ -120,7 +134,7 @@ public sealed class FunctionalCluster : IAsyncDisposable
     {
         var workRoot = Path.Combine(SharedDir, "work-" + id);
         var agent = ObservedProcess.Start("agent " + id, AgentPath,
-            ["--scheduler", schedulers ?? Address, "--agent-id", id, "--slots", slots.ToString(System.Globalization.CultureInfo.InvariantCulture), "--work-root", workRoot],
+            ["--scheduler", schedulers ?? Address, "--agent-id", id, "--slots", slots.ToString(System.Globalization.CultureInfo.InvariantCulture), "--work-root", workRoot, .. TlsArguments(id)],
             environment: new Dictionary<string, string>
             {
                 ["CP_MAX_RECONNECT_DELAY"] = "1s",
@@ -130,6 +144,18 @@ public sealed class FunctionalCluster : IAsyncDisposable
         Agents[id] = agent;
         await WaitConnectedAsync(agent, 1);
         return agent;
+    }
+
+    /// <summary>An agent's --ca, and --cert and --key of a client certificate for it, when the cluster speaks TLS.</summary>
+    private string[] TlsArguments(string agentId)
+    {
+        if (_pki is null)
+        {
+            return [];
+        }
+
+        var (cert, key) = _pki.IssueClient(agentId);
+        return ["--ca", _pki.CaFile, "--cert", cert, "--key", key];
     }
 
     /// <summary>Waits until the agent has logged its <paramref name="times"/>-th successful connect.</summary>
@@ -224,6 +250,8 @@ public sealed class FunctionalCluster : IAsyncDisposable
         {
             await process.DisposeAsync();
         }
+
+        _pki?.Dispose();
 
         try
         {

@@ -1,4 +1,6 @@
 using System.Reflection;
+using System.Security.Cryptography.X509Certificates;
+using ControlPlane.Internal;
 using ControlPlane.V1;
 using Grpc.Core;
 using Grpc.Net.Client;
@@ -73,7 +75,11 @@ internal sealed class SchedulerSession
         _logger = logger;
         _timeProvider = timeProvider;
         _heartbeatInterval = options.HeartbeatInterval;
+        _tls = options.LoadTls();
     }
+
+    // The private CA and client certificate of every connection, loaded once (the options were validated at start).
+    private readonly (X509Certificate2Collection? Ca, X509Certificate2? Certificate) _tls;
 
     /// <summary>Completes when the first Welcome has been received.</summary>
     public Task Connected => _connected.Task;
@@ -103,16 +109,18 @@ internal sealed class SchedulerSession
 
         var addresses = _options.SchedulerAddresses;
         var address = addresses[(int)((uint)_nextAddress++ % (uint)addresses.Count)];
-        using var channel = GrpcChannel.ForAddress(address, new GrpcChannelOptions
+        var handler = new SocketsHttpHandler
         {
             // Pings notice a scheduler whose host vanished without closing the connection, on an otherwise quiet stream.
-            HttpHandler = new SocketsHttpHandler
-            {
-                KeepAlivePingDelay = TimeSpan.FromSeconds(10),
-                KeepAlivePingTimeout = TimeSpan.FromSeconds(10),
-                KeepAlivePingPolicy = HttpKeepAlivePingPolicy.WithActiveRequests,
-                PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan,
-            },
+            KeepAlivePingDelay = TimeSpan.FromSeconds(10),
+            KeepAlivePingTimeout = TimeSpan.FromSeconds(10),
+            KeepAlivePingPolicy = HttpKeepAlivePingPolicy.WithActiveRequests,
+            PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan,
+        };
+        ClientTls.Apply(handler.SslOptions, _tls.Ca, _tls.Certificate);
+        using var channel = GrpcChannel.ForAddress(address, new GrpcChannelOptions
+        {
+            HttpHandler = handler,
             DisposeHttpClient = true,
 
             // Assignments carry inputs of up to 1 MiB from each upstream step.
@@ -146,6 +154,17 @@ internal sealed class SchedulerSession
             catch (Exception ex) when (welcomeCts.IsCancellationRequested && !hardStop.IsCancellationRequested)
             {
                 throw new TimeoutException($"no Welcome from {address} within {_options.ConnectTimeout}", ex);
+            }
+            catch (RpcException ex) when (ex.Status.DebugException is HttpRequestException && !hardStop.IsCancellationRequested)
+            {
+                // The connection itself failed: say so in TLS terms when TLS is why (the reconnect log line carries it).
+                var hint = await ClientTls.DiagnoseAsync(new Uri(address), _tls.Ca, _tls.Certificate, hardStop).ConfigureAwait(false);
+                if (hint is null)
+                {
+                    throw;
+                }
+
+                throw new IOException(hint, ex);
             }
 
             welcome = call.ResponseStream.Current.Welcome

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using ControlPlane.Client;
 using Google.Protobuf;
+using Grpc.Core;
 
 namespace ControlPlane.Cli.Internal;
 
@@ -26,7 +27,28 @@ internal sealed class CommandHandlers
 
     /// <summary>Sets a command's action: the body runs under <see cref="Cpctl.GuardAsync"/>.</summary>
     public void Handle(Command command, Func<Invocation, CancellationToken, Task<int>> body) =>
-        command.SetAction((parse, cancellationToken) => Cpctl.GuardAsync(Cli, () => body(new Invocation(this, parse), cancellationToken), cancellationToken));
+        command.SetAction((parse, cancellationToken) => Cpctl.GuardAsync(Cli, () => ExplainTransportAsync(parse, () => body(new Invocation(this, parse), cancellationToken), cancellationToken), cancellationToken));
+
+    /// <summary>A call that could not connect because of TLS (plain text against TLS, an untrusted certificate) fails with one line saying what to pass.</summary>
+    private async Task<int> ExplainTransportAsync(ParseResult parse, Func<Task<int>> body, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await body().ConfigureAwait(false);
+        }
+        catch (RpcException ex) when (ex.Status.DebugException is HttpRequestException && !cancellationToken.IsCancellationRequested)
+        {
+            using var client = CreateClient(parse);
+            var hint = await client.DiagnoseConnectionAsync(ex, cancellationToken).ConfigureAwait(false);
+            if (hint is null)
+            {
+                throw;
+            }
+
+            await Cli.Error.WriteLineAsync("error: " + hint).ConfigureAwait(false);
+            return ExitCodes.Failure;
+        }
+    }
 
     public string SchedulerAddress(ParseResult parse) =>
         parse.GetValue(Globals.Scheduler) ?? Cli.Variable("CP_SCHEDULER") ?? Cpctl.DefaultScheduler;
@@ -35,6 +57,9 @@ internal sealed class CommandHandlers
     {
         Address = SchedulerAddress(parse),
         BearerToken = parse.GetValue(Globals.Token) ?? Cli.Variable("CP_TOKEN"),
+        CaFile = parse.GetValue(Globals.Ca) ?? Cli.Variable("CP_CA"),
+        ClientCertificateFile = parse.GetValue(Globals.Cert) ?? Cli.Variable("CP_CERT"),
+        ClientKeyFile = parse.GetValue(Globals.Key) ?? Cli.Variable("CP_KEY"),
 
         // A person is waiting: a few quick retries ride out a blip without stalling on a scheduler that is down.
         MaxRetryAttempts = 3,

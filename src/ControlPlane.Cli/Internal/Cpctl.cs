@@ -58,6 +58,9 @@ internal static class Cpctl
             "Exit codes: 0 success, 1 failure, 2 invalid input, 3 the run did not succeed (--wait, watch).");
         root.Options.Add(globals.Scheduler);
         root.Options.Add(globals.Token);
+        root.Options.Add(globals.Ca);
+        root.Options.Add(globals.Cert);
+        root.Options.Add(globals.Key);
         root.Options.Add(globals.Output);
 
         var handlers = new CommandHandlers(cli, globals, handleTermination);

@@ -18,6 +18,27 @@ internal sealed class GlobalOptions
         Recursive = true,
     };
 
+    public Option<string?> Ca { get; } = new("--ca")
+    {
+        Description = "PEM certificate of the CA that signed the scheduler's certificate (a private CA), for https:// addresses. Default: $CP_CA, else the system trust store.",
+        Recursive = true,
+        HelpName = "PEM",
+    };
+
+    public Option<string?> Cert { get; } = new("--cert")
+    {
+        Description = "PEM client certificate for mutual TLS (signed by the scheduler's --client-ca), with --key. Default: $CP_CERT.",
+        Recursive = true,
+        HelpName = "PEM",
+    };
+
+    public Option<string?> Key { get; } = new("--key")
+    {
+        Description = "PEM private key of --cert. Default: $CP_KEY.",
+        Recursive = true,
+        HelpName = "PEM",
+    };
+
     public Option<string> Output { get; } = CreateOutput();
 
     private static Option<string> CreateOutput()

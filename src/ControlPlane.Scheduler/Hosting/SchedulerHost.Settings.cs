@@ -22,6 +22,7 @@ public static partial class SchedulerHost
             Setting.Text("SchedulerId", "ID", "This replica's id in Welcome and in logs.", "HOST-PID", (o, v) => o.SchedulerId = v),
             Setting.Text("TlsCert", "PATH", "PEM certificate (chain); with TlsKey the listener speaks TLS instead of h2c.", "none (h2c)", (o, v) => o.TlsCert = v),
             Setting.Text("TlsKey", "PATH", "PEM private key of TlsCert.", "none", (o, v) => o.TlsKey = v),
+            Setting.Text("ClientCa", "PATH", "PEM CA certificate(s): the TLS listener asks for client certificates and accepts only those chaining to it (a client without one may still connect).", "none", (o, v) => o.ClientCa = v),
             Setting.Boolean("Reflection", "Serve grpc.reflection, so grpcurl and similar tools can list and call the services.", Defaults.Reflection ? "true" : "false", (o, v) => o.Reflection = v),
             Setting.Number("MaxReceiveMessageSize", "Largest message accepted, in bytes.", string.Create(CultureInfo.InvariantCulture, $"{Defaults.MaxReceiveMessageSize} ({Defaults.MaxReceiveMessageSize >> 20} MiB)"), (o, v) => o.MaxReceiveMessageSize = v),
             Setting.Number("MaxSubmitSize", "Largest SubmitRun request accepted, in bytes; other calls but the agent stream take at most 64 KiB.", string.Create(CultureInfo.InvariantCulture, $"{Defaults.MaxSubmitSize} ({Defaults.MaxSubmitSize >> 20} MiB)"), (o, v) => o.MaxSubmitSize = v),
