@@ -94,6 +94,17 @@ public sealed partial class AgentHostBuilder
         }
 
         var options = configuration.Options;
+        try
+        {
+            Internal.WorkRoot.Prepare(options.EffectiveWorkRoot);
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or IOException or UnauthorizedAccessException)
+        {
+            // Before anything connects: steps must never run in a directory another user can reach.
+            await context.Error.WriteLineAsync("error: " + ex.Message).ConfigureAwait(false);
+            return 2;
+        }
+
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
         {
             // The settings scheme is the only configuration: the host's defaults (its appsettings.json, DOTNET_

@@ -41,8 +41,18 @@ public sealed partial class AgentOptions
     /// <summary>Free-form labels announced to the scheduler. Default is none.</summary>
     public IDictionary<string, string> Labels { get; set; } = new Dictionary<string, string>(StringComparer.Ordinal);
 
-    /// <summary>Directory under which each attempt gets its own work directory. Default is "&lt;temp&gt;/controlplane-agent/&lt;agent id&gt;".</summary>
+    /// <summary>
+    /// Directory under which each attempt gets its own work directory (0700); the agent creates it 0700 and refuses to
+    /// start when it is world-writable or another user's. Default is null: $STATE_DIRECTORY/&lt;agent id&gt; under a systemd
+    /// unit with StateDirectory=, else $XDG_STATE_HOME (or ~/.local/state)/controlplane/agent/&lt;agent id&gt;.
+    /// </summary>
     public string? WorkRoot { get; set; }
+
+    /// <summary>
+    /// Names of agent environment variables shell steps also get, besides PATH, HOME, LANG and TZ; a trailing '*' matches
+    /// a prefix (AWS_*). CP_ variables (the agent's settings and token) never pass. Default is none.
+    /// </summary>
+    public IList<string> PassEnv { get; set; } = new List<string>();
 
     /// <summary>Heartbeat interval used until the scheduler's Welcome sets one. Default is 5 s.</summary>
     public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(5);
@@ -71,7 +81,7 @@ public sealed partial class AgentOptions
 
     /// <summary>The work root in effect: <see cref="WorkRoot"/> or its default.</summary>
     public string EffectiveWorkRoot =>
-        string.IsNullOrWhiteSpace(WorkRoot) ? Path.Combine(Path.GetTempPath(), "controlplane-agent", AgentId) : WorkRoot;
+        string.IsNullOrWhiteSpace(WorkRoot) ? Internal.WorkRoot.Default(AgentId, Environment.GetEnvironmentVariable) : WorkRoot;
 
     /// <summary>
     /// Throws <see cref="ArgumentException"/> listing every invalid setting and how to fix it; its ParamName is the
@@ -149,6 +159,18 @@ public sealed partial class AgentOptions
         if (KillGracePeriod < TimeSpan.Zero)
         {
             errors.Add((nameof(KillGracePeriod), $"KillGracePeriod is {KillGracePeriod}; set it to 0 or more, e.g. 5s."));
+        }
+
+        if (PassEnv is { Count: > Internal.StepEnvironment.MaxPassNames })
+        {
+            errors.Add((nameof(PassEnv), $"PassEnv lists {PassEnv.Count} names; give at most {Internal.StepEnvironment.MaxPassNames} (a trailing '*' matches a prefix, e.g. AWS_*)."));
+        }
+        else
+        {
+            foreach (var problem in (PassEnv ?? []).Select(Internal.StepEnvironment.Problem).OfType<string>())
+            {
+                errors.Add((nameof(PassEnv), problem));
+            }
         }
 
         if (MaxBufferedReports < 100)

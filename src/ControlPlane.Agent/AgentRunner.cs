@@ -22,7 +22,7 @@ public static class AgentRunner
         ArgumentNullException.ThrowIfNull(options);
         return
         [
-            new ShellFramework(options.KillGracePeriod, loggerFactory?.CreateLogger<ShellFramework>()),
+            new ShellFramework(options.KillGracePeriod, loggerFactory?.CreateLogger<ShellFramework>(), options.PassEnv.ToArray()),
             dotnet ?? new DotnetFramework(options.KillGracePeriod, loggerFactory?.CreateLogger<DotnetFramework>()),
         ];
     }

@@ -38,6 +38,7 @@ public sealed class AgentWorker : IDisposable
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(frameworks);
         options.Validate();
+        Internal.WorkRoot.Prepare(options.EffectiveWorkRoot);
         _options = options;
         var byName = new Dictionary<string, IComputeFramework>(StringComparer.Ordinal);
         foreach (var framework in frameworks)

@@ -45,17 +45,33 @@ public sealed partial class ShellFramework : IComputeFramework
         exec /bin/sh -c "$1" 3<&-
         """;
 
+    /// <summary>Mode of every directory the framework makes for an attempt: only the agent's user may enter.</summary>
+    private const UnixFileMode PrivateDirectory = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+
     private readonly TimeSpan _killGracePeriod;
     private readonly ILogger _logger;
+    private readonly IReadOnlyCollection<string> _passEnvironment;
 
     /// <summary>Creates the framework.</summary>
     /// <param name="killGracePeriod">Time between SIGTERM and SIGKILL when a step is stopped. Default is 5 s.</param>
     /// <param name="logger">Where the framework logs; none by default.</param>
-    public ShellFramework(TimeSpan? killGracePeriod = null, ILogger<ShellFramework>? logger = null)
+    /// <param name="passEnvironment">
+    /// Agent environment variables steps also get besides PATH, HOME, LANG and TZ (a trailing '*' matches a prefix);
+    /// CP_ variables never pass. None by default.
+    /// </param>
+    public ShellFramework(TimeSpan? killGracePeriod = null, ILogger<ShellFramework>? logger = null, IReadOnlyCollection<string>? passEnvironment = null)
     {
         _killGracePeriod = killGracePeriod ?? TimeSpan.FromSeconds(5);
         _logger = (ILogger?)logger ?? NullLogger.Instance;
+        _passEnvironment = passEnvironment ?? [];
+        foreach (var problem in _passEnvironment.Select(StepEnvironment.Problem).OfType<string>())
+        {
+            throw new ArgumentException(problem, nameof(passEnvironment));
+        }
     }
+
+    /// <summary>The agent's environment steps inherit from (filtered); the process's own unless a test gives another.</summary>
+    internal Func<IReadOnlyDictionary<string, string>> AgentEnvironment { get; init; } = StepEnvironment.Process;
 
     /// <inheritdoc />
     public string Name => "shell";
@@ -90,7 +106,14 @@ public sealed partial class ShellFramework : IComputeFramework
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        // Not the agent's whole environment: it holds the agent's token and settings, which are no step's business.
         var env = startInfo.Environment;
+        env.Clear();
+        foreach (var (name, value) in StepEnvironment.Select(AgentEnvironment(), _passEnvironment))
+        {
+            env[name] = value;
+        }
+
         env["CP_RUN_ID"] = execution.RunId;
         env["CP_STEP_ID"] = execution.StepId;
         env["CP_ATTEMPT"] = execution.Attempt.ToString(CultureInfo.InvariantCulture);
@@ -98,7 +121,6 @@ public sealed partial class ShellFramework : IComputeFramework
         env["CP_INPUTS_DIR"] = layout.InputsDir;
         env["CP_OUTPUT_FILE"] = layout.OutputFile;
         env["CP_PARAMS"] = execution.ParamsJson;
-        env.Remove("CP_CHECKPOINT_FILE");
         if (layout.CheckpointFile is not null)
         {
             env["CP_CHECKPOINT_FILE"] = layout.CheckpointFile;
@@ -199,8 +221,9 @@ public sealed partial class ShellFramework : IComputeFramework
         var root = execution.Directory;
         var workDir = Path.Combine(root, "work");
         var inputsDir = Path.Combine(root, "inputs");
-        Directory.CreateDirectory(workDir);
-        Directory.CreateDirectory(inputsDir);
+        // The attempt's directory and any missing parent (its run's) are made private too.
+        CreatePrivateDirectory(workDir);
+        CreatePrivateDirectory(inputsDir);
         foreach (var (stepId, input) in execution.Inputs)
         {
             // An input held by reference is given as its URI text; inline inputs as their bytes.
@@ -216,6 +239,28 @@ public sealed partial class ShellFramework : IComputeFramework
         }
 
         return new Layout(workDir, inputsDir, Path.Combine(root, "output"), checkpointFile);
+    }
+
+    private static void CreatePrivateDirectory(string path)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            Directory.CreateDirectory(path);
+        }
+        else
+        {
+            // Each missing level with the mode: CreateDirectory gives it to the last one only.
+            var missing = new Stack<string>();
+            for (var dir = Path.GetFullPath(path); !Directory.Exists(dir); dir = Path.GetDirectoryName(dir)!)
+            {
+                missing.Push(dir);
+            }
+
+            while (missing.TryPop(out var dir))
+            {
+                Directory.CreateDirectory(dir, PrivateDirectory);
+            }
+        }
     }
 
     private async Task StopTreeAsync(Process process, int pgid)

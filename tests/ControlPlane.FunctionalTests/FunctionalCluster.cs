@@ -158,6 +158,9 @@ public sealed class FunctionalCluster : IAsyncDisposable
         return ["--ca", _pki.CaFile, "--cert", cert, "--key", key];
     }
 
+    /// <summary>Kills <paramref name="process"/> with the cluster.</summary>
+    public void Own(ObservedProcess process) => _processes.Add(process);
+
     /// <summary>Waits until the agent has logged its <paramref name="times"/>-th successful connect.</summary>
     public static async Task WaitConnectedAsync(ObservedProcess agent, int times)
     {
