@@ -25,6 +25,24 @@ public sealed partial class SchedulerOptions
     /// </summary>
     public string? ClientCa { get; set; }
 
+    /// <summary>
+    /// File holding the first admin token (name "admin", role admin, every namespace). With it (or
+    /// <see cref="AdminToken"/>) every call but grpc.health must carry a bearer token. Default is null.
+    /// </summary>
+    public string? AdminTokenFile { get; set; }
+
+    /// <summary>The first admin token itself (prefer <see cref="AdminTokenFile"/>: process arguments are readable by others). Default is null.</summary>
+    public string? AdminToken { get; set; }
+
+    /// <summary>
+    /// Allow a listen address other than loopback without TLS and authentication; the scheduler then warns at start and
+    /// in health. Default is false.
+    /// </summary>
+    public bool Insecure { get; set; }
+
+    /// <summary>Whether calls are authenticated: an admin token is configured.</summary>
+    public bool AuthenticationEnabled => AdminToken is not null || AdminTokenFile is not null;
+
     /// <summary>Serve grpc.reflection so tools such as grpcurl can list and call the services. Default is true.</summary>
     public bool Reflection { get; set; } = true;
 
@@ -140,6 +158,7 @@ public sealed partial class SchedulerOptions
         }
 
         ValidateClientCa();
+        ValidateSecurity();
         InRange(MaxReceiveMessageSize, nameof(MaxReceiveMessageSize), 1024 * 1024, int.MaxValue);
         InRange(MaxSubmitSize, nameof(MaxSubmitSize), 64 * 1024, MaxReceiveMessageSize);
         Positive(LeaseDuration, nameof(LeaseDuration), "00:00:30");
@@ -211,6 +230,59 @@ public sealed partial class SchedulerOptions
         if (count == 0)
         {
             throw new ArgumentException($"ClientCa '{ClientCa}' holds no certificate; give a PEM file with at least one '-----BEGIN CERTIFICATE-----' block.", nameof(ClientCa));
+        }
+    }
+
+    /// <summary>The admin token from <see cref="AdminToken"/> or the file <see cref="AdminTokenFile"/> names; null when neither is set.</summary>
+    public string? ReadAdminToken() => AdminToken?.Trim() ?? (AdminTokenFile is null ? null : File.ReadAllText(AdminTokenFile).Trim());
+
+    /// <summary>Whether <see cref="Listen"/> is a loopback address, reachable from this host only.</summary>
+    public bool ListensOnLoopback => IPAddress.IsLoopback(ParseListen(Listen).Address);
+
+    private void ValidateSecurity()
+    {
+        if (AdminToken is not null && AdminTokenFile is not null)
+        {
+            throw new ArgumentException("AdminToken and AdminTokenFile are both set; give the first admin token one way (the file is safer: process arguments are readable by others).", nameof(AdminToken));
+        }
+
+        if (AdminTokenFile is not null && !File.Exists(AdminTokenFile))
+        {
+            throw new ArgumentException($"AdminTokenFile '{AdminTokenFile}' does not exist; give a file holding the admin token (e.g. made with: umask 077; echo \"cpt_$(openssl rand -hex 24)\" > {AdminTokenFile}).", nameof(AdminTokenFile));
+        }
+
+        if (AuthenticationEnabled)
+        {
+            string? token;
+            try
+            {
+                token = ReadAdminToken();
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                throw new ArgumentException($"AdminTokenFile '{AdminTokenFile}' cannot be read ({ex.Message}).", nameof(AdminTokenFile));
+            }
+
+            if (!Security.TokenSecrets.IsWellFormed(token))
+            {
+                throw new ArgumentException(
+                    $"The admin token ({(AdminTokenFile is null ? "AdminToken" : $"in '{AdminTokenFile}'")}) must be {Security.TokenSecrets.MinLength} to {Security.TokenSecrets.MaxLength} printable characters without spaces; make a random one, e.g. cpt_$(openssl rand -hex 24).",
+                    AdminTokenFile is null ? nameof(AdminToken) : nameof(AdminTokenFile));
+            }
+        }
+
+        // Off loopback, anyone who reaches the port could run commands on every agent: refuse unless TLS and tokens are on, or told plainly.
+        if (!ListensOnLoopback && !Insecure && (TlsCert is null || !AuthenticationEnabled))
+        {
+            var missing = (TlsCert is null, AuthenticationEnabled) switch
+            {
+                (true, false) => "without TLS and without authentication",
+                (true, true) => "without TLS",
+                _ => "without authentication",
+            };
+            throw new ArgumentException(
+                $"Listen {Listen} is not a loopback address, and the scheduler would serve it {missing}: anyone who reaches the port could submit commands that every agent runs. Give --tls-cert/--tls-key and --admin-token-file (or CP_ADMIN_TOKEN), listen on 127.0.0.1, or pass --insecure to do it anyway.",
+                nameof(Listen));
         }
     }
 

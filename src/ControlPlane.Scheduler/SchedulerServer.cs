@@ -1,6 +1,8 @@
 using System.Security.Cryptography.X509Certificates;
 using ControlPlane.Scheduler.Internal;
+using ControlPlane.Scheduler.Security;
 using ControlPlane.Scheduler.Services;
+using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -29,7 +31,11 @@ public sealed class SchedulerServer : IAsyncDisposable
         "controlplane.v1.RunService",
         "controlplane.v1.AgentService",
         "controlplane.v1.AdminService",
+        "controlplane.v1.AuthService",
     ];
+
+    /// <summary>Response header (value "off") on every call to a scheduler that runs with authentication off.</summary>
+    public const string AuthOffHeader = "cp-auth";
 
     /// <summary>How long the listener stays open after the last stream ended, so clients read its status first.</summary>
     private static readonly TimeSpan StatusLinger = TimeSpan.FromMilliseconds(250);
@@ -105,6 +111,12 @@ public sealed class SchedulerServer : IAsyncDisposable
     /// </summary>
     internal Action<WebApplicationBuilder>? ConfigureHost { get; init; }
 
+    /// <summary>
+    /// Where bearer tokens are kept. Default: the run store when it keeps tokens too (the Redis store), else an
+    /// in-process <see cref="EmbeddedTokenStore"/>.
+    /// </summary>
+    public ITokenStore? TokenStore { get; init; }
+
     /// <summary>The bound addresses (real ports when port 0 was asked for), after <see cref="StartAsync"/>.</summary>
     public IReadOnlyList<Uri> Addresses => _addresses;
 
@@ -130,6 +142,22 @@ public sealed class SchedulerServer : IAsyncDisposable
             _started = true;
         }
 
+        // The first line says whether calls are authenticated, so nobody runs an open scheduler unknowingly.
+        var listen = _options.Listen;
+        if (!_options.AuthenticationEnabled)
+        {
+            SecurityLog.AuthenticationOff(_logger, listen);
+        }
+        else
+        {
+            SecurityLog.AuthenticationOn(_logger, listen);
+        }
+
+        if (_options.Insecure && !_options.ListensOnLoopback && (_options.TlsCert is null || !_options.AuthenticationEnabled))
+        {
+            SecurityLog.Insecure(_logger, listen, _options.TlsCert is null ? "no TLS" : "TLS", _options.AuthenticationEnabled ? "authentication" : "no authentication");
+        }
+
         _store ??= _storeFactory is not null
             ? await _storeFactory(_options, cancellationToken).ConfigureAwait(false)
             : new EmbeddedRunStore(_options.CreateStoreOptions(), _time, _loggerFactory.CreateLogger<EmbeddedRunStore>());
@@ -140,12 +168,42 @@ public sealed class SchedulerServer : IAsyncDisposable
         _maintenance = new MaintenanceLoop(_store, _options, _time, _logger);
         _maintenance.Start();
 
-        _runtime = new SchedulerRuntime(_options, _store, _pipeline, _hub, _logger, _shutdown.Token);
+        var tokens = TokenStore ?? _store as ITokenStore ?? new EmbeddedTokenStore();
+        await BootstrapAdminTokenAsync(tokens, cancellationToken).ConfigureAwait(false);
+        _runtime = new SchedulerRuntime(_options, _store, _pipeline, _hub, _logger, _shutdown.Token)
+        {
+            Tokens = new TokenValidator(tokens, _time),
+            Time = _time,
+        };
         _app = BuildApplication(_runtime);
         await _app.StartAsync(cancellationToken).ConfigureAwait(false);
         _addresses = _app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>()
             .Addresses.Select(a => new Uri(a)).ToArray();
         SchedulerLog.Listening(_logger, _options.EffectiveSchedulerId, _addresses);
+    }
+
+    /// <summary>Stores the configured admin token as "admin" (role admin, every namespace), replacing an older one of that name.</summary>
+    private async Task BootstrapAdminTokenAsync(ITokenStore tokens, CancellationToken cancellationToken)
+    {
+        if (_options.ReadAdminToken() is not { } secret)
+        {
+            return;
+        }
+
+        var hash = TokenSecrets.Hash(secret);
+        var existing = await tokens.FindAsync(hash, cancellationToken).ConfigureAwait(false);
+        if (existing is { RevokedAt: not null })
+        {
+            // A revoked token stays revoked: restarting with the same file must not bring it back.
+            SecurityLog.AdminTokenRevoked(_logger, existing.Name);
+            return;
+        }
+
+        if (existing is null)
+        {
+            var admin = new ApiToken(hash, "admin", V1.TokenRole.Admin, CallerClaims.AnyNamespace, null, _time.GetUtcNow(), null, null);
+            await tokens.PutAsync(admin, replace: true, cancellationToken).ConfigureAwait(false);
+        }
     }
 
     private WebApplication BuildApplication(SchedulerRuntime runtime)
@@ -203,6 +261,23 @@ public sealed class SchedulerServer : IAsyncDisposable
         builder.Services.AddSingleton<RunServiceImpl>();
         builder.Services.AddSingleton<AgentServiceImpl>();
         builder.Services.AddSingleton<AdminServiceImpl>();
+        builder.Services.AddSingleton<AuthServiceImpl>();
+        var authenticated = _options.AuthenticationEnabled;
+        if (authenticated)
+        {
+            // ASP.NET Core authentication (bearer tokens) and one policy that reads the authorization table per method.
+            builder.Services.AddSingleton(runtime.Tokens);
+            builder.Services.AddSingleton(_time);
+            builder.Services.AddAuthentication(BearerTokenHandler.SchemeName)
+                .AddScheme<AuthenticationSchemeOptions, BearerTokenHandler>(BearerTokenHandler.SchemeName, null);
+            var requirement = new MethodPermissionRequirement(_options.Namespace);
+            builder.Services.AddSingleton<Microsoft.AspNetCore.Authorization.IAuthorizationHandler>(requirement);
+            builder.Services.AddAuthorizationBuilder().AddPolicy(MethodPermissionRequirement.PolicyName, policy => policy
+                .AddAuthenticationSchemes(BearerTokenHandler.SchemeName)
+                .RequireAuthenticatedUser()
+                .AddRequirements(requirement));
+        }
+
         builder.Services.AddGrpcHealthChecks(health =>
         {
             foreach (var name in HealthServiceNames)
@@ -227,13 +302,41 @@ public sealed class SchedulerServer : IAsyncDisposable
         var web = builder.Build();
         web.UseMiddleware<RequestSizeLimits>(_options, _logger);
         web.UseMiddleware<HealthWatchShutdown>();
-        web.MapGrpcService<RunServiceImpl>();
-        web.MapGrpcService<AgentServiceImpl>();
-        web.MapGrpcService<AdminServiceImpl>();
+        if (authenticated)
+        {
+            web.UseAuthentication();
+            web.UseAuthorization();
+        }
+        else
+        {
+            // One cheap header tells clients (cpctl prints a notice) that nothing here checks who calls.
+            web.Use((context, next) =>
+            {
+                context.Response.Headers[AuthOffHeader] = "off";
+                return next(context);
+            });
+        }
+
+        // grpc.health stays open to probes; everything else needs a token the authorization table allows.
+        var services = new List<IEndpointConventionBuilder>
+        {
+            web.MapGrpcService<RunServiceImpl>(),
+            web.MapGrpcService<AgentServiceImpl>(),
+            web.MapGrpcService<AdminServiceImpl>(),
+            web.MapGrpcService<AuthServiceImpl>(),
+        };
         web.MapGrpcHealthChecksService();
         if (_options.Reflection)
         {
-            web.MapGrpcReflectionService();
+            services.Add(web.MapGrpcReflectionService());
+        }
+
+        if (authenticated)
+        {
+            foreach (var service in services)
+            {
+                service.RequireAuthorization(MethodPermissionRequirement.PolicyName);
+            }
         }
 
         return web;

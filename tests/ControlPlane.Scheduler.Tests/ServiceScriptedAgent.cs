@@ -27,9 +27,9 @@ public sealed class ServiceScriptedAgent : IAsyncDisposable
 
     private readonly TaskCompletionSource<Status> _ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    public static async Task<ServiceScriptedAgent> ConnectAsync(GrpcChannel channel, Hello hello)
+    public static async Task<ServiceScriptedAgent> ConnectAsync(GrpcChannel channel, Hello hello, Metadata? headers = null)
     {
-        var call = channel.CreateCallInvoker().AsyncDuplexStreamingCall(ServiceTestHost.Methods.Connect, null, default);
+        var call = channel.CreateCallInvoker().AsyncDuplexStreamingCall(ServiceTestHost.Methods.Connect, null, new CallOptions(headers));
         var agent = new ServiceScriptedAgent(call);
         await agent.SendAsync(new ConnectRequest { Hello = hello });
         return agent;

@@ -1,4 +1,5 @@
 using ControlPlane.Scheduler.Internal;
+using ControlPlane.Scheduler.Security;
 using ControlPlane.V1;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
@@ -48,6 +49,9 @@ internal sealed class AgentServiceImpl : AgentService.AgentServiceBase
         }
 
         var registration = ToRegistration(first.Hello);
+
+        // The credential names the agents it may be; nothing is registered for one it does not name.
+        AgentCredential.Check(CallerClaims.UserOf(context), registration.AgentId);
         var session = await RpcErrors.Guard(() => _store.ConnectAgentAsync(registration, context.CancellationToken), ("agent_id", registration.AgentId)).ConfigureAwait(false);
         var revoked = session.RevokedTokens.ToHashSet();
         var kept = registration.RunningAttempts.Where(a => !revoked.Contains(a.FencingToken));

@@ -2,6 +2,7 @@ using System.Globalization;
 using ControlPlane.V1;
 using Grpc.Core;
 using ControlPlane.Scheduler.Internal;
+using ControlPlane.Scheduler.Security;
 
 namespace ControlPlane.Scheduler.Services;
 
@@ -106,7 +107,9 @@ internal sealed class RunServiceImpl : RunService.RunServiceBase
             GateDecision.Reject => false,
             _ => throw RpcErrors.InvalidArgument("decision", "decision is required: GATE_DECISION_APPROVE or GATE_DECISION_REJECT"),
         };
-        var input = new GateDecisionInput(runId, stepId, approve, request.DecidedBy, request.Comment);
+        // With authentication on, the decision is the token's: a caller cannot name someone else as the decider.
+        var decidedBy = CallerClaims.TokenNameOf(CallerClaims.UserOf(context)) ?? request.DecidedBy;
+        var input = new GateDecisionInput(runId, stepId, approve, decidedBy, request.Comment);
         var run = await RpcErrors.Guard(() => _store.DecideGateAsync(input, context.CancellationToken), ("run_id", runId), ("step_id", stepId)).ConfigureAwait(false);
         return new ApproveGateResponse { Run = run };
     }

@@ -1,4 +1,5 @@
 using ControlPlane.Scheduler.Internal;
+using ControlPlane.Scheduler.Security;
 using Microsoft.Extensions.Logging;
 
 namespace ControlPlane.Scheduler.Services;
@@ -24,6 +25,14 @@ internal sealed class SchedulerRuntime(
 
     /// <summary>Fires when the replica starts shutting down: streams end with UNAVAILABLE and health turns NOT_SERVING.</summary>
     public CancellationToken ShuttingDown { get; } = shuttingDown;
+
+    /// <summary>Bearer tokens (also when authentication is off: AuthService manages them either way).</summary>
+    public TokenValidator Tokens { get; init; } = new(new EmbeddedTokenStore(), TimeProvider.System);
+
+    public TimeProvider Time { get; init; } = TimeProvider.System;
+
+    /// <summary>Whether calls are authenticated (an admin token was configured).</summary>
+    public bool AuthenticationEnabled => Options.AuthenticationEnabled;
 
     /// <summary>The agent and watch streams being served, which shutdown lets end before it closes the listener.</summary>
     public OpenStreams Streams { get; } = new();
