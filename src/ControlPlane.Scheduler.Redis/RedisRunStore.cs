@@ -1,5 +1,6 @@
 using System.Globalization;
 using ControlPlane.Scheduler.Redis.Internal;
+using ControlPlane.Scheduler.Security;
 using ControlPlane.V1;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -14,7 +15,7 @@ namespace ControlPlane.Scheduler.Redis;
 /// SHA, all keys of a namespace share the hash tag <c>cp:{ns}:</c> (one cluster slot), events live in one
 /// Redis stream per run, and wake-ups go out on one pub/sub channel per namespace.
 /// </summary>
-public sealed partial class RedisRunStore : IRunStore
+public sealed partial class RedisRunStore : IRunStore, ITokenStore
 {
     private static readonly LuaScripts Scripts = new();
 
@@ -34,6 +35,7 @@ public sealed partial class RedisRunStore : IRunStore
     private readonly ResiliencePipeline _retry;
     private readonly ResiliencePipeline _readRetry;
     private readonly string _ns;
+    private RedisTokenStore? _tokens;
     private RedisTimeProvider? _ownedClock;
     private Task? _loaded;
     private long _roundTrips;
