@@ -32,6 +32,18 @@ public sealed partial class AgentOptions
     /// <summary>Stable identity of this agent across reconnects and restarts, [a-z0-9][a-z0-9._-]{0,62}. Default is the host name, lower-cased with other characters replaced by '-'.</summary>
     public string AgentId { get; set; } = SanitizeAgentId(Environment.MachineName);
 
+    /// <summary>
+    /// Bearer token sent on Connect when the scheduler runs with authentication on (an agent token naming this
+    /// agent's id). Prefer <see cref="TokenFile"/>: process arguments and unit files are readable by others. Default is null.
+    /// </summary>
+    public string? Token { get; set; }
+
+    /// <summary>File holding the bearer token; read again on every connect, so a rotated token takes effect. Default is null.</summary>
+    public string? TokenFile { get; set; }
+
+    /// <summary>The token to send: <see cref="Token"/>, else the content of <see cref="TokenFile"/>, else null.</summary>
+    public string? ReadToken() => Token?.Trim() ?? (TokenFile is null ? null : File.ReadAllText(TokenFile).Trim());
+
     /// <summary>How many step slots this agent runs at once. Default is the processor count.</summary>
     public int Slots { get; set; } = Environment.ProcessorCount;
 
@@ -129,6 +141,19 @@ public sealed partial class AgentOptions
         if (!IdPattern().IsMatch(AgentId ?? string.Empty))
         {
             errors.Add((nameof(AgentId), $"AgentId '{AgentId}' must match [a-z0-9][a-z0-9._-]{{0,62}}; use lower-case letters, digits, '.', '_' or '-', e.g. gpu-box-1."));
+        }
+
+        if (Token is not null && TokenFile is not null)
+        {
+            errors.Add((nameof(Token), "Token and TokenFile are both set; give the token one way (TokenFile is safer: arguments are readable by others)."));
+        }
+        else if (TokenFile is not null && !File.Exists(TokenFile))
+        {
+            errors.Add((nameof(TokenFile), $"TokenFile '{TokenFile}' does not exist; give the file that holds this agent's token (cpctl auth token create --role agent prints one)."));
+        }
+        else if (Token is not null && (Token.Trim().Length == 0 || Token.Trim().Any(c => c is <= ' ' or > '~')))
+        {
+            errors.Add((nameof(Token), "Token must be printable ASCII without spaces; pass it exactly as 'cpctl auth token create' printed it."));
         }
 
         if (Slots < 1 || Slots > 10_000)

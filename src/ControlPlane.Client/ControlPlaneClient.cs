@@ -31,6 +31,8 @@ public sealed class ControlPlaneClient : IDisposable
     private readonly GrpcChannel _channel;
     private readonly RunService.RunServiceClient _runs;
     private readonly AdminService.AdminServiceClient _admin;
+    private readonly AuthService.AuthServiceClient _auth;
+    private readonly Internal.AuthOffObserver _authOff = new();
     private readonly ControlPlaneClientOptions _options;
     private readonly Metadata? _headers;
 
@@ -44,9 +46,10 @@ public sealed class ControlPlaneClient : IDisposable
         options.Validate();
         _options = options;
         Address = new Uri(options.Address);
-        _channel = GrpcChannel.ForAddress(options.Address, CreateChannelOptions(options));
+        _channel = GrpcChannel.ForAddress(options.Address, CreateChannelOptions(options, _authOff));
         _runs = new RunService.RunServiceClient(_channel);
         _admin = new AdminService.AdminServiceClient(_channel);
+        _auth = new AuthService.AuthServiceClient(_channel);
         if (options.BearerToken is { } token)
         {
             _headers = new Metadata { { "authorization", "Bearer " + token } };
@@ -71,7 +74,9 @@ public sealed class ControlPlaneClient : IDisposable
     /// The channel: HTTP/2 keep-alive pings (a dead scheduler is noticed on an idle watch), several HTTP/2
     /// connections when one is full, and grpc's retry policy for the idempotent methods.
     /// </summary>
-    internal static GrpcChannelOptions CreateChannelOptions(ControlPlaneClientOptions options)
+    internal static GrpcChannelOptions CreateChannelOptions(ControlPlaneClientOptions options) => CreateChannelOptions(options, null);
+
+    private static GrpcChannelOptions CreateChannelOptions(ControlPlaneClientOptions options, Internal.AuthOffObserver? authOff)
     {
         var handler = new SocketsHttpHandler
         {
@@ -89,9 +94,16 @@ public sealed class ControlPlaneClient : IDisposable
         var (ca, clientCertificate) = LoadTls(options);
         ClientTls.Apply(handler.SslOptions, ca, clientCertificate);
 
+        HttpMessageHandler outer = handler;
+        if (authOff is not null)
+        {
+            authOff.InnerHandler = handler;
+            outer = authOff;
+        }
+
         var channelOptions = new GrpcChannelOptions
         {
-            HttpHandler = handler,
+            HttpHandler = outer,
             DisposeHttpClient = true,
             MaxReceiveMessageSize = options.MaxReceiveMessageSize,
         };
@@ -140,6 +152,30 @@ public sealed class ControlPlaneClient : IDisposable
 
         var (ca, clientCertificate) = LoadTls(_options);
         return ClientTls.DiagnoseAsync(Address, ca, clientCertificate, cancellationToken);
+    }
+
+    /// <summary>
+    /// True once a response said the scheduler runs with authentication off (its <c>cp-auth: off</c> header): every
+    /// caller may do everything there, and a token is not checked.
+    /// </summary>
+    public bool SchedulerAuthenticationOff => _authOff.Seen;
+
+    /// <summary>Creates a bearer token (AuthService, admin role); the response holds the secret, returned this once.</summary>
+    public Task<CreateTokenResponse> CreateTokenAsync(CreateTokenRequest request, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        return UnaryAsync(o => _auth.CreateTokenAsync(request, o), cancellationToken);
+    }
+
+    /// <summary>Every token, without secrets (AuthService, admin role).</summary>
+    public async Task<IReadOnlyList<TokenInfo>> ListTokensAsync(CancellationToken cancellationToken = default) =>
+        (await UnaryAsync(o => _auth.ListTokensAsync(new ListTokensRequest(), o), cancellationToken).ConfigureAwait(false)).Tokens;
+
+    /// <summary>Revokes the token <paramref name="name"/> (in <paramref name="ns"/>, or wherever the name is unique).</summary>
+    public async Task<TokenInfo> RevokeTokenAsync(string name, string? ns = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        return (await UnaryAsync(o => _auth.RevokeTokenAsync(new RevokeTokenRequest { Name = name, Namespace = ns ?? "" }, o), cancellationToken).ConfigureAwait(false)).Info;
     }
 
     /// <summary>Creates a client of the scheduler at <paramref name="address"/> with default options.</summary>

@@ -127,7 +127,10 @@ internal sealed class SchedulerSession
             MaxReceiveMessageSize = 64 * 1024 * 1024,
         });
         using var sessionCts = CancellationTokenSource.CreateLinkedTokenSource(hardStop);
-        using var call = new AgentService.AgentServiceClient(channel).Connect(cancellationToken: sessionCts.Token);
+        // The token is read on every connect, so a rotated token file takes effect at the next reconnect.
+        var token = _options.ReadToken();
+        var headers = token is null ? null : new Metadata { { "authorization", "Bearer " + token } };
+        using var call = new AgentService.AgentServiceClient(channel).Connect(headers, cancellationToken: sessionCts.Token);
         AgentLog.Connecting(_logger, address, _options.AgentId);
 
         var hello = BuildHello();

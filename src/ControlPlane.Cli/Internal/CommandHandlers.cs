@@ -11,6 +11,8 @@ internal sealed class CommandHandlers
     private static readonly JsonFormatter IndentedJson = new(JsonFormatter.Settings.Default.WithIndentation());
     private static readonly JsonFormatter LineJson = new(JsonFormatter.Settings.Default);
 
+    private readonly List<ControlPlaneClient> _clients = [];
+
     public CommandHandlers(CliContext cli, GlobalOptions globals, bool handleTermination)
     {
         Cli = cli;
@@ -27,7 +29,12 @@ internal sealed class CommandHandlers
 
     /// <summary>Sets a command's action: the body runs under <see cref="Cpctl.GuardAsync"/>.</summary>
     public void Handle(Command command, Func<Invocation, CancellationToken, Task<int>> body) =>
-        command.SetAction((parse, cancellationToken) => Cpctl.GuardAsync(Cli, () => ExplainTransportAsync(parse, () => body(new Invocation(this, parse), cancellationToken), cancellationToken), cancellationToken));
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var exit = await Cpctl.GuardAsync(Cli, () => ExplainTransportAsync(parse, () => body(new Invocation(this, parse), cancellationToken), cancellationToken), cancellationToken).ConfigureAwait(false);
+            await NoticeAuthenticationOffAsync(parse).ConfigureAwait(false);
+            return exit;
+        });
 
     /// <summary>A call that could not connect because of TLS (plain text against TLS, an untrusted certificate) fails with one line saying what to pass.</summary>
     private async Task<int> ExplainTransportAsync(ParseResult parse, Func<Task<int>> body, CancellationToken cancellationToken)
@@ -50,20 +57,46 @@ internal sealed class CommandHandlers
         }
     }
 
+    /// <summary>One stderr line when a scheduler this command talked to said it checks no credentials (cp-auth: off).</summary>
+    private async Task NoticeAuthenticationOffAsync(ParseResult parse)
+    {
+        List<ControlPlaneClient> clients;
+        lock (_clients)
+        {
+            clients = [.. _clients];
+            _clients.Clear();
+        }
+
+        if (clients.Any(c => c.SchedulerAuthenticationOff))
+        {
+            await Cli.Error.WriteLineAsync(
+                $"cpctl: note: the scheduler at {SchedulerAddress(parse)} runs with authentication off: it checks no token, and anyone who reaches it may do anything").ConfigureAwait(false);
+        }
+    }
+
     public string SchedulerAddress(ParseResult parse) =>
         parse.GetValue(Globals.Scheduler) ?? Cli.Variable("CP_SCHEDULER") ?? Cpctl.DefaultScheduler;
 
-    public ControlPlaneClient CreateClient(ParseResult parse) => new(new ControlPlaneClientOptions
+    public ControlPlaneClient CreateClient(ParseResult parse)
     {
-        Address = SchedulerAddress(parse),
-        BearerToken = parse.GetValue(Globals.Token) ?? Cli.Variable("CP_TOKEN"),
-        CaFile = parse.GetValue(Globals.Ca) ?? Cli.Variable("CP_CA"),
-        ClientCertificateFile = parse.GetValue(Globals.Cert) ?? Cli.Variable("CP_CERT"),
-        ClientKeyFile = parse.GetValue(Globals.Key) ?? Cli.Variable("CP_KEY"),
+        var client = new ControlPlaneClient(new ControlPlaneClientOptions
+        {
+            Address = SchedulerAddress(parse),
+            BearerToken = parse.GetValue(Globals.Token) ?? Cli.Variable("CP_TOKEN"),
+            CaFile = parse.GetValue(Globals.Ca) ?? Cli.Variable("CP_CA"),
+            ClientCertificateFile = parse.GetValue(Globals.Cert) ?? Cli.Variable("CP_CERT"),
+            ClientKeyFile = parse.GetValue(Globals.Key) ?? Cli.Variable("CP_KEY"),
 
-        // A person is waiting: a few quick retries ride out a blip without stalling on a scheduler that is down.
-        MaxRetryAttempts = 3,
-    });
+            // A person is waiting: a few quick retries ride out a blip without stalling on a scheduler that is down.
+            MaxRetryAttempts = 3,
+        });
+        lock (_clients)
+        {
+            _clients.Add(client);
+        }
+
+        return client;
+    }
 
     public bool Json(ParseResult parse) => parse.GetValue(Globals.Output) == "json";
 

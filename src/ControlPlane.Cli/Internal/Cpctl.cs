@@ -69,6 +69,7 @@ internal static class Cpctl
         root.Subcommands.Add(HostCommands.Dev(handlers));
         root.Subcommands.Add(RunCommands.Build(handlers));
         root.Subcommands.Add(AgentCommands.Build(handlers));
+        root.Subcommands.Add(AuthCommands.Build(handlers));
         return root;
     }
 
@@ -123,6 +124,11 @@ internal static class Cpctl
     /// <summary><c>error: run r-123 not found (NOT_FOUND)</c>, with a hint where one helps.</summary>
     public static string Describe(RpcException ex)
     {
+        if (DescribeAuthFailure(ex) is { } auth)
+        {
+            return auth;
+        }
+
         var code = TextRender.Name(ex.StatusCode);
         var detail = ex.Status.Detail.Length > 0 ? ex.Status.Detail : "the call failed";
         var hint = (ex.StatusCode, ex.GetErrorReason()) switch
@@ -132,10 +138,34 @@ internal static class Cpctl
             (StatusCode.Unavailable, _) => "; is the scheduler running? Start one with 'cpctl server' or point --scheduler / CP_SCHEDULER at it",
             (StatusCode.NotFound, ErrorReason.RunNotFound) => "; 'cpctl run ls' lists the runs",
             (StatusCode.Unauthenticated, _) => "; pass a token with --token or CP_TOKEN",
+            (StatusCode.PermissionDenied, _) => "; use a token whose role allows this (cpctl auth token create)",
             (StatusCode.Unimplemented, _) => "; the address may not be a ControlPlane scheduler",
             (StatusCode.DeadlineExceeded, _) => "; the scheduler did not answer in time",
             _ => string.Empty,
         };
         return $"error: {detail} ({code}){hint}";
+    }
+
+    /// <summary>One line per refused credential, from the status's ErrorInfo (which token, what is wrong, what to do).</summary>
+    private static string? DescribeAuthFailure(RpcException ex)
+    {
+        var info = ex.GetErrorInfo();
+        var token = info?.Metadata.GetValueOrDefault("token_name") ?? "";
+        var code = TextRender.Name(ex.StatusCode);
+        var line = ex.GetErrorReason() switch
+        {
+            ErrorReason.TokenMissing => "no token given: pass --token or set CP_TOKEN",
+            ErrorReason.TokenMalformed => "the token given (--token or CP_TOKEN) is malformed: pass it exactly as 'cpctl auth token create' printed it",
+            ErrorReason.TokenUnknown => "the scheduler does not know the token given (--token or CP_TOKEN); check it, or create one with cpctl auth token create",
+            ErrorReason.TokenRevoked => $"the scheduler refused the token '{token}' (revoked); create a new one with cpctl auth token create",
+            ErrorReason.TokenExpired => $"the scheduler refused the token '{token}' (expired); create a new one with cpctl auth token create",
+            ErrorReason.RoleNotAllowed =>
+                $"the token '{token}' (role {info!.Metadata.GetValueOrDefault("role")}) may not call {info.Metadata.GetValueOrDefault("method")?.TrimStart('/')}; use a token whose role allows it (README: Authentication)",
+            ErrorReason.NamespaceNotAllowed =>
+                $"the token '{token}' belongs to namespace '{info!.Metadata.GetValueOrDefault("namespace")}', which this scheduler does not serve; use a token of its namespace",
+            ErrorReason.AgentIdNotAllowed => $"the token '{token}' may not connect as agent '{info!.Metadata.GetValueOrDefault("agent_id")}'",
+            _ => null,
+        };
+        return line is null ? null : $"error: {line} ({code})";
     }
 }
