@@ -21,15 +21,27 @@ public sealed class FunctionalCluster : IAsyncDisposable
     private readonly string _ns = "ft-" + Guid.NewGuid().ToString("N")[..12];
     private readonly List<ObservedProcess> _processes = [];
     private readonly TimeSpan _lease;
+    private readonly string? _adminTokenFile;
     private ControlPlaneClient? _client;
     private TestCertificates? _pki;
 
-    private FunctionalCluster(string redis, TimeSpan lease)
+    private FunctionalCluster(string redis, TimeSpan lease, string? adminToken = null)
     {
         _redis = redis;
         _lease = lease;
         SharedDir = Directory.CreateTempSubdirectory("cp-ft-").FullName;
+        if (adminToken is not null)
+        {
+            AdminToken = adminToken;
+            _adminTokenFile = WriteSecret("admin.token", adminToken);
+        }
     }
+
+    /// <summary>The scheduler's admin token (authentication on), or null (authentication off).</summary>
+    public string? AdminToken { get; }
+
+    /// <summary>The token <see cref="Client"/> sends; the admin token unless the test sets another. Set it before the first use of Client.</summary>
+    public string? ClientToken { get; set; }
 
     /// <summary>A directory the test and every step can read and write.</summary>
     public string SharedDir { get; }
@@ -43,12 +55,40 @@ public sealed class FunctionalCluster : IAsyncDisposable
     /// <summary>The private CA of a cluster started with <see cref="StartTlsAsync"/>: the scheduler's certificate and the agents' client certificates.</summary>
     public TestCertificates? Pki => _pki;
 
-    public ControlPlaneClient Client => _client ??= new ControlPlaneClient(new ControlPlaneClientOptions { Address = Address, CaFile = _pki?.CaFile });
+    public ControlPlaneClient Client => _client ??= new ControlPlaneClient(new ControlPlaneClientOptions { Address = Address, CaFile = _pki?.CaFile, BearerToken = ClientToken ?? AdminToken });
 
     public Dictionary<string, ObservedProcess> Agents { get; } = new(StringComparer.Ordinal);
 
     public static Task<FunctionalCluster> StartAsync(RedisServerFixture redis, TimeSpan? lease = null) =>
         StartAsync(redis.Configuration, lease);
+
+    /// <summary>A cluster whose scheduler authenticates every call: started with --admin-token-file holding <paramref name="adminToken"/>.</summary>
+    public static async Task<FunctionalCluster> StartAuthenticatedAsync(RedisServerFixture redis, string adminToken)
+    {
+        var cluster = new FunctionalCluster(redis.Configuration, TimeSpan.FromSeconds(10), adminToken);
+        await cluster.StartSchedulerAsync(port: 0);
+        return cluster;
+    }
+
+    /// <summary>Writes <paramref name="secret"/> to a file only this user may read; returns its path.</summary>
+    public string WriteSecret(string name, string secret)
+    {
+        var path = Path.Combine(SharedDir, name);
+        File.WriteAllText(path, secret + "\n");
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+        return path;
+    }
+
+    /// <summary>Runs the real cpctl against this cluster's scheduler; returns its exit code, stdout and stderr.</summary>
+    public async Task<(int ExitCode, string Out, string Error)> CpctlAsync(IReadOnlyDictionary<string, string>? environment, params string[] args)
+    {
+        await using var cpctl = ObservedProcess.Start("cpctl " + string.Join(' ', args), HostPath("Cpctl"), ["--scheduler", Address, .. args], environment: environment);
+        var exit = await cpctl.WaitForExitAsync(Timeout) ?? throw new TimeoutException($"cpctl {string.Join(' ', args)} did not exit within {Timeout}:\n{cpctl.Output}");
+        return (exit, cpctl.StandardOutput, cpctl.StandardError);
+    }
 
     /// <summary>A cluster on the Redis at <paramref name="redisConfiguration"/> ("127.0.0.1:port"), e.g. one the test restarts.</summary>
     public static async Task<FunctionalCluster> StartAsync(string redisConfiguration, TimeSpan? lease = null)
@@ -97,6 +137,7 @@ public sealed class FunctionalCluster : IAsyncDisposable
             "--heartbeat-interval", $"{heartbeat.TotalMilliseconds}ms",
             "--maintenance-interval", "250ms",
             .. _pki is null ? [] : new[] { "--tls-cert", _pki.ServerCertFile, "--tls-key", _pki.ServerKeyFile, "--client-ca", _pki.CaFile },
+            .. _adminTokenFile is null ? Array.Empty<string>() : ["--admin-token-file", _adminTokenFile],
         ]);
         _processes.Add(scheduler);
         return (scheduler, new Uri(await scheduler.WaitForListeningAsync(Timeout)).Port);
@@ -130,11 +171,20 @@ public sealed class FunctionalCluster : IAsyncDisposable
     }
 
     /// <summary>Starts an agent of this cluster's scheduler, or of <paramref name="schedulers"/> (one or several addresses).</summary>
-    public async Task<ObservedProcess> StartAgentAsync(string id, int slots, string? schedulers = null)
+    public async Task<ObservedProcess> StartAgentAsync(string id, int slots, string? schedulers = null, string? tokenFile = null)
+    {
+        var agent = LaunchAgent(id, slots, schedulers, tokenFile);
+        await WaitConnectedAsync(agent, 1);
+        return agent;
+    }
+
+    /// <summary>Starts an agent process without waiting for it to connect (e.g. one the scheduler should refuse).</summary>
+    public ObservedProcess LaunchAgent(string id, int slots, string? schedulers = null, string? tokenFile = null)
     {
         var workRoot = Path.Combine(SharedDir, "work-" + id);
         var agent = ObservedProcess.Start("agent " + id, AgentPath,
-            ["--scheduler", schedulers ?? Address, "--agent-id", id, "--slots", slots.ToString(System.Globalization.CultureInfo.InvariantCulture), "--work-root", workRoot, .. TlsArguments(id)],
+            ["--scheduler", schedulers ?? Address, "--agent-id", id, "--slots", slots.ToString(System.Globalization.CultureInfo.InvariantCulture), "--work-root", workRoot, .. TlsArguments(id),
+                .. tokenFile is null ? Array.Empty<string>() : ["--token-file", tokenFile]],
             environment: new Dictionary<string, string>
             {
                 ["CP_MAX_RECONNECT_DELAY"] = "1s",
@@ -142,7 +192,6 @@ public sealed class FunctionalCluster : IAsyncDisposable
             });
         _processes.Add(agent);
         Agents[id] = agent;
-        await WaitConnectedAsync(agent, 1);
         return agent;
     }
 

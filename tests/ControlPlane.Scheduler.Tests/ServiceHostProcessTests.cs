@@ -33,6 +33,41 @@ public sealed class ServiceHostProcessTests
         Assert.Contains("scheduler stopped", systemd.Output, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task SchedulerProcess_NoAdminToken_FirstLogLineSaysAuthenticationIsOff()
+    {
+        await using var scheduler = ObservedProcess.Start("cp-scheduler", "dotnet", [HostPath(), "--listen", "127.0.0.1:0"]);
+
+        await scheduler.WaitForListeningAsync(Timeout);
+
+        var first = scheduler.StandardError.Split('\n', StringSplitOptions.RemoveEmptyEntries)[0];
+        Assert.Contains("Authentication is off", first, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("0.0.0.0:0")]
+    [InlineData("[::]:0")]
+    public async Task SchedulerProcess_NonLoopbackWithoutTlsAndTokens_RefusedWithHowToFix(string listen)
+    {
+        await using var scheduler = ObservedProcess.Start("cp-scheduler", "dotnet", [HostPath(), "--listen", listen]);
+
+        var exit = await scheduler.WaitForExitAsync(Timeout);
+
+        Assert.Equal(2, exit);
+        Assert.Contains("is not a loopback address", scheduler.StandardError, StringComparison.Ordinal);
+        Assert.Contains("--insecure", scheduler.StandardError, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task SchedulerProcess_NonLoopbackWithInsecure_StartsAndWarns()
+    {
+        await using var scheduler = ObservedProcess.Start("cp-scheduler", "dotnet", [HostPath(), "--listen", "0.0.0.0:0", "--insecure"]);
+
+        await scheduler.WaitForListeningAsync(Timeout);
+
+        Assert.Contains("INSECURE: listening on 0.0.0.0:0", scheduler.StandardError, StringComparison.Ordinal);
+    }
+
     private static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
