@@ -33,6 +33,28 @@ public sealed class AgentOptionsTests : IDisposable
     }
 
     [Fact]
+    public void Load_TokenFromEnvironmentOrFile_ReadTheSameWay()
+    {
+        var file = WriteFile("agent.token", "cpt_from-file-0123456789\n");
+
+        var fromEnvironment = Load([], new Dictionary<string, string> { ["CP_TOKEN"] = "cpt_from-env-0123456789" }).Options;
+        var fromFile = Load(["--token-file", file]).Options;
+
+        Assert.Equal("cpt_from-env-0123456789", fromEnvironment.ReadToken());
+        Assert.Equal("cpt_from-file-0123456789", fromFile.ReadToken());
+        Assert.Null(new AgentOptions().ReadToken());
+    }
+
+    [Fact]
+    public void Validate_TokenFileMissing_NamesTheFileAndHowToMakeOne()
+    {
+        var ex = Assert.Throws<ArgumentException>(new AgentOptions { TokenFile = Path.Combine(_dir.Path, "nope.token") }.Validate);
+
+        Assert.Contains("TokenFile", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("cpctl auth token create --role agent", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Validate_SeveralBadSettings_ReportsEachWithItsFix()
     {
         var options = new AgentOptions { SchedulerAddress = "127.0.0.1:7070", AgentId = "Bad Id", Slots = 0, Queues = ["ok", "Not OK"] };
