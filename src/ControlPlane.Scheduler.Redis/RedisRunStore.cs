@@ -112,6 +112,12 @@ public sealed partial class RedisRunStore : IRunStore, ITokenStore
         config.ConnectTimeout = 5000;
         config.SyncTimeout = 10000;
 
+        // Back within a second of Redis: the default policy waits up to ConnectTimeout between tries and checks on a 1 s
+        // heartbeat, so a 3 s restart kept the store unreachable for 3 s more, long enough for agents to give up leases
+        // (at the soak's 8 s lease, less the stop margin). Tries every 250 ms doubling to 1 s, checked twice a second.
+        config.ReconnectRetryPolicy = new ExponentialRetry(250, 1000);
+        config.HeartbeatInterval = TimeSpan.FromMilliseconds(500);
+
         // While Redis is unreachable a call fails at once instead of waiting in the client's backlog: every caller has
         // its own retry policy (report pipeline, claim loop, client retries on UNAVAILABLE), and a backlogged state
         // change replayed after reconnecting could apply after its caller had already been told it failed.
