@@ -7,6 +7,21 @@ namespace ControlPlane.Agent.Tests;
 public sealed class OutboxTests
 {
     [Fact]
+    public void Acknowledge_ArrivesBeforeTheWriteIsCommitted_ResultIsNotKept()
+    {
+        // The scheduler stored the result and acknowledged it while the writer was still between its write and Commit.
+        var outbox = new Outbox(100);
+        outbox.Enqueue(Completed(5));
+        var (_, covered) = outbox.Peek()!.Value;
+
+        outbox.Acknowledge(5);
+        outbox.Commit(covered, keepResults: true);
+
+        Assert.Equal(0, outbox.Count);
+        Assert.Equal(0, outbox.ResendUnacknowledged());
+    }
+
+    [Fact]
     public void Enqueue_ResultWhileStartIsUnsent_SendsOnlyTheResult()
     {
         var outbox = new Outbox(100);

@@ -279,12 +279,18 @@ internal sealed class Outbox(int capacity)
         }
     }
 
-    /// <summary>The scheduler stored the attempt's result: it is not written again. False when none was waiting.</summary>
+    /// <summary>
+    /// The scheduler stored the attempt's result: it is not written again. The acknowledgement can overtake the
+    /// writer's <see cref="Commit"/> (it answers the write the writer has just made), so a result still queued is
+    /// dropped too, and Commit then finds nothing to keep. False when none was waiting.
+    /// </summary>
     public bool Acknowledge(long fencingToken)
     {
         lock (_items)
         {
-            return _unacknowledged.RemoveAll(i => TokenOf(i) == fencingToken) > 0;
+            var kept = _unacknowledged.RemoveAll(i => TokenOf(i) == fencingToken);
+            var queued = _items.RemoveAll(i => IsResult(i) && TokenOf(i) == fencingToken);
+            return kept + queued > 0;
         }
     }
 
