@@ -268,6 +268,12 @@ public sealed class SchedulerServer : IAsyncDisposable
             // ASP.NET Core authentication (bearer tokens) and one policy that reads the authorization table per method.
             builder.Services.AddSingleton(runtime.Tokens);
             builder.Services.AddSingleton(_time);
+            if (clientCa.Count > 0)
+            {
+                // Agents may present a client certificate instead of a token (CN or DNS SAN = agent id).
+                builder.Services.AddSingleton(new ClientCertificateIdentity(_options.Namespace));
+            }
+
             builder.Services.AddAuthentication(BearerTokenHandler.SchemeName)
                 .AddScheme<AuthenticationSchemeOptions, BearerTokenHandler>(BearerTokenHandler.SchemeName, null);
             var requirement = new MethodPermissionRequirement(_options.Namespace);

@@ -98,10 +98,13 @@ public sealed class FunctionalCluster : IAsyncDisposable
         return cluster;
     }
 
-    /// <summary>A cluster whose scheduler speaks TLS with a certificate of a private CA and asks for client certificates of it (--client-ca).</summary>
-    public static async Task<FunctionalCluster> StartTlsAsync(RedisServerFixture redis)
+    /// <summary>
+    /// A cluster whose scheduler speaks TLS with a certificate of a private CA and asks for client certificates of it
+    /// (--client-ca); with <paramref name="adminToken"/>, it also authenticates every call (--admin-token-file).
+    /// </summary>
+    public static async Task<FunctionalCluster> StartTlsAsync(RedisServerFixture redis, string? adminToken = null)
     {
-        var cluster = new FunctionalCluster(redis.Configuration, TimeSpan.FromSeconds(10));
+        var cluster = new FunctionalCluster(redis.Configuration, TimeSpan.FromSeconds(10), adminToken);
         cluster._pki = TestCertificates.Create(cluster.SharedDir);
         await cluster.StartSchedulerAsync(port: 0);
         return cluster;

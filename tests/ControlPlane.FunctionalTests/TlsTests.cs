@@ -38,4 +38,43 @@ public sealed class TlsTests(RedisServerFixture redis)
         Assert.Contains("issued by 'CN=ControlPlane test CA'", line, StringComparison.Ordinal);
         Assert.Contains("--ca (or CP_CA)", line, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task AgentWithClientCertificateAndNoToken_RunsAStepOnAnAuthenticatedScheduler()
+    {
+        await using var cluster = await FunctionalCluster.StartTlsAsync(redis, AdminToken);
+        await cluster.StartAgentAsync("agent-cert", slots: 1);
+        var spec = Spec("by-certificate", Shell("hello", "printf 'by certificate' > \"$CP_OUTPUT_FILE\""));
+        spec.Steps[0].KeepOutput = true;
+
+        var run = (await cluster.Client.SubmitRunAsync(spec)).Run;
+        await cluster.WaitForStateAsync(run.Id, RunState.Succeeded);
+        var output = await cluster.Client.GetStepOutputAsync(run.Id, "hello");
+        var agents = await cluster.Client.ListAgentsAsync();
+
+        Assert.Equal("by certificate", output.Data.ToStringUtf8());
+        Assert.Contains(agents, a => a.AgentId == "agent-cert");
+    }
+
+    [Fact]
+    public async Task AgentWhoseCertificateNamesAgent2_SaysItIsAgent1_RefusedAndNeverRegistered()
+    {
+        await using var cluster = await FunctionalCluster.StartTlsAsync(redis, AdminToken);
+        var (cert, key) = cluster.Pki!.IssueClient("agent-2");
+        var impostor = ObservedProcess.Start("agent impostor", FunctionalCluster.AgentPath,
+            ["--scheduler", cluster.Address, "--agent-id", "agent-1", "--work-root", cluster.Path2("work-impostor"), "--ca", cluster.Pki.CaFile, "--cert", cert, "--key", key],
+            environment: new Dictionary<string, string> { ["CP_MAX_RECONNECT_DELAY"] = "1s" });
+        cluster.Own(impostor);
+
+        await impostor.WaitForLineAsync(
+            l => l.Contains("PermissionDenied", StringComparison.Ordinal) && l.Contains("not as 'agent-1'", StringComparison.Ordinal),
+            FunctionalCluster.Timeout,
+            "the scheduler's refusal of agent-1");
+        var agents = await cluster.Client.ListAgentsAsync();
+
+        Assert.DoesNotContain(agents, a => a.AgentId == "agent-1");
+        Assert.DoesNotContain("Connected to ", impostor.Output, StringComparison.Ordinal);
+    }
+
+    private const string AdminToken = "cpt_functional-tls-admin-0123456789abcdef";
 }

@@ -47,12 +47,15 @@ public sealed class TestCertificates : IDisposable
         return new TestCertificates(directory, name, request.CreateSelfSigned(now.AddDays(-1), now.AddDays(30)));
     }
 
-    /// <summary>A client certificate whose subject is CN=<paramref name="commonName"/>, signed by this CA: (cert, key) PEM files.</summary>
-    public (string Cert, string Key) IssueClient(string commonName) => Issue(commonName, ClientAuth, server: false);
+    /// <summary>
+    /// A client certificate whose subject is CN=<paramref name="commonName"/>, with <paramref name="dnsNames"/> as DNS
+    /// subject alternative names, signed by this CA: (cert, key) PEM files.
+    /// </summary>
+    public (string Cert, string Key) IssueClient(string commonName, params string[] dnsNames) => Issue(commonName, ClientAuth, server: false, dnsNames);
 
     public void Dispose() => _ca.Dispose();
 
-    private (string Cert, string Key) Issue(string commonName, string usage, bool server)
+    private (string Cert, string Key) Issue(string commonName, string usage, bool server, string[]? dnsNames = null)
     {
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var request = new CertificateRequest($"CN={commonName}", key, HashAlgorithmName.SHA256);
@@ -67,10 +70,21 @@ public sealed class TestCertificates : IDisposable
             names.AddDnsName("localhost");
             request.CertificateExtensions.Add(names.Build());
         }
+        else if (dnsNames is { Length: > 0 })
+        {
+            var names = new SubjectAlternativeNameBuilder();
+            foreach (var dns in dnsNames)
+            {
+                names.AddDnsName(dns);
+            }
+
+            request.CertificateExtensions.Add(names.Build());
+        }
 
         var now = DateTimeOffset.UtcNow;
         using var certificate = request.Create(_ca, now.AddHours(-1), now.AddDays(29), RandomNumberGenerator.GetBytes(16));
-        return (Write($"{_name}-{commonName}.pem", certificate.ExportCertificatePem()), Write($"{_name}-{commonName}.key", key.ExportPkcs8PrivateKeyPem()));
+        var file = dnsNames is { Length: > 0 } ? $"{commonName}+{string.Join('+', dnsNames)}" : commonName;
+        return (Write($"{_name}-{file}.pem", certificate.ExportCertificatePem()), Write($"{_name}-{file}.key", key.ExportPkcs8PrivateKeyPem()));
     }
 
     private string Write(string name, string pem)

@@ -9,14 +9,18 @@ namespace ControlPlane.Scheduler.Security;
 /// <summary>
 /// ASP.NET Core authentication of <c>authorization: Bearer &lt;token&gt;</c>: the token's hash is looked up in the
 /// token store (through <see cref="TokenValidator"/>'s short cache) and an accepted token becomes a principal with
-/// <see cref="CallerClaims"/>. A refusal is answered as a gRPC UNAUTHENTICATED status saying what is wrong.
+/// <see cref="CallerClaims"/>. A refusal is answered as a gRPC UNAUTHENTICATED status saying what is wrong. A call
+/// without the header, on a connection whose client certificate the handshake chained to <c>--client-ca</c>, is an
+/// agent credential for the ids the certificate names (<see cref="ClientCertificateIdentity"/>); a call carrying a
+/// token is judged by the token alone.
 /// </summary>
 internal sealed class BearerTokenHandler(
     IOptionsMonitor<AuthenticationSchemeOptions> options,
     ILoggerFactory logger,
     UrlEncoder encoder,
     TokenValidator validator,
-    TimeProvider time)
+    TimeProvider time,
+    ClientCertificateIdentity? certificates = null)
     : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
 {
     public const string SchemeName = "cp-bearer";
@@ -26,6 +30,13 @@ internal sealed class BearerTokenHandler(
     protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
     {
         var header = Request.Headers.Authorization.ToString();
+        if (header.Length == 0 && certificates is not null && Context.Connection.ClientCertificate is { } certificate)
+        {
+            return certificates.Create(certificate, SchemeName, out var problem) is { } principal
+                ? AuthenticateResult.Success(new AuthenticationTicket(principal, SchemeName))
+                : Fail(AuthFailure.Unauthenticated(ErrorReason.TokenMissing, problem!));
+        }
+
         if (header.Length == 0)
         {
             return Fail(AuthFailure.Unauthenticated(ErrorReason.TokenMissing,
