@@ -32,6 +32,7 @@ public sealed class ControlPlaneClient : IDisposable
     private readonly RunService.RunServiceClient _runs;
     private readonly AdminService.AdminServiceClient _admin;
     private readonly AuthService.AuthServiceClient _auth;
+    private readonly AuditService.AuditServiceClient _audit;
     private readonly Internal.AuthOffObserver _authOff = new();
     private readonly ControlPlaneClientOptions _options;
     private readonly Metadata? _headers;
@@ -50,6 +51,7 @@ public sealed class ControlPlaneClient : IDisposable
         _runs = new RunService.RunServiceClient(_channel);
         _admin = new AdminService.AdminServiceClient(_channel);
         _auth = new AuthService.AuthServiceClient(_channel);
+        _audit = new AuditService.AuditServiceClient(_channel);
         if (options.BearerToken is { } token)
         {
             _headers = new Metadata { { "authorization", "Bearer " + token } };
@@ -176,6 +178,13 @@ public sealed class ControlPlaneClient : IDisposable
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(name);
         return (await UnaryAsync(o => _auth.RevokeTokenAsync(new RevokeTokenRequest { Name = name, Namespace = ns ?? "" }, o), cancellationToken).ConfigureAwait(false)).Info;
+    }
+
+    /// <summary>A page of the audit trail, newest first (AuditService, admin role).</summary>
+    public Task<ListAuditResponse> ListAuditAsync(ListAuditRequest request, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        return UnaryAsync(o => _audit.ListAuditAsync(request, o), cancellationToken);
     }
 
     /// <summary>Creates a client of the scheduler at <paramref name="address"/> with default options.</summary>

@@ -15,7 +15,7 @@ namespace ControlPlane.Scheduler.Redis;
 /// SHA, all keys of a namespace share the hash tag <c>cp:{ns}:</c> (one cluster slot), events live in one
 /// Redis stream per run, and wake-ups go out on one pub/sub channel per namespace.
 /// </summary>
-public sealed partial class RedisRunStore : IRunStore, ITokenStore
+public sealed partial class RedisRunStore : IRunStore, ITokenStore, Audit.IAuditStore
 {
     private static readonly LuaScripts Scripts = new();
 
@@ -36,6 +36,7 @@ public sealed partial class RedisRunStore : IRunStore, ITokenStore
     private readonly ResiliencePipeline _readRetry;
     private readonly string _ns;
     private RedisTokenStore? _tokens;
+    private RedisAuditStore? _audit;
     private RedisTimeProvider? _ownedClock;
     private Task? _loaded;
     private long _roundTrips;

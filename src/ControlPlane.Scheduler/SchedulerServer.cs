@@ -1,4 +1,5 @@
 using System.Security.Cryptography.X509Certificates;
+using ControlPlane.Scheduler.Audit;
 using ControlPlane.Scheduler.Internal;
 using ControlPlane.Scheduler.Security;
 using ControlPlane.Scheduler.Services;
@@ -32,6 +33,7 @@ public sealed class SchedulerServer : IAsyncDisposable
         "controlplane.v1.AgentService",
         "controlplane.v1.AdminService",
         "controlplane.v1.AuthService",
+        "controlplane.v1.AuditService",
     ];
 
     /// <summary>Response header (value "off") on every call to a scheduler that runs with authentication off.</summary>
@@ -117,6 +119,12 @@ public sealed class SchedulerServer : IAsyncDisposable
     /// </summary>
     public ITokenStore? TokenStore { get; init; }
 
+    /// <summary>
+    /// Where the audit trail is kept. Default: the run store when it keeps one too (the Redis store, per namespace),
+    /// else an in-process <see cref="EmbeddedAuditStore"/>.
+    /// </summary>
+    public IAuditStore? AuditStore { get; init; }
+
     /// <summary>The bound addresses (real ports when port 0 was asked for), after <see cref="StartAsync"/>.</summary>
     public IReadOnlyList<Uri> Addresses => _addresses;
 
@@ -174,6 +182,7 @@ public sealed class SchedulerServer : IAsyncDisposable
         {
             Tokens = new TokenValidator(tokens, _time),
             Time = _time,
+            Audit = new AuditTrail(AuditStore ?? _store as IAuditStore ?? new EmbeddedAuditStore(_time), _logger),
         };
         _app = BuildApplication(_runtime);
         await _app.StartAsync(cancellationToken).ConfigureAwait(false);
@@ -262,6 +271,7 @@ public sealed class SchedulerServer : IAsyncDisposable
         builder.Services.AddSingleton<AgentServiceImpl>();
         builder.Services.AddSingleton<AdminServiceImpl>();
         builder.Services.AddSingleton<AuthServiceImpl>();
+        builder.Services.AddSingleton<AuditServiceImpl>();
         var authenticated = _options.AuthenticationEnabled;
         if (authenticated)
         {
@@ -330,6 +340,7 @@ public sealed class SchedulerServer : IAsyncDisposable
             web.MapGrpcService<AgentServiceImpl>(),
             web.MapGrpcService<AdminServiceImpl>(),
             web.MapGrpcService<AuthServiceImpl>(),
+            web.MapGrpcService<AuditServiceImpl>(),
         };
         web.MapGrpcHealthChecksService();
         if (_options.Reflection)

@@ -7,7 +7,7 @@ using Xunit;
 namespace ControlPlane.Scheduler.Tests;
 
 /// <summary>
-/// Every RPC of RunService, AdminService, AuthService and AgentService, enumerated from the generated descriptors, called
+/// Every RPC of RunService, AdminService, AuthService, AgentService and AuditService, enumerated from the generated descriptors, called
 /// over a real channel with every kind of credential; the expected code of each cell comes from the one
 /// <see cref="AuthorizationTable"/>, so a new RPC without a row fails here.
 /// </summary>
@@ -19,6 +19,7 @@ public sealed class AuthorizationMatrixTests
         AdminServiceReflection.Descriptor.Services[0],
         AuthServiceReflection.Descriptor.Services[0],
         AgentServiceReflection.Descriptor.Services[0],
+        AuditServiceReflection.Descriptor.Services[0],
     ];
 
     private static readonly Marshaller<byte[]> Raw = Marshallers.Create(b => b, b => b);

@@ -70,6 +70,7 @@ internal static class Cpctl
         root.Subcommands.Add(RunCommands.Build(handlers));
         root.Subcommands.Add(AgentCommands.Build(handlers));
         root.Subcommands.Add(AuthCommands.Build(handlers));
+        root.Subcommands.Add(AuditCommands.Build(handlers));
         return root;
     }
 

@@ -14,6 +14,7 @@ public static class AuthorizationTable
     private const string Admin = "/controlplane.v1.AdminService/";
     private const string Auth = "/controlplane.v1.AuthService/";
     private const string Agents = "/controlplane.v1.AgentService/";
+    private const string Audit = "/controlplane.v1.AuditService/";
 
     /// <summary>gRPC method full name ("/package.Service/Method") to the permission it needs.</summary>
     public static FrozenDictionary<string, Capability> Methods { get; } = new Dictionary<string, Capability>(StringComparer.Ordinal)
@@ -36,6 +37,7 @@ public static class AuthorizationTable
         [Auth + "ListTokens"] = Capability.ManageTokens,
         [Auth + "RevokeToken"] = Capability.ManageTokens,
         [Agents + "Connect"] = Capability.ConnectAgent,
+        [Audit + "ListAudit"] = Capability.ReadAudit,
 
         // Server reflection describes the API to tools (grpcurl); with authentication on, any reader may use it.
         ["/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"] = Capability.Read,

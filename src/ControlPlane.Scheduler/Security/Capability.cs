@@ -20,4 +20,7 @@ public enum Capability
 
     /// <summary>Open an agent stream (AgentService.Connect).</summary>
     ConnectAgent,
+
+    /// <summary>Read the audit trail (admin only).</summary>
+    ReadAudit,
 }

@@ -1,3 +1,5 @@
+using System.Globalization;
+using ControlPlane.Scheduler.Audit;
 using ControlPlane.V1;
 using Grpc.Core;
 
@@ -7,8 +9,13 @@ namespace ControlPlane.Scheduler.Services;
 internal sealed class AdminServiceImpl : AdminService.AdminServiceBase
 {
     private readonly IRunStore _store;
+    private readonly AuditTrail _audit;
 
-    public AdminServiceImpl(SchedulerRuntime runtime) => _store = runtime.Store;
+    public AdminServiceImpl(SchedulerRuntime runtime)
+    {
+        _store = runtime.Store;
+        _audit = runtime.Audit;
+    }
 
     public override async Task<ListAgentsResponse> ListAgents(ListAgentsRequest request, ServerCallContext context)
     {
@@ -26,6 +33,7 @@ internal sealed class AdminServiceImpl : AdminService.AdminServiceBase
         }
 
         var agent = await RpcErrors.Guard(() => _store.DrainAgentAsync(request.AgentId, context.CancellationToken), ("agent_id", request.AgentId)).ConfigureAwait(false);
+        await _audit.RecordAsync(context, AuditActions.AgentDrain, request.AgentId).ConfigureAwait(false);
         return new DrainAgentResponse { Agent = agent };
     }
 
@@ -60,6 +68,8 @@ internal sealed class AdminServiceImpl : AdminService.AdminServiceBase
             await _store.SetLimitAsync(request.Kind, request.Name, request.Limit, context.CancellationToken).ConfigureAwait(false);
             return true;
         }).ConfigureAwait(false);
+        var kind = request.Kind == LimitKind.Queue ? "queue" : "concurrency_key";
+        await _audit.RecordAsync(context, AuditActions.LimitSet, $"{kind}:{request.Name}", "limit=" + request.Limit.ToString(CultureInfo.InvariantCulture)).ConfigureAwait(false);
         return new SetLimitResponse();
     }
 }

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text.RegularExpressions;
+using ControlPlane.Scheduler.Audit;
 using ControlPlane.Scheduler.Security;
 using ControlPlane.V1;
 using Google.Rpc;
@@ -16,9 +17,11 @@ internal sealed partial class AuthServiceImpl : AuthService.AuthServiceBase
     private readonly TokenValidator _tokens;
     private readonly SchedulerOptions _options;
     private readonly TimeProvider _time;
+    private readonly AuditTrail _audit;
 
     public AuthServiceImpl(SchedulerRuntime runtime)
     {
+        _audit = runtime.Audit;
         _tokens = runtime.Tokens;
         _options = runtime.Options;
         _time = runtime.Time;
@@ -97,6 +100,9 @@ internal sealed partial class AuthServiceImpl : AuthService.AuthServiceBase
                 $"a token named '{name}' exists in namespace '{ns}'; pick another name, or revoke it first (cpctl auth token revoke {name})"));
         }
 
+        // The token's name and scope only: the secret is in the response and nowhere else.
+        var scope = $"role={AuthorizationTable.RoleName(role)} namespace={ns}" + (agentId is null ? "" : $" agent_id={agentId}") + (token.ExpiresAt is { } expires ? $" expires={expires:u}" : "");
+        await _audit.RecordAsync(context, AuditActions.TokenCreate, name, scope).ConfigureAwait(false);
         return new CreateTokenResponse { Token = secret, Info = token.ToInfo() };
     }
 
@@ -136,6 +142,7 @@ internal sealed partial class AuthServiceImpl : AuthService.AuthServiceBase
         var revoked = await _tokens.Store.RevokeAsync(ns, request.Name, _time.GetUtcNow(), context.CancellationToken).ConfigureAwait(false)
             ?? throw new RpcException(new Grpc.Core.Status(StatusCode.NotFound, $"no token named '{request.Name}' in namespace '{ns}'; 'cpctl auth token ls' lists the tokens"));
         _tokens.Invalidate();
+        await _audit.RecordAsync(context, AuditActions.TokenRevoke, request.Name, $"namespace={ns}").ConfigureAwait(false);
         return new RevokeTokenResponse { Info = revoked.ToInfo() };
     }
 

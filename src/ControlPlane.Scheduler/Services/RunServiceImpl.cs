@@ -1,6 +1,7 @@
 using System.Globalization;
 using ControlPlane.V1;
 using Grpc.Core;
+using ControlPlane.Scheduler.Audit;
 using ControlPlane.Scheduler.Internal;
 using ControlPlane.Scheduler.Security;
 
@@ -16,6 +17,7 @@ internal sealed class RunServiceImpl : RunService.RunServiceBase
     private readonly SchedulerOptions _options;
     private readonly CancellationToken _shutdown;
     private readonly OpenStreams _streams;
+    private readonly AuditTrail _audit;
 
     public RunServiceImpl(SchedulerRuntime runtime)
     {
@@ -24,6 +26,7 @@ internal sealed class RunServiceImpl : RunService.RunServiceBase
         _options = runtime.Options;
         _shutdown = runtime.ShuttingDown;
         _streams = runtime.Streams;
+        _audit = runtime.Audit;
     }
 
     public override async Task<SubmitRunResponse> SubmitRun(SubmitRunRequest request, ServerCallContext context)
@@ -35,6 +38,13 @@ internal sealed class RunServiceImpl : RunService.RunServiceBase
 
         var key = string.IsNullOrEmpty(request.IdempotencyKey) ? null : request.IdempotencyKey;
         var result = await RpcErrors.Guard(() => _store.SubmitRunAsync(request.Spec, key, context.CancellationToken)).ConfigureAwait(false);
+
+        // A repeated idempotency key returns the existing run and submits nothing.
+        if (result.Created)
+        {
+            await _audit.RecordAsync(context, AuditActions.RunSubmit, result.Run.Id, result.Run.Name).ConfigureAwait(false);
+        }
+
         return new SubmitRunResponse { Run = result.Run, Created = result.Created };
     }
 
@@ -73,6 +83,7 @@ internal sealed class RunServiceImpl : RunService.RunServiceBase
     {
         var runId = Require(request.RunId, "run_id");
         var run = await RpcErrors.Guard(() => _store.CancelRunAsync(runId, request.Reason, context.CancellationToken), ("run_id", runId)).ConfigureAwait(false);
+        await _audit.RecordAsync(context, AuditActions.RunCancel, runId, request.Reason.Length <= 200 ? request.Reason : request.Reason[..200]).ConfigureAwait(false);
         return new CancelRunResponse { Run = run };
     }
 
@@ -80,6 +91,7 @@ internal sealed class RunServiceImpl : RunService.RunServiceBase
     {
         var runId = Require(request.RunId, "run_id");
         var run = await RpcErrors.Guard(() => _store.PauseRunAsync(runId, context.CancellationToken), ("run_id", runId)).ConfigureAwait(false);
+        await _audit.RecordAsync(context, AuditActions.RunPause, runId).ConfigureAwait(false);
         return new PauseRunResponse { Run = run };
     }
 
@@ -87,6 +99,7 @@ internal sealed class RunServiceImpl : RunService.RunServiceBase
     {
         var runId = Require(request.RunId, "run_id");
         var run = await RpcErrors.Guard(() => _store.ResumeRunAsync(runId, context.CancellationToken), ("run_id", runId)).ConfigureAwait(false);
+        await _audit.RecordAsync(context, AuditActions.RunResume, runId).ConfigureAwait(false);
         return new ResumeRunResponse { Run = run };
     }
 
@@ -94,6 +107,7 @@ internal sealed class RunServiceImpl : RunService.RunServiceBase
     {
         var runId = Require(request.RunId, "run_id");
         var run = await RpcErrors.Guard(() => _store.RetryRunAsync(runId, context.CancellationToken), ("run_id", runId)).ConfigureAwait(false);
+        await _audit.RecordAsync(context, AuditActions.RunRetry, runId).ConfigureAwait(false);
         return new RetryRunResponse { Run = run };
     }
 
@@ -111,6 +125,7 @@ internal sealed class RunServiceImpl : RunService.RunServiceBase
         var decidedBy = CallerClaims.TokenNameOf(CallerClaims.UserOf(context)) ?? request.DecidedBy;
         var input = new GateDecisionInput(runId, stepId, approve, decidedBy, request.Comment);
         var run = await RpcErrors.Guard(() => _store.DecideGateAsync(input, context.CancellationToken), ("run_id", runId), ("step_id", stepId)).ConfigureAwait(false);
+        await _audit.RecordAsync(context, approve ? AuditActions.GateApprove : AuditActions.GateReject, $"{runId}/{stepId}").ConfigureAwait(false);
         return new ApproveGateResponse { Run = run };
     }
 

@@ -1,3 +1,4 @@
+using ControlPlane.Scheduler.Audit;
 using ControlPlane.Scheduler.Internal;
 using ControlPlane.Scheduler.Security;
 using Microsoft.Extensions.Logging;
@@ -30,6 +31,9 @@ internal sealed class SchedulerRuntime(
     public TokenValidator Tokens { get; init; } = new(new EmbeddedTokenStore(), TimeProvider.System);
 
     public TimeProvider Time { get; init; } = TimeProvider.System;
+
+    /// <summary>Where services record who did what (the store's trail when it keeps one, else an in-process one).</summary>
+    public AuditTrail Audit { get; init; } = new(new EmbeddedAuditStore(), logger);
 
     /// <summary>Whether calls are authenticated (an admin token was configured).</summary>
     public bool AuthenticationEnabled => Options.AuthenticationEnabled;
