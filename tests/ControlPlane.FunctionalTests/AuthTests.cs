@@ -54,4 +54,33 @@ public sealed class AuthTests(RedisServerFixture redis)
         Assert.DoesNotContain(agents, a => a.AgentId == "agent-2");
         Assert.DoesNotContain("Connected to ", impostor.Output, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task CpctlAuditLs_ShowsWhoSubmittedAndMadeTokens_OnRedisWithoutSecrets_AdminOnly()
+    {
+        await using var cluster = await FunctionalCluster.StartAuthenticatedAsync(redis, Admin);
+        var env = new Dictionary<string, string> { ["CP_TOKEN"] = Admin };
+        var created = await cluster.CpctlAsync(env, "auth", "token", "create", "--role", "submitter", "--name", "ci");
+        var ci = LastLine(created.Out);
+        cluster.ClientToken = ci;
+        var run = (await cluster.Client.SubmitRunAsync(Spec("audited", Gate("g")))).Run;
+        await cluster.Client.CancelRunAsync(run.Id, "audit test");
+
+        var table = await cluster.CpctlAsync(env, "audit", "ls");
+        var json = await cluster.CpctlAsync(env, "audit", "ls", "--action", "token.create", "--output", "json");
+        var refused = await cluster.CpctlAsync(new Dictionary<string, string> { ["CP_TOKEN"] = ci }, "audit", "ls");
+
+        Assert.True(table.ExitCode == 0, table.Error);
+        var lines = table.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.StartsWith("TIME", lines[0], StringComparison.Ordinal);
+        Assert.Matches($@"\bci\s+submitter\s+run\.cancel\s+{run.Id}\s+succeeded\s+audit test", lines[1]);
+        Assert.Matches($@"\bci\s+submitter\s+run\.submit\s+{run.Id}\s+succeeded", lines[2]);
+        Assert.Matches(@"\badmin\s+admin\s+token\.create\s+ci\s+succeeded\s+role=submitter namespace=", lines[3]);
+        Assert.True(json.ExitCode == 0, json.Error);
+        Assert.Contains("\"token.create\"", json.Out, StringComparison.Ordinal);
+        Assert.DoesNotContain("run.submit", json.Out, StringComparison.Ordinal);
+        Assert.DoesNotContain(ci, table.Out + json.Out, StringComparison.Ordinal);
+        Assert.NotEqual(0, refused.ExitCode);
+        Assert.Contains("may not call controlplane.v1.AuditService/ListAudit", refused.Error, StringComparison.Ordinal);
+    }
 }
