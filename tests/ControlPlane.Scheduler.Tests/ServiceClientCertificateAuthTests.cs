@@ -81,8 +81,7 @@ public sealed class ServiceClientCertificateAuthTests : IDisposable
         var reader = await AddTokenAsync(host, "ci", TokenRole.Reader);
 
         var runs = await new RunService.RunServiceClient(channel).ListRunsAsync(new ListRunsRequest(), new Metadata { { "authorization", "Bearer " + reader } });
-        await using var agent = await ServiceScriptedAgent.ConnectAsync(channel, ServiceScriptedAgent.Hello("agent-1"), new Metadata { { "authorization", "Bearer " + reader } });
-        var status = await agent.Ended.WaitAsync(ServiceTestHost.Timeout);
+        var status = await RefusedAsync(channel, ServiceScriptedAgent.Hello("agent-1"), new Metadata { { "authorization", "Bearer " + reader } });
 
         Assert.Empty(runs.Runs);
         Assert.Equal(StatusCode.PermissionDenied, status.StatusCode);
@@ -95,10 +94,26 @@ public sealed class ServiceClientCertificateAuthTests : IDisposable
         await using var host = await StartAsync();
         using var channel = ChannelFor(host, null);
 
-        await using var agent = await ServiceScriptedAgent.ConnectAsync(channel, ServiceScriptedAgent.Hello("agent-1"));
-        var status = await agent.Ended.WaitAsync(ServiceTestHost.Timeout);
+        var status = await RefusedAsync(channel, ServiceScriptedAgent.Hello("agent-1"));
 
         Assert.Equal(StatusCode.Unauthenticated, status.StatusCode);
+    }
+
+    /// <summary>
+    /// The status of a Connect refused before Hello is read (authentication or the role): writing Hello itself may
+    /// already fail with it.
+    /// </summary>
+    private static async Task<Status> RefusedAsync(GrpcChannel channel, Hello hello, Metadata? headers = null)
+    {
+        try
+        {
+            await using var agent = await ServiceScriptedAgent.ConnectAsync(channel, hello, headers);
+            return await agent.Ended.WaitAsync(ServiceTestHost.Timeout);
+        }
+        catch (RpcException ex)
+        {
+            return ex.Status;
+        }
     }
 
     private sealed record Host(SchedulerServer Server, EmbeddedRunStore Store, EmbeddedTokenStore Tokens) : IAsyncDisposable
