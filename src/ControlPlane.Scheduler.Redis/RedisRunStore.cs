@@ -15,7 +15,7 @@ namespace ControlPlane.Scheduler.Redis;
 /// SHA, all keys of a namespace share the hash tag <c>cp:{ns}:</c> (one cluster slot), events live in one
 /// Redis stream per run, and wake-ups go out on one pub/sub channel per namespace.
 /// </summary>
-public sealed partial class RedisRunStore : IRunStore, ITokenStore, Audit.IAuditStore
+public sealed partial class RedisRunStore : IRunStore, ITokenStore, Audit.IAuditStore, ISecretStore
 {
     private static readonly LuaScripts Scripts = new();
 

@@ -35,6 +35,13 @@ public sealed partial class SchedulerOptions
     public string? AdminToken { get; set; }
 
     /// <summary>
+    /// File holding the 32-byte AES-256-GCM key that encrypts stored secrets (SecretService): the 32 raw bytes, or their
+    /// base64 text (<c>openssl rand -base64 32</c>). Default is null: with the embedded store, secrets are sealed with
+    /// a key made at start (they live in memory only and end with the process); with Redis, SetSecret is refused.
+    /// </summary>
+    public string? SecretsKeyFile { get; set; }
+
+    /// <summary>
     /// Allow a listen address other than loopback without TLS and authentication; the scheduler then warns at start and
     /// in health. Default is false.
     /// </summary>
@@ -241,6 +248,22 @@ public sealed partial class SchedulerOptions
 
     private void ValidateSecurity()
     {
+        if (SecretsKeyFile is not null)
+        {
+            try
+            {
+                _ = Security.SecretCipher.ReadKeyFile(SecretsKeyFile);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                throw new ArgumentException($"SecretsKeyFile '{SecretsKeyFile}' cannot be read ({ex.Message}); give a file holding a 32-byte key (umask 077; openssl rand -base64 32 > {SecretsKeyFile}).", nameof(SecretsKeyFile));
+            }
+            catch (InvalidDataException ex)
+            {
+                throw new ArgumentException(ex.Message, nameof(SecretsKeyFile));
+            }
+        }
+
         if (AdminToken is not null && AdminTokenFile is not null)
         {
             throw new ArgumentException("AdminToken and AdminTokenFile are both set; give the first admin token one way (the file is safer: process arguments are readable by others).", nameof(AdminToken));

@@ -125,6 +125,12 @@ public sealed class SchedulerServer : IAsyncDisposable
     /// </summary>
     public IAuditStore? AuditStore { get; init; }
 
+    /// <summary>
+    /// Where secrets are kept. Default: the run store when it keeps secrets too (the Redis store, under its
+    /// namespace), else an in-process <see cref="EmbeddedSecretStore"/>.
+    /// </summary>
+    public ISecretStore? SecretStore { get; init; }
+
     /// <summary>The bound addresses (real ports when port 0 was asked for), after <see cref="StartAsync"/>.</summary>
     public IReadOnlyList<Uri> Addresses => _addresses;
 
@@ -178,9 +184,11 @@ public sealed class SchedulerServer : IAsyncDisposable
 
         var tokens = TokenStore ?? _store as ITokenStore ?? new EmbeddedTokenStore();
         await BootstrapAdminTokenAsync(tokens, cancellationToken).ConfigureAwait(false);
+        var secrets = SecretStore ?? _store as ISecretStore ?? new EmbeddedSecretStore();
         _runtime = new SchedulerRuntime(_options, _store, _pipeline, _hub, _logger, _shutdown.Token)
         {
             Tokens = new TokenValidator(tokens, _time),
+            Secrets = new SecretVault(secrets, CreateSecretCipher(secrets), _logger),
             Time = _time,
             Audit = new AuditTrail(AuditStore ?? _store as IAuditStore ?? new EmbeddedAuditStore(_time), _logger),
         };
@@ -189,6 +197,26 @@ public sealed class SchedulerServer : IAsyncDisposable
         _addresses = _app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>()
             .Addresses.Select(a => new Uri(a)).ToArray();
         SchedulerLog.Listening(_logger, _options.EffectiveSchedulerId, _addresses);
+    }
+
+    /// <summary>
+    /// The cipher of the configured key file; without one, a key made now for the in-process store (its secrets end
+    /// with the process anyway), and none for a shared store: SetSecret then says how to configure a key.
+    /// </summary>
+    private SecretCipher? CreateSecretCipher(ISecretStore secrets)
+    {
+        if (_options.SecretsKeyFile is { } file)
+        {
+            return new SecretCipher(SecretCipher.ReadKeyFile(file));
+        }
+
+        if (secrets is EmbeddedSecretStore)
+        {
+            SecurityLog.EphemeralSecretsKey(_logger);
+            return new SecretCipher(System.Security.Cryptography.RandomNumberGenerator.GetBytes(SecretCipher.KeyLength));
+        }
+
+        return null;
     }
 
     /// <summary>Stores the configured admin token as "admin" (role admin, every namespace), replacing an older one of that name.</summary>
@@ -265,13 +293,15 @@ public sealed class SchedulerServer : IAsyncDisposable
 
             // Behind RequestSizeLimits, which refuses oversized requests first with a message naming the limit.
             .AddServiceOptions<RunServiceImpl>(grpc => grpc.MaxReceiveMessageSize = _options.MaxSubmitSize)
-            .AddServiceOptions<AdminServiceImpl>(grpc => grpc.MaxReceiveMessageSize = RequestSizeLimits.SmallRequestLimit);
+            .AddServiceOptions<AdminServiceImpl>(grpc => grpc.MaxReceiveMessageSize = RequestSizeLimits.SmallRequestLimit)
+            .AddServiceOptions<SecretServiceImpl>(grpc => grpc.MaxReceiveMessageSize = RequestSizeLimits.SmallRequestLimit);
         builder.Services.AddSingleton(runtime);
         builder.Services.AddSingleton<RunServiceImpl>();
         builder.Services.AddSingleton<AgentServiceImpl>();
         builder.Services.AddSingleton<AdminServiceImpl>();
         builder.Services.AddSingleton<AuthServiceImpl>();
         builder.Services.AddSingleton<AuditServiceImpl>();
+        builder.Services.AddSingleton<SecretServiceImpl>();
         var authenticated = _options.AuthenticationEnabled;
         if (authenticated)
         {
@@ -341,6 +371,7 @@ public sealed class SchedulerServer : IAsyncDisposable
             web.MapGrpcService<AdminServiceImpl>(),
             web.MapGrpcService<AuthServiceImpl>(),
             web.MapGrpcService<AuditServiceImpl>(),
+            web.MapGrpcService<SecretServiceImpl>(),
         };
         web.MapGrpcHealthChecksService();
         if (_options.Reflection)

@@ -7,20 +7,20 @@ using Xunit;
 namespace ControlPlane.Scheduler.Tests;
 
 /// <summary>
-/// Every RPC of RunService, AdminService, AuthService, AgentService and AuditService, enumerated from the generated descriptors, called
+/// Every RPC of every controlplane.v1 service (RunService, AdminService, AuthService, SecretService, AuditService, AgentService),
+/// enumerated from the generated descriptors, called
 /// over a real channel with every kind of credential; the expected code of each cell comes from the one
 /// <see cref="AuthorizationTable"/>, so a new RPC without a row fails here.
 /// </summary>
 public sealed class AuthorizationMatrixTests
 {
-    private static readonly ServiceDescriptor[] Services =
-    [
-        RunServiceReflection.Descriptor.Services[0],
-        AdminServiceReflection.Descriptor.Services[0],
-        AuthServiceReflection.Descriptor.Services[0],
-        AgentServiceReflection.Descriptor.Services[0],
-        AuditServiceReflection.Descriptor.Services[0],
-    ];
+    // Every service of every controlplane.v1 file in the generated assembly, so a new service is covered without a list here.
+    private static readonly ServiceDescriptor[] Services = typeof(RunService).Assembly.GetTypes()
+        .Where(t => t.Namespace == "ControlPlane.V1" && t.Name.EndsWith("Reflection", StringComparison.Ordinal))
+        .Select(t => (FileDescriptor)t.GetProperty("Descriptor")!.GetValue(null)!)
+        .SelectMany(f => f.Services)
+        .OrderBy(s => s.FullName, StringComparer.Ordinal)
+        .ToArray();
 
     private static readonly Marshaller<byte[]> Raw = Marshallers.Create(b => b, b => b);
 
@@ -35,6 +35,7 @@ public sealed class AuthorizationMatrixTests
 
         Assert.True(missing.Count == 0, $"RPCs without a row in AuthorizationTable.Methods: {string.Join(", ", missing)}");
         Assert.Contains(AllMethods, m => m.Name == "Connect");
+        Assert.Contains(AllMethods, m => m.Name == "SetSecret");
     }
 
     [Fact]

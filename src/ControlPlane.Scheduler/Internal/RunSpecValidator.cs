@@ -69,6 +69,49 @@ internal static partial class RunSpecValidator
     /// <summary>True when <paramref name="name"/> is a valid run name, step id, queue or concurrency key.</summary>
     public static bool IsValidName(string name) => name.Length <= 63 && NamePattern().IsMatch(name);
 
+    /// <summary>Most secrets one step may name.</summary>
+    public const int MaxSecretsPerStep = 32;
+
+    // The names only; whether each exists and allows the step's queue is checked against the secret store at submit.
+    private static void ValidateSecrets(StepSpec step, string at, Violations v)
+    {
+        if (step.Secrets.Count == 0)
+        {
+            return;
+        }
+
+        if (StepDefaults.KindOf(step) == StepKind.Gate)
+        {
+            v.Add($"{at}.secrets", "a gate runs nothing and takes no secrets; remove secrets or make the step a task");
+            return;
+        }
+
+        if (step.Secrets.Count > MaxSecretsPerStep)
+        {
+            v.Add($"{at}.secrets", $"names {step.Secrets.Count} secrets; at most {MaxSecretsPerStep} are allowed per step");
+            return;
+        }
+
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var variables = new HashSet<string>(StringComparer.Ordinal);
+        for (var j = 0; j < step.Secrets.Count; j++)
+        {
+            var name = step.Secrets[j];
+            if (!IsValidName(name))
+            {
+                v.Add($"{at}.secrets[{j}]", $"{Quote(name)} is not a secret name: it {NameRule}");
+            }
+            else if (!seen.Add(name))
+            {
+                v.Add($"{at}.secrets[{j}]", $"{Quote(name)} is listed twice; name each secret once");
+            }
+            else if (!variables.Add(name.ToUpperInvariant().Replace('-', '_').Replace('.', '_')))
+            {
+                v.Add($"{at}.secrets[{j}]", $"{Quote(name)} becomes the same environment variable as another secret of this step ('-' and '.' both become '_'); use one of them");
+            }
+        }
+    }
+
     public static void ThrowIfInvalid(RunSpec spec)
     {
         var violations = Validate(spec);
@@ -268,6 +311,8 @@ internal static partial class RunSpecValidator
         {
             v.Add($"{at}.concurrency_key", $"{Quote(step.ConcurrencyKey)} {NameRule}");
         }
+
+        ValidateSecrets(step, at, v);
 
         if (step.Slots < 0)
         {

@@ -13,6 +13,7 @@ public static class AuthorizationTable
     private const string Runs = "/controlplane.v1.RunService/";
     private const string Admin = "/controlplane.v1.AdminService/";
     private const string Auth = "/controlplane.v1.AuthService/";
+    private const string Secrets = "/controlplane.v1.SecretService/";
     private const string Agents = "/controlplane.v1.AgentService/";
     private const string Audit = "/controlplane.v1.AuditService/";
 
@@ -36,6 +37,9 @@ public static class AuthorizationTable
         [Auth + "CreateToken"] = Capability.ManageTokens,
         [Auth + "ListTokens"] = Capability.ManageTokens,
         [Auth + "RevokeToken"] = Capability.ManageTokens,
+        [Secrets + "SetSecret"] = Capability.ManageSecrets,
+        [Secrets + "ListSecrets"] = Capability.ManageSecrets,
+        [Secrets + "DeleteSecret"] = Capability.ManageSecrets,
         [Agents + "Connect"] = Capability.ConnectAgent,
         [Audit + "ListAudit"] = Capability.ReadAudit,
 

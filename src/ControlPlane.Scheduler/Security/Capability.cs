@@ -18,6 +18,9 @@ public enum Capability
     /// <summary>Create, list and revoke tokens.</summary>
     ManageTokens,
 
+    /// <summary>Set, list and delete secrets (SecretService); admin only.</summary>
+    ManageSecrets,
+
     /// <summary>Open an agent stream (AgentService.Connect).</summary>
     ConnectAgent,
 

@@ -1,4 +1,5 @@
 using System.Threading.Channels;
+using ControlPlane.Scheduler.Security;
 using ControlPlane.V1;
 using Grpc.Core;
 using Microsoft.Extensions.Logging;
@@ -70,6 +71,9 @@ internal sealed class AgentConnection : IDisposable
 
     /// <summary>How long the end of an agent's stream waits for its claims and reports to settle before releasing what it never took.</summary>
     private static readonly TimeSpan SettleTimeout = TimeSpan.FromSeconds(5);
+
+    /// <summary>Opens the secrets each claimed assignment names, just before it is sent; none attached when null.</summary>
+    public SecretVault? Secrets { get; init; }
 
     public AgentConnection(
         AgentRegistration registration,
@@ -356,6 +360,8 @@ internal sealed class AgentConnection : IDisposable
                 }
             }
 
+            await AttachSecretsAsync(claimed, token).ConfigureAwait(false);
+
             foreach (var assignment in claimed)
             {
                 Send(new ConnectResponse { Assignment = assignment });
@@ -395,6 +401,35 @@ internal sealed class AgentConnection : IDisposable
             }
 
             // Real time, as the store's own reconnect back-off: the stream's end cancels the wait.
+            await Task.Delay(delay, token).ConfigureAwait(false);
+            delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, MaxClaimRetryDelay.Ticks));
+        }
+    }
+
+    /// <summary>
+    /// Adds the secret values the assignments need, read after the claim (the claim scripts never hold the key). A store
+    /// that cannot be read is retried as a claim is: sending the assignment without its secrets would fail the step.
+    /// </summary>
+    private async Task AttachSecretsAsync(IReadOnlyList<Assignment> claimed, CancellationToken token)
+    {
+        if (Secrets is null)
+        {
+            return;
+        }
+
+        var delay = ClaimRetryDelay;
+        while (true)
+        {
+            try
+            {
+                await Secrets.AttachAsync(claimed, token).ConfigureAwait(false);
+                return;
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                SchedulerLog.ClaimFailed(_logger, AgentId, ex);
+            }
+
             await Task.Delay(delay, token).ConfigureAwait(false);
             delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, MaxClaimRetryDelay.Ticks));
         }

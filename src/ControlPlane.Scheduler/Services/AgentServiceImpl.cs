@@ -17,11 +17,13 @@ internal sealed class AgentServiceImpl : AgentService.AgentServiceBase
     private readonly ILogger _logger;
     private readonly CancellationToken _shutdown;
     private readonly OpenStreams _streams;
+    private readonly Security.SecretVault _secrets;
 
     public AgentServiceImpl(SchedulerRuntime runtime)
     {
         _store = runtime.Store;
         _pipeline = runtime.Pipeline;
+        _secrets = runtime.Secrets;
         _hub = runtime.Hub;
         _options = runtime.Options;
         _logger = runtime.Logger;
@@ -56,7 +58,10 @@ internal sealed class AgentServiceImpl : AgentService.AgentServiceBase
         var revoked = session.RevokedTokens.ToHashSet();
         var kept = registration.RunningAttempts.Where(a => !revoked.Contains(a.FencingToken));
 
-        using var connection = new AgentConnection(registration, session.SessionId, kept, _store, _pipeline, _options, _logger, context.CancellationToken);
+        using var connection = new AgentConnection(registration, session.SessionId, kept, _store, _pipeline, _options, _logger, context.CancellationToken)
+        {
+            Secrets = _secrets,
+        };
         var welcome = new Welcome
         {
             SchedulerId = _options.EffectiveSchedulerId,

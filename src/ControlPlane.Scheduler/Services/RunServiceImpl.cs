@@ -18,6 +18,7 @@ internal sealed class RunServiceImpl : RunService.RunServiceBase
     private readonly CancellationToken _shutdown;
     private readonly OpenStreams _streams;
     private readonly AuditTrail _audit;
+    private readonly SecretVault _secrets;
 
     public RunServiceImpl(SchedulerRuntime runtime)
     {
@@ -27,6 +28,7 @@ internal sealed class RunServiceImpl : RunService.RunServiceBase
         _shutdown = runtime.ShuttingDown;
         _streams = runtime.Streams;
         _audit = runtime.Audit;
+        _secrets = runtime.Secrets;
     }
 
     public override async Task<SubmitRunResponse> SubmitRun(SubmitRunRequest request, ServerCallContext context)
@@ -34,6 +36,13 @@ internal sealed class RunServiceImpl : RunService.RunServiceBase
         if (request.Spec is null)
         {
             throw RpcErrors.Required("spec");
+        }
+
+        // Secrets a step names must exist and allow its queue; the spec's own rules are checked first, with every violation.
+        if (request.Spec.Steps.Any(s => s.Secrets.Count > 0))
+        {
+            await RpcErrors.Guard(() => { Internal.RunSpecValidator.ThrowIfInvalid(request.Spec); return Task.FromResult(0); }).ConfigureAwait(false);
+            await _secrets.ThrowIfUnusableAsync(request.Spec, context.CancellationToken).ConfigureAwait(false);
         }
 
         var key = string.IsNullOrEmpty(request.IdempotencyKey) ? null : request.IdempotencyKey;

@@ -35,6 +35,9 @@ internal sealed class SchedulerRuntime(
     /// <summary>Where services record who did what (the store's trail when it keeps one, else an in-process one).</summary>
     public AuditTrail Audit { get; init; } = new(new EmbeddedAuditStore(), logger);
 
+    /// <summary>The namespace's secrets and the key that opens them (none when no key is configured).</summary>
+    public SecretVault Secrets { get; init; } = new(new EmbeddedSecretStore(), null, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+
     /// <summary>Whether calls are authenticated (an admin token was configured).</summary>
     public bool AuthenticationEnabled => Options.AuthenticationEnabled;
 
