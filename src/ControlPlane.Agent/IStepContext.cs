@@ -18,6 +18,13 @@ public interface IStepContext
     /// <summary>The step's params as JSON ("{}" when it has none).</summary>
     string ParamsJson { get; }
 
+    /// <summary>
+    /// The values of the secrets the step names (StepSpec.secrets, <c>secrets:</c> in a pipeline file), by secret name.
+    /// The agent masks them (as <c>***</c>) in logs, progress messages, the error and the output; anything else the
+    /// handler does with a value is up to it.
+    /// </summary>
+    IReadOnlyDictionary<string, string> Secrets { get; }
+
     /// <summary>The last checkpoint an earlier attempt saved; null when there is none.</summary>
     ReadOnlyMemory<byte>? LastCheckpoint { get; }
 

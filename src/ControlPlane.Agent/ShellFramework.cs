@@ -114,6 +114,12 @@ public sealed partial class ShellFramework : IComputeFramework
             env[name] = value;
         }
 
+        // Secrets after the inherited variables and before the step contract's, which no secret name can replace.
+        foreach (var (name, value) in execution.Secrets)
+        {
+            env[SecretMask.VariableName(name)] = value;
+        }
+
         env["CP_RUN_ID"] = execution.RunId;
         env["CP_STEP_ID"] = execution.StepId;
         env["CP_ATTEMPT"] = execution.Attempt.ToString(CultureInfo.InvariantCulture);

@@ -31,6 +31,12 @@ public sealed record StepExecution(
     /// </summary>
     public TimeSpan? LeaseDuration { get; init; }
 
+    /// <summary>
+    /// The values of the secrets the step names (StepSpec.secrets), by secret name. A shell step gets each as an
+    /// environment variable (db-password as DB_PASSWORD); a dotnet step reads them from IStepContext.Secrets.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> Secrets { get; init; } = new Dictionary<string, string>(StringComparer.Ordinal);
+
     /// <summary>The step's params as JSON ("{}" when it has none).</summary>
     public string ParamsJson => Spec.Params is null ? "{}" : Google.Protobuf.JsonFormatter.Default.Format(Spec.Params);
 }

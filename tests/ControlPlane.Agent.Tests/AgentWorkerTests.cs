@@ -132,6 +132,73 @@ public sealed class AgentWorkerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Assignment_ShellStepPrintsItsSecret_EnvironmentHasItAndEveryReportMasksIt()
+    {
+        Start();
+        var connection = await ConnectAsync();
+        var assignment = new Assignment { RunId = "run-1", StepId = "leak", Attempt = 1, FencingToken = 21 };
+        assignment.Spec = Shell("leak", "echo \"out $DB_PASSWORD\"; echo \"err $DB_PASSWORD\" >&2; echo \"::cp progress 10 at $DB_PASSWORD\"; printf \"{\\\"v\\\":\\\"$DB_PASSWORD\\\"}\" > \"$CP_OUTPUT_FILE\"");
+        assignment.Spec.Secrets.Add("db-password");
+        assignment.Secrets["db-password"] = Google.Protobuf.ByteString.CopyFromUtf8("s3cr3t-Value");
+
+        await connection.SendAsync(new ConnectResponse { Assignment = assignment });
+        var completed = await connection.CompletedAsync(21);
+
+        Assert.Equal("{\"v\":\"***\"}", completed.Output.ToStringUtf8());
+        Assert.Contains(connection.Received, m => m.StepLog?.Lines.Contains("out ***") == true);
+        Assert.Contains(connection.Received, m => m.StepLog?.Lines.Contains("err ***") == true);
+        Assert.Contains(connection.Received, m => m.StepProgress?.Message == "at ***");
+        Assert.DoesNotContain(connection.Received, m => m.ToString().Contains("s3cr3t", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Assignment_ShellStepFailsWithItsSecret_ErrorMasked()
+    {
+        Start();
+        var connection = await ConnectAsync();
+        var assignment = new Assignment { RunId = "run-1", StepId = "leak", Attempt = 1, FencingToken = 22 };
+        assignment.Spec = Shell("leak", "echo \"cannot log in with $API_KEY\" >&2; exit 3");
+        assignment.Spec.Secrets.Add("api.key");
+        assignment.Secrets["api.key"] = Google.Protobuf.ByteString.CopyFromUtf8("s3cr3t-Value");
+
+        await connection.SendAsync(new ConnectResponse { Assignment = assignment });
+        var failed = await connection.FailedAsync(22);
+
+        Assert.Contains("***", failed.Error, StringComparison.Ordinal);
+        Assert.DoesNotContain(connection.Received, m => m.ToString().Contains("s3cr3t", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Assignment_NamedSecretMissing_FailsSayingWhich()
+    {
+        Start();
+        var connection = await ConnectAsync();
+        var spec = Shell("needs", "true");
+        spec.Secrets.Add("gone");
+
+        await connection.AssignAsync(23, spec);
+        var failed = await connection.FailedAsync(23);
+
+        Assert.Contains("secret 'gone' is not available", failed.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Assignment_DotnetStep_ReadsSecretsFromItsContext_ResultMasked()
+    {
+        _dotnet.Register("read-secret", context => Task.FromResult(StepHandlerResult.FromString("got " + context.Secrets["db-password"])));
+        Start();
+        var connection = await ConnectAsync();
+        var assignment = new Assignment { RunId = "run-1", StepId = "read", Attempt = 1, FencingToken = 24, Spec = Dotnet("read", "read-secret") };
+        assignment.Spec.Secrets.Add("db-password");
+        assignment.Secrets["db-password"] = Google.Protobuf.ByteString.CopyFromUtf8("s3cr3t-Value");
+
+        await connection.SendAsync(new ConnectResponse { Assignment = assignment });
+        var completed = await connection.CompletedAsync(24);
+
+        Assert.Equal("got ***", completed.Output.ToStringUtf8());
+    }
+
+    [Fact]
     public async Task Assignment_FailingShellStep_ReportsRetryableFailure()
     {
         Start();

@@ -3,7 +3,7 @@ using Google.Protobuf;
 
 namespace ControlPlane.Agent.Internal;
 
-/// <summary>Turns a framework's reports into outbox messages carrying the attempt's fencing token.</summary>
+/// <summary>Turns a framework's reports into outbox messages carrying the attempt's fencing token, its secrets masked.</summary>
 internal sealed class AttemptReporter(Outbox outbox, AttemptState attempt) : IStepReporter
 {
     public void ReportProgress(double percent, string? message)
@@ -12,7 +12,7 @@ internal sealed class AttemptReporter(Outbox outbox, AttemptState attempt) : ISt
         {
             outbox.Enqueue(new ConnectRequest
             {
-                StepProgress = new StepProgress { FencingToken = attempt.FencingToken, Percent = percent, Message = message ?? string.Empty },
+                StepProgress = new StepProgress { FencingToken = attempt.FencingToken, Percent = percent, Message = attempt.Mask.Apply(message ?? string.Empty) },
             });
         }
     }
@@ -34,7 +34,7 @@ internal sealed class AttemptReporter(Outbox outbox, AttemptState attempt) : ISt
         {
             outbox.Enqueue(new ConnectRequest
             {
-                StepLog = new StepLog { FencingToken = attempt.FencingToken, Stream = stream, Lines = { line } },
+                StepLog = new StepLog { FencingToken = attempt.FencingToken, Stream = stream, Lines = { attempt.Mask.Apply(line) } },
             });
         }
     }

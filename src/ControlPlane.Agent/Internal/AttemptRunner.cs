@@ -133,6 +133,11 @@ internal sealed class AttemptRunner(
             refusal = $"agent '{options.AgentId}' has no compute framework '{assignment.Spec.Framework}' (it runs {string.Join(", ", frameworks.Keys)})";
         }
 
+        else if (assignment.Spec.Secrets.FirstOrDefault(name => !assignment.Secrets.ContainsKey(name)) is { } missing)
+        {
+            refusal = $"secret '{missing}' is not available to step '{assignment.StepId}' on queue '{assignment.Spec.Queue}': it was deleted, or limited to other queues, after the run was submitted (cpctl secret set {missing})";
+        }
+
         var declinable = refusal is null;
         refusal ??= StaleStreamRefusal();
         var attempt = attempts.Admit(assignment, slots, ref refusal);
@@ -236,6 +241,7 @@ internal sealed class AttemptRunner(
             var execution = new StepExecution(attempt.RunId, attempt.StepId, attempt.Attempt, attempt.FencingToken, assignment.Spec, inputs, checkpoint, directory)
             {
                 LeaseDuration = leaseTicks > 0 ? TimeSpan.FromTicks(leaseTicks) : null,
+                Secrets = attempt.Secrets,
             };
             using var lease = WatchLease(attempt);
             result = await framework.RunAsync(execution, new AttemptReporter(outbox, attempt), attempt.Stop.Token).ConfigureAwait(false);
@@ -281,6 +287,7 @@ internal sealed class AttemptRunner(
 
     private void Finish(AttemptState attempt, StepResult result)
     {
+        result = Masked(attempt.Mask, result);
         var report = ToReport(attempt, result);
         var owned = attempts.Finish(attempt);
         AgentLog.Finished(logger, attempt.RunId, attempt.StepId, attempt.Attempt, result.Succeeded ? "succeeded" : "failed: " + result.Error);
@@ -295,6 +302,10 @@ internal sealed class AttemptRunner(
 
         outbox.Wake();
     }
+
+    /// <summary>The result with every secret value masked in its error and output (they leave the host in the report).</summary>
+    private static StepResult Masked(SecretMask mask, StepResult result) =>
+        mask.IsEmpty ? result : result with { Error = mask.ApplyOrNull(result.Error), Output = mask.Apply(result.Output), OutputUri = mask.ApplyOrNull(result.OutputUri) };
 
     private ConnectRequest ToReport(AttemptState attempt, StepResult result)
     {

@@ -15,6 +15,12 @@ internal sealed class AttemptState(Assignment assignment, int slots) : IDisposab
 
     public int Slots { get; } = slots;
 
+    /// <summary>The attempt's secret values, by name, as the assignment brought them (UTF-8 text).</summary>
+    public IReadOnlyDictionary<string, string> Secrets { get; } = assignment.Secrets.ToDictionary(s => s.Key, s => s.Value.ToStringUtf8(), StringComparer.Ordinal);
+
+    /// <summary>Hides <see cref="Secrets"/> in everything the attempt reports.</summary>
+    public SecretMask Mask { get; } = assignment.Secrets.Count == 0 ? SecretMask.None : new SecretMask(assignment.Secrets.Values.Select(v => v.ToStringUtf8()));
+
     public CancellationTokenSource Stop { get; } = new();
 
     /// <summary>The task running the step; set once it has been started.</summary>

@@ -20,6 +20,8 @@ internal sealed class StepContext(StepExecution execution, IStepReporter reporte
 
     public ReadOnlyMemory<byte>? LastCheckpoint => execution.Checkpoint;
 
+    public IReadOnlyDictionary<string, string> Secrets => execution.Secrets;
+
     public CancellationToken CancellationToken => cancellationToken;
 
     public IReadOnlyDictionary<string, double> Usage
