@@ -26,6 +26,7 @@ public sealed class ControlPlaneClient : IDisposable
         new() { Service = "controlplane.v1.AdminService", Method = "ListAgents" },
         new() { Service = "controlplane.v1.AdminService", Method = "GetStats" },
         new() { Service = "controlplane.v1.AdminService", Method = "SetLimit" },
+        new() { Service = "controlplane.v1.SecretService", Method = "ListSecrets" },
     ];
 
     private readonly GrpcChannel _channel;
@@ -33,6 +34,7 @@ public sealed class ControlPlaneClient : IDisposable
     private readonly AdminService.AdminServiceClient _admin;
     private readonly AuthService.AuthServiceClient _auth;
     private readonly AuditService.AuditServiceClient _audit;
+    private readonly SecretService.SecretServiceClient _secrets;
     private readonly Internal.AuthOffObserver _authOff = new();
     private readonly ControlPlaneClientOptions _options;
     private readonly Metadata? _headers;
@@ -52,6 +54,7 @@ public sealed class ControlPlaneClient : IDisposable
         _admin = new AdminService.AdminServiceClient(_channel);
         _auth = new AuthService.AuthServiceClient(_channel);
         _audit = new AuditService.AuditServiceClient(_channel);
+        _secrets = new SecretService.SecretServiceClient(_channel);
         if (options.BearerToken is { } token)
         {
             _headers = new Metadata { { "authorization", "Bearer " + token } };
@@ -185,6 +188,29 @@ public sealed class ControlPlaneClient : IDisposable
     {
         ArgumentNullException.ThrowIfNull(request);
         return UnaryAsync(o => _audit.ListAuditAsync(request, o), cancellationToken);
+    }
+
+    /// <summary>
+    /// Creates or replaces the secret <paramref name="name"/> (SecretService, admin role); steps on
+    /// <paramref name="queues"/> (every queue when empty) may name it. The value is never returned by any call.
+    /// </summary>
+    public Task<SetSecretResponse> SetSecretAsync(string name, ReadOnlyMemory<byte> value, IEnumerable<string>? queues = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        var request = new SetSecretRequest { Name = name, Value = Google.Protobuf.ByteString.CopyFrom(value.Span) };
+        request.Queues.AddRange(queues ?? []);
+        return UnaryAsync(o => _secrets.SetSecretAsync(request, o), cancellationToken);
+    }
+
+    /// <summary>Every secret's name, queues and dates, without values (SecretService, admin role).</summary>
+    public async Task<IReadOnlyList<SecretInfo>> ListSecretsAsync(CancellationToken cancellationToken = default) =>
+        (await UnaryAsync(o => _secrets.ListSecretsAsync(new ListSecretsRequest(), o), cancellationToken).ConfigureAwait(false)).Secrets;
+
+    /// <summary>Deletes the secret <paramref name="name"/> (SecretService, admin role).</summary>
+    public async Task<SecretInfo> DeleteSecretAsync(string name, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        return (await UnaryAsync(o => _secrets.DeleteSecretAsync(new DeleteSecretRequest { Name = name }, o), cancellationToken).ConfigureAwait(false)).Info;
     }
 
     /// <summary>Creates a client of the scheduler at <paramref name="address"/> with default options.</summary>

@@ -83,6 +83,22 @@ public sealed class PipelineFileTests
     }
 
     [Fact]
+    public void Parse_StepSecrets_MapsThemInOrder()
+    {
+        var spec = PipelineFile.Parse("steps: [{ id: migrate, framework: shell, run: ./migrate.sh, secrets: [db-password, api.key] }]").Spec;
+
+        Assert.Equal(["db-password", "api.key"], spec.Steps[0].Secrets);
+    }
+
+    [Fact]
+    public void Parse_SecretsNotAList_NamesTheField()
+    {
+        var ex = Assert.Throws<PipelineFileException>(() => PipelineFile.Parse("steps: [{ id: a, framework: shell, run: 'true', secrets: { a: b } }]"));
+
+        Assert.Contains(ex.Errors, e => e.Field == "steps[0].secrets");
+    }
+
+    [Fact]
     public void Parse_RemainingFields_MapsThem()
     {
         var yaml = """

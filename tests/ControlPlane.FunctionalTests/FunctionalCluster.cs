@@ -24,6 +24,7 @@ public sealed class FunctionalCluster : IAsyncDisposable
     private readonly string? _adminTokenFile;
     private ControlPlaneClient? _client;
     private TestCertificates? _pki;
+    private string? _secretsKeyFile;
 
     private FunctionalCluster(string redis, TimeSpan lease, string? adminToken = null)
     {
@@ -69,6 +70,18 @@ public sealed class FunctionalCluster : IAsyncDisposable
         await cluster.StartSchedulerAsync(port: 0);
         return cluster;
     }
+
+    /// <summary>A cluster whose scheduler seals secrets with <paramref name="key"/> (--secrets-key-file, base64), authenticated with <paramref name="adminToken"/>.</summary>
+    public static async Task<FunctionalCluster> StartWithSecretsKeyAsync(RedisServerFixture redis, string adminToken, byte[] key)
+    {
+        var cluster = new FunctionalCluster(redis.Configuration, TimeSpan.FromSeconds(10), adminToken);
+        cluster._secretsKeyFile = cluster.WriteSecret("secrets.key", Convert.ToBase64String(key));
+        await cluster.StartSchedulerAsync(port: 0);
+        return cluster;
+    }
+
+    /// <summary>The store namespace of this cluster's scheduler; its Redis keys are cp:{Namespace}:...</summary>
+    public string Namespace => _ns;
 
     /// <summary>Writes <paramref name="secret"/> to a file only this user may read; returns its path.</summary>
     public string WriteSecret(string name, string secret)
@@ -141,6 +154,7 @@ public sealed class FunctionalCluster : IAsyncDisposable
             "--maintenance-interval", "250ms",
             .. _pki is null ? [] : new[] { "--tls-cert", _pki.ServerCertFile, "--tls-key", _pki.ServerKeyFile, "--client-ca", _pki.CaFile },
             .. _adminTokenFile is null ? Array.Empty<string>() : ["--admin-token-file", _adminTokenFile],
+            .. _secretsKeyFile is null ? Array.Empty<string>() : ["--secrets-key-file", _secretsKeyFile],
         ]);
         _processes.Add(scheduler);
         return (scheduler, new Uri(await scheduler.WaitForListeningAsync(Timeout)).Port);

@@ -25,6 +25,9 @@ internal sealed class CliContext
 
     public TextWriter Error { get; }
 
+    /// <summary>Opens what cpctl reads as standard input (a secret's value for <c>cpctl secret set</c>); tests give their own.</summary>
+    public Func<Stream> OpenInput { get; init; } = Console.OpenStandardInput;
+
     public static CliContext FromConsole() => new(Console.Out, Console.Error, DaemonContext.ProcessEnvironment());
 
     public string? Variable(string name)

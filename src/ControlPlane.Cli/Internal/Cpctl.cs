@@ -71,6 +71,7 @@ internal static class Cpctl
         root.Subcommands.Add(AgentCommands.Build(handlers));
         root.Subcommands.Add(AuthCommands.Build(handlers));
         root.Subcommands.Add(AuditCommands.Build(handlers));
+        root.Subcommands.Add(SecretCommands.Build(handlers));
         return root;
     }
 

@@ -41,7 +41,7 @@ internal sealed class PipelineReader
     private static readonly string[] StepKeys =
     [
         "id", "kind", "framework", "queue", "run", "handler", "params", "needs", "input_type", "output_type", "retry",
-        "timeout", "concurrency_key", "estimate", "keep_output", "run_if", "priority", "slots",
+        "timeout", "concurrency_key", "estimate", "keep_output", "run_if", "priority", "slots", "secrets",
     ];
 
     private static readonly string[] RetryKeys = ["max_attempts", "backoff", "max_backoff", "multiplier"];
@@ -368,6 +368,9 @@ internal sealed class PipelineReader
                     break;
                 case "slots":
                     step.Slots = ReadInt(value, keyNode, field, 1, int.MaxValue) ?? 0;
+                    break;
+                case "secrets":
+                    ReadStringList(value, keyNode, field, step.Secrets);
                     break;
             }
         }
