@@ -155,7 +155,7 @@ internal sealed class SecretServiceImpl : SecretService.SecretServiceBase
         return info;
     }
 
-    /// <summary>The caller's token name for the log (and the audit log that reads these entries); "anonymous" with authentication off.</summary>
+    /// <summary>The caller for the log (and the audit log that reads these entries): its token name, or "an unauthenticated caller" with authentication off.</summary>
     private static string CallerOf(ServerCallContext context) =>
         CallerClaims.TokenNameOf(CallerClaims.UserOf(context)) is { } name ? $"token '{name}'" : "an unauthenticated caller";
 
