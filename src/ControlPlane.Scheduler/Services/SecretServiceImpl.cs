@@ -93,6 +93,7 @@ internal sealed class SecretServiceImpl : SecretService.SecretServiceBase
         var caller = CallerOf(context);
         var limitedTo = queues.Length == 0 ? "every queue" : string.Join(",", queues);
         SecurityLog.SecretSet(_runtime.Logger, stored.Name, replaced ? "replaced" : "created", caller, limitedTo);
+        await _runtime.Audit.RecordAsync(context, Audit.AuditActions.SecretSet, stored.Name, (replaced ? "replaced" : "created") + ", queues " + limitedTo).ConfigureAwait(false);
         return new SetSecretResponse { Info = ToInfo(stored), Replaced = replaced };
     }
 
@@ -120,6 +121,7 @@ internal sealed class SecretServiceImpl : SecretService.SecretServiceBase
             ?? throw new RpcException(new Grpc.Core.Status(StatusCode.NotFound, $"no secret named '{request.Name}'; 'cpctl secret ls' lists the secrets"));
         var caller = CallerOf(context);
         SecurityLog.SecretDeleted(_runtime.Logger, deleted.Name, caller);
+        await _runtime.Audit.RecordAsync(context, Audit.AuditActions.SecretRemove, deleted.Name).ConfigureAwait(false);
         return new DeleteSecretResponse { Info = ToInfo(deleted) };
     }
 
