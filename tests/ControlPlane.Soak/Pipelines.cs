@@ -235,7 +235,7 @@ internal sealed class Pipelines(string soakId, TimeSpan? retention = null)
 
     // Fails the first time the step runs (a marker file outside the work directory remembers it), then succeeds.
     private static string FailOnce() =>
-        "m=\"$CP_SOAK_DIR/flaky/$CP_RUN_ID.$CP_STEP_ID\"; if [ ! -e \"$m\" ]; then : > \"$m\"; echo 'failing once on purpose' >&2; exit 1; fi; ";
+        "m=\"$SOAK_DIR/flaky/$CP_RUN_ID.$CP_STEP_ID\"; if [ ! -e \"$m\" ]; then : > \"$m\"; echo 'failing once on purpose' >&2; exit 1; fi; ";
 
     // N batches of D seconds, a checkpoint after each; a later attempt resumes after the last checkpointed batch.
     private static string Batches(int count, double seconds) =>
@@ -247,5 +247,5 @@ internal sealed class Pipelines(string soakId, TimeSpan? retention = null)
     private static string Finish(string detail = "") =>
         $"printf 'run=%s step=%s attempt=%s%s' \"$CP_RUN_ID\" \"$CP_STEP_ID\" \"$CP_ATTEMPT\" \"{detail}\" > \"$CP_OUTPUT_FILE\"; " +
         "echo '::cp usage cpu_seconds=0.5'; " +
-        "echo \"$CP_RUN_ID $CP_STEP_ID $CP_ATTEMPT $$ $(date +%s.%N) $CP_WORK_DIR\" >> \"$CP_SOAK_DIR/ledger\"";
+        "echo \"$CP_RUN_ID $CP_STEP_ID $CP_ATTEMPT $$ $(date +%s.%N) $CP_WORK_DIR\" >> \"$SOAK_DIR/ledger\"";
 }

@@ -48,11 +48,11 @@ internal sealed class AgentNode(string id, Replica replica, bool viaProxy, strin
 /// </summary>
 internal sealed class SoakCluster : IAsyncDisposable
 {
-    /// <summary>Set in the agents' environment, so every step process carries it (shell steps inherit the agent's).</summary>
-    public const string SoakIdVariable = "CP_SOAK_ID";
+    /// <summary>Set in the agents' environment and passed to every step process (--pass-env), so the soak can find them.</summary>
+    public const string SoakIdVariable = "SOAK_ID";
 
     /// <summary>Where steps write the ledger and their once-only markers.</summary>
-    public const string SoakDirVariable = "CP_SOAK_DIR";
+    public const string SoakDirVariable = "SOAK_DIR";
 
     public const int AgentSlots = 4;
 
@@ -183,6 +183,7 @@ internal sealed class SoakCluster : IAsyncDisposable
             "--max-reconnect-delay", "1s",
             "--connect-timeout", "5s",
             "--shutdown-grace-period", "10s",
+            "--pass-env", $"{SoakIdVariable},{SoakDirVariable}",
         ], environment: new Dictionary<string, string>
         {
             [SoakIdVariable] = SoakId,

@@ -64,7 +64,10 @@ public sealed class ObservedProcess : IAsyncDisposable
         IReadOnlyDictionary<string, string>? environment = null,
         TextWriter? echo = null)
     {
-        var startInfo = new ProcessStartInfo(fileName)
+        // A runner started in the background (nohup, `cmd &` in a script) ignores SIGINT, and children inherit that, so a
+        // test's Ctrl+C would never arrive: start them with SIGINT's default action, as a terminal would.
+        var restoreInterrupt = InterruptIgnored();
+        var startInfo = new ProcessStartInfo(restoreInterrupt ? "/usr/bin/env" : fileName)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -75,6 +78,12 @@ public sealed class ObservedProcess : IAsyncDisposable
         if (workingDirectory is not null)
         {
             startInfo.WorkingDirectory = workingDirectory;
+        }
+
+        if (restoreInterrupt)
+        {
+            startInfo.ArgumentList.Add("--default-signal=INT");
+            startInfo.ArgumentList.Add(fileName);
         }
 
         foreach (var argument in arguments)
@@ -250,5 +259,18 @@ public sealed class ObservedProcess : IAsyncDisposable
         {
             _exited.TrySetResult(_process.ExitCode);
         }
+    }
+
+    /// <summary>Whether this process ignores SIGINT (bit 2 of SigIgn in /proc/self/status).</summary>
+    private static bool InterruptIgnored()
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return false;
+        }
+
+        var line = File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith("SigIgn:", StringComparison.Ordinal));
+        return line is not null
+            && (ulong.Parse(line["SigIgn:".Length..].Trim(), System.Globalization.NumberStyles.HexNumber, System.Globalization.CultureInfo.InvariantCulture) & 0x2) != 0;
     }
 }
