@@ -104,9 +104,9 @@ public sealed class FunctionalCluster : IAsyncDisposable
     }
 
     /// <summary>A cluster on the Redis at <paramref name="redisConfiguration"/> ("127.0.0.1:port"), e.g. one the test restarts.</summary>
-    public static async Task<FunctionalCluster> StartAsync(string redisConfiguration, TimeSpan? lease = null)
+    public static async Task<FunctionalCluster> StartAsync(string redisConfiguration, TimeSpan? lease = null, TimeSpan? heartbeat = null)
     {
-        var cluster = new FunctionalCluster(redisConfiguration, lease ?? TimeSpan.FromSeconds(10));
+        var cluster = new FunctionalCluster(redisConfiguration, lease ?? TimeSpan.FromSeconds(10)) { _heartbeat = heartbeat };
         await cluster.StartSchedulerAsync(port: 0);
         return cluster;
     }
@@ -141,9 +141,12 @@ public sealed class FunctionalCluster : IAsyncDisposable
         Port = port;
     }
 
+    // The scheduler's heartbeat interval when a test sets one (default: 1 s, at most a third of the lease).
+    private TimeSpan? _heartbeat;
+
     private async Task<(ObservedProcess Process, int Port)> LaunchSchedulerAsync(int port)
     {
-        var heartbeat = TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(1).Ticks, _lease.Ticks / 3));
+        var heartbeat = _heartbeat ?? TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(1).Ticks, _lease.Ticks / 3));
         var scheduler = ObservedProcess.Start("scheduler", SchedulerPath,
         [
             "--listen", $"127.0.0.1:{port}",

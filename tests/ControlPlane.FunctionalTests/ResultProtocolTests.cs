@@ -20,7 +20,9 @@ public sealed class ResultProtocolTests(RedisServerFixture redis, Xunit.Abstract
         await store.StartAsync();
 
         // A lease longer than both outages together, so only a refused report, never an expired lease, could cost an attempt.
-        await using var cluster = await FunctionalCluster.StartAsync(store.Configuration, lease: TimeSpan.FromSeconds(60));
+        // Heartbeats 20 s apart: an agent whose heartbeats go unaccepted for two intervals moves to another replica, and
+        // this test watches the reports wait in the one scheduler, so the agent must stay on its stream through an outage.
+        await using var cluster = await FunctionalCluster.StartAsync(store.Configuration, lease: TimeSpan.FromSeconds(60), heartbeat: TimeSpan.FromSeconds(20));
         var agent = await cluster.StartAgentAsync("agent-a", slots: 1);
         var finish = cluster.Path2("finish");
         var work = $"i=0; while [ ! -f '{finish}' ]; do i=$((i+1)); echo \"::cp progress $((i % 100)) tick $i\"; sleep 0.1; done; printf done > \"$CP_OUTPUT_FILE\"";
