@@ -6,10 +6,10 @@ using ControlPlane.Scheduler.Redis;
 // The signal handlers come first and stay for the life of the process, so a late SIGTERM cannot kill it mid-shutdown.
 var stop = DaemonSignals.Install();
 
-// With Redis configured the store is the Redis one, on Redis's clock; otherwise SchedulerServer uses the embedded store.
+// With Redis configured the stores are the Redis ones, on Redis's clock; otherwise SchedulerServer uses embedded stores.
 return await SchedulerHost.RunAsync(
     args,
     static async (options, cancellationToken) =>
-        await RedisRunStore.ConnectAsync(options.Redis!, options.Namespace, options.CreateStoreOptions()).ConfigureAwait(false),
+        await RedisNamespaceStores.ConnectAsync(options.Redis!, options.CreateStoreOptions()).ConfigureAwait(false),
     DaemonContext.FromProcess("cp-scheduler"),
     stop).ConfigureAwait(false);

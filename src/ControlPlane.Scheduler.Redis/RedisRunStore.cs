@@ -231,8 +231,20 @@ public sealed partial class RedisRunStore : IRunStore, ITokenStore, Audit.IAudit
     /// <summary>The key prefix of this store's namespace, <c>cp:{ns}:</c>.</summary>
     public string KeyPrefix => _prefix;
 
+    /// <summary>
+    /// Loads the scripts and checks the stored data's format (<see cref="EnsureFormatAsync"/>): what
+    /// <see cref="ConnectAsync(string, string, RunStoreOptions, ILogger?)"/> does before it returns a store, for a
+    /// store made over a shared connection.
+    /// </summary>
+    public async Task EnsureReadyAsync()
+    {
+        await EnsureLoadedAsync().ConfigureAwait(false);
+        await EnsureFormatAsync().ConfigureAwait(false);
+    }
+
     public async ValueTask DisposeAsync()
     {
+        _redis.ConnectionRestored -= OnConnectionRestored;
         if (_ownedClock is not null)
         {
             await _ownedClock.DisposeAsync().ConfigureAwait(false);

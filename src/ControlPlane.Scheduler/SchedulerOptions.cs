@@ -68,7 +68,11 @@ public sealed partial class SchedulerOptions
     /// <summary>Upgrade the Redis data of an older format at start; without it such data stops the start with a message. Default is false.</summary>
     public bool Migrate { get; set; }
 
-    /// <summary>Store namespace (Redis keys live under cp:{namespace}:). Default is "default".</summary>
+    /// <summary>
+    /// The namespace of calls that name none: no <c>cp-namespace</c> header from a token of every namespace, or with
+    /// authentication off. The scheduler serves every namespace (each under Redis keys <c>cp:{namespace}:</c>); this one
+    /// opens at start. Default is "default".
+    /// </summary>
     public string Namespace { get; set; } = "default";
 
     /// <summary>Identifies this replica in Welcome and in logs. Default is null: host name and process id.</summary>

@@ -19,9 +19,10 @@ using Microsoft.Extensions.Logging.Abstractions;
 namespace ControlPlane.Scheduler;
 
 /// <summary>
-/// One scheduler replica: the run store, and RunService, AgentService, AdminService, grpc.health.v1 and server
-/// reflection served by Grpc.AspNetCore on Kestrel (h2c, or TLS when a certificate is configured), with the shared
-/// report pipeline and the maintenance loop. Replicas are stateless; all state is in the store.
+/// One scheduler replica: the run stores of every namespace, and RunService, AgentService, AdminService, AuthService,
+/// AuditService, SecretService, grpc.health.v1 and server reflection served by Grpc.AspNetCore on Kestrel (h2c, or TLS
+/// when a certificate is configured), with a report pipeline and a maintenance loop per namespace. Replicas are
+/// stateless; all state is in the stores.
 /// </summary>
 public sealed class SchedulerServer : IAsyncDisposable
 {
@@ -43,18 +44,17 @@ public sealed class SchedulerServer : IAsyncDisposable
     private static readonly TimeSpan StatusLinger = TimeSpan.FromMilliseconds(250);
 
     private readonly SchedulerOptions _options;
-    private readonly Func<SchedulerOptions, CancellationToken, Task<IRunStore>>? _storeFactory;
-    private readonly bool _ownsStore;
+    private readonly Func<SchedulerOptions, CancellationToken, Task<INamespaceStores>>? _storeFactory;
+    private readonly bool _ownsStores;
     private readonly ILoggerFactory _loggerFactory;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly CancellationTokenSource _shutdown = new();
-    private readonly SignalHub _hub = new();
     private readonly Lock _gate = new();
-    private IRunStore? _store;
-    private IAsyncDisposable? _subscription;
-    private ReportPipeline? _pipeline;
-    private MaintenanceLoop? _maintenance;
+    private INamespaceStores? _stores;
+    private NamespaceDirectory? _namespaces;
+    private SecretCipher? _cipher;
+    private bool _cipherChosen;
     private WebApplication? _app;
     private SchedulerRuntime? _runtime;
     private IReadOnlyList<Uri> _addresses = [];
@@ -62,46 +62,64 @@ public sealed class SchedulerServer : IAsyncDisposable
     private bool _started;
 
     /// <summary>
-    /// A replica that creates its own store: <paramref name="storeFactory"/> when given (e.g. the Redis store from
-    /// ControlPlane.Scheduler.Redis), else the embedded store, which needs <see cref="SchedulerOptions.Redis"/> unset.
-    /// The server disposes the store it created.
+    /// A replica that creates its own stores: <paramref name="storeFactory"/> when given (e.g. the Redis stores from
+    /// ControlPlane.Scheduler.Redis), else an embedded store per namespace, which needs <see cref="SchedulerOptions.Redis"/>
+    /// unset. The server disposes the stores it created.
     /// </summary>
     public SchedulerServer(
         SchedulerOptions options,
-        Func<SchedulerOptions, CancellationToken, Task<IRunStore>>? storeFactory = null,
+        Func<SchedulerOptions, CancellationToken, Task<INamespaceStores>>? storeFactory = null,
         ILoggerFactory? loggerFactory = null,
         TimeProvider? timeProvider = null)
-        : this(options, null, storeFactory, ownsStore: true, loggerFactory, timeProvider)
+        : this(options, null, storeFactory, ownsStores: true, loggerFactory, timeProvider)
     {
     }
 
-    /// <summary>A replica over an existing store (shared with other replicas in-process, or a test's); the caller disposes it.</summary>
+    /// <summary>
+    /// A replica over the stores of every namespace (shared with other replicas in-process, or a test's); the caller
+    /// disposes them.
+    /// </summary>
+    public SchedulerServer(SchedulerOptions options, INamespaceStores stores, ILoggerFactory? loggerFactory = null, TimeProvider? timeProvider = null)
+        : this(options, stores ?? throw new ArgumentNullException(nameof(stores)), null, ownsStores: false, loggerFactory, timeProvider)
+    {
+    }
+
+    /// <summary>
+    /// A replica over one existing store, which serves the namespace <see cref="SchedulerOptions.Namespace"/> alone;
+    /// calls naming another are refused. The caller disposes the store.
+    /// </summary>
     public SchedulerServer(SchedulerOptions options, IRunStore store, ILoggerFactory? loggerFactory = null, TimeProvider? timeProvider = null)
-        : this(options, store ?? throw new ArgumentNullException(nameof(store)), null, ownsStore: false, loggerFactory, timeProvider)
+        : this(
+            options,
+            new SingleNamespaceStores(store ?? throw new ArgumentNullException(nameof(store)), options?.Namespace ?? throw new ArgumentNullException(nameof(options))),
+            null,
+            ownsStores: false,
+            loggerFactory,
+            timeProvider)
     {
     }
 
     private SchedulerServer(
         SchedulerOptions options,
-        IRunStore? store,
-        Func<SchedulerOptions, CancellationToken, Task<IRunStore>>? storeFactory,
-        bool ownsStore,
+        INamespaceStores? stores,
+        Func<SchedulerOptions, CancellationToken, Task<INamespaceStores>>? storeFactory,
+        bool ownsStores,
         ILoggerFactory? loggerFactory,
         TimeProvider? timeProvider)
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
-        if (store is null && storeFactory is null && options.Redis is not null)
+        if (stores is null && storeFactory is null && options.Redis is not null)
         {
             throw new ArgumentException(
-                "SchedulerOptions.Redis is set but no store factory was given; pass one that connects the Redis store (ControlPlane.Scheduler.Redis RedisRunStore.ConnectAsync), or unset Redis for the embedded store.",
+                "SchedulerOptions.Redis is set but no store factory was given; pass one that connects the Redis stores (ControlPlane.Scheduler.Redis RedisNamespaceStores.ConnectAsync), or unset Redis for the embedded store.",
                 nameof(storeFactory));
         }
 
         _options = options;
-        _store = store;
+        _stores = stores;
         _storeFactory = storeFactory;
-        _ownsStore = ownsStore;
+        _ownsStores = ownsStores;
         _loggerFactory = loggerFactory ?? NullLoggerFactory.Instance;
         _logger = _loggerFactory.CreateLogger("ControlPlane.Scheduler");
         _time = timeProvider ?? TimeProvider.System;
@@ -120,25 +138,30 @@ public sealed class SchedulerServer : IAsyncDisposable
     public ITokenStore? TokenStore { get; init; }
 
     /// <summary>
-    /// Where the audit trail is kept. Default: the run store when it keeps one too (the Redis store, per namespace),
-    /// else an in-process <see cref="EmbeddedAuditStore"/>.
+    /// Where each namespace's audit trail is kept. Default: the namespace's run store when it keeps one too (the Redis
+    /// store), else an in-process <see cref="EmbeddedAuditStore"/>.
     /// </summary>
-    public IAuditStore? AuditStore { get; init; }
+    public Func<string, IAuditStore>? AuditStores { get; init; }
 
     /// <summary>
-    /// Where secrets are kept. Default: the run store when it keeps secrets too (the Redis store, under its
-    /// namespace), else an in-process <see cref="EmbeddedSecretStore"/>.
+    /// Where each namespace's secrets are kept. Default: the namespace's run store when it keeps secrets too (the Redis
+    /// store), else an in-process <see cref="EmbeddedSecretStore"/>.
     /// </summary>
-    public ISecretStore? SecretStore { get; init; }
+    public Func<string, ISecretStore>? SecretStores { get; init; }
 
     /// <summary>The bound addresses (real ports when port 0 was asked for), after <see cref="StartAsync"/>.</summary>
     public IReadOnlyList<Uri> Addresses => _addresses;
 
-    /// <summary>The run store, after <see cref="StartAsync"/>.</summary>
-    public IRunStore Store => _store ?? throw new InvalidOperationException("The scheduler has not been started; call StartAsync first.");
+    /// <summary>The run store of the default namespace (<see cref="SchedulerOptions.Namespace"/>), after <see cref="StartAsync"/>.</summary>
+    public IRunStore Store => _namespaces?.Default.Store ?? throw new InvalidOperationException("The scheduler has not been started; call StartAsync first.");
 
-    /// <summary>Store calls made by the report pipeline (group commits) and the reports they carried.</summary>
-    public (long Commits, long Reports) ReportCommits => _pipeline is null ? (0, 0) : (_pipeline.Commits, _pipeline.CommittedReports);
+    /// <summary>The namespaces this replica serves now, after <see cref="StartAsync"/>.</summary>
+    public IReadOnlyList<string> Namespaces => _namespaces?.Opened.Select(n => n.Name).ToArray() ?? [];
+
+    /// <summary>Store calls made by the report pipelines (group commits) and the reports they carried, over every namespace.</summary>
+    public (long Commits, long Reports) ReportCommits => _namespaces is null
+        ? (0, 0)
+        : (_namespaces.Opened.Sum(n => n.Pipeline.Commits), _namespaces.Opened.Sum(n => n.Pipeline.CommittedReports));
 
     /// <summary>Fires when the host asks to stop (SIGTERM through the host's lifetime), after <see cref="StartAsync"/>.</summary>
     internal CancellationToken StopRequested => _app?.Lifetime.ApplicationStopping ?? CancellationToken.None;
@@ -172,31 +195,45 @@ public sealed class SchedulerServer : IAsyncDisposable
             SecurityLog.Insecure(_logger, listen, _options.TlsCert is null ? "no TLS" : "TLS", _options.AuthenticationEnabled ? "authentication" : "no authentication");
         }
 
-        _store ??= _storeFactory is not null
+        _stores ??= _storeFactory is not null
             ? await _storeFactory(_options, cancellationToken).ConfigureAwait(false)
-            : new EmbeddedRunStore(_options.CreateStoreOptions(), _time, _loggerFactory.CreateLogger<EmbeddedRunStore>());
+            : new EmbeddedNamespaceStores(_options.CreateStoreOptions(), _time, _loggerFactory);
 
-        _pipeline = new ReportPipeline(_store, _options.ReportBatch, _logger, _time);
-        _subscription = await _store.SubscribeAsync(_hub.OnSignal, cancellationToken).ConfigureAwait(false);
-        _pipeline.Start();
-        _maintenance = new MaintenanceLoop(_store, _options, _time, _logger);
-        _maintenance.Start();
+        // The default namespace opens now (a store that cannot be reached fails the start); the others on first use.
+        _namespaces = new NamespaceDirectory(_stores, StartNamespaceAsync, _logger);
+        await _namespaces.StartAsync(_options.Namespace, cancellationToken).ConfigureAwait(false);
 
-        var tokens = TokenStore ?? _store as ITokenStore ?? new EmbeddedTokenStore();
+        var tokens = TokenStore ?? _namespaces.Default.Store as ITokenStore ?? new EmbeddedTokenStore();
         await BootstrapAdminTokenAsync(tokens, cancellationToken).ConfigureAwait(false);
-        var secrets = SecretStore ?? _store as ISecretStore ?? new EmbeddedSecretStore();
-        _runtime = new SchedulerRuntime(_options, _store, _pipeline, _hub, _logger, _shutdown.Token)
+        _runtime = new SchedulerRuntime(_options, _namespaces, _logger, _shutdown.Token)
         {
             Tokens = new TokenValidator(tokens, _time),
-            Secrets = new SecretVault(secrets, CreateSecretCipher(secrets), _logger),
             Time = _time,
-            Audit = new AuditTrail(AuditStore ?? _store as IAuditStore ?? new EmbeddedAuditStore(_time), _logger),
         };
         _app = BuildApplication(_runtime);
         await _app.StartAsync(cancellationToken).ConfigureAwait(false);
         _addresses = _app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>()
             .Addresses.Select(a => new Uri(a)).ToArray();
         SchedulerLog.Listening(_logger, _options.EffectiveSchedulerId, _addresses);
+    }
+
+    /// <summary>Opens one namespace: its store, secrets and audit trail, then its pipeline, signals and maintenance.</summary>
+    private async Task<NamespaceRuntime> StartNamespaceAsync(string ns, CancellationToken cancellationToken)
+    {
+        var store = await _stores!.OpenAsync(ns, cancellationToken).ConfigureAwait(false);
+        var secrets = SecretStores?.Invoke(ns) ?? store as ISecretStore ?? new EmbeddedSecretStore();
+        var audit = AuditStores?.Invoke(ns) ?? store as IAuditStore ?? new EmbeddedAuditStore(_time);
+        lock (_gate)
+        {
+            // One key for every namespace, chosen when the default namespace opens.
+            if (!_cipherChosen)
+            {
+                _cipher = CreateSecretCipher(secrets);
+                _cipherChosen = true;
+            }
+        }
+
+        return await NamespaceRuntime.StartAsync(ns, store, _options, secrets, _cipher, audit, _time, _logger, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -316,7 +353,7 @@ public sealed class SchedulerServer : IAsyncDisposable
 
             builder.Services.AddAuthentication(BearerTokenHandler.SchemeName)
                 .AddScheme<AuthenticationSchemeOptions, BearerTokenHandler>(BearerTokenHandler.SchemeName, null);
-            var requirement = new MethodPermissionRequirement(_options.Namespace);
+            var requirement = new MethodPermissionRequirement();
             builder.Services.AddSingleton<Microsoft.AspNetCore.Authorization.IAuthorizationHandler>(requirement);
             builder.Services.AddAuthorizationBuilder().AddPolicy(MethodPermissionRequirement.PolicyName, policy => policy
                 .AddAuthenticationSchemes(BearerTokenHandler.SchemeName)
@@ -451,29 +488,22 @@ public sealed class SchedulerServer : IAsyncDisposable
         }
 
         // 3. Commit the reports already received, so no result an agent sent before the stream ended is lost.
-        SchedulerLog.ShutdownStep(_logger, id, "draining the report pipeline");
-        if (_pipeline is not null)
-        {
-            await Quietly(_pipeline.CompleteAsync(timeout.Token)).ConfigureAwait(false);
-        }
+        SchedulerLog.ShutdownStep(_logger, id, "draining the report pipelines");
+        var opened = _namespaces is null ? [] : await _namespaces.CloseAsync().ConfigureAwait(false);
+        await Quietly(Task.WhenAll(opened.Select(n => n.CompletePipelineAsync(timeout.Token)))).ConfigureAwait(false);
 
-        // 4. Stop the reaper; other replicas (or the next start) keep reaping.
+        // 4. Stop the reapers and the store signals; other replicas (or the next start) keep reaping.
         SchedulerLog.ShutdownStep(_logger, id, "stopping maintenance");
-        if (_maintenance is not null)
+        foreach (var ns in opened)
         {
-            await _maintenance.StopAsync().ConfigureAwait(false);
+            await ns.StopAsync().ConfigureAwait(false);
         }
 
-        // 5. Stop listening to store signals, then release the store.
-        SchedulerLog.ShutdownStep(_logger, id, "closing the store");
-        if (_subscription is not null)
+        // 5. Release the stores.
+        SchedulerLog.ShutdownStep(_logger, id, "closing the stores");
+        if (_ownsStores && _stores is not null)
         {
-            await _subscription.DisposeAsync().ConfigureAwait(false);
-        }
-
-        if (_ownsStore && _store is not null)
-        {
-            await _store.DisposeAsync().ConfigureAwait(false);
+            await _stores.DisposeAsync().ConfigureAwait(false);
         }
     }
 

@@ -10,17 +10,21 @@ public sealed class AuthTestHost : IAsyncDisposable
 {
     public const string AdminSecret = "cpt_test-admin-token-0123456789abcdef";
 
-    private AuthTestHost(SchedulerServer server, EmbeddedRunStore store, EmbeddedTokenStore tokens, GrpcChannel channel)
+    private AuthTestHost(SchedulerServer server, EmbeddedNamespaceStores stores, EmbeddedTokenStore tokens, GrpcChannel channel)
     {
         Server = server;
-        Store = store;
+        Stores = stores;
         Tokens = tokens;
         Channel = channel;
     }
 
     public SchedulerServer Server { get; }
 
-    public EmbeddedRunStore Store { get; }
+    /// <summary>The default namespace's store.</summary>
+    public IRunStore Store => Server.Store;
+
+    /// <summary>Every namespace's store: the server serves them all.</summary>
+    public EmbeddedNamespaceStores Stores { get; }
 
     public EmbeddedTokenStore Tokens { get; }
 
@@ -30,11 +34,11 @@ public sealed class AuthTestHost : IAsyncDisposable
     {
         var options = new SchedulerOptions { Listen = "127.0.0.1:0", AdminToken = AdminSecret, HeartbeatInterval = TimeSpan.FromSeconds(1), LeaseDuration = TimeSpan.FromSeconds(10) };
         configure?.Invoke(options);
-        var store = new EmbeddedRunStore(options.CreateStoreOptions());
+        var stores = new EmbeddedNamespaceStores(options.CreateStoreOptions());
         var tokens = new EmbeddedTokenStore();
-        var server = new SchedulerServer(options, store) { TokenStore = tokens };
+        var server = new SchedulerServer(options, stores) { TokenStore = tokens };
         await server.StartAsync();
-        return new AuthTestHost(server, store, tokens, GrpcChannel.ForAddress(server.Addresses[0].ToString()));
+        return new AuthTestHost(server, stores, tokens, GrpcChannel.ForAddress(server.Addresses[0].ToString()));
     }
 
     /// <summary>Stores a token directly (any expiry or revocation) and returns its secret.</summary>
@@ -45,8 +49,24 @@ public sealed class AuthTestHost : IAsyncDisposable
         return secret;
     }
 
-    public static CallOptions With(string? authorization, CancellationToken cancellationToken = default) =>
-        new(authorization is null ? null : new Metadata { { "authorization", authorization } }, DateTime.UtcNow + ServiceTestHost.Timeout, cancellationToken);
+    public static CallOptions With(string? authorization, CancellationToken cancellationToken = default) => InNamespace(authorization, null, cancellationToken);
+
+    /// <summary>Call options with an authorization header and, unless <paramref name="ns"/> is null, a cp-namespace header.</summary>
+    public static CallOptions InNamespace(string? authorization, string? ns, CancellationToken cancellationToken = default)
+    {
+        var headers = new Metadata();
+        if (authorization is not null)
+        {
+            headers.Add("authorization", authorization);
+        }
+
+        if (ns is not null)
+        {
+            headers.Add(CallNamespace.Header, ns);
+        }
+
+        return new(headers, DateTime.UtcNow + ServiceTestHost.Timeout, cancellationToken);
+    }
 
     public static CallOptions Bearer(string token, CancellationToken cancellationToken = default) => With("Bearer " + token, cancellationToken);
 
@@ -54,6 +74,6 @@ public sealed class AuthTestHost : IAsyncDisposable
     {
         Channel.Dispose();
         await Server.DisposeAsync();
-        await Store.DisposeAsync();
+        await Stores.DisposeAsync();
     }
 }

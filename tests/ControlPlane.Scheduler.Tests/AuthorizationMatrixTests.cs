@@ -43,27 +43,34 @@ public sealed class AuthorizationMatrixTests
     {
         await using var host = await AuthTestHost.StartAsync();
         var now = DateTimeOffset.UtcNow;
-        var cells = new List<(string Cell, string? Authorization, Func<string, bool?> Allowed)>
+        var teamB = "Bearer " + await host.AddTokenAsync("elsewhere", TokenRole.Admin, "team-b");
+        var cells = new List<(string Cell, string? Authorization, string? Namespace, Func<string, bool?> Allowed)>
         {
-            ("no token", null, _ => null),
-            ("malformed: not Bearer", "Basic dXNlcjpwYXNz", _ => null),
-            ("malformed: too short", "Bearer abc", _ => null),
-            ("unknown", "Bearer " + TokenSecrets.Create(), _ => null),
-            ("expired", "Bearer " + await host.AddTokenAsync("old", TokenRole.Admin, "*", expiresAt: now.AddMinutes(-1)), _ => null),
-            ("revoked", "Bearer " + await host.AddTokenAsync("gone", TokenRole.Admin, "*", revokedAt: now.AddMinutes(-1)), _ => null),
-            ("wrong namespace", "Bearer " + await host.AddTokenAsync("elsewhere", TokenRole.Admin, "team-b"), _ => false),
-            ("admin token of the configuration", "Bearer " + AuthTestHost.AdminSecret, m => AuthorizationTable.Allows(TokenRole.Admin, m)),
+            ("no token", null, null, _ => null),
+            ("malformed: not Bearer", "Basic dXNlcjpwYXNz", null, _ => null),
+            ("malformed: too short", "Bearer abc", null, _ => null),
+            ("unknown", "Bearer " + TokenSecrets.Create(), null, _ => null),
+            ("expired", "Bearer " + await host.AddTokenAsync("old", TokenRole.Admin, "*", expiresAt: now.AddMinutes(-1)), null, _ => null),
+            ("revoked", "Bearer " + await host.AddTokenAsync("gone", TokenRole.Admin, "*", revokedAt: now.AddMinutes(-1)), null, _ => null),
+            ("wrong namespace: a team-b admin token naming default", teamB, "default", _ => false),
+            ("own namespace: a team-b admin token in team-b", teamB, null, m => AuthorizationTable.Allows(TokenRole.Admin, m)),
+            ("admin token of the configuration", "Bearer " + AuthTestHost.AdminSecret, null, m => AuthorizationTable.Allows(TokenRole.Admin, m)),
+            ("admin token of the configuration naming team-b", "Bearer " + AuthTestHost.AdminSecret, "team-b", m => AuthorizationTable.Allows(TokenRole.Admin, m)),
         };
         foreach (var role in AuthorizationTable.Roles.Keys)
         {
             var secret = await host.AddTokenAsync("role-" + AuthorizationTable.RoleName(role), role, AuthorizationTable.MaySpanNamespaces(role) ? "*" : "default");
-            cells.Add(("role " + AuthorizationTable.RoleName(role), "Bearer " + secret, m => AuthorizationTable.Allows(role, m)));
+            cells.Add(("role " + AuthorizationTable.RoleName(role), "Bearer " + secret, null, m => AuthorizationTable.Allows(role, m)));
+            if (!AuthorizationTable.MaySpanNamespaces(role))
+            {
+                cells.Add(("role " + AuthorizationTable.RoleName(role) + " of default naming team-b", "Bearer " + secret, "team-b", _ => false));
+            }
         }
 
         var failures = new List<string>();
         foreach (var method in AllMethods)
         {
-            foreach (var (cell, authorization, allowed) in cells)
+            foreach (var (cell, authorization, ns, allowed) in cells)
             {
                 var expected = allowed(FullName(method)) switch
                 {
@@ -71,7 +78,7 @@ public sealed class AuthorizationMatrixTests
                     false => "PERMISSION_DENIED",
                     true => "not denied",
                 };
-                var status = await CallAsync(host, method, authorization);
+                var status = await CallAsync(host, method, authorization, ns);
                 var actual = status.StatusCode switch
                 {
                     StatusCode.Unauthenticated => "UNAUTHENTICATED",
@@ -131,7 +138,7 @@ public sealed class AuthorizationMatrixTests
         InfoOf(ex) is { } info ? (ErrorReason)ErrorsReflection.Descriptor.EnumTypes[0].FindValueByName(info.Reason).Number : ErrorReason.Unspecified;
 
     /// <summary>Calls any method with an empty request; returns the status it ended with.</summary>
-    private static async Task<Status> CallAsync(AuthTestHost host, MethodDescriptor descriptor, string? authorization)
+    private static async Task<Status> CallAsync(AuthTestHost host, MethodDescriptor descriptor, string? authorization, string? ns)
     {
         var type = (descriptor.IsClientStreaming, descriptor.IsServerStreaming) switch
         {
@@ -143,7 +150,7 @@ public sealed class AuthorizationMatrixTests
         var method = new Method<byte[], byte[]>(type, descriptor.Service.FullName, descriptor.Name, Raw, Raw);
         var invoker = host.Channel.CreateCallInvoker();
         using var cts = new CancellationTokenSource(ServiceTestHost.Timeout);
-        var options = AuthTestHost.With(authorization, cts.Token);
+        var options = AuthTestHost.InNamespace(authorization, ns, cts.Token);
         try
         {
             switch (type)

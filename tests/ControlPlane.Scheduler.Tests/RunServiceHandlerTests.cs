@@ -13,18 +13,22 @@ namespace ControlPlane.Scheduler.Tests;
 /// RunService's handlers called directly, without a server, through Grpc.Core.Testing's TestServerCallContext:
 /// the status each bad request gets and the rich details it carries.
 /// </summary>
-public sealed class RunServiceHandlerTests : IAsyncDisposable
+public sealed class RunServiceHandlerTests : IAsyncLifetime
 {
     private readonly EmbeddedRunStore _store = new(new RunStoreOptions());
     private readonly CancellationTokenSource _shutdown = new();
-    private readonly RunServiceImpl _service;
+    private NamespaceDirectory _namespaces = null!;
+    private RunServiceImpl _service = null!;
 
-    public RunServiceHandlerTests()
+    public async Task InitializeAsync()
     {
         var options = new SchedulerOptions();
-        var runtime = new SchedulerRuntime(
-            options, _store, new ReportPipeline(_store, options.ReportBatch, NullLogger.Instance, TimeProvider.System), new SignalHub(), NullLogger.Instance, _shutdown.Token);
-        _service = new RunServiceImpl(runtime);
+        _namespaces = new NamespaceDirectory(
+            new Internal.SingleNamespaceStores(_store, options.Namespace),
+            (ns, ct) => NamespaceRuntime.StartAsync(ns, _store, options, new Security.EmbeddedSecretStore(), null, new Audit.EmbeddedAuditStore(), TimeProvider.System, NullLogger.Instance, ct),
+            NullLogger.Instance);
+        await _namespaces.StartAsync(options.Namespace, CancellationToken.None);
+        _service = new RunServiceImpl(new SchedulerRuntime(options, _namespaces, NullLogger.Instance, _shutdown.Token));
     }
 
     [Fact]
@@ -133,8 +137,14 @@ public sealed class RunServiceHandlerTests : IAsyncDisposable
         Assert.Equal(RunState.Cancelled, writer.Written[^1].Event.RunStateChanged.ToState);
     }
 
-    public async ValueTask DisposeAsync()
+    public async Task DisposeAsync()
     {
+        foreach (var ns in await _namespaces.CloseAsync())
+        {
+            await ns.CompletePipelineAsync(CancellationToken.None);
+            await ns.StopAsync();
+        }
+
         _shutdown.Dispose();
         await _store.DisposeAsync();
     }

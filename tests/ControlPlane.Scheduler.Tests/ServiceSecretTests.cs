@@ -77,7 +77,7 @@ public sealed class ServiceSecretTests
     public async Task SetSecret_SharedStoreWithoutKey_FailedPreconditionSaysHowToConfigure()
     {
         var options = new SchedulerOptions { Listen = "127.0.0.1:0" };
-        await using var server = new SchedulerServer(options, new EmbeddedRunStore(options.CreateStoreOptions())) { SecretStore = new SharedStandIn() };
+        await using var server = new SchedulerServer(options, new EmbeddedRunStore(options.CreateStoreOptions())) { SecretStores = _ => new SharedStandIn() };
         await server.StartAsync();
         using var channel = Grpc.Net.Client.GrpcChannel.ForAddress(server.Addresses[0].ToString());
 

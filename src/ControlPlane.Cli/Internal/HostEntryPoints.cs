@@ -36,9 +36,9 @@ internal static class HostEntryPoints
         .AddSimpleConsole(o => o.SingleLine = true)
         .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace));
 
-    private static async Task<IRunStore> ConnectRedisAsync(SchedulerOptions options, CancellationToken cancellationToken)
+    private static async Task<INamespaceStores> ConnectRedisAsync(SchedulerOptions options, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        return await RedisRunStore.ConnectAsync(options.Redis!, options.Namespace, options.CreateStoreOptions()).ConfigureAwait(false);
+        return await RedisNamespaceStores.ConnectAsync(options.Redis!, options.CreateStoreOptions()).ConfigureAwait(false);
     }
 }

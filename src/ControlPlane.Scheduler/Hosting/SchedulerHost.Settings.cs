@@ -17,7 +17,7 @@ public static partial class SchedulerHost
         [
             Setting.Text("Listen", "HOST:PORT", "Address the gRPC server listens on; port 0 picks a free port.", Defaults.Listen, (o, v) => o.Listen = v),
             Setting.Text("Redis", "HOST:PORT", "Redis holding the run state, for several replicas and restarts.", "none: the in-process embedded store", (o, v) => o.Redis = v),
-            Setting.Text("Namespace", "NAME", "Store namespace; Redis keys live under cp:{NAME}:.", Defaults.Namespace, (o, v) => o.Namespace = v),
+            Setting.Text("Namespace", "NAME", "The namespace of calls that name none (no cp-namespace header, a token of every namespace, or authentication off); the scheduler serves every namespace, each under Redis keys cp:{NAME}:.", Defaults.Namespace, (o, v) => o.Namespace = v),
             Setting.Boolean("Migrate", "Upgrade Redis data of an older format in place at start (stop the older replicas first); without it such data stops the start.", Defaults.Migrate ? "true" : "false", (o, v) => o.Migrate = v),
             Setting.Text("SchedulerId", "ID", "This replica's id in Welcome and in logs.", "HOST-PID", (o, v) => o.SchedulerId = v),
             Setting.Text("TlsCert", "PATH", "PEM certificate (chain); with TlsKey the listener speaks TLS instead of h2c.", "none (h2c)", (o, v) => o.TlsCert = v),

@@ -23,11 +23,11 @@ public static partial class SchedulerHost
     /// accepts calls, and runs until <paramref name="stopToken"/> fires or the host is asked to stop; then shuts down
     /// gracefully and prints "scheduler stopped". Returns the process exit code.
     /// </summary>
-    /// <param name="storeFactory">Creates the store when Redis is configured (the Redis store lives in its own assembly); unused otherwise.</param>
+    /// <param name="storeFactory">Creates the stores when Redis is configured (the Redis stores live in their own assembly); unused otherwise.</param>
     /// <param name="stopToken">Starts the graceful shutdown; a process passes <see cref="DaemonSignals.Install"/>'s token.</param>
     public static async Task<int> RunAsync(
         string[] args,
-        Func<SchedulerOptions, CancellationToken, Task<IRunStore>>? storeFactory,
+        Func<SchedulerOptions, CancellationToken, Task<INamespaceStores>>? storeFactory,
         DaemonContext context,
         CancellationToken stopToken = default)
     {

@@ -6,10 +6,11 @@ using Microsoft.AspNetCore.Http;
 namespace ControlPlane.Scheduler.Security;
 
 /// <summary>
-/// The authorization policy's requirement: the caller's token acts in this scheduler's namespace (or every
-/// namespace), and its role holds the permission <see cref="AuthorizationTable"/> gives the called gRPC method.
+/// The authorization policy's requirement: the namespace the call names (the <c>cp-namespace</c> header) is its
+/// token's, or the token's is every namespace; and the token's role holds the permission
+/// <see cref="AuthorizationTable"/> gives the called gRPC method.
 /// </summary>
-internal sealed class MethodPermissionRequirement(string schedulerNamespace)
+internal sealed class MethodPermissionRequirement
     : AuthorizationHandler<MethodPermissionRequirement>, IAuthorizationRequirement
 {
     /// <summary>The policy every authenticated service endpoint requires.</summary>
@@ -23,12 +24,12 @@ internal sealed class MethodPermissionRequirement(string schedulerNamespace)
         }
 
         var tokenName = CallerClaims.TokenNameOf(context.User);
-        var ns = context.User.FindFirst(CallerClaims.Namespace)?.Value ?? "";
-        if (ns != CallerClaims.AnyNamespace && ns != schedulerNamespace)
+        var ns = CallNamespace.TokenNamespaceOf(context.User) ?? "";
+        var requested = http.Request.Headers[CallNamespace.Header].FirstOrDefault();
+        if (CallNamespace.Refusal(tokenName, ns, requested) is { } refusal)
         {
-            AuthFailure.Denied(ErrorReason.NamespaceNotAllowed,
-                $"the token '{tokenName}' belongs to namespace '{ns}', not to '{schedulerNamespace}' that this scheduler serves; use a token of namespace '{schedulerNamespace}'",
-                ("token_name", tokenName), ("namespace", ns)).Attach(http);
+            AuthFailure.Denied(ErrorReason.NamespaceNotAllowed, refusal,
+                ("token_name", tokenName), ("namespace", ns), ("requested", requested)).Attach(http);
             context.Fail();
             return Task.CompletedTask;
         }

@@ -8,18 +8,17 @@ namespace ControlPlane.Scheduler.Services;
 /// <summary>AdminService: the fleet, drains, queue and slot statistics, shared caps.</summary>
 internal sealed class AdminServiceImpl : AdminService.AdminServiceBase
 {
-    private readonly IRunStore _store;
-    private readonly AuditTrail _audit;
+    private readonly SchedulerRuntime _runtime;
 
     public AdminServiceImpl(SchedulerRuntime runtime)
     {
-        _store = runtime.Store;
-        _audit = runtime.Audit;
+        _runtime = runtime;
     }
 
     public override async Task<ListAgentsResponse> ListAgents(ListAgentsRequest request, ServerCallContext context)
     {
-        var agents = await RpcErrors.Guard(() => _store.ListAgentsAsync(context.CancellationToken)).ConfigureAwait(false);
+        var ns = await _runtime.ForCallAsync(context).ConfigureAwait(false);
+        var agents = await RpcErrors.Guard(() => ns.Store.ListAgentsAsync(context.CancellationToken)).ConfigureAwait(false);
         var response = new ListAgentsResponse();
         response.Agents.AddRange(agents);
         return response;
@@ -27,19 +26,21 @@ internal sealed class AdminServiceImpl : AdminService.AdminServiceBase
 
     public override async Task<DrainAgentResponse> DrainAgent(DrainAgentRequest request, ServerCallContext context)
     {
+        var ns = await _runtime.ForCallAsync(context).ConfigureAwait(false);
         if (string.IsNullOrEmpty(request.AgentId))
         {
             throw RpcErrors.Required("agent_id");
         }
 
-        var agent = await RpcErrors.Guard(() => _store.DrainAgentAsync(request.AgentId, context.CancellationToken), ("agent_id", request.AgentId)).ConfigureAwait(false);
-        await _audit.RecordAsync(context, AuditActions.AgentDrain, request.AgentId).ConfigureAwait(false);
+        var agent = await RpcErrors.Guard(() => ns.Store.DrainAgentAsync(request.AgentId, context.CancellationToken), ("agent_id", request.AgentId)).ConfigureAwait(false);
+        await ns.Audit.RecordAsync(context, AuditActions.AgentDrain, request.AgentId).ConfigureAwait(false);
         return new DrainAgentResponse { Agent = agent };
     }
 
     public override async Task<GetStatsResponse> GetStats(GetStatsRequest request, ServerCallContext context)
     {
-        var stats = await RpcErrors.Guard(() => _store.GetStatsAsync(context.CancellationToken)).ConfigureAwait(false);
+        var ns = await _runtime.ForCallAsync(context).ConfigureAwait(false);
+        var stats = await RpcErrors.Guard(() => ns.Store.GetStatsAsync(context.CancellationToken)).ConfigureAwait(false);
         var response = new GetStatsResponse();
         response.Queues.AddRange(stats.Queues);
         response.Slots.AddRange(stats.Slots.Select(s => new SlotCounter { Kind = s.Kind, Name = s.Name, Used = s.Used, Limit = s.Limit }));
@@ -48,6 +49,7 @@ internal sealed class AdminServiceImpl : AdminService.AdminServiceBase
 
     public override async Task<SetLimitResponse> SetLimit(SetLimitRequest request, ServerCallContext context)
     {
+        var ns = await _runtime.ForCallAsync(context).ConfigureAwait(false);
         if (request.Kind is not (LimitKind.Queue or LimitKind.ConcurrencyKey))
         {
             throw RpcErrors.InvalidArgument("kind", "kind is required: LIMIT_KIND_QUEUE or LIMIT_KIND_CONCURRENCY_KEY");
@@ -65,11 +67,11 @@ internal sealed class AdminServiceImpl : AdminService.AdminServiceBase
 
         await RpcErrors.Guard(async () =>
         {
-            await _store.SetLimitAsync(request.Kind, request.Name, request.Limit, context.CancellationToken).ConfigureAwait(false);
+            await ns.Store.SetLimitAsync(request.Kind, request.Name, request.Limit, context.CancellationToken).ConfigureAwait(false);
             return true;
         }).ConfigureAwait(false);
         var kind = request.Kind == LimitKind.Queue ? "queue" : "concurrency_key";
-        await _audit.RecordAsync(context, AuditActions.LimitSet, $"{kind}:{request.Name}", "limit=" + request.Limit.ToString(CultureInfo.InvariantCulture)).ConfigureAwait(false);
+        await ns.Audit.RecordAsync(context, AuditActions.LimitSet, $"{kind}:{request.Name}", "limit=" + request.Limit.ToString(CultureInfo.InvariantCulture)).ConfigureAwait(false);
         return new SetLimitResponse();
     }
 }

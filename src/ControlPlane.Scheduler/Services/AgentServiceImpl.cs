@@ -10,21 +10,15 @@ namespace ControlPlane.Scheduler.Services;
 /// <summary>AgentService.Connect: registers the agent from its Hello, then serves the stream through an <see cref="AgentConnection"/>.</summary>
 internal sealed class AgentServiceImpl : AgentService.AgentServiceBase
 {
-    private readonly IRunStore _store;
-    private readonly ReportPipeline _pipeline;
-    private readonly SignalHub _hub;
+    private readonly SchedulerRuntime _runtime;
     private readonly SchedulerOptions _options;
     private readonly ILogger _logger;
     private readonly CancellationToken _shutdown;
     private readonly OpenStreams _streams;
-    private readonly Security.SecretVault _secrets;
 
     public AgentServiceImpl(SchedulerRuntime runtime)
     {
-        _store = runtime.Store;
-        _pipeline = runtime.Pipeline;
-        _secrets = runtime.Secrets;
-        _hub = runtime.Hub;
+        _runtime = runtime;
         _options = runtime.Options;
         _logger = runtime.Logger;
         _shutdown = runtime.ShuttingDown;
@@ -54,13 +48,16 @@ internal sealed class AgentServiceImpl : AgentService.AgentServiceBase
 
         // The credential names the agents it may be; nothing is registered for one it does not name.
         AgentCredential.Check(CallerClaims.UserOf(context), registration.AgentId);
-        var session = await RpcErrors.Guard(() => _store.ConnectAgentAsync(registration, context.CancellationToken), ("agent_id", registration.AgentId)).ConfigureAwait(false);
+
+        // The agent's namespace is its call's: it registers there and is only ever handed that namespace's steps.
+        var ns = await _runtime.ForCallAsync(context).ConfigureAwait(false);
+        var session = await RpcErrors.Guard(() => ns.Store.ConnectAgentAsync(registration, context.CancellationToken), ("agent_id", registration.AgentId)).ConfigureAwait(false);
         var revoked = session.RevokedTokens.ToHashSet();
         var kept = registration.RunningAttempts.Where(a => !revoked.Contains(a.FencingToken));
 
-        using var connection = new AgentConnection(registration, session.SessionId, kept, _store, _pipeline, _options, _logger, context.CancellationToken)
+        using var connection = new AgentConnection(registration, session.SessionId, kept, ns.Store, ns.Pipeline, _options, _logger, context.CancellationToken)
         {
-            Secrets = _secrets,
+            Secrets = ns.Secrets,
         };
         var welcome = new Welcome
         {
@@ -81,9 +78,9 @@ internal sealed class AgentServiceImpl : AgentService.AgentServiceBase
         connection.Send(new ConnectResponse { Welcome = welcome });
 
         // A reconnect from the same agent replaces its older stream on this replica.
-        _hub.Register(connection)?.Close("the agent opened a newer stream");
+        ns.Hub.Register(connection)?.Close("the agent opened a newer stream");
         using var onShutdown = _shutdown.Register(() => connection.Close("the scheduler is shutting down", shuttingDown: true));
-        SchedulerLog.AgentConnected(_logger, registration.AgentId, context.Peer, registration.Slots, registration.Queues, revoked.Count);
+        SchedulerLog.AgentConnected(_logger, registration.AgentId, ns.Name, context.Peer, registration.Slots, registration.Queues, revoked.Count);
         try
         {
             await connection.RunAsync(requests, responses).ConfigureAwait(false);
@@ -95,11 +92,11 @@ internal sealed class AgentServiceImpl : AgentService.AgentServiceBase
         }
         finally
         {
-            if (_hub.Unregister(connection))
+            if (ns.Hub.Unregister(connection))
             {
                 try
                 {
-                    await _store.DisconnectAgentAsync(registration.AgentId, connection.SessionId, CancellationToken.None).ConfigureAwait(false);
+                    await ns.Store.DisconnectAgentAsync(registration.AgentId, connection.SessionId, CancellationToken.None).ConfigureAwait(false);
                 }
 #pragma warning disable CA1031 // The agent's leases expire on their own; a failed bookkeeping call changes nothing else.
                 catch (Exception ex)

@@ -13,7 +13,6 @@ internal sealed class AuditServiceImpl(SchedulerRuntime runtime) : AuditService.
     private const int MaxActionLength = 64;
     private const int MaxCursorLength = 64;
 
-    private readonly IAuditStore _store = runtime.Audit.Store;
 
     public override async Task<ListAuditResponse> ListAudit(ListAuditRequest request, Grpc.Core.ServerCallContext context)
     {
@@ -36,7 +35,8 @@ internal sealed class AuditServiceImpl(SchedulerRuntime runtime) : AuditService.
         AuditPage page;
         try
         {
-            page = await _store.ListAsync(query, context.CancellationToken).ConfigureAwait(false);
+            var ns = await runtime.ForCallAsync(context).ConfigureAwait(false);
+            page = await ns.Audit.Store.ListAsync(query, context.CancellationToken).ConfigureAwait(false);
         }
         catch (ArgumentException ex) when (ex.ParamName == "query")
         {

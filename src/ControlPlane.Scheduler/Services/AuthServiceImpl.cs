@@ -17,11 +17,11 @@ internal sealed partial class AuthServiceImpl : AuthService.AuthServiceBase
     private readonly TokenValidator _tokens;
     private readonly SchedulerOptions _options;
     private readonly TimeProvider _time;
-    private readonly AuditTrail _audit;
+    private readonly SchedulerRuntime _runtime;
 
     public AuthServiceImpl(SchedulerRuntime runtime)
     {
-        _audit = runtime.Audit;
+        _runtime = runtime;
         _tokens = runtime.Tokens;
         _options = runtime.Options;
         _time = runtime.Time;
@@ -38,9 +38,13 @@ internal sealed partial class AuthServiceImpl : AuthService.AuthServiceBase
             Bad("role", "role is required: reader, submitter, approver, operator, admin or agent");
         }
 
+        // A token of one namespace makes tokens of that namespace only; without a namespace, a token acts where its
+        // creator's call does (an admin token made by a caller of every namespace, naming none, acts in every one).
+        var scope = CallerScope.Of(context, _runtime);
         var ns = request.Namespace.Length > 0
             ? request.Namespace
-            : role == TokenRole.Admin ? CallerClaims.AnyNamespace : _options.Namespace;
+            : role == TokenRole.Admin && !scope.Scoped && !scope.HeaderGiven ? CallerClaims.AnyNamespace : scope.CallNamespace;
+        scope.ThrowIfOutside(ns, "create tokens");
         if (ns == CallerClaims.AnyNamespace)
         {
             if (violations.Count == 0 && !AuthorizationTable.MaySpanNamespaces(role))
@@ -101,16 +105,19 @@ internal sealed partial class AuthServiceImpl : AuthService.AuthServiceBase
         }
 
         // The token's name and scope only: the secret is in the response and nowhere else.
-        var scope = $"role={AuthorizationTable.RoleName(role)} namespace={ns}" + (agentId is null ? "" : $" agent_id={agentId}") + (token.ExpiresAt is { } expires ? $" expires={expires:u}" : "");
-        await _audit.RecordAsync(context, AuditActions.TokenCreate, name, scope).ConfigureAwait(false);
+        var detail = $"role={AuthorizationTable.RoleName(role)} namespace={ns}" + (agentId is null ? "" : $" agent_id={agentId}") + (token.ExpiresAt is { } expires ? $" expires={expires:u}" : "");
+        await RecordAsync(context, ns == CallerClaims.AnyNamespace ? scope.CallNamespace : ns, AuditActions.TokenCreate, name, detail).ConfigureAwait(false);
         return new CreateTokenResponse { Token = secret, Info = token.ToInfo() };
     }
 
     public override async Task<ListTokensResponse> ListTokens(ListTokensRequest request, ServerCallContext context)
     {
+        // A caller of one namespace sees that namespace's tokens; one of every namespace sees all, or one namespace's
+        // when the call names it.
+        var scope = CallerScope.Of(context, _runtime);
         var all = await _tokens.Store.ListAsync(context.CancellationToken).ConfigureAwait(false);
         var response = new ListTokensResponse();
-        response.Tokens.AddRange(all.OrderBy(t => t.Namespace, StringComparer.Ordinal).ThenBy(t => t.Name, StringComparer.Ordinal).Select(t => t.ToInfo()));
+        response.Tokens.AddRange(all.Where(t => !(scope.Scoped || scope.HeaderGiven) || t.Namespace == scope.CallNamespace).OrderBy(t => t.Namespace, StringComparer.Ordinal).ThenBy(t => t.Name, StringComparer.Ordinal).Select(t => t.ToInfo()));
         return response;
     }
 
@@ -126,7 +133,9 @@ internal sealed partial class AuthServiceImpl : AuthService.AuthServiceBase
             throw RpcErrors.InvalidArgument(request.Name.Length > 63 ? "name" : "namespace", "token names and namespaces are at most 63 characters");
         }
 
-        var ns = request.Namespace;
+        var scope = CallerScope.Of(context, _runtime);
+        var ns = request.Namespace.Length == 0 && scope.Scoped ? scope.CallNamespace : request.Namespace;
+        scope.ThrowIfOutside(ns.Length == 0 ? scope.CallNamespace : ns, "revoke tokens");
         if (ns.Length == 0)
         {
             var holders = (await _tokens.Store.ListAsync(context.CancellationToken).ConfigureAwait(false))
@@ -136,14 +145,49 @@ internal sealed partial class AuthServiceImpl : AuthService.AuthServiceBase
                 throw RpcErrors.InvalidArgument("namespace", $"namespaces {string.Join(", ", holders)} each hold a token named '{request.Name}'; say which with namespace");
             }
 
-            ns = holders.Count == 1 ? holders[0] : _options.Namespace;
+            ns = holders.Count == 1 ? holders[0] : scope.CallNamespace;
         }
 
         var revoked = await _tokens.Store.RevokeAsync(ns, request.Name, _time.GetUtcNow(), context.CancellationToken).ConfigureAwait(false)
             ?? throw new RpcException(new Grpc.Core.Status(StatusCode.NotFound, $"no token named '{request.Name}' in namespace '{ns}'; 'cpctl auth token ls' lists the tokens"));
         _tokens.Invalidate();
-        await _audit.RecordAsync(context, AuditActions.TokenRevoke, request.Name, $"namespace={ns}").ConfigureAwait(false);
+        await RecordAsync(context, ns == CallerClaims.AnyNamespace ? scope.CallNamespace : ns, AuditActions.TokenRevoke, request.Name, $"namespace={ns}").ConfigureAwait(false);
         return new RevokeTokenResponse { Info = revoked.ToInfo() };
+    }
+
+    /// <summary>Records a token action in the audit trail of the namespace the token belongs to.</summary>
+    private async Task RecordAsync(ServerCallContext context, string ns, string action, string target, string detail)
+    {
+        var runtime = await _runtime.Namespaces.GetAsync(ns, CancellationToken.None).ConfigureAwait(false);
+        await runtime.Audit.RecordAsync(context, action, target, detail).ConfigureAwait(false);
+    }
+
+    /// <summary>Where a caller of AuthService may act: its token's namespace alone, or every one.</summary>
+    private readonly record struct CallerScope(string? TokenName, string? TokenNamespace, string CallNamespace, bool HeaderGiven)
+    {
+        /// <summary>Whether the caller's token belongs to one namespace (not "*", and authentication is on).</summary>
+        public bool Scoped => TokenNamespace is not null and not CallerClaims.AnyNamespace;
+
+        public static CallerScope Of(ServerCallContext context, SchedulerRuntime runtime)
+        {
+            var user = CallerClaims.UserOf(context);
+            return new CallerScope(
+                CallerClaims.TokenNameOf(user),
+                Security.CallNamespace.TokenNamespaceOf(user),
+                runtime.NamespaceOf(context),
+                context.RequestHeaders.GetValue(Security.CallNamespace.Header) is not null);
+        }
+
+        /// <summary>PERMISSION_DENIED when a caller of one namespace names another (or every one).</summary>
+        public void ThrowIfOutside(string ns, string what)
+        {
+            if (Scoped && ns != TokenNamespace)
+            {
+                throw RpcErrors.WithReason(StatusCode.PermissionDenied, ErrorReason.NamespaceNotAllowed,
+                    $"the token '{TokenName}' belongs to namespace '{TokenNamespace}' and may {what} of that namespace only, not of '{Shorten(ns)}'; use a token of every namespace (admin, namespace \"*\") for other namespaces",
+                    ("namespace", TokenNamespace), ("requested", ns));
+            }
+        }
     }
 
     private static string Shorten(string text) => text.Length <= 80 ? text : text[..80] + "...";

@@ -12,27 +12,22 @@ internal sealed class RunServiceImpl : RunService.RunServiceBase
 {
     private static readonly WriteOptions Buffered = new(WriteFlags.BufferHint);
 
-    private readonly IRunStore _store;
-    private readonly SignalHub _hub;
+    private readonly SchedulerRuntime _runtime;
     private readonly SchedulerOptions _options;
     private readonly CancellationToken _shutdown;
     private readonly OpenStreams _streams;
-    private readonly AuditTrail _audit;
-    private readonly SecretVault _secrets;
 
     public RunServiceImpl(SchedulerRuntime runtime)
     {
-        _store = runtime.Store;
-        _hub = runtime.Hub;
+        _runtime = runtime;
         _options = runtime.Options;
         _shutdown = runtime.ShuttingDown;
         _streams = runtime.Streams;
-        _audit = runtime.Audit;
-        _secrets = runtime.Secrets;
     }
 
     public override async Task<SubmitRunResponse> SubmitRun(SubmitRunRequest request, ServerCallContext context)
     {
+        var ns = await _runtime.ForCallAsync(context).ConfigureAwait(false);
         if (request.Spec is null)
         {
             throw RpcErrors.Required("spec");
@@ -42,16 +37,16 @@ internal sealed class RunServiceImpl : RunService.RunServiceBase
         if (request.Spec.Steps.Any(s => s.Secrets.Count > 0))
         {
             await RpcErrors.Guard(() => { Internal.RunSpecValidator.ThrowIfInvalid(request.Spec); return Task.FromResult(0); }).ConfigureAwait(false);
-            await _secrets.ThrowIfUnusableAsync(request.Spec, context.CancellationToken).ConfigureAwait(false);
+            await ns.Secrets.ThrowIfUnusableAsync(request.Spec, context.CancellationToken).ConfigureAwait(false);
         }
 
         var key = string.IsNullOrEmpty(request.IdempotencyKey) ? null : request.IdempotencyKey;
-        var result = await RpcErrors.Guard(() => _store.SubmitRunAsync(request.Spec, key, context.CancellationToken)).ConfigureAwait(false);
+        var result = await RpcErrors.Guard(() => ns.Store.SubmitRunAsync(request.Spec, key, context.CancellationToken)).ConfigureAwait(false);
 
         // A repeated idempotency key returns the existing run and submits nothing.
         if (result.Created)
         {
-            await _audit.RecordAsync(context, AuditActions.RunSubmit, result.Run.Id, result.Run.Name).ConfigureAwait(false);
+            await ns.Audit.RecordAsync(context, AuditActions.RunSubmit, result.Run.Id, result.Run.Name).ConfigureAwait(false);
         }
 
         return new SubmitRunResponse { Run = result.Run, Created = result.Created };
@@ -59,13 +54,15 @@ internal sealed class RunServiceImpl : RunService.RunServiceBase
 
     public override async Task<GetRunResponse> GetRun(GetRunRequest request, ServerCallContext context)
     {
+        var ns = await _runtime.ForCallAsync(context).ConfigureAwait(false);
         var runId = Require(request.RunId, "run_id");
-        var run = await RpcErrors.Guard(() => _store.GetRunAsync(runId, context.CancellationToken), ("run_id", runId)).ConfigureAwait(false);
+        var run = await RpcErrors.Guard(() => ns.Store.GetRunAsync(runId, context.CancellationToken), ("run_id", runId)).ConfigureAwait(false);
         return new GetRunResponse { Run = run ?? throw RpcErrors.RunNotFound(runId) };
     }
 
     public override async Task<ListRunsResponse> ListRuns(ListRunsRequest request, ServerCallContext context)
     {
+        var ns = await _runtime.ForCallAsync(context).ConfigureAwait(false);
         if (request.PageSize < 0)
         {
             throw RpcErrors.InvalidArgument("page_size", $"page_size is {request.PageSize}; use 0 for the default of 100, or 1 to 1000");
@@ -82,7 +79,7 @@ internal sealed class RunServiceImpl : RunService.RunServiceBase
             request.Labels.Count == 0 ? null : new Dictionary<string, string>(request.Labels, StringComparer.Ordinal),
             request.PageSize,
             string.IsNullOrEmpty(request.PageToken) ? null : request.PageToken);
-        var page = await RpcErrors.Guard(() => _store.ListRunsAsync(query, context.CancellationToken)).ConfigureAwait(false);
+        var page = await RpcErrors.Guard(() => ns.Store.ListRunsAsync(query, context.CancellationToken)).ConfigureAwait(false);
         var response = new ListRunsResponse { NextPageToken = page.NextPageToken ?? "" };
         response.Runs.AddRange(page.Runs);
         return response;
@@ -90,38 +87,43 @@ internal sealed class RunServiceImpl : RunService.RunServiceBase
 
     public override async Task<CancelRunResponse> CancelRun(CancelRunRequest request, ServerCallContext context)
     {
+        var ns = await _runtime.ForCallAsync(context).ConfigureAwait(false);
         var runId = Require(request.RunId, "run_id");
-        var run = await RpcErrors.Guard(() => _store.CancelRunAsync(runId, request.Reason, context.CancellationToken), ("run_id", runId)).ConfigureAwait(false);
-        await _audit.RecordAsync(context, AuditActions.RunCancel, runId, request.Reason.Length <= 200 ? request.Reason : request.Reason[..200]).ConfigureAwait(false);
+        var run = await RpcErrors.Guard(() => ns.Store.CancelRunAsync(runId, request.Reason, context.CancellationToken), ("run_id", runId)).ConfigureAwait(false);
+        await ns.Audit.RecordAsync(context, AuditActions.RunCancel, runId, request.Reason.Length <= 200 ? request.Reason : request.Reason[..200]).ConfigureAwait(false);
         return new CancelRunResponse { Run = run };
     }
 
     public override async Task<PauseRunResponse> PauseRun(PauseRunRequest request, ServerCallContext context)
     {
+        var ns = await _runtime.ForCallAsync(context).ConfigureAwait(false);
         var runId = Require(request.RunId, "run_id");
-        var run = await RpcErrors.Guard(() => _store.PauseRunAsync(runId, context.CancellationToken), ("run_id", runId)).ConfigureAwait(false);
-        await _audit.RecordAsync(context, AuditActions.RunPause, runId).ConfigureAwait(false);
+        var run = await RpcErrors.Guard(() => ns.Store.PauseRunAsync(runId, context.CancellationToken), ("run_id", runId)).ConfigureAwait(false);
+        await ns.Audit.RecordAsync(context, AuditActions.RunPause, runId).ConfigureAwait(false);
         return new PauseRunResponse { Run = run };
     }
 
     public override async Task<ResumeRunResponse> ResumeRun(ResumeRunRequest request, ServerCallContext context)
     {
+        var ns = await _runtime.ForCallAsync(context).ConfigureAwait(false);
         var runId = Require(request.RunId, "run_id");
-        var run = await RpcErrors.Guard(() => _store.ResumeRunAsync(runId, context.CancellationToken), ("run_id", runId)).ConfigureAwait(false);
-        await _audit.RecordAsync(context, AuditActions.RunResume, runId).ConfigureAwait(false);
+        var run = await RpcErrors.Guard(() => ns.Store.ResumeRunAsync(runId, context.CancellationToken), ("run_id", runId)).ConfigureAwait(false);
+        await ns.Audit.RecordAsync(context, AuditActions.RunResume, runId).ConfigureAwait(false);
         return new ResumeRunResponse { Run = run };
     }
 
     public override async Task<RetryRunResponse> RetryRun(RetryRunRequest request, ServerCallContext context)
     {
+        var ns = await _runtime.ForCallAsync(context).ConfigureAwait(false);
         var runId = Require(request.RunId, "run_id");
-        var run = await RpcErrors.Guard(() => _store.RetryRunAsync(runId, context.CancellationToken), ("run_id", runId)).ConfigureAwait(false);
-        await _audit.RecordAsync(context, AuditActions.RunRetry, runId).ConfigureAwait(false);
+        var run = await RpcErrors.Guard(() => ns.Store.RetryRunAsync(runId, context.CancellationToken), ("run_id", runId)).ConfigureAwait(false);
+        await ns.Audit.RecordAsync(context, AuditActions.RunRetry, runId).ConfigureAwait(false);
         return new RetryRunResponse { Run = run };
     }
 
     public override async Task<ApproveGateResponse> ApproveGate(ApproveGateRequest request, ServerCallContext context)
     {
+        var ns = await _runtime.ForCallAsync(context).ConfigureAwait(false);
         var runId = Require(request.RunId, "run_id");
         var stepId = Require(request.StepId, "step_id");
         var approve = request.Decision switch
@@ -133,16 +135,17 @@ internal sealed class RunServiceImpl : RunService.RunServiceBase
         // With authentication on, the decision is the token's: a caller cannot name someone else as the decider.
         var decidedBy = CallerClaims.TokenNameOf(CallerClaims.UserOf(context)) ?? request.DecidedBy;
         var input = new GateDecisionInput(runId, stepId, approve, decidedBy, request.Comment);
-        var run = await RpcErrors.Guard(() => _store.DecideGateAsync(input, context.CancellationToken), ("run_id", runId), ("step_id", stepId)).ConfigureAwait(false);
-        await _audit.RecordAsync(context, approve ? AuditActions.GateApprove : AuditActions.GateReject, $"{runId}/{stepId}").ConfigureAwait(false);
+        var run = await RpcErrors.Guard(() => ns.Store.DecideGateAsync(input, context.CancellationToken), ("run_id", runId), ("step_id", stepId)).ConfigureAwait(false);
+        await ns.Audit.RecordAsync(context, approve ? AuditActions.GateApprove : AuditActions.GateReject, $"{runId}/{stepId}").ConfigureAwait(false);
         return new ApproveGateResponse { Run = run };
     }
 
     public override async Task<GetStepOutputResponse> GetStepOutput(GetStepOutputRequest request, ServerCallContext context)
     {
+        var ns = await _runtime.ForCallAsync(context).ConfigureAwait(false);
         var runId = Require(request.RunId, "run_id");
         var stepId = Require(request.StepId, "step_id");
-        var output = await RpcErrors.Guard(() => _store.GetStepOutputAsync(runId, stepId, context.CancellationToken), ("run_id", runId), ("step_id", stepId)).ConfigureAwait(false);
+        var output = await RpcErrors.Guard(() => ns.Store.GetStepOutputAsync(runId, stepId, context.CancellationToken), ("run_id", runId), ("step_id", stepId)).ConfigureAwait(false);
         return new GetStepOutputResponse
         {
             Output = output ?? throw RpcErrors.WithReason(
@@ -172,10 +175,11 @@ internal sealed class RunServiceImpl : RunService.RunServiceBase
             throw RpcErrors.ShuttingDown("the scheduler is shutting down; watch again on another replica", ("run_id", runId), ("after_seq", request.AfterSeq.ToString(CultureInfo.InvariantCulture)));
         }
 
+        var ns = await _runtime.ForCallAsync(context).ConfigureAwait(false);
         using var wake = new WakeUp();
 
         // Subscribe before the first read so an event appended in between still wakes this watcher.
-        using var subscription = _hub.Watch(runId, wake);
+        using var subscription = ns.Hub.Watch(runId, wake);
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, _shutdown);
         var token = cancel.Token;
 
@@ -187,7 +191,7 @@ internal sealed class RunServiceImpl : RunService.RunServiceBase
         {
             while (true)
             {
-                var events = await ReadEventsAsync(runId, seq, token).ConfigureAwait(false);
+                var events = await ReadEventsAsync(ns.Store, runId, seq, token).ConfigureAwait(false);
                 for (var i = 0; i < events.Count; i++)
                 {
                     // One flush per batch: every event but the last is only buffered.
@@ -211,7 +215,7 @@ internal sealed class RunServiceImpl : RunService.RunServiceBase
 
                 if (state is null)
                 {
-                    var run = await RpcErrors.Guard(() => _store.GetRunAsync(runId, token), ("run_id", runId)).ConfigureAwait(false) ?? throw RpcErrors.RunNotFound(runId);
+                    var run = await RpcErrors.Guard(() => ns.Store.GetRunAsync(runId, token), ("run_id", runId)).ConfigureAwait(false) ?? throw RpcErrors.RunNotFound(runId);
                     if (run.LastEventSeq > seq)
                     {
                         // Events arrived since the read: send them first; their state changes follow them.
@@ -238,11 +242,11 @@ internal sealed class RunServiceImpl : RunService.RunServiceBase
         }
     }
 
-    private async Task<IReadOnlyList<RunEvent>> ReadEventsAsync(string runId, long afterSeq, CancellationToken token)
+    private async Task<IReadOnlyList<RunEvent>> ReadEventsAsync(IRunStore store, string runId, long afterSeq, CancellationToken token)
     {
         try
         {
-            return await _store.ReadEventsAsync(runId, afterSeq, _options.WatchBatch, token).ConfigureAwait(false);
+            return await store.ReadEventsAsync(runId, afterSeq, _options.WatchBatch, token).ConfigureAwait(false);
         }
         catch (RunStoreException ex) when (ex.Error == RunStoreError.NotFound)
         {

@@ -42,7 +42,7 @@ internal sealed class SchedulerHealthCheck(SchedulerRuntime runtime) : IHealthCh
         try
         {
             // A cheap read that touches the store: an unknown run id is one lookup.
-            await runtime.Store.GetRunAsync("health-probe", timeout.Token).ConfigureAwait(false);
+            await runtime.Namespaces.Default.Store.GetRunAsync("health-probe", timeout.Token).ConfigureAwait(false);
             return HealthCheckResult.Healthy(SecurityDescription(runtime.Options), SecurityData(runtime.Options));
         }
         catch (Exception ex) when (!cancellationToken.IsCancellationRequested)

@@ -5,8 +5,8 @@ namespace ControlPlane.Scheduler.Services;
 /// <summary>Log messages of the scheduler services, with stable event ids.</summary>
 internal static partial class SchedulerLog
 {
-    [LoggerMessage(EventId = 100, Level = LogLevel.Information, Message = "Agent {AgentId} connected from {Peer} with {Slots} slots on queues [{Queues}]; {Revoked} re-announced attempts revoked")]
-    public static partial void AgentConnected(ILogger logger, string agentId, string peer, int slots, IEnumerable<string> queues, int revoked);
+    [LoggerMessage(EventId = 100, Level = LogLevel.Information, Message = "Agent {AgentId} of namespace {Namespace} connected from {Peer} with {Slots} slots on queues [{Queues}]; {Revoked} re-announced attempts revoked")]
+    public static partial void AgentConnected(ILogger logger, string agentId, string @namespace, string peer, int slots, IEnumerable<string> queues, int revoked);
 
     [LoggerMessage(EventId = 101, Level = LogLevel.Information, Message = "Agent {AgentId} disconnected")]
     public static partial void AgentDisconnected(ILogger logger, string agentId);
@@ -64,6 +64,12 @@ internal static partial class SchedulerLog
 
     [LoggerMessage(EventId = 131, Level = LogLevel.Information, Message = "Scheduler {SchedulerId} shutting down: {Step}")]
     public static partial void ShutdownStep(ILogger logger, string schedulerId, string step);
+
+    [LoggerMessage(EventId = 132, Level = LogLevel.Information, Message = "Serving namespace {Namespace}, opened by another replica")]
+    public static partial void NamespaceDiscovered(ILogger logger, string @namespace);
+
+    [LoggerMessage(EventId = 133, Level = LogLevel.Warning, Message = "Opening namespace {Namespace} failed; the next call that names it tries again")]
+    public static partial void NamespaceOpenFailed(ILogger logger, string @namespace, Exception exception);
 
     [LoggerMessage(EventId = 140, Level = LogLevel.Warning, Message = "Store call in {Method} failed")]
     public static partial void StoreCallFailed(ILogger logger, string method, Exception exception);

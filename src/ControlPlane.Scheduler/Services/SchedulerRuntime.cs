@@ -1,26 +1,24 @@
-using ControlPlane.Scheduler.Audit;
 using ControlPlane.Scheduler.Internal;
 using ControlPlane.Scheduler.Security;
+using ControlPlane.V1;
+using Grpc.Core;
 using Microsoft.Extensions.Logging;
 
 namespace ControlPlane.Scheduler.Services;
 
-/// <summary>What the gRPC services of one replica share: the store, the report pipeline, the signal hub, and the shutdown token.</summary>
+/// <summary>
+/// What the gRPC services of one replica share: the namespaces it serves (each with its store, report pipeline,
+/// signal hub, secrets and audit trail), the tokens, and the shutdown token.
+/// </summary>
 internal sealed class SchedulerRuntime(
     SchedulerOptions options,
-    IRunStore store,
-    ReportPipeline pipeline,
-    SignalHub hub,
+    NamespaceDirectory namespaces,
     ILogger logger,
     CancellationToken shuttingDown)
 {
     public SchedulerOptions Options { get; } = options;
 
-    public IRunStore Store { get; } = store;
-
-    public ReportPipeline Pipeline { get; } = pipeline;
-
-    public SignalHub Hub { get; } = hub;
+    public NamespaceDirectory Namespaces { get; } = namespaces;
 
     public ILogger Logger { get; } = logger;
 
@@ -32,15 +30,37 @@ internal sealed class SchedulerRuntime(
 
     public TimeProvider Time { get; init; } = TimeProvider.System;
 
-    /// <summary>Where services record who did what (the store's trail when it keeps one, else an in-process one).</summary>
-    public AuditTrail Audit { get; init; } = new(new EmbeddedAuditStore(), logger);
-
-    /// <summary>The namespace's secrets and the key that opens them (none when no key is configured).</summary>
-    public SecretVault Secrets { get; init; } = new(new EmbeddedSecretStore(), null, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
-
     /// <summary>Whether calls are authenticated (an admin token was configured).</summary>
     public bool AuthenticationEnabled => Options.AuthenticationEnabled;
 
     /// <summary>The agent and watch streams being served, which shutdown lets end before it closes the listener.</summary>
     public OpenStreams Streams { get; } = new();
+
+    /// <summary>
+    /// The name of the namespace <paramref name="context"/> acts in (see <see cref="CallNamespace"/>): INVALID_ARGUMENT
+    /// for a malformed header, PERMISSION_DENIED for a header naming another namespace than the token's.
+    /// </summary>
+    public string NamespaceOf(ServerCallContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var requested = context.RequestHeaders.GetValue(CallNamespace.Header);
+        if (requested is not null && !CallNamespace.IsValidName(requested))
+        {
+            throw RpcErrors.InvalidArgument(CallNamespace.Header,
+                $"the {CallNamespace.Header} header is '{CallNamespace.Shorten(requested)}'; a namespace name matches {CallNamespace.PatternText}, e.g. \"{Options.Namespace}\"");
+        }
+
+        var user = CallerClaims.UserOf(context);
+        var tokenNamespace = CallNamespace.TokenNamespaceOf(user);
+        if (CallNamespace.Refusal(CallerClaims.TokenNameOf(user), tokenNamespace, requested) is { } refusal)
+        {
+            throw RpcErrors.WithReason(StatusCode.PermissionDenied, ErrorReason.NamespaceNotAllowed, refusal, ("namespace", tokenNamespace), ("requested", requested));
+        }
+
+        return tokenNamespace is null or CallerClaims.AnyNamespace ? requested ?? Options.Namespace : tokenNamespace;
+    }
+
+    /// <summary>The runtime of the namespace <paramref name="context"/> acts in, opened on first use.</summary>
+    public ValueTask<NamespaceRuntime> ForCallAsync(ServerCallContext context) =>
+        Namespaces.GetAsync(NamespaceOf(context), context.CancellationToken);
 }

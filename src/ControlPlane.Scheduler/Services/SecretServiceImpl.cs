@@ -16,14 +16,12 @@ internal sealed class SecretServiceImpl : SecretService.SecretServiceBase
     /// <summary>Most queues one secret may be limited to.</summary>
     public const int MaxQueues = 32;
 
-    private readonly SecretVault _vault;
     private readonly TimeProvider _time;
     private readonly SchedulerRuntime _runtime;
 
     public SecretServiceImpl(SchedulerRuntime runtime)
     {
         _runtime = runtime;
-        _vault = runtime.Secrets;
         _time = runtime.Time;
     }
 
@@ -85,21 +83,23 @@ internal sealed class SecretServiceImpl : SecretService.SecretServiceBase
             throw RpcErrors.BadRequest(string.Join("; ", violations.Select(v => $"{v.Field}: {v.Description}")), violations);
         }
 
-        var cipher = _vault.RequireCipher();
+        var ns = await _runtime.ForCallAsync(context).ConfigureAwait(false);
+        var cipher = ns.Secrets.RequireCipher();
         var now = _time.GetUtcNow();
         var queues = request.Queues.Order(StringComparer.Ordinal).ToArray();
         var record = new SecretRecord(request.Name, cipher.Seal(request.Name, request.Value.Span), queues, now, now);
-        var (stored, replaced) = await _vault.Store.PutSecretAsync(record, context.CancellationToken).ConfigureAwait(false);
+        var (stored, replaced) = await ns.Secrets.Store.PutSecretAsync(record, context.CancellationToken).ConfigureAwait(false);
         var caller = CallerOf(context);
         var limitedTo = queues.Length == 0 ? "every queue" : string.Join(",", queues);
         SecurityLog.SecretSet(_runtime.Logger, stored.Name, replaced ? "replaced" : "created", caller, limitedTo);
-        await _runtime.Audit.RecordAsync(context, Audit.AuditActions.SecretSet, stored.Name, (replaced ? "replaced" : "created") + ", queues " + limitedTo).ConfigureAwait(false);
+        await ns.Audit.RecordAsync(context, Audit.AuditActions.SecretSet, stored.Name, (replaced ? "replaced" : "created") + ", queues " + limitedTo).ConfigureAwait(false);
         return new SetSecretResponse { Info = ToInfo(stored), Replaced = replaced };
     }
 
     public override async Task<ListSecretsResponse> ListSecrets(ListSecretsRequest request, ServerCallContext context)
     {
-        var all = await _vault.Store.ListSecretsAsync(context.CancellationToken).ConfigureAwait(false);
+        var ns = await _runtime.ForCallAsync(context).ConfigureAwait(false);
+        var all = await ns.Secrets.Store.ListSecretsAsync(context.CancellationToken).ConfigureAwait(false);
         var response = new ListSecretsResponse();
         response.Secrets.AddRange(all.OrderBy(s => s.Name, StringComparer.Ordinal).Select(ToInfo));
         return response;
@@ -117,11 +117,12 @@ internal sealed class SecretServiceImpl : SecretService.SecretServiceBase
             throw RpcErrors.InvalidArgument("name", $"name '{Shorten(request.Name)}' is not a secret name ([a-z0-9][a-z0-9_.-]{{0,62}}); 'cpctl secret ls' lists the secrets");
         }
 
-        var deleted = await _vault.Store.DeleteSecretAsync(request.Name, context.CancellationToken).ConfigureAwait(false)
-            ?? throw new RpcException(new Grpc.Core.Status(StatusCode.NotFound, $"no secret named '{request.Name}'; 'cpctl secret ls' lists the secrets"));
+        var ns = await _runtime.ForCallAsync(context).ConfigureAwait(false);
+        var deleted = await ns.Secrets.Store.DeleteSecretAsync(request.Name, context.CancellationToken).ConfigureAwait(false)
+            ?? throw new RpcException(new Grpc.Core.Status(StatusCode.NotFound, $"no secret named '{request.Name}' in namespace '{ns.Name}'; 'cpctl secret ls' lists the secrets"));
         var caller = CallerOf(context);
         SecurityLog.SecretDeleted(_runtime.Logger, deleted.Name, caller);
-        await _runtime.Audit.RecordAsync(context, Audit.AuditActions.SecretRemove, deleted.Name).ConfigureAwait(false);
+        await ns.Audit.RecordAsync(context, Audit.AuditActions.SecretRemove, deleted.Name).ConfigureAwait(false);
         return new DeleteSecretResponse { Info = ToInfo(deleted) };
     }
 
