@@ -505,6 +505,8 @@ public sealed class SchedulerServer : IAsyncDisposable
         {
             await _stores.DisposeAsync().ConfigureAwait(false);
         }
+
+        _runtime?.Tokens.Dispose();
     }
 
     private static async Task Quietly(Task task)

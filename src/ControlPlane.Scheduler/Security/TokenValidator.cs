@@ -1,4 +1,4 @@
-using System.Collections.Concurrent;
+using Microsoft.Extensions.Caching.Memory;
 
 namespace ControlPlane.Scheduler.Security;
 
@@ -7,17 +7,22 @@ namespace ControlPlane.Scheduler.Security;
 /// per few seconds: a token revoked on another replica stops working within that time; one revoked through this
 /// replica stops at once. Expiry is checked on every call against the clock, never cached.
 /// </summary>
-public sealed class TokenValidator
+/// <remarks>
+/// Known and unknown hashes are remembered in two bounded caches (Microsoft.Extensions.Caching.Memory, compacted when
+/// full), so a flood of made-up tokens can neither grow memory nor push the real tokens' answers out.
+/// </remarks>
+public sealed class TokenValidator : IDisposable
 {
     /// <summary>How long a lookup is reused: the longest a revocation made on another replica takes to bite.</summary>
     public static readonly TimeSpan CacheTime = TimeSpan.FromSeconds(2);
 
-    /// <summary>Most remembered lookups; past it the cache starts over (unknown tokens cannot grow it without bound).</summary>
-    private const int MaxEntries = 10_000;
+    /// <summary>Most remembered lookups in each cache; past it the oldest are compacted away.</summary>
+    internal const int MaxEntries = 10_000;
 
     private readonly ITokenStore _store;
     private readonly TimeProvider _time;
-    private readonly ConcurrentDictionary<string, (ApiToken? Token, long At)> _cache = new(StringComparer.Ordinal);
+    private readonly MemoryCache _known = new(new MemoryCacheOptions { SizeLimit = MaxEntries, CompactionPercentage = 0.25 });
+    private readonly MemoryCache _unknown = new(new MemoryCacheOptions { SizeLimit = MaxEntries, CompactionPercentage = 0.25 });
 
     public TokenValidator(ITokenStore store, TimeProvider time)
     {
@@ -30,21 +35,35 @@ public sealed class TokenValidator
     /// <summary>The token with this hash (revoked or expired ones included, so the caller can say which); null when unknown.</summary>
     public async Task<ApiToken?> FindAsync(string hash, CancellationToken cancellationToken)
     {
-        if (_cache.TryGetValue(hash, out var entry) && _time.GetElapsedTime(entry.At) < CacheTime)
+        // The age is measured on the injected clock; the caches only bound how many answers are kept.
+        if ((_known.TryGetValue(hash, out Lookup? entry) || _unknown.TryGetValue(hash, out entry)) && entry is not null && _time.GetElapsedTime(entry.At) < CacheTime)
         {
             return entry.Token;
         }
 
         var token = await _store.FindAsync(hash, cancellationToken).ConfigureAwait(false);
-        if (_cache.Count >= MaxEntries)
+        var lookup = new Lookup(token, _time.GetTimestamp());
+        (token is null ? _unknown : _known).Set(hash, lookup, new MemoryCacheEntryOptions { Size = 1 });
+        if (token is not null)
         {
-            _cache.Clear();
+            _unknown.Remove(hash);
         }
 
-        _cache[hash] = (token, _time.GetTimestamp());
         return token;
     }
 
     /// <summary>Forgets every cached lookup: after a revoke or replacement through this replica.</summary>
-    public void Invalidate() => _cache.Clear();
+    public void Invalidate()
+    {
+        _known.Clear();
+        _unknown.Clear();
+    }
+
+    public void Dispose()
+    {
+        _known.Dispose();
+        _unknown.Dispose();
+    }
+
+    private sealed record Lookup(ApiToken? Token, long At);
 }
