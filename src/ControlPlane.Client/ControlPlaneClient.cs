@@ -55,9 +55,18 @@ public sealed class ControlPlaneClient : IDisposable
         _auth = new AuthService.AuthServiceClient(_channel);
         _audit = new AuditService.AuditServiceClient(_channel);
         _secrets = new SecretService.SecretServiceClient(_channel);
-        if (options.BearerToken is { } token)
+        if (options.BearerToken is not null || options.Namespace is not null)
         {
-            _headers = new Metadata { { "authorization", "Bearer " + token } };
+            _headers = new Metadata();
+            if (options.BearerToken is { } token)
+            {
+                _headers.Add("authorization", "Bearer " + token);
+            }
+
+            if (options.Namespace is { } ns)
+            {
+                _headers.Add("cp-namespace", ns);
+            }
         }
 
         _retry = options.MaxRetryAttempts == 0

@@ -1,10 +1,11 @@
 using System.Net.Security;
+using System.Text.RegularExpressions;
 using Grpc.Net.Client;
 
 namespace ControlPlane.Client;
 
 /// <summary>Options of a <see cref="ControlPlaneClient"/>; validated when the client is created.</summary>
-public sealed class ControlPlaneClientOptions
+public sealed partial class ControlPlaneClientOptions
 {
     /// <summary>The scheduler's address: "http://host:port" (h2c) or "https://host:port" (TLS). Default is http://127.0.0.1:7070.</summary>
     public string Address { get; set; } = "http://127.0.0.1:7070";
@@ -26,6 +27,13 @@ public sealed class ControlPlaneClientOptions
 
     /// <summary>Sent as <c>authorization: Bearer &lt;token&gt;</c> on every call; null sends none. Default is null.</summary>
     public string? BearerToken { get; set; }
+
+    /// <summary>
+    /// Sent as <c>cp-namespace: NAME</c> on every call: the namespace the call acts in, [a-z0-9][a-z0-9._-]{0,62}. A
+    /// token of another namespace is refused (PERMISSION_DENIED, NAMESPACE_NOT_ALLOWED). Null sends none: the call acts
+    /// in its token's namespace, or the scheduler's default one. Default is null.
+    /// </summary>
+    public string? Namespace { get; set; }
 
     /// <summary>
     /// Deadline of each unary call, retries included; null means none. Watch streams have no deadline.
@@ -79,6 +87,13 @@ public sealed class ControlPlaneClientOptions
             throw new ArgumentException("ControlPlaneClientOptions.BearerToken must be non-empty printable ASCII; leave it null to send none.", nameof(BearerToken));
         }
 
+        if (Namespace is not null && !NamespacePattern().IsMatch(Namespace))
+        {
+            throw new ArgumentException(
+                $"ControlPlaneClientOptions.Namespace '{Namespace}' must match [a-z0-9][a-z0-9._-]{{0,62}} (lower-case letters, digits, '.', '_' or '-', e.g. team-a); leave it null to act in the token's namespace.",
+                nameof(Namespace));
+        }
+
         if (DefaultDeadline is { } deadline && deadline <= TimeSpan.Zero)
         {
             throw new ArgumentException($"ControlPlaneClientOptions.DefaultDeadline is {deadline}; use a positive duration, or null for none.", nameof(DefaultDeadline));
@@ -125,4 +140,7 @@ public sealed class ControlPlaneClientOptions
                 ClientCertificateFile is null ? nameof(ClientCertificateFile) : nameof(ClientKeyFile));
         }
     }
+
+    [GeneratedRegex("^[a-z0-9][a-z0-9._-]{0,62}$")]
+    private static partial Regex NamespacePattern();
 }

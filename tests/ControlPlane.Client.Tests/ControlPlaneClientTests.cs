@@ -310,6 +310,76 @@ public sealed class ControlPlaneClientTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Calls_WithNamespace_SendNamespaceMetadataOnUnaryAndStreamingCalls()
+    {
+        var run = _service.AddRun(Spec("a"));
+        _service.Finish(run.Id, RunState.Succeeded);
+        using var client = Client(o => o.Namespace = "team-a.ci_1");
+
+        await client.GetRunAsync(run.Id).WaitAsync(Timeout);
+        await client.SubmitRunAsync(Spec("b")).WaitAsync(Timeout);
+        await CollectSeqs(client.WatchRunAsync(run.Id)).WaitAsync(Timeout);
+
+        Assert.Equal("team-a.ci_1", _service.Headers["GetRun"].GetValue("cp-namespace"));
+        Assert.Equal("team-a.ci_1", _service.Headers["SubmitRun"].GetValue("cp-namespace"));
+        Assert.Equal("team-a.ci_1", _service.Headers["WatchRun"].GetValue("cp-namespace"));
+    }
+
+    [Fact]
+    public async Task Calls_WithNamespaceAndBearerToken_SendBoth()
+    {
+        var run = _service.AddRun(Spec("a"));
+        using var client = Client(o =>
+        {
+            o.BearerToken = "s3cret";
+            o.Namespace = "team-a";
+        });
+
+        await client.GetRunAsync(run.Id).WaitAsync(Timeout);
+
+        Assert.Equal("Bearer s3cret", _service.Headers["GetRun"].GetValue("authorization"));
+        Assert.Equal("team-a", _service.Headers["GetRun"].GetValue("cp-namespace"));
+    }
+
+    [Fact]
+    public async Task Calls_WithoutNamespace_SendNoNamespaceMetadata()
+    {
+        var run = _service.AddRun(Spec("a"));
+        using var client = Client();
+
+        await client.GetRunAsync(run.Id).WaitAsync(Timeout);
+
+        Assert.Null(_service.Headers["GetRun"].Get("cp-namespace"));
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("Team-A")]
+    [InlineData("-team")]
+    [InlineData("*")]
+    [InlineData("team a")]
+    [InlineData("a234567890123456789012345678901234567890123456789012345678901234")]
+    public void Constructor_BadNamespace_ThrowsNamingTheOptionAndPattern(string value)
+    {
+        var ex = Assert.Throws<ArgumentException>(() => new ControlPlaneClient(new ControlPlaneClientOptions { Namespace = value }));
+
+        Assert.Equal(nameof(ControlPlaneClientOptions.Namespace), ex.ParamName);
+        Assert.Contains("ControlPlaneClientOptions.Namespace", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("[a-z0-9][a-z0-9._-]{0,62}", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("a")]
+    [InlineData("default")]
+    [InlineData("a23456789012345678901234567890123456789012345678901234567890123")]
+    public void Constructor_GoodNamespace_IsAccepted(string value)
+    {
+        using var client = new ControlPlaneClient(new ControlPlaneClientOptions { Namespace = value });
+
+        Assert.NotNull(client);
+    }
+
+    [Fact]
     public async Task Calls_DefaultDeadline_AppliesToUnaryCallsButNotToWatch()
     {
         var run = _service.AddRun(Spec("a"));

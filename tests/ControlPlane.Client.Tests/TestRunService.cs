@@ -34,6 +34,9 @@ public sealed class TestRunService : IAsyncDisposable
     /// <summary>Request headers of the most recent call.</summary>
     public Metadata? LastHeaders { get; private set; }
 
+    /// <summary>The request headers of the latest call of each method.</summary>
+    public ConcurrentDictionary<string, Metadata> Headers { get; } = new(StringComparer.Ordinal);
+
     /// <summary>Deadline of the most recent call, per method name.</summary>
     public ConcurrentDictionary<string, DateTime> Deadlines { get; } = new(StringComparer.Ordinal);
 
@@ -182,6 +185,7 @@ public sealed class TestRunService : IAsyncDisposable
     {
         _calls.AddOrUpdate(method, 1, (_, n) => n + 1);
         LastHeaders = context.RequestHeaders;
+        Headers[method] = context.RequestHeaders;
         Deadlines[method] = context.Deadline;
         lock (_gate)
         {
