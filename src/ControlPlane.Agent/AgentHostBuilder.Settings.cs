@@ -22,6 +22,7 @@ public sealed partial class AgentHostBuilder
             Setting.Text("AgentId", "ID", "Stable id of this agent across reconnects and restarts, [a-z0-9][a-z0-9._-]{0,62}.", "the host name", (o, v) => o.AgentId = v),
             Setting.Text("Token", "TOKEN", "Bearer token sent to the scheduler (an agent token); prefer CP_TOKEN or TokenFile, as arguments are readable by others.", "none", (o, v) => o.Token = v),
             Setting.Text("TokenFile", "PATH", "File holding the bearer token, read on every connect.", "none", (o, v) => o.TokenFile = v),
+            Setting.Text("Namespace", "NS", "Namespace this agent serves, [a-z0-9][a-z0-9._-]{0,62}: it gets steps of that namespace's runs only; its token must belong to it (or to every one).", "the token's namespace, else the scheduler's default", (o, v) => o.Namespace = v),
             Setting.Number("Slots", "Steps run at once.", "the processor count", (o, v) => o.Slots = v),
             Setting.List("Queues", "a,b", "Queues to take steps from.", string.Join(',', Defaults.Queues), (o, v) => o.Queues = [.. v]),
             Setting.Map("Labels", "Labels announced to the scheduler.", "none", (o, v) => o.Labels = new Dictionary<string, string>(v, StringComparer.Ordinal)),

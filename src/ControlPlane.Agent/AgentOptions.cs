@@ -41,6 +41,12 @@ public sealed partial class AgentOptions
     /// <summary>File holding the bearer token; read again on every connect, so a rotated token takes effect. Default is null.</summary>
     public string? TokenFile { get; set; }
 
+    /// <summary>
+    /// The namespace this agent serves, [a-z0-9][a-z0-9._-]{0,62}, sent as <c>cp-namespace</c> on Connect: it gets steps
+    /// of that namespace's runs only. Default is null: its token's namespace, or the scheduler's default one.
+    /// </summary>
+    public string? Namespace { get; set; }
+
     /// <summary>The token to send: <see cref="Token"/>, else the content of <see cref="TokenFile"/>, else null.</summary>
     public string? ReadToken() => Token?.Trim() ?? (TokenFile is null ? null : File.ReadAllText(TokenFile).Trim());
 
@@ -141,6 +147,11 @@ public sealed partial class AgentOptions
         if (!IdPattern().IsMatch(AgentId ?? string.Empty))
         {
             errors.Add((nameof(AgentId), $"AgentId '{AgentId}' must match [a-z0-9][a-z0-9._-]{{0,62}}; use lower-case letters, digits, '.', '_' or '-', e.g. gpu-box-1."));
+        }
+
+        if (Namespace is not null && !IdPattern().IsMatch(Namespace))
+        {
+            errors.Add((nameof(Namespace), $"Namespace '{Namespace}' must match [a-z0-9][a-z0-9._-]{{0,62}}; use lower-case letters, digits, '.', '_' or '-', e.g. team-a, or leave it unset to serve the token's namespace."));
         }
 
         if (Token is not null && TokenFile is not null)

@@ -46,6 +46,44 @@ public sealed class AgentOptionsTests : IDisposable
     }
 
     [Fact]
+    public void Load_NamespaceFromFlagEnvironmentOrJson_SameNamespace()
+    {
+        var config = WriteFile("agent.json", """{ "Namespace": "team-json" }""");
+
+        var fromFlag = Load(["--namespace", "team-flag"]).Options;
+        var fromEnvironment = Load([], new Dictionary<string, string> { ["CP_NAMESPACE"] = "team-env" }).Options;
+        var fromJson = Load(["--config", config]).Options;
+
+        Assert.Equal("team-flag", fromFlag.Namespace);
+        Assert.Equal("team-env", fromEnvironment.Namespace);
+        Assert.Equal("team-json", fromJson.Namespace);
+        Assert.Null(new AgentOptions().Namespace);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("Team-A")]
+    [InlineData("*")]
+    [InlineData("_team")]
+    [InlineData("a234567890123456789012345678901234567890123456789012345678901234")]
+    public void Validate_BadNamespace_NamesThePatternAndTheSetting(string value)
+    {
+        var ex = Assert.Throws<ArgumentException>(new AgentOptions { Namespace = value }.Validate);
+
+        Assert.Equal(nameof(AgentOptions.Namespace), ex.ParamName);
+        Assert.StartsWith($"Namespace '{value}' must match [a-z0-9][a-z0-9._-]{{0,62}}", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Load_BadNamespaceFlag_FailsNamingTheFlag()
+    {
+        var ex = Assert.ThrowsAny<Exception>(() => Load(["--namespace", "Team A"]));
+
+        Assert.Contains("--namespace", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("[a-z0-9][a-z0-9._-]{0,62}", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Validate_TokenFileMissing_NamesTheFileAndHowToMakeOne()
     {
         var ex = Assert.Throws<ArgumentException>(new AgentOptions { TokenFile = Path.Combine(_dir.Path, "nope.token") }.Validate);

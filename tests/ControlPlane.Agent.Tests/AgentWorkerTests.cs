@@ -114,6 +114,33 @@ public sealed class AgentWorkerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task RunAsync_NamespaceAndToken_ConnectCarriesCpNamespaceAndAuthorization()
+    {
+        var options = Options();
+        options.Token = "cpt_agent-0123456789";
+        options.Namespace = "team-a";
+        Start(options);
+
+        var connection = await _scheduler.NextConnectionAsync();
+        await connection.HelloAsync();
+
+        Assert.Equal("team-a", connection.RequestHeaders.GetValue("cp-namespace"));
+        Assert.Equal("Bearer cpt_agent-0123456789", connection.RequestHeaders.GetValue("authorization"));
+    }
+
+    [Fact]
+    public async Task RunAsync_NoNamespace_ConnectCarriesNoNamespaceHeader()
+    {
+        Start();
+
+        var connection = await _scheduler.NextConnectionAsync();
+        await connection.HelloAsync();
+
+        Assert.Null(connection.RequestHeaders.Get("cp-namespace"));
+        Assert.Null(connection.RequestHeaders.Get("authorization"));
+    }
+
+    [Fact]
     public async Task Assignment_ShellStep_StreamsStartedLogProgressThenCompletedWithOutputAndUsage()
     {
         Start();

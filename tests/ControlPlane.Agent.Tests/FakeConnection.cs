@@ -15,6 +15,9 @@ public sealed class FakeConnection(IServerStreamWriter<ConnectResponse> response
     private readonly CancellationTokenSource _abort = new();
     private readonly TaskCompletionSource _ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
+    /// <summary>The request headers the agent opened this stream with.</summary>
+    public Metadata RequestHeaders { get; init; } = [];
+
     /// <summary>Sent in Welcome: above 0, the agent may send ReportBatch. Default is 0, as from a scheduler that predates batches.</summary>
     public int MaxReportBatch { get; set; }
 

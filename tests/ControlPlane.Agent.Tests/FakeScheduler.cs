@@ -44,7 +44,7 @@ public sealed class FakeScheduler : IAsyncDisposable
             throw new RpcException(new Status(StatusCode.Unavailable, "not ready"));
         }
 
-        var connection = new FakeConnection(responses);
+        var connection = new FakeConnection(responses) { RequestHeaders = context.RequestHeaders };
         _connections.Writer.TryWrite(connection);
         await connection.ServeAsync(requests, context.CancellationToken);
     }

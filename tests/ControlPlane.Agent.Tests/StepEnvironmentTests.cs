@@ -15,6 +15,7 @@ public sealed class StepEnvironmentTests : IDisposable
         ["LANG"] = "C.UTF-8",
         ["CP_TOKEN"] = "secret",
         ["CP_SCHEDULER"] = "http://scheduler:7070",
+        ["CP_NAMESPACE"] = "team-a",
         ["SOMETHING"] = "x",
         ["AWS_REGION"] = "eu-west-1",
         ["AWSX"] = "no",
@@ -46,11 +47,13 @@ public sealed class StepEnvironmentTests : IDisposable
         Assert.DoesNotContain("AWSX", names);
         Assert.DoesNotContain("CP_TOKEN", names);
         Assert.DoesNotContain("CP_SCHEDULER", names);
+        Assert.DoesNotContain("CP_NAMESPACE", names);
     }
 
     [Theory]
     [InlineData("CP_TOKEN", "never pass to steps")]
     [InlineData("cp_scheduler", "names a CP_ variable")]
+    [InlineData("CP_NAMESPACE", "names a CP_ variable")]
     [InlineData("*", "is not a variable name")]
     [InlineData("A-B", "is not a variable name")]
     [InlineData("1X", "is not a variable name")]

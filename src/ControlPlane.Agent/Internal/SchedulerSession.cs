@@ -129,7 +129,18 @@ internal sealed class SchedulerSession
         using var sessionCts = CancellationTokenSource.CreateLinkedTokenSource(hardStop);
         // The token is read on every connect, so a rotated token file takes effect at the next reconnect.
         var token = _options.ReadToken();
-        var headers = token is null ? null : new Metadata { { "authorization", "Bearer " + token } };
+        Metadata? headers = null;
+        if (token is not null)
+        {
+            headers = new Metadata { { "authorization", "Bearer " + token } };
+        }
+
+        // The scheduler assigns this agent steps of its call's namespace only.
+        if (_options.Namespace is { } ns)
+        {
+            headers ??= new Metadata();
+            headers.Add("cp-namespace", ns);
+        }
         using var call = new AgentService.AgentServiceClient(channel).Connect(headers, cancellationToken: sessionCts.Token);
         AgentLog.Connecting(_logger, address, _options.AgentId);
 
