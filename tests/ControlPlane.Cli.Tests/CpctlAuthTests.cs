@@ -50,6 +50,18 @@ public sealed class CpctlAuthTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task TokenCreate_NamespaceAfterTheCommand_IsTheTokensNamespace()
+    {
+        var scoped = await Cpctl(AdminToken, "auth", "token", "create", "--role", "submitter", "--namespace", "team-b", "--name", "ci-b");
+        var everywhere = await Cpctl(AdminToken, "auth", "token", "create", "--role", "operator", "--namespace", "*", "--name", "ops");
+
+        Assert.True(scoped.ExitCode == 0, scoped.Error);
+        Assert.StartsWith("created token 'ci-b': role submitter, namespace team-b,", scoped.Error, StringComparison.Ordinal);
+        Assert.True(everywhere.ExitCode == 0, everywhere.Error);
+        Assert.StartsWith("created token 'ops': role operator, namespace *,", everywhere.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task TokenLs_ShowsNamesAndRolesNeverSecrets()
     {
         var token = LastLine((await Cpctl(AdminToken, "auth", "token", "create", "--role", "agent", "--agent-id", "gpu-*", "--name", "gpus")).Out);

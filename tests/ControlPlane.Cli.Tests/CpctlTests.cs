@@ -2,6 +2,7 @@ using ControlPlane.Cli.Internal;
 using ControlPlane.Client.Tests;
 using ControlPlane.V1;
 using Google.Protobuf;
+using Grpc.Core;
 using Xunit;
 
 namespace ControlPlane.Cli.Tests;
@@ -182,6 +183,141 @@ public sealed class CpctlTests : IAsyncLifetime
         await Cpctl(env, "run", "get", run.Id);
 
         Assert.Equal("Bearer tok-1", _service.LastHeaders?.GetValue("authorization"));
+    }
+
+    /// <summary>The requests <paramref name="args"/> made, with their cp-namespace header.</summary>
+    private async Task<(Result Result, List<(string Path, string? Namespace)> Requests)> Requests(Dictionary<string, string> env, params string[] args)
+    {
+        _service.Requests.Clear();
+        var result = await Cpctl(env, args);
+        return (result, [.. _service.Requests]);
+    }
+
+    private Dictionary<string, string> Env(string? ns = null)
+    {
+        var env = new Dictionary<string, string> { ["CP_SCHEDULER"] = _service.Address };
+        if (ns is not null)
+        {
+            env["CP_NAMESPACE"] = ns;
+        }
+
+        return env;
+    }
+
+    [Theory]
+    [InlineData("run", "submit", "FILE")]
+    [InlineData("run", "get", "r-1")]
+    [InlineData("run", "ls")]
+    [InlineData("run", "watch", "r-1")]
+    [InlineData("run", "cancel", "r-1")]
+    [InlineData("run", "pause", "r-1")]
+    [InlineData("run", "resume", "r-1")]
+    [InlineData("run", "retry", "r-1")]
+    [InlineData("run", "approve", "r-1", "gate")]
+    [InlineData("run", "output", "r-1", "a")]
+    [InlineData("agents", "ls")]
+    [InlineData("agents", "drain", "gpu-1")]
+    [InlineData("auth", "token", "ls")]
+    [InlineData("auth", "token", "create", "--role", "reader")]
+    [InlineData("auth", "token", "revoke", "ci")]
+    [InlineData("audit", "ls")]
+    [InlineData("secret", "ls")]
+    [InlineData("secret", "set", "db-password", "--from-file", "FILE")]
+    [InlineData("secret", "rm", "db-password")]
+    public async Task Namespace_EveryCommandThatCallsTheScheduler_SendsItAsCpNamespace(params string[] command)
+    {
+        var file = WriteFile("ns.yaml", Pipeline);
+        var args = command.Select(a => a == "FILE" ? file : a).ToArray();
+
+        var (fromFlag, flagRequests) = await Requests(Env(), ["--namespace", "team-a", .. args]);
+        var (fromEnvironment, environmentRequests) = await Requests(Env("team-b"), args);
+        var (neither, neitherRequests) = await Requests(Env(), args);
+        var tokenNamespaceOption = command is ["auth", "token", "create" or "revoke", ..];
+        var (afterCommand, afterCommandRequests) = await Requests(Env("team-b"), tokenNamespaceOption ? args : [.. args, "--namespace", "team-c"]);
+
+        Assert.True(flagRequests.Count > 0, fromFlag.Error);
+        Assert.All(flagRequests, r => Assert.Equal("team-a", r.Namespace));
+        Assert.True(environmentRequests.Count > 0, fromEnvironment.Error);
+        Assert.All(environmentRequests, r => Assert.Equal("team-b", r.Namespace));
+        Assert.True(neitherRequests.Count > 0, neither.Error);
+        Assert.All(neitherRequests, r => Assert.Null(r.Namespace));
+        Assert.True(afterCommandRequests.Count > 0, afterCommand.Error);
+        Assert.All(afterCommandRequests, r => Assert.Equal(tokenNamespaceOption ? "team-b" : "team-c", r.Namespace));
+    }
+
+    [Theory]
+    [InlineData("run", "ls")]
+    [InlineData("auth", "token", "ls")]
+    [InlineData("auth", "token", "create")]
+    [InlineData("auth", "token", "revoke")]
+    [InlineData("secret", "set")]
+    public async Task Namespace_Help_ListsOneNamespaceOption(params string[] command)
+    {
+        var result = await Cpctl([.. command, "--help"]);
+
+        Assert.Equal(0, result.ExitCode);
+        Assert.Single(result.Out.Split('\n'), l => l.TrimStart().StartsWith("--namespace", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Namespace_FlagAfterTheCommand_OverridesTheEnvironment()
+    {
+        var run = _service.AddRun(Spec("a"));
+
+        var (result, requests) = await Requests(Env("team-env"), "run", "get", run.Id, "--namespace", "team-flag");
+
+        Assert.Equal(0, result.ExitCode);
+        Assert.Equal("team-flag", Assert.Single(requests).Namespace);
+    }
+
+    [Theory]
+    [InlineData("--namespace", "Team-A", "--namespace 'Team-A'")]
+    [InlineData("--namespace", "*", "--namespace '*'")]
+    [InlineData(null, "team a", "CP_NAMESPACE 'team a'")]
+    public async Task Namespace_Invalid_ExitsTwoNamingWhereItCameFromAndSendsNothing(string? flag, string value, string expected)
+    {
+        string[] args = flag is null ? ["run", "ls"] : ["run", "ls", flag, value];
+
+        var (result, requests) = await Requests(Env(flag is null ? value : null), args);
+
+        Assert.Equal(ExitCodes.InvalidInput, result.ExitCode);
+        Assert.StartsWith($"error: {expected} is not a namespace name; use [a-z0-9][a-z0-9._-]{{0,62}}", result.Error, StringComparison.Ordinal);
+        Assert.Empty(requests);
+    }
+
+    [Fact]
+    public async Task Namespace_AuthTokenCreateAndRevoke_LocalOptionIsTheTokensNamespaceWhileCpNamespaceSetsTheHeader()
+    {
+        var (create, createRequests) = await Requests(Env("team-a"), "auth", "token", "create", "--role", "admin", "--namespace", "*");
+        var (revoke, revokeRequests) = await Requests(Env("team-a"), "auth", "token", "revoke", "ci", "--namespace", "team-b");
+
+        Assert.DoesNotContain("namespace name", create.Error, StringComparison.Ordinal);
+        Assert.Equal("team-a", Assert.Single(createRequests).Namespace);
+        Assert.DoesNotContain("namespace name", revoke.Error, StringComparison.Ordinal);
+        Assert.Equal("team-a", Assert.Single(revokeRequests).Namespace);
+    }
+
+    [Fact]
+    public void Describe_NamespaceNotAllowed_NamesTokenItsNamespaceTheOneAskedAndTheFix()
+    {
+        var ex = new Google.Rpc.Status
+        {
+            Code = (int)Grpc.Core.StatusCode.PermissionDenied,
+            Message = "denied",
+            Details =
+            {
+                Google.Protobuf.WellKnownTypes.Any.Pack(new Google.Rpc.ErrorInfo
+                {
+                    Domain = "controlplane.v1",
+                    Reason = "ERROR_REASON_NAMESPACE_NOT_ALLOWED",
+                    Metadata = { ["token_name"] = "ci", ["namespace"] = "team-a", ["requested"] = "team-b" },
+                }),
+            },
+        }.ToRpcException();
+
+        Assert.Equal(
+            "error: the token 'ci' belongs to namespace 'team-a' and may not act in namespace 'team-b'; drop --namespace / CP_NAMESPACE to act in 'team-a', or use a token of namespace 'team-b' (PERMISSION_DENIED)",
+            Internal.Cpctl.Describe(ex));
     }
 
     [Fact]
@@ -479,6 +615,8 @@ public sealed class CpctlTests : IAsyncLifetime
     [InlineData(new[] { "agent", "--queues", "GPU" }, "Queues entry 'GPU' must match")]
     [InlineData(new[] { "agent", "--scheduler", "localhost:7070" }, "SchedulerAddress 'localhost:7070' is not an http:// or https:// address")]
     [InlineData(new[] { "--scheduler", "localhost:7070", "agent" }, "SchedulerAddress 'localhost:7070' is not an http:// or https:// address")]
+    [InlineData(new[] { "agent", "--namespace", "Team_A" }, "Namespace 'Team_A' must match")]
+    [InlineData(new[] { "--namespace", "Team_A", "agent" }, "Namespace 'Team_A' must match")]
     [InlineData(new[] { "-o", "json", "server" }, "unexpected argument '-o'")]
     public async Task HostCommands_BadOption_ExitTwoNamingIt(string[] args, string expected)
     {

@@ -37,6 +37,9 @@ public sealed class TestRunService : IAsyncDisposable
     /// <summary>The request headers of the latest call of each method.</summary>
     public ConcurrentDictionary<string, Metadata> Headers { get; } = new(StringComparer.Ordinal);
 
+    /// <summary>Every HTTP request's path and its cp-namespace header (null when absent), services this fake does not serve included.</summary>
+    public ConcurrentQueue<(string Path, string? Namespace)> Requests { get; } = new();
+
     /// <summary>Deadline of the most recent call, per method name.</summary>
     public ConcurrentDictionary<string, DateTime> Deadlines { get; } = new(StringComparer.Ordinal);
 
@@ -56,6 +59,11 @@ public sealed class TestRunService : IAsyncDisposable
             },
             app =>
             {
+                app.Use((http, next) =>
+                {
+                    service.Requests.Enqueue((http.Request.Path.Value ?? "", http.Request.Headers.TryGetValue("cp-namespace", out var ns) ? ns.ToString() : null));
+                    return next(http);
+                });
                 app.MapGrpcService<Runs>();
                 app.MapGrpcService<Admin>();
             });

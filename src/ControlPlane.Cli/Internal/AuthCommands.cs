@@ -25,7 +25,7 @@ internal static class AuthCommands
     {
         var command = new Command("create", "Create a token and print it alone on the last line of stdout (it is shown only this once).");
         var role = new Option<string>("--role") { Description = $"What the token may do: {RoleNames}.", Required = true, HelpName = "ROLE" };
-        var ns = new Option<string?>("--namespace") { Description = "The namespace it acts in, or * (admin, operator) for every one. Default: * for admin, else the scheduler's.", HelpName = "NS" };
+        var ns = new Option<string?>("--namespace") { Description = "The token's namespace: the one it acts in, or * (admin, operator) for every one. Default: * for admin, else the scheduler's. (The call's own namespace: CP_NAMESPACE, or cpctl --namespace NS auth ...)", HelpName = "NS" };
         var agentId = new Option<string?>("--agent-id") { Description = "Agent tokens: the agent id it may connect as, or a prefix ending in * (gpu-*). Default: any.", HelpName = "ID_OR_GLOB" };
         var ttl = new Option<string?>("--ttl") { Description = "Lifetime, e.g. 90m, 24h or 720h. Default: no expiry.", HelpName = "DURATION" };
         var name = new Option<string?>("--name") { Description = "Its name, unique in its namespace. Default: ROLE-<random>.", HelpName = "NAME" };
@@ -71,6 +71,7 @@ internal static class AuthCommands
     private static Command List(CommandHandlers handlers)
     {
         var command = new Command("ls", "List the tokens: name, role, namespace, agent id, dates. Never the secrets.");
+        command.Options.Add(handlers.Globals.CallNamespace);
         handlers.Handle(command, async (inv, ct) =>
         {
             using var client = inv.CreateClient();
@@ -112,7 +113,7 @@ internal static class AuthCommands
     {
         var command = new Command("revoke", "Revoke a token by name; calls carrying it fail within seconds.");
         var name = new Argument<string>("NAME") { Description = "The token's name (cpctl auth token ls)." };
-        var ns = new Option<string?>("--namespace") { Description = "Its namespace, when several hold the name.", HelpName = "NS" };
+        var ns = new Option<string?>("--namespace") { Description = "The token's namespace, when several hold the name. (The call's own namespace: CP_NAMESPACE, or cpctl --namespace NS auth ...)", HelpName = "NS" };
         command.Arguments.Add(name);
         command.Options.Add(ns);
         handlers.Handle(command, async (inv, ct) =>

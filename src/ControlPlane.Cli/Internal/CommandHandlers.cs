@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Text.RegularExpressions;
 using ControlPlane.Client;
 using Google.Protobuf;
 using Grpc.Core;
@@ -6,7 +7,7 @@ using Grpc.Core;
 namespace ControlPlane.Cli.Internal;
 
 /// <summary>What every command body needs: the console, the resolved global options, a client factory.</summary>
-internal sealed class CommandHandlers
+internal sealed partial class CommandHandlers
 {
     private static readonly JsonFormatter IndentedJson = new(JsonFormatter.Settings.Default.WithIndentation());
     private static readonly JsonFormatter LineJson = new(JsonFormatter.Settings.Default);
@@ -83,6 +84,7 @@ internal sealed class CommandHandlers
         {
             Address = SchedulerAddress(parse),
             BearerToken = parse.GetValue(Globals.Token) ?? Cli.Variable("CP_TOKEN"),
+            Namespace = Namespace(parse),
             CaFile = parse.GetValue(Globals.Ca) ?? Cli.Variable("CP_CA"),
             ClientCertificateFile = parse.GetValue(Globals.Cert) ?? Cli.Variable("CP_CERT"),
             ClientKeyFile = parse.GetValue(Globals.Key) ?? Cli.Variable("CP_KEY"),
@@ -98,9 +100,29 @@ internal sealed class CommandHandlers
         return client;
     }
 
+    /// <summary>
+    /// The namespace the calls act in: --namespace (after the command, else before it), else CP_NAMESPACE, else null
+    /// (the token's). After <c>auth token create|revoke</c>, --namespace is their own option (the token's namespace).
+    /// </summary>
+    private string? Namespace(ParseResult parse)
+    {
+        var flag = parse.GetValue(Globals.CallNamespace) ?? parse.GetValue(Globals.Namespace);
+        var (value, source) = flag is not null ? (flag, "--namespace") : (Cli.Variable("CP_NAMESPACE"), "CP_NAMESPACE");
+        if (value is not null && !NamespacePattern().IsMatch(value))
+        {
+            throw new CliUsageException(
+                $"{source} '{value}' is not a namespace name; use [a-z0-9][a-z0-9._-]{{0,62}} (lower-case letters, digits, '.', '_' or '-', e.g. team-a), or drop it to act in the token's namespace");
+        }
+
+        return value;
+    }
+
     public bool Json(ParseResult parse) => parse.GetValue(Globals.Output) == "json";
 
     public Task WriteJsonAsync(IMessage message) => Cli.Out.WriteLineAsync(IndentedJson.Format(message));
 
     public Task WriteJsonLineAsync(IMessage message) => Cli.Out.WriteLineAsync(LineJson.Format(message));
+
+    [GeneratedRegex("^[a-z0-9][a-z0-9._-]{0,62}$")]
+    private static partial Regex NamespacePattern();
 }

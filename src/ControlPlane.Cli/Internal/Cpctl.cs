@@ -58,6 +58,7 @@ internal static class Cpctl
             "Exit codes: 0 success, 1 failure, 2 invalid input, 3 the run did not succeed (--wait, watch).");
         root.Options.Add(globals.Scheduler);
         root.Options.Add(globals.Token);
+        root.Options.Add(globals.Namespace);
         root.Options.Add(globals.Ca);
         root.Options.Add(globals.Cert);
         root.Options.Add(globals.Key);
@@ -72,6 +73,14 @@ internal static class Cpctl
         root.Subcommands.Add(AuthCommands.Build(handlers));
         root.Subcommands.Add(AuditCommands.Build(handlers));
         root.Subcommands.Add(SecretCommands.Build(handlers));
+
+        // --namespace after the command: every group that calls the scheduler, except auth, whose token create|revoke
+        // already take --namespace as the token's namespace (auth token ls takes it itself).
+        foreach (var group in root.Subcommands.Where(c => c.Name is "run" or "agents" or "audit" or "secret"))
+        {
+            group.Options.Add(globals.CallNamespace);
+        }
+
         return root;
     }
 
@@ -163,6 +172,8 @@ internal static class Cpctl
             ErrorReason.TokenExpired => $"the scheduler refused the token '{token}' (expired); create a new one with cpctl auth token create",
             ErrorReason.RoleNotAllowed =>
                 $"the token '{token}' (role {info!.Metadata.GetValueOrDefault("role")}) may not call {info.Metadata.GetValueOrDefault("method")?.TrimStart('/')}; use a token whose role allows it (README: Authentication)",
+            ErrorReason.NamespaceNotAllowed when info!.Metadata.GetValueOrDefault("requested") is { } requested =>
+                $"the token '{token}' belongs to namespace '{info.Metadata.GetValueOrDefault("namespace")}' and may not act in namespace '{requested}'; drop --namespace / CP_NAMESPACE to act in '{info.Metadata.GetValueOrDefault("namespace")}', or use a token of namespace '{requested}'",
             ErrorReason.NamespaceNotAllowed =>
                 $"the token '{token}' belongs to namespace '{info!.Metadata.GetValueOrDefault("namespace")}', which this scheduler does not serve; use a token of its namespace",
             ErrorReason.AgentIdNotAllowed => $"the token '{token}' may not connect as agent '{info!.Metadata.GetValueOrDefault("agent_id")}'",

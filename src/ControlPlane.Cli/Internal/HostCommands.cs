@@ -18,7 +18,8 @@ internal static class HostCommands
 
     /// <summary>
     /// The daemon command ("server" or "agent") and its arguments, when <paramref name="args"/> runs one; null otherwise.
-    /// Global options written before the command go to the daemon too: --scheduler, --ca, --cert and --key are agent settings, the others fail there as unknown flags.
+    /// Global options written before the command go to the daemon too: --scheduler, --namespace, --ca, --cert and --key are
+    /// agent settings (--namespace is also the scheduler's default namespace), the others fail there as unknown flags.
     /// </summary>
     public static (string Command, string[] Args)? Route(string[] args)
     {
@@ -27,7 +28,7 @@ internal static class HostCommands
         {
             var eq = args[i].IndexOf('=', StringComparison.Ordinal);
             var name = eq > 0 ? args[i][..eq] : args[i];
-            if (name is not ("--scheduler" or "--token" or "--ca" or "--cert" or "--key" or "--output" or "-o"))
+            if (name is not ("--scheduler" or "--token" or "--namespace" or "--ca" or "--cert" or "--key" or "--output" or "-o"))
             {
                 break;
             }
