@@ -474,8 +474,13 @@ internal sealed class Invariants(Api api, SoakCluster cluster, IDatabase redis, 
     public const string RetentionDeletes = "finished runs are deleted once their retention has passed";
 
     /// <summary>Whether the store may have deleted the run by now: it had a retention, the driver saw it end, and that retention has passed since.</summary>
+    /// <summary>
+    /// Whether the run's retention has passed, counted from its finished_at as the store recorded it: the driver may
+    /// learn of the end seconds later (its watch was on a replica that was stopped), and retention does not wait for it.
+    /// </summary>
     private static bool DeletedByRetention(TrackedRun run) =>
-        run.Plan.Spec.Retention is { } retention && run.TerminalAt is { } ended && run.Last is { } last && ControlPlaneClient.IsTerminal(last.State)
+        run.Plan.Spec.Retention is { } retention && run.Last is { } last && ControlPlaneClient.IsTerminal(last.State)
+        && (last.FinishedAt?.ToDateTime() ?? run.TerminalAt) is { } ended
         && DateTime.UtcNow >= ended + retention.ToTimeSpan() - TimeSpan.FromSeconds(5);
 
     /// <summary>
