@@ -137,6 +137,35 @@ public sealed class RedisNamespaceStores : INamespaceStores
         }
     }
 
+    public async Task<bool> ExistsAsync(string ns, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            return await _connection.GetDatabase().SetContainsAsync(RegistryKey, ns).WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is RedisConnectionException or RedisTimeoutException)
+        {
+            throw new RunStoreException(RunStoreError.Unavailable, ErrorReason.StoreUnavailable, $"the run store (Redis) cannot be reached: {ex.Message}");
+        }
+    }
+
+    public async Task RelistAsync(IReadOnlyCollection<string> names, CancellationToken cancellationToken = default)
+    {
+        if (names.Count == 0)
+        {
+            return;
+        }
+
+        try
+        {
+            await _connection.GetDatabase().SetAddAsync(RegistryKey, names.Select(n => (RedisValue)n).ToArray()).WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is RedisConnectionException or RedisTimeoutException)
+        {
+            throw new RunStoreException(RunStoreError.Unavailable, ErrorReason.StoreUnavailable, $"the run store (Redis) cannot be reached: {ex.Message}");
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
         Task<RedisRunStore>[] stores;

@@ -49,6 +49,16 @@ public sealed class EmbeddedNamespaceStores : INamespaceStores
         }
     }
 
+    public Task<bool> ExistsAsync(string ns, CancellationToken cancellationToken = default)
+    {
+        lock (_gate)
+        {
+            return Task.FromResult(_stores.ContainsKey(ns));
+        }
+    }
+
+    public Task RelistAsync(IReadOnlyCollection<string> names, CancellationToken cancellationToken = default) => Task.CompletedTask;
+
     public async ValueTask DisposeAsync()
     {
         EmbeddedRunStore[] stores;

@@ -149,6 +149,9 @@ public sealed class SchedulerServer : IAsyncDisposable
     /// </summary>
     public Func<string, ISecretStore>? SecretStores { get; init; }
 
+    /// <summary>Most namespaces that may exist (tests lower it). Default: <see cref="NamespaceDirectory.DefaultMaxNamespaces"/>.</summary>
+    internal int MaxNamespaces { get; init; } = NamespaceDirectory.DefaultMaxNamespaces;
+
     /// <summary>The bound addresses (real ports when port 0 was asked for), after <see cref="StartAsync"/>.</summary>
     public IReadOnlyList<Uri> Addresses => _addresses;
 
@@ -200,7 +203,7 @@ public sealed class SchedulerServer : IAsyncDisposable
             : new EmbeddedNamespaceStores(_options.CreateStoreOptions(), _time, _loggerFactory);
 
         // The default namespace opens now (a store that cannot be reached fails the start); the others on first use.
-        _namespaces = new NamespaceDirectory(_stores, StartNamespaceAsync, _logger);
+        _namespaces = new NamespaceDirectory(_stores, StartNamespaceAsync, _logger, MaxNamespaces);
         await _namespaces.StartAsync(_options.Namespace, cancellationToken).ConfigureAwait(false);
 
         var tokens = TokenStore ?? _namespaces.Default.Store as ITokenStore ?? new EmbeddedTokenStore();

@@ -30,13 +30,13 @@ public sealed class AuthTestHost : IAsyncDisposable
 
     public GrpcChannel Channel { get; }
 
-    public static async Task<AuthTestHost> StartAsync(Action<SchedulerOptions>? configure = null)
+    public static async Task<AuthTestHost> StartAsync(Action<SchedulerOptions>? configure = null, int maxNamespaces = Services.NamespaceDirectory.DefaultMaxNamespaces)
     {
         var options = new SchedulerOptions { Listen = "127.0.0.1:0", AdminToken = AdminSecret, HeartbeatInterval = TimeSpan.FromSeconds(1), LeaseDuration = TimeSpan.FromSeconds(10) };
         configure?.Invoke(options);
         var stores = new EmbeddedNamespaceStores(options.CreateStoreOptions());
         var tokens = new EmbeddedTokenStore();
-        var server = new SchedulerServer(options, stores) { TokenStore = tokens };
+        var server = new SchedulerServer(options, stores) { TokenStore = tokens, MaxNamespaces = maxNamespaces };
         await server.StartAsync();
         return new AuthTestHost(server, stores, tokens, GrpcChannel.ForAddress(server.Addresses[0].ToString()));
     }

@@ -138,4 +138,55 @@ public sealed class NamespaceTests
         Assert.Equal(StatusCode.PermissionDenied, revokeB.StatusCode);
         Assert.Contains(listedByAll, t => t.Name == "reader-b" && t.RevokedAt is null);
     }
+
+    [Fact]
+    public async Task ReadInANamespaceThatDoesNotExist_NotFoundNamingIt_AndNothingIsCreated()
+    {
+        await using var host = await AuthTestHost.StartAsync(o => o.AdminToken = null);
+        var runs = new RunService.RunServiceClient(host.Channel);
+
+        var list = await Assert.ThrowsAsync<RpcException>(() => runs.ListRunsAsync(new ListRunsRequest(), AuthTestHost.InNamespace(null, "tpyo")).ResponseAsync);
+        var agents = await Assert.ThrowsAsync<RpcException>(() => new AdminService.AdminServiceClient(host.Channel).ListAgentsAsync(new ListAgentsRequest(), AuthTestHost.InNamespace(null, "tpyo")).ResponseAsync);
+
+        Assert.Equal(StatusCode.NotFound, list.StatusCode);
+        Assert.Equal(ErrorReason.NamespaceNotFound, AuthorizationMatrixTests.ReasonOf(list));
+        Assert.Contains("namespace 'tpyo' does not exist", list.Status.Detail, StringComparison.Ordinal);
+        Assert.Equal(StatusCode.NotFound, agents.StatusCode);
+        Assert.Equal(["default"], host.Server.Namespaces);
+        Assert.Equal(["default"], await host.Stores.ListAsync());
+    }
+
+    [Fact]
+    public async Task CreateTokenOfANewNamespacePastTheLimit_ResourceExhaustedAndNoTokenIsStored()
+    {
+        await using var host = await AuthTestHost.StartAsync(maxNamespaces: 2);
+        var admin = AuthTestHost.Bearer(AuthTestHost.AdminSecret);
+        var auth = new AuthService.AuthServiceClient(host.Channel);
+        await auth.CreateTokenAsync(new CreateTokenRequest { Role = TokenRole.Reader, Namespace = "a", Name = "reader-a" }, admin);
+
+        var third = await Assert.ThrowsAsync<RpcException>(() => auth.CreateTokenAsync(new CreateTokenRequest { Role = TokenRole.Reader, Namespace = "b", Name = "reader-b" }, admin).ResponseAsync);
+        var submit = await Assert.ThrowsAsync<RpcException>(() => new RunService.RunServiceClient(host.Channel).SubmitRunAsync(
+            new SubmitRunRequest { Spec = Named("x", Gate("g")) }, AuthTestHost.InNamespace("Bearer " + AuthTestHost.AdminSecret, "c")).ResponseAsync);
+        var tokens = (await auth.ListTokensAsync(new ListTokensRequest(), admin)).Tokens;
+
+        Assert.Equal(StatusCode.ResourceExhausted, third.StatusCode);
+        Assert.Equal(StatusCode.ResourceExhausted, submit.StatusCode);
+        Assert.DoesNotContain(tokens, t => t.Namespace == "b");
+        Assert.Equal(["a", "default"], host.Server.Namespaces);
+    }
+
+    [Fact]
+    public async Task RevokeTokenNamingNoNamespace_CallNamesOne_RevokesOnlyThere()
+    {
+        await using var host = await AuthTestHost.StartAsync();
+        await host.AddTokenAsync("ci", TokenRole.Submitter, "c");
+        var auth = new AuthService.AuthServiceClient(host.Channel);
+
+        var inB = await Assert.ThrowsAsync<RpcException>(() => auth.RevokeTokenAsync(new RevokeTokenRequest { Name = "ci" }, AuthTestHost.InNamespace("Bearer " + AuthTestHost.AdminSecret, "b")).ResponseAsync);
+        var inC = (await auth.RevokeTokenAsync(new RevokeTokenRequest { Name = "ci" }, AuthTestHost.InNamespace("Bearer " + AuthTestHost.AdminSecret, "c"))).Info;
+
+        Assert.Equal(StatusCode.NotFound, inB.StatusCode);
+        Assert.Equal("c", inC.Namespace);
+        Assert.NotNull(inC.RevokedAt);
+    }
 }

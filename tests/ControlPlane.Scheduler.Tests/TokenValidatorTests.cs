@@ -46,6 +46,28 @@ public sealed class TokenValidatorTests
         Assert.Equal(2, store.LookupsOf(hash));
     }
 
+    [Fact]
+    public async Task LookupOverlappingARevoke_ItsAnswerIsNotRemembered()
+    {
+        var store = new CountingStore();
+        var hash = TokenSecrets.Hash(TokenSecrets.Create());
+        await store.PutAsync(new ApiToken(hash, "ci", TokenRole.Submitter, "default", null, DateTimeOffset.UtcNow, null, null), replace: false, CancellationToken.None);
+        using var validator = new TokenValidator(store, new ManualTimeProvider(DateTimeOffset.UtcNow));
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        store.Hold = release.Task;
+
+        // The lookup reads the token, then the revoke (through this replica) lands before the lookup caches its answer.
+        var lookup = validator.FindAsync(hash, CancellationToken.None);
+        await store.RevokeAsync("default", "ci", DateTimeOffset.UtcNow, CancellationToken.None);
+        validator.Invalidate();
+        release.SetResult();
+        await lookup;
+        store.Hold = null;
+        var after = await validator.FindAsync(hash, CancellationToken.None);
+
+        Assert.NotNull(after?.RevokedAt);
+    }
+
     private sealed class CountingStore : ITokenStore
     {
         private readonly EmbeddedTokenStore _inner = new();
@@ -59,14 +81,23 @@ public sealed class TokenValidatorTests
             }
         }
 
-        public Task<ApiToken?> FindAsync(string hash, CancellationToken cancellationToken)
+        /// <summary>While set, a lookup reads the token at once but answers only when this completes.</summary>
+        public Task? Hold { get; set; }
+
+        public async Task<ApiToken?> FindAsync(string hash, CancellationToken cancellationToken)
         {
             lock (_lookups)
             {
                 _lookups[hash] = _lookups.GetValueOrDefault(hash) + 1;
             }
 
-            return _inner.FindAsync(hash, cancellationToken);
+            var found = await _inner.FindAsync(hash, cancellationToken);
+            if (Hold is { } hold)
+            {
+                await hold;
+            }
+
+            return found;
         }
 
         public Task<bool> PutAsync(ApiToken token, bool replace, CancellationToken cancellationToken) => _inner.PutAsync(token, replace, cancellationToken);

@@ -16,5 +16,9 @@ internal sealed class SingleNamespaceStores(IRunStore store, string ns) : INames
 
     public Task<IReadOnlyList<string>> ListAsync(CancellationToken cancellationToken = default) => Task.FromResult<IReadOnlyList<string>>([ns]);
 
+    public Task<bool> ExistsAsync(string name, CancellationToken cancellationToken = default) => Task.FromResult(name == ns);
+
+    public Task RelistAsync(IReadOnlyCollection<string> names, CancellationToken cancellationToken = default) => Task.CompletedTask;
+
     public ValueTask DisposeAsync() => ValueTask.CompletedTask;
 }

@@ -23,6 +23,7 @@ public sealed class TokenValidator : IDisposable
     private readonly TimeProvider _time;
     private readonly MemoryCache _known = new(new MemoryCacheOptions { SizeLimit = MaxEntries, CompactionPercentage = 0.25 });
     private readonly MemoryCache _unknown = new(new MemoryCacheOptions { SizeLimit = MaxEntries, CompactionPercentage = 0.25 });
+    private long _generation;
 
     public TokenValidator(ITokenStore store, TimeProvider time)
     {
@@ -41,12 +42,18 @@ public sealed class TokenValidator : IDisposable
             return entry.Token;
         }
 
+        // A lookup that overlaps an Invalidate may have read the token before its revocation: its answer is used once
+        // but not remembered, so the revoked token stops working at once on this replica.
+        var generation = Volatile.Read(ref _generation);
         var token = await _store.FindAsync(hash, cancellationToken).ConfigureAwait(false);
-        var lookup = new Lookup(token, _time.GetTimestamp());
-        (token is null ? _unknown : _known).Set(hash, lookup, new MemoryCacheEntryOptions { Size = 1 });
-        if (token is not null)
+        if (generation == Volatile.Read(ref _generation))
         {
-            _unknown.Remove(hash);
+            var lookup = new Lookup(token, _time.GetTimestamp());
+            (token is null ? _unknown : _known).Set(hash, lookup, new MemoryCacheEntryOptions { Size = 1 });
+            if (token is not null)
+            {
+                _unknown.Remove(hash);
+            }
         }
 
         return token;
@@ -55,6 +62,7 @@ public sealed class TokenValidator : IDisposable
     /// <summary>Forgets every cached lookup: after a revoke or replacement through this replica.</summary>
     public void Invalidate()
     {
+        Interlocked.Increment(ref _generation);
         _known.Clear();
         _unknown.Clear();
     }

@@ -49,7 +49,7 @@ internal sealed class AdminServiceImpl : AdminService.AdminServiceBase
 
     public override async Task<SetLimitResponse> SetLimit(SetLimitRequest request, ServerCallContext context)
     {
-        var ns = await _runtime.ForCallAsync(context).ConfigureAwait(false);
+        var ns = await _runtime.ForCallAsync(context, create: true).ConfigureAwait(false);
         if (request.Kind is not (LimitKind.Queue or LimitKind.ConcurrencyKey))
         {
             throw RpcErrors.InvalidArgument("kind", "kind is required: LIMIT_KIND_QUEUE or LIMIT_KIND_CONCURRENCY_KEY");

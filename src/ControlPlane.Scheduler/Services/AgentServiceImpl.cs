@@ -50,7 +50,7 @@ internal sealed class AgentServiceImpl : AgentService.AgentServiceBase
         AgentCredential.Check(CallerClaims.UserOf(context), registration.AgentId);
 
         // The agent's namespace is its call's: it registers there and is only ever handed that namespace's steps.
-        var ns = await _runtime.ForCallAsync(context).ConfigureAwait(false);
+        var ns = await _runtime.ForCallAsync(context, create: true).ConfigureAwait(false);
         var session = await RpcErrors.Guard(() => ns.Store.ConnectAgentAsync(registration, context.CancellationToken), ("agent_id", registration.AgentId)).ConfigureAwait(false);
         var revoked = session.RevokedTokens.ToHashSet();
         var kept = registration.RunningAttempts.Where(a => !revoked.Contains(a.FencingToken));

@@ -94,6 +94,9 @@ internal sealed partial class AuthServiceImpl : AuthService.AuthServiceBase
             throw RpcErrors.BadRequest(string.Join("; ", violations.Select(v => $"{v.Field}: {v.Description}")), violations);
         }
 
+        // The namespace opens (and comes into being) before the token is stored: a namespace that cannot open fails the
+        // call with nothing written, rather than leaving a token whose secret nobody received.
+        var auditIn = await _runtime.Namespaces.GetAsync(ns == CallerClaims.AnyNamespace ? scope.CallNamespace : ns, create: true, context.CancellationToken).ConfigureAwait(false);
         var secret = TokenSecrets.Create();
         var now = _time.GetUtcNow();
         var token = new ApiToken(TokenSecrets.Hash(secret), name, role, ns, agentId, now, now + ttl, null);
@@ -106,7 +109,7 @@ internal sealed partial class AuthServiceImpl : AuthService.AuthServiceBase
 
         // The token's name and scope only: the secret is in the response and nowhere else.
         var detail = $"role={AuthorizationTable.RoleName(role)} namespace={ns}" + (agentId is null ? "" : $" agent_id={agentId}") + (token.ExpiresAt is { } expires ? $" expires={expires:u}" : "");
-        await RecordAsync(context, ns == CallerClaims.AnyNamespace ? scope.CallNamespace : ns, AuditActions.TokenCreate, name, detail).ConfigureAwait(false);
+        await auditIn.Audit.RecordAsync(context, AuditActions.TokenCreate, name, detail).ConfigureAwait(false);
         return new CreateTokenResponse { Token = secret, Info = token.ToInfo() };
     }
 
@@ -133,13 +136,15 @@ internal sealed partial class AuthServiceImpl : AuthService.AuthServiceBase
             throw RpcErrors.InvalidArgument(request.Name.Length > 63 ? "name" : "namespace", "token names and namespaces are at most 63 characters");
         }
 
+        // Without a namespace, a caller of one namespace, or a call naming one, revokes in that namespace; a caller of
+        // every namespace finds the name in whichever namespace holds it.
         var scope = CallerScope.Of(context, _runtime);
-        var ns = request.Namespace.Length == 0 && scope.Scoped ? scope.CallNamespace : request.Namespace;
+        var ns = request.Namespace.Length == 0 && (scope.Scoped || scope.HeaderGiven) ? scope.CallNamespace : request.Namespace;
         scope.ThrowIfOutside(ns.Length == 0 ? scope.CallNamespace : ns, "revoke tokens");
+        var all = await _tokens.Store.ListAsync(context.CancellationToken).ConfigureAwait(false);
         if (ns.Length == 0)
         {
-            var holders = (await _tokens.Store.ListAsync(context.CancellationToken).ConfigureAwait(false))
-                .Where(t => t.Name == request.Name).Select(t => t.Namespace).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
+            var holders = all.Where(t => t.Name == request.Name).Select(t => t.Namespace).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
             if (holders.Count > 1)
             {
                 throw RpcErrors.InvalidArgument("namespace", $"namespaces {string.Join(", ", holders)} each hold a token named '{request.Name}'; say which with namespace");
@@ -148,18 +153,18 @@ internal sealed partial class AuthServiceImpl : AuthService.AuthServiceBase
             ns = holders.Count == 1 ? holders[0] : scope.CallNamespace;
         }
 
+        if (!all.Any(t => t.Name == request.Name && t.Namespace == ns))
+        {
+            throw new RpcException(new Grpc.Core.Status(StatusCode.NotFound, $"no token named '{request.Name}' in namespace '{ns}'; 'cpctl auth token ls' lists the tokens"));
+        }
+
+        // Opened before the revocation, so a namespace that cannot open fails the call before anything changes.
+        var auditIn = await _runtime.Namespaces.GetAsync(ns == CallerClaims.AnyNamespace ? scope.CallNamespace : ns, create: true, context.CancellationToken).ConfigureAwait(false);
         var revoked = await _tokens.Store.RevokeAsync(ns, request.Name, _time.GetUtcNow(), context.CancellationToken).ConfigureAwait(false)
             ?? throw new RpcException(new Grpc.Core.Status(StatusCode.NotFound, $"no token named '{request.Name}' in namespace '{ns}'; 'cpctl auth token ls' lists the tokens"));
         _tokens.Invalidate();
-        await RecordAsync(context, ns == CallerClaims.AnyNamespace ? scope.CallNamespace : ns, AuditActions.TokenRevoke, request.Name, $"namespace={ns}").ConfigureAwait(false);
+        await auditIn.Audit.RecordAsync(context, AuditActions.TokenRevoke, request.Name, $"namespace={ns}").ConfigureAwait(false);
         return new RevokeTokenResponse { Info = revoked.ToInfo() };
-    }
-
-    /// <summary>Records a token action in the audit trail of the namespace the token belongs to.</summary>
-    private async Task RecordAsync(ServerCallContext context, string ns, string action, string target, string detail)
-    {
-        var runtime = await _runtime.Namespaces.GetAsync(ns, CancellationToken.None).ConfigureAwait(false);
-        await runtime.Audit.RecordAsync(context, action, target, detail).ConfigureAwait(false);
     }
 
     /// <summary>Where a caller of AuthService may act: its token's namespace alone, or every one.</summary>

@@ -7,15 +7,17 @@ namespace ControlPlane.Scheduler.Services;
 
 /// <summary>
 /// The namespaces one replica serves, each a <see cref="NamespaceRuntime"/> opened the first time a call names it.
+/// Calls that make something (a run, an agent, a token, a secret, a limit) may create a namespace; the others get
+/// NOT_FOUND for one that does not exist, so a mistyped name neither creates anything nor counts against the limit.
 /// Every few seconds it also opens the namespaces other replicas opened (<see cref="INamespaceStores.ListAsync"/>), so
-/// their leases keep being reaped when the replica that served them stops.
+/// their leases keep being reaped when the replica that served them stops, and lists again the ones it serves.
 /// </summary>
 #pragma warning disable CA1001 // CloseAsync disposes the token source once discovery has stopped.
 internal sealed class NamespaceDirectory
 #pragma warning restore CA1001
 {
-    /// <summary>Most namespaces one scheduler serves; each keeps a subscription, a pipeline and a maintenance loop.</summary>
-    public const int MaxNamespaces = 256;
+    /// <summary>Most namespaces that may exist; each keeps a subscription, a pipeline and a maintenance loop on every replica.</summary>
+    public const int DefaultMaxNamespaces = 256;
 
     /// <summary>How often the namespaces other replicas opened are looked for.</summary>
     public static readonly TimeSpan DiscoveryInterval = TimeSpan.FromSeconds(5);
@@ -26,14 +28,16 @@ internal sealed class NamespaceDirectory
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _closing = new();
     private readonly Lock _gate = new();
+    private readonly int _maxNamespaces;
     private Task? _discovery;
     private NamespaceRuntime? _default;
 
-    public NamespaceDirectory(INamespaceStores stores, Func<string, CancellationToken, Task<NamespaceRuntime>> start, ILogger logger)
+    public NamespaceDirectory(INamespaceStores stores, Func<string, CancellationToken, Task<NamespaceRuntime>> start, ILogger logger, int maxNamespaces = DefaultMaxNamespaces)
     {
         _stores = stores;
         _start = start;
         _logger = logger;
+        _maxNamespaces = maxNamespaces;
     }
 
     /// <summary>The namespace of calls that name none (the scheduler's --namespace), after <see cref="StartAsync"/>.</summary>
@@ -46,19 +50,27 @@ internal sealed class NamespaceDirectory
     /// <summary>Opens the default namespace (a failure fails the start), then starts looking for the others.</summary>
     public async Task StartAsync(string defaultNamespace, CancellationToken cancellationToken)
     {
-        _default = await GetAsync(defaultNamespace, cancellationToken).ConfigureAwait(false);
+        _default = await GetAsync(defaultNamespace, create: true, cancellationToken).ConfigureAwait(false);
         _discovery = Task.Run(() => DiscoverAsync(_closing.Token), CancellationToken.None);
     }
 
     /// <summary>
-    /// The runtime of <paramref name="ns"/> (a valid name), opening it on first use. UNAVAILABLE while the replica shuts
-    /// down, RESOURCE_EXHAUSTED past <see cref="MaxNamespaces"/>; a failed open is tried again by the next call.
+    /// The runtime of <paramref name="ns"/> (a valid name), opening it on first use. NOT_FOUND for a namespace that does
+    /// not exist unless <paramref name="create"/>; RESOURCE_EXHAUSTED for a new one past the limit; UNAVAILABLE while
+    /// the replica shuts down. A failed open is tried again by the next call.
     /// </summary>
-    public async ValueTask<NamespaceRuntime> GetAsync(string ns, CancellationToken cancellationToken)
+    public async ValueTask<NamespaceRuntime> GetAsync(string ns, bool create, CancellationToken cancellationToken)
     {
-        if (_open.TryGetValue(ns, out var known) && known.IsCompletedSuccessfully)
+        if (_open.TryGetValue(ns, out var known))
         {
-            return known.Result;
+            if (known.IsCompletedSuccessfully)
+            {
+                return known.Result;
+            }
+        }
+        else
+        {
+            await ThrowIfCannotOpenAsync(ns, create, cancellationToken).ConfigureAwait(false);
         }
 
         Task<NamespaceRuntime> opening;
@@ -71,11 +83,9 @@ internal sealed class NamespaceDirectory
 
             if (!_open.TryGetValue(ns, out opening!))
             {
-                if (_open.Count >= MaxNamespaces)
+                if (_open.Count >= _maxNamespaces)
                 {
-                    throw RpcErrors.WithReason(StatusCode.ResourceExhausted, ErrorReason.NamespaceNotAllowed,
-                        $"this scheduler serves at most {MaxNamespaces} namespaces and all are in use; use an existing namespace for '{ns}'",
-                        ("namespace", ns));
+                    throw TooMany(ns);
                 }
 
                 // Opened on the directory's token, not the caller's: other calls may wait for the same namespace.
@@ -98,6 +108,33 @@ internal sealed class NamespaceDirectory
         }
     }
 
+    /// <summary>NOT_FOUND for a namespace that does not exist when the call may not create one; RESOURCE_EXHAUSTED for a new one past the limit.</summary>
+    private async Task ThrowIfCannotOpenAsync(string ns, bool create, CancellationToken cancellationToken)
+    {
+        var exists = await RpcErrors.Guard(() => _stores.ExistsAsync(ns, cancellationToken), ("namespace", ns)).ConfigureAwait(false);
+        if (exists)
+        {
+            return;
+        }
+
+        if (!create)
+        {
+            throw RpcErrors.WithReason(StatusCode.NotFound, ErrorReason.NamespaceNotFound,
+                $"namespace '{ns}' does not exist: no run was submitted, no agent connected and no token, secret or limit was made in it; check the name (cpctl --namespace, CP_NAMESPACE, the cp-namespace header)",
+                ("namespace", ns));
+        }
+
+        var existing = await RpcErrors.Guard(() => _stores.ListAsync(cancellationToken), ("namespace", ns)).ConfigureAwait(false);
+        if (existing.Count >= _maxNamespaces)
+        {
+            throw TooMany(ns);
+        }
+    }
+
+    private RpcException TooMany(string ns) => RpcErrors.WithReason(StatusCode.ResourceExhausted, ErrorReason.NamespaceNotAllowed,
+        $"namespace '{ns}' would be one more than the {_maxNamespaces} namespaces a scheduler serves; use an existing namespace",
+        ("namespace", ns));
+
     private async Task DiscoverAsync(CancellationToken token)
     {
         using var timer = new PeriodicTimer(DiscoveryInterval);
@@ -105,27 +142,59 @@ internal sealed class NamespaceDirectory
         {
             while (await timer.WaitForNextTickAsync(token).ConfigureAwait(false))
             {
-                try
-                {
-                    foreach (var ns in await _stores.ListAsync(token).ConfigureAwait(false))
-                    {
-                        if (!_open.ContainsKey(ns) && _open.Count < MaxNamespaces)
-                        {
-                            await GetAsync(ns, token).ConfigureAwait(false);
-                            SchedulerLog.NamespaceDiscovered(_logger, ns);
-                        }
-                    }
-                }
-                catch (Exception ex) when (ex is not OperationCanceledException || !token.IsCancellationRequested)
-                {
-                    // The store is unreachable or one namespace failed to open: the next tick tries again.
-                    SchedulerLog.StoreCallFailed(_logger, "ListNamespaces", ex);
-                }
+                await DiscoverOnceAsync(token).ConfigureAwait(false);
             }
         }
         catch (OperationCanceledException)
         {
             // Closing.
+        }
+    }
+
+    /// <summary>Opens the namespaces other replicas opened and lists again the ones this replica serves; one failing namespace stops no other.</summary>
+    internal async Task DiscoverOnceAsync(CancellationToken token)
+    {
+        IReadOnlyList<string> listed;
+        try
+        {
+            listed = await _stores.ListAsync(token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (!token.IsCancellationRequested)
+        {
+            SchedulerLog.StoreCallFailed(_logger, "ListNamespaces", ex);
+            return;
+        }
+
+        foreach (var ns in listed)
+        {
+            if (_open.ContainsKey(ns) || _open.Count >= _maxNamespaces)
+            {
+                continue;
+            }
+
+            try
+            {
+                await GetAsync(ns, create: false, token).ConfigureAwait(false);
+                SchedulerLog.NamespaceDiscovered(_logger, ns);
+            }
+            catch (RpcException) when (!token.IsCancellationRequested)
+            {
+                // GetAsync logged why; the next tick tries it again.
+            }
+        }
+
+        // A namespace this replica serves but the record lost (Redis restarted without its data) is recorded again.
+        var missing = Opened.Select(n => n.Name).Except(listed, StringComparer.Ordinal).ToArray();
+        if (missing.Length > 0)
+        {
+            try
+            {
+                await _stores.RelistAsync(missing, token).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (!token.IsCancellationRequested)
+            {
+                SchedulerLog.StoreCallFailed(_logger, "RelistNamespaces", ex);
+            }
         }
     }
 

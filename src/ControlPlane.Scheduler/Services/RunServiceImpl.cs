@@ -27,7 +27,7 @@ internal sealed class RunServiceImpl : RunService.RunServiceBase
 
     public override async Task<SubmitRunResponse> SubmitRun(SubmitRunRequest request, ServerCallContext context)
     {
-        var ns = await _runtime.ForCallAsync(context).ConfigureAwait(false);
+        var ns = await _runtime.ForCallAsync(context, create: true).ConfigureAwait(false);
         if (request.Spec is null)
         {
             throw RpcErrors.Required("spec");

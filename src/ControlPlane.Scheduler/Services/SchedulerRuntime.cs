@@ -60,7 +60,15 @@ internal sealed class SchedulerRuntime(
         return tokenNamespace is null or CallerClaims.AnyNamespace ? requested ?? Options.Namespace : tokenNamespace;
     }
 
-    /// <summary>The runtime of the namespace <paramref name="context"/> acts in, opened on first use.</summary>
-    public ValueTask<NamespaceRuntime> ForCallAsync(ServerCallContext context) =>
-        Namespaces.GetAsync(NamespaceOf(context), context.CancellationToken);
+    /// <summary>
+    /// The runtime of the namespace <paramref name="context"/> acts in, opened on first use. Only calls that make
+    /// something there (<paramref name="create"/>) may create it; the others get NOT_FOUND for a namespace that does not exist.
+    /// </summary>
+    /// <remarks>A token of one namespace brings its namespace into being: an admin made the token for it.</remarks>
+    public ValueTask<NamespaceRuntime> ForCallAsync(ServerCallContext context, bool create = false)
+    {
+        var ns = NamespaceOf(context);
+        var scoped = CallNamespace.TokenNamespaceOf(CallerClaims.UserOf(context)) is { } tokenNamespace && tokenNamespace != CallerClaims.AnyNamespace;
+        return Namespaces.GetAsync(ns, create || scoped, context.CancellationToken);
+    }
 }

@@ -83,7 +83,7 @@ internal sealed class SecretServiceImpl : SecretService.SecretServiceBase
             throw RpcErrors.BadRequest(string.Join("; ", violations.Select(v => $"{v.Field}: {v.Description}")), violations);
         }
 
-        var ns = await _runtime.ForCallAsync(context).ConfigureAwait(false);
+        var ns = await _runtime.ForCallAsync(context, create: true).ConfigureAwait(false);
         var cipher = ns.Secrets.RequireCipher();
         var now = _time.GetUtcNow();
         var queues = request.Queues.Order(StringComparer.Ordinal).ToArray();
