@@ -239,11 +239,15 @@ public sealed class FunctionalCluster : IAsyncDisposable
 
     public string Path2(string name) => Path.Combine(SharedDir, name);
 
-    /// <summary>Follows the run's events until <paramref name="condition"/> holds; fails on timeout or if the run ends first.</summary>
-    public async Task<Run> WaitForRunAsync(string runId, Func<Run, bool> condition, string what)
+    /// <summary>
+    /// Follows the run's events until <paramref name="condition"/> holds; fails on timeout or if the run ends first.
+    /// Through <paramref name="client"/> when given (e.g. one with a token of another namespace), else <see cref="Client"/>.
+    /// </summary>
+    public async Task<Run> WaitForRunAsync(string runId, Func<Run, bool> condition, string what, ControlPlaneClient? client = null)
     {
+        client ??= Client;
         using var cts = new CancellationTokenSource(Timeout);
-        var run = await Client.GetRunAsync(runId, cts.Token);
+        var run = await client.GetRunAsync(runId, cts.Token);
         try
         {
             while (!condition(run))
@@ -253,7 +257,7 @@ public sealed class FunctionalCluster : IAsyncDisposable
                     throw new Xunit.Sdk.XunitException($"run {runId} ended {run.State} before {what}: {Describe(run)}");
                 }
 
-                await foreach (var e in Client.WatchRunAsync(runId, run.LastEventSeq, cts.Token))
+                await foreach (var e in client.WatchRunAsync(runId, run.LastEventSeq, cts.Token))
                 {
                     if (e.EventCase == RunEvent.EventOneofCase.StepLogged)
                     {
@@ -263,7 +267,7 @@ public sealed class FunctionalCluster : IAsyncDisposable
                     break;
                 }
 
-                run = await Client.GetRunAsync(runId, cts.Token);
+                run = await client.GetRunAsync(runId, cts.Token);
             }
         }
         catch (Exception ex) when (cts.IsCancellationRequested && ex is OperationCanceledException or Grpc.Core.RpcException)
@@ -275,8 +279,8 @@ public sealed class FunctionalCluster : IAsyncDisposable
         return run;
     }
 
-    public Task<Run> WaitForStateAsync(string runId, RunState state) =>
-        WaitForRunAsync(runId, r => r.State == state, $"run state {state}");
+    public Task<Run> WaitForStateAsync(string runId, RunState state, ControlPlaneClient? client = null) =>
+        WaitForRunAsync(runId, r => r.State == state, $"run state {state}", client);
 
     /// <summary>Completes once <paramref name="path"/> exists (a FileSystemWatcher event, not a poll).</summary>
     public static async Task WaitForFileAsync(string path, string what)
