@@ -179,11 +179,12 @@ public sealed class NamespaceTests(RedisServerFixture redis)
 
         // Replica 2 picks c up from the registry without any call naming it there.
         await replica2.WaitForLineAsync(l => l.Contains($"Serving namespace {c}, opened by another replica", StringComparison.Ordinal), FunctionalCluster.Timeout, $"replica 2 serving {c}");
+        // kill -9 of replica 1: nothing ends the agent's stream; it finds replica 2 in its --scheduler list.
         await cluster.Scheduler.SignalAsync("KILL");
         await cluster.Scheduler.Exited.WaitAsync(FunctionalCluster.Timeout);
         cluster.UseReplica(replica2, port2);
         await WaitConnectedAsync(agent, 2);
-        using var onReplica2 = new ControlPlaneClient(new ControlPlaneClientOptions { Address = address2, BearerToken = submitToken });
+        using var onReplica2 = ClientOf(cluster, submitToken);
         await File.WriteAllTextAsync(release, "");
         var movedRun = await cluster.WaitForStateAsync(running.Id, RunState.Succeeded, onReplica2);
         var afterKill = (await onReplica2.SubmitRunAsync(MarkedSpec("after-the-kill"))).Run;
