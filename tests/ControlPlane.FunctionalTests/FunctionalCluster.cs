@@ -328,6 +328,7 @@ public sealed class FunctionalCluster : IAsyncDisposable
         }
 
         _pki?.Dispose();
+        await ForgetNamespacesAsync();
 
         try
         {
@@ -336,6 +337,23 @@ public sealed class FunctionalCluster : IAsyncDisposable
         catch (IOException)
         {
             // A step process of a killed agent may still be writing; the temp dir is cleaned by the OS eventually.
+        }
+    }
+
+    /// <summary>
+    /// Empties the shared Redis's record of namespaces once this cluster's processes are gone (the tests run one at a
+    /// time): every scheduler serves every recorded namespace, and the next test's should not keep reaping this one's.
+    /// </summary>
+    private async Task ForgetNamespacesAsync()
+    {
+        try
+        {
+            using var connection = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(_redis + ",connectTimeout=2000,abortConnect=true");
+            await connection.GetDatabase().KeyDeleteAsync("cp:{_namespaces}:all");
+        }
+        catch (StackExchange.Redis.RedisException)
+        {
+            // A test that stopped Redis for good leaves nothing to forget.
         }
     }
 
