@@ -56,7 +56,7 @@ public sealed class RedisNamespaceStores : INamespaceStores
             connection.Dispose();
             if (ex is RedisConnectionException or RedisTimeoutException)
             {
-                throw new RunStoreException(RunStoreError.Unavailable, ErrorReason.StoreUnavailable, $"the run store (Redis) cannot be reached: {ex.Message}");
+                throw Unreachable(ex);
             }
 
             throw;
@@ -115,7 +115,7 @@ public sealed class RedisNamespaceStores : INamespaceStores
         catch (Exception ex) when (ex is RedisConnectionException or RedisTimeoutException)
         {
             await store.DisposeAsync().ConfigureAwait(false);
-            throw new RunStoreException(RunStoreError.Unavailable, ErrorReason.StoreUnavailable, $"the run store (Redis) cannot be reached: {ex.Message}");
+            throw Unreachable(ex);
         }
         catch
         {
@@ -133,7 +133,7 @@ public sealed class RedisNamespaceStores : INamespaceStores
         }
         catch (Exception ex) when (ex is RedisConnectionException or RedisTimeoutException)
         {
-            throw new RunStoreException(RunStoreError.Unavailable, ErrorReason.StoreUnavailable, $"the run store (Redis) cannot be reached: {ex.Message}");
+            throw Unreachable(ex);
         }
     }
 
@@ -145,7 +145,7 @@ public sealed class RedisNamespaceStores : INamespaceStores
         }
         catch (Exception ex) when (ex is RedisConnectionException or RedisTimeoutException)
         {
-            throw new RunStoreException(RunStoreError.Unavailable, ErrorReason.StoreUnavailable, $"the run store (Redis) cannot be reached: {ex.Message}");
+            throw Unreachable(ex);
         }
     }
 
@@ -162,7 +162,7 @@ public sealed class RedisNamespaceStores : INamespaceStores
         }
         catch (Exception ex) when (ex is RedisConnectionException or RedisTimeoutException)
         {
-            throw new RunStoreException(RunStoreError.Unavailable, ErrorReason.StoreUnavailable, $"the run store (Redis) cannot be reached: {ex.Message}");
+            throw Unreachable(ex);
         }
     }
 
@@ -199,4 +199,7 @@ public sealed class RedisNamespaceStores : INamespaceStores
             _connection.Dispose();
         }
     }
+
+    private static RunStoreException Unreachable(Exception ex) =>
+        new(RunStoreError.Unavailable, ErrorReason.StoreUnavailable, $"the run store (Redis) cannot be reached: {ex.Message}");
 }
