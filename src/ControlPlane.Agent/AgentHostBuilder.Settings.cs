@@ -51,5 +51,9 @@ public sealed partial class AgentHostBuilder
             EnvironmentPrefix = "CP_AGENT__",
             FlagPrefix = "--Agent:",
             Flags = new Dictionary<string, string>(StringComparer.Ordinal) { ["--id"] = "AgentId" },
-        });
+        })
+    {
+        // --token-file beats a CP_TOKEN left in the environment for cpctl; both from one source are refused.
+        Alternatives = [["Token", "TokenFile"]],
+    };
 }

@@ -49,6 +49,13 @@ public sealed partial class DaemonSettings<TOptions>
     public DeprecatedNames Deprecated { get; }
 
     /// <summary>
+    /// Sets of settings that are ways of giving one value (Token, TokenFile): of those given, only the ones from the
+    /// source that wins apply, so a flag beats a variable left in the environment for another program (CP_TOKEN for
+    /// cpctl). Two given by the same source stay for the options' validation to refuse.
+    /// </summary>
+    public IReadOnlyList<IReadOnlyList<string>> Alternatives { get; init; } = [];
+
+    /// <summary>
     /// Loads the settings for a process: prints usage on --help (exit code 0), deprecation warnings on stderr, or one
     /// "error: ..." line for a bad setting (exit code 2). Returns true when the daemon should start.
     /// </summary>
@@ -104,6 +111,15 @@ public sealed partial class DaemonSettings<TOptions>
 
         raws.AddRange(environment.OrderBy(r => r.Group));
         raws.AddRange(flags);
+        foreach (var set in Alternatives)
+        {
+            var given = raws.Where(r => set.Contains(r.Setting, StringComparer.Ordinal)).ToList();
+            if (given.Count > 0)
+            {
+                var winner = given.Max(r => r.Group);
+                raws.RemoveAll(r => r.Group < winner && set.Contains(r.Setting, StringComparer.Ordinal));
+            }
+        }
 
         var state = new LoadState<TOptions>(new TOptions());
         var origins = new Dictionary<string, SettingOrigin>(StringComparer.Ordinal);

@@ -33,6 +33,27 @@ public sealed class AgentOptionsTests : IDisposable
     }
 
     [Fact]
+    public void Load_TokenFileFlagAndCpTokenInTheEnvironment_TheFlagWins()
+    {
+        var file = WriteFile("agent.token", "cpt_from-file-0123456789\n");
+
+        var options = Load(["--token-file", file], new Dictionary<string, string> { ["CP_TOKEN"] = "cpt_the-admins-for-cpctl-0123" }).Options;
+
+        Assert.Equal(file, options.TokenFile);
+        Assert.Null(options.Token);
+    }
+
+    [Fact]
+    public void Load_TokenAndTokenFileBothFromTheEnvironment_RefusedNamingBoth()
+    {
+        var file = WriteFile("agent.token", "cpt_from-file-0123456789\n");
+
+        var ex = Assert.Throws<SettingException>(() => Load([], new Dictionary<string, string> { ["CP_TOKEN"] = "cpt_from-env-0123456789", ["CP_TOKEN_FILE"] = file }));
+
+        Assert.Contains("Token and TokenFile are both set", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Load_TokenFromEnvironmentOrFile_ReadTheSameWay()
     {
         var file = WriteFile("agent.token", "cpt_from-file-0123456789\n");

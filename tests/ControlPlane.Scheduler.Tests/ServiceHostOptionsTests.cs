@@ -148,6 +148,17 @@ public sealed class ServiceHostOptionsTests : IDisposable
     }
 
     [Fact]
+    public void Load_AdminTokenFileFlagAndCpAdminTokenInTheEnvironment_TheFlagWins()
+    {
+        var file = WriteFile("admin.token", "cpt_from-file-0123456789abcdef\n");
+
+        var loaded = SchedulerHost.Settings.Load(["--admin-token-file", file], Context(new Dictionary<string, string> { ["CP_ADMIN_TOKEN"] = "cpt_left-in-the-shell-0123456789" }));
+
+        Assert.Equal(file, loaded.Options.AdminTokenFile);
+        Assert.Null(loaded.Options.AdminToken);
+    }
+
+    [Fact]
     public void Load_AgentRetention_ReachesTheStoreOptions()
     {
         var loaded = SchedulerHost.Settings.Load(["--agent-retention", "2h"], Context());

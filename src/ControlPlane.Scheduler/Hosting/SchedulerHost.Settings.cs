@@ -43,5 +43,9 @@ public static partial class SchedulerHost
             Setting.Duration("ShutdownTimeout", "Longest graceful shutdown (streams ended, reports committed).", DaemonDuration.Format(Defaults.ShutdownTimeout), (o, v) => o.ShutdownTimeout = v),
         ],
         static options => options.Validate(),
-        new DeprecatedNames { AppSettingsSection = "Scheduler" });
+        new DeprecatedNames { AppSettingsSection = "Scheduler" })
+    {
+        // --admin-token-file beats a CP_ADMIN_TOKEN left in the environment; both from one source are refused.
+        Alternatives = [["AdminToken", "AdminTokenFile"]],
+    };
 }
