@@ -189,4 +189,73 @@ public sealed class NamespaceTests
         Assert.Equal("c", inC.Namespace);
         Assert.NotNull(inC.RevokedAt);
     }
+
+    [Fact]
+    public async Task SealedSecretCopiedIntoAnotherNamespace_DoesNotOpenThere()
+    {
+        var secretStores = new System.Collections.Concurrent.ConcurrentDictionary<string, EmbeddedSecretStore>(StringComparer.Ordinal);
+        var options = new SchedulerOptions { Listen = "127.0.0.1:0", LeaseDuration = TimeSpan.FromMinutes(5) };
+        await using var stores = new EmbeddedNamespaceStores(options.CreateStoreOptions());
+        await using var server = new SchedulerServer(options, stores) { SecretStores = ns => secretStores.GetOrAdd(ns, _ => new EmbeddedSecretStore()) };
+        await server.StartAsync();
+        using var channel = Grpc.Net.Client.GrpcChannel.ForAddress(server.Addresses[0].ToString());
+        var inA = AuthTestHost.InNamespace(null, "a");
+        var inB = AuthTestHost.InNamespace(null, "b");
+        await new SecretService.SecretServiceClient(channel).SetSecretAsync(new SetSecretRequest { Name = "db-password", Value = Google.Protobuf.ByteString.CopyFromUtf8("hunter2") }, inA);
+        var runs = new RunService.RunServiceClient(channel);
+        await runs.SubmitRunAsync(new SubmitRunRequest { Spec = Named("b-first", Gate("g")) }, inB);
+
+        // Someone with write access to the store copies a's sealed value, unchanged, under the same name into b.
+        var sealedInA = (await secretStores["a"].GetSecretsAsync(["db-password"], CancellationToken.None))["db-password"];
+        await secretStores["b"].PutSecretAsync(sealedInA, CancellationToken.None);
+        var uses = Named("uses", Shell("s").With(s => s.Secrets.Add("db-password")));
+        await runs.SubmitRunAsync(new SubmitRunRequest { Spec = uses }, inA);
+        await runs.SubmitRunAsync(new SubmitRunRequest { Spec = uses }, inB);
+        await using var agentA = await ServiceScriptedAgent.ConnectAsync(channel, ServiceScriptedAgent.Hello("agent-a"), inA.Headers);
+        await using var agentB = await ServiceScriptedAgent.ConnectAsync(channel, ServiceScriptedAgent.Hello("agent-b"), inB.Headers);
+        var assignedInA = (await agentA.NextAsync(Kind.Assignment)).Assignment;
+        var assignedInB = (await agentB.NextAsync(Kind.Assignment)).Assignment;
+
+        Assert.Equal("hunter2", assignedInA.Secrets["db-password"].ToStringUtf8());
+        Assert.Empty(assignedInB.Secrets);
+    }
+
+    [Fact]
+    public async Task ValueSealedBeforeNamespaces_OpensInTheDefaultNamespaceOnly()
+    {
+        var key = System.Security.Cryptography.RandomNumberGenerator.GetBytes(SecretCipher.KeyLength);
+        var keyFile = Path.Combine(Path.GetTempPath(), "cp-ns-key-" + Guid.NewGuid().ToString("N"));
+        await File.WriteAllBytesAsync(keyFile, key);
+        try
+        {
+            var secretStores = new System.Collections.Concurrent.ConcurrentDictionary<string, EmbeddedSecretStore>(StringComparer.Ordinal);
+            var options = new SchedulerOptions { Listen = "127.0.0.1:0", LeaseDuration = TimeSpan.FromMinutes(5), SecretsKeyFile = keyFile };
+            await using var stores = new EmbeddedNamespaceStores(options.CreateStoreOptions());
+            await using var server = new SchedulerServer(options, stores) { SecretStores = ns => secretStores.GetOrAdd(ns, _ => new EmbeddedSecretStore()) };
+            await server.StartAsync();
+            using var channel = Grpc.Net.Client.GrpcChannel.ForAddress(server.Addresses[0].ToString());
+            var runs = new RunService.RunServiceClient(channel);
+            await runs.SubmitRunAsync(new SubmitRunRequest { Spec = Named("b-first", Gate("g")) }, AuthTestHost.InNamespace(null, "b"));
+
+            // A value an older build sealed for its name alone, when every secret was the default namespace's.
+            using var cipher = new SecretCipher(key);
+            var now = DateTimeOffset.UtcNow;
+            var legacy = new SecretRecord("db-password", cipher.Seal("db-password", "hunter2"u8), [], now, now);
+            await secretStores["default"].PutSecretAsync(legacy, CancellationToken.None);
+            await secretStores["b"].PutSecretAsync(legacy, CancellationToken.None);
+            var uses = Named("uses", Shell("s").With(s => s.Secrets.Add("db-password")));
+            await runs.SubmitRunAsync(new SubmitRunRequest { Spec = uses }, AuthTestHost.With(null));
+            await runs.SubmitRunAsync(new SubmitRunRequest { Spec = uses }, AuthTestHost.InNamespace(null, "b"));
+            await using var agentDefault = await ServiceScriptedAgent.ConnectAsync(channel, ServiceScriptedAgent.Hello("agent-d"));
+            await using var agentB = await ServiceScriptedAgent.ConnectAsync(channel, ServiceScriptedAgent.Hello("agent-b"), AuthTestHost.InNamespace(null, "b").Headers);
+
+            Assert.Equal("hunter2", (await agentDefault.NextAsync(Kind.Assignment)).Assignment.Secrets["db-password"].ToStringUtf8());
+            Assert.Empty((await agentB.NextAsync(Kind.Assignment)).Assignment.Secrets);
+        }
+        finally
+        {
+            File.Delete(keyFile);
+        }
+    }
 }
+

@@ -4,8 +4,9 @@ using System.Text;
 namespace ControlPlane.Scheduler.Security;
 
 /// <summary>
-/// Seals secret values with AES-256-GCM: a fresh 12-byte random nonce per write, the secret's name as associated data
-/// (a sealed value copied under another name does not open), stored as nonce || tag || ciphertext.
+/// Seals secret values with AES-256-GCM: a fresh 12-byte random nonce per write, the secret's namespace and name as
+/// associated data (<see cref="AssociatedData"/>: a sealed value copied under another name or into another namespace
+/// does not open), stored as nonce || tag || ciphertext.
 /// </summary>
 public sealed class SecretCipher : IDisposable
 {
@@ -65,7 +66,10 @@ public sealed class SecretCipher : IDisposable
         return decoded;
     }
 
-    /// <summary>Seals <paramref name="value"/> for the secret <paramref name="name"/>.</summary>
+    /// <summary>What a secret's value is sealed for: its namespace and name ("team-a/db-password"; names hold no '/').</summary>
+    public static string AssociatedData(string ns, string name) => ns + "/" + name;
+
+    /// <summary>Seals <paramref name="value"/> for <paramref name="name"/> (<see cref="AssociatedData"/>).</summary>
     public byte[] Seal(string name, ReadOnlySpan<byte> value)
     {
         var sealedValue = new byte[NonceLength + TagLength + value.Length];

@@ -14,8 +14,28 @@ namespace ControlPlane.Scheduler.Security;
 /// configured). Values are opened here, in the scheduler, only when an assignment that needs them is sent; the claim
 /// scripts never see the key.
 /// </summary>
-internal sealed class SecretVault(ISecretStore store, SecretCipher? cipher, ILogger logger)
+/// <param name="ns">The namespace whose secrets these are; values are sealed for it.</param>
+/// <param name="opensUnboundValues">
+/// Whether values sealed for their name alone (before secrets belonged to a namespace) still open: true for the
+/// default namespace only, where every secret lived then.
+/// </param>
+internal sealed class SecretVault(ISecretStore store, SecretCipher? cipher, ILogger logger, string ns = "default", bool opensUnboundValues = false)
 {
+    /// <summary>Seals a value for the secret <paramref name="name"/> of this namespace.</summary>
+    public byte[] Seal(SecretCipher key, string name, ReadOnlySpan<byte> value) => key.Seal(SecretCipher.AssociatedData(ns, name), value);
+
+    private byte[] Open(SecretCipher key, string name, ReadOnlySpan<byte> sealedValue)
+    {
+        try
+        {
+            return key.Open(SecretCipher.AssociatedData(ns, name), sealedValue);
+        }
+        catch (CryptographicException) when (opensUnboundValues)
+        {
+            return key.Open(name, sealedValue);
+        }
+    }
+
     public ISecretStore Store { get; } = store;
 
     /// <summary>The cipher, or FAILED_PRECONDITION saying how to configure a key.</summary>
@@ -91,7 +111,7 @@ internal sealed class SecretVault(ISecretStore store, SecretCipher? cipher, ILog
 
             try
             {
-                opened[name] = ByteString.CopyFrom(cipher.Open(name, secret.Sealed.Span));
+                opened[name] = ByteString.CopyFrom(Open(cipher, name, secret.Sealed.Span));
             }
             catch (CryptographicException ex)
             {

@@ -58,7 +58,7 @@ internal sealed class NamespaceRuntime
         pipeline.Start();
         var maintenance = new MaintenanceLoop(store, options, time, logger);
         maintenance.Start();
-        return new NamespaceRuntime(name, store, pipeline, hub, maintenance, subscription, new SecretVault(secretStore, cipher, logger), new AuditTrail(auditStore, logger));
+        return new NamespaceRuntime(name, store, pipeline, hub, maintenance, subscription, new SecretVault(secretStore, cipher, logger, name, opensUnboundValues: name == options.Namespace), new AuditTrail(auditStore, logger));
     }
 
     /// <summary>Commits the reports already received (shutdown step 3); gives up on those waiting for an unreachable store when <paramref name="cancellationToken"/> fires.</summary>

@@ -87,7 +87,7 @@ internal sealed class SecretServiceImpl : SecretService.SecretServiceBase
         var cipher = ns.Secrets.RequireCipher();
         var now = _time.GetUtcNow();
         var queues = request.Queues.Order(StringComparer.Ordinal).ToArray();
-        var record = new SecretRecord(request.Name, cipher.Seal(request.Name, request.Value.Span), queues, now, now);
+        var record = new SecretRecord(request.Name, ns.Secrets.Seal(cipher, request.Name, request.Value.Span), queues, now, now);
         var (stored, replaced) = await ns.Secrets.Store.PutSecretAsync(record, context.CancellationToken).ConfigureAwait(false);
         var caller = CallerOf(context);
         var limitedTo = queues.Length == 0 ? "every queue" : string.Join(",", queues);
