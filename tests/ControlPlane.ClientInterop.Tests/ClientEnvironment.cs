@@ -19,6 +19,8 @@ public static class ClientEnvironment
 
     public static string PythonErrorDetailsClient => Path.Combine(RepositoryRoot, "tests", "clients", "python", "error_details_client.py");
 
+    public static string PythonNamespaceClient => Path.Combine(RepositoryRoot, "tests", "clients", "python", "namespace_client.py");
+
     /// <summary>The google/rpc .proto files of the Google.Api.CommonProtos package, restored with this test project.</summary>
     public static string GoogleProtos
     {
