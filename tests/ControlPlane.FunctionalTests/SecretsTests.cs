@@ -96,11 +96,12 @@ public sealed class SecretsTests(RedisServerFixture redis)
 
         Assert.True(scanned > 0);
 
-        // The stored value is sealed: not the plaintext, and it opens with the key (and the name as associated data) only.
+        // The stored value is sealed: not the plaintext, and it opens with the key and "namespace/name" as associated data only.
         var sealedValue = (byte[])(await db.HashGetAsync($"cp:{{{cluster.Namespace}}}:secret:db-password", "v"))!;
-        Assert.Equal(value, Encoding.UTF8.GetString(Open(key, "db-password", sealedValue)));
-        Assert.ThrowsAny<CryptographicException>(() => Open(RandomNumberGenerator.GetBytes(32), "db-password", sealedValue));
-        Assert.ThrowsAny<CryptographicException>(() => Open(key, "other-name", sealedValue));
+        Assert.Equal(value, Encoding.UTF8.GetString(Open(key, $"{cluster.Namespace}/db-password", sealedValue)));
+        Assert.ThrowsAny<CryptographicException>(() => Open(RandomNumberGenerator.GetBytes(32), $"{cluster.Namespace}/db-password", sealedValue));
+        Assert.ThrowsAny<CryptographicException>(() => Open(key, $"{cluster.Namespace}/other-name", sealedValue));
+        Assert.ThrowsAny<CryptographicException>(() => Open(key, "another-namespace/db-password", sealedValue));
     }
 
     [Fact]
@@ -126,11 +127,11 @@ public sealed class SecretsTests(RedisServerFixture redis)
         Assert.Contains("limited to queues deploy, release", violation.Description, StringComparison.Ordinal);
     }
 
-    private static byte[] Open(byte[] key, string name, byte[] sealedValue)
+    private static byte[] Open(byte[] key, string associatedData, byte[] sealedValue)
     {
         using var aes = new AesGcm(key, 16);
         var plain = new byte[sealedValue.Length - 28];
-        aes.Decrypt(sealedValue.AsSpan(0, 12), sealedValue.AsSpan(28), sealedValue.AsSpan(12, 16), plain, Encoding.UTF8.GetBytes(name));
+        aes.Decrypt(sealedValue.AsSpan(0, 12), sealedValue.AsSpan(28), sealedValue.AsSpan(12, 16), plain, Encoding.UTF8.GetBytes(associatedData));
         return plain;
     }
 
