@@ -43,6 +43,26 @@ public sealed class NamespaceDirectoryTests
         await StopAsync(directory);
     }
 
+    [Fact]
+    public async Task Discover_DuringShutdown_EndsQuietlyInsteadOfThrowing()
+    {
+        await using var stores = new FlakyStores("b");
+        var directory = new NamespaceDirectory(stores, (ns, ct) => StartAsync(stores, ns, ct), NullLogger.Instance);
+        await directory.StartAsync("default", CancellationToken.None);
+        var opened = await directory.CloseAsync();
+
+        // A tick that was under way when the replica began closing: its token is the closing one.
+        var tick = directory.DiscoverOnceAsync(new CancellationToken(canceled: true));
+
+        await tick;
+        Assert.True(tick.IsCompletedSuccessfully);
+        foreach (var ns in opened)
+        {
+            await ns.CompletePipelineAsync(CancellationToken.None);
+            await ns.StopAsync();
+        }
+    }
+
     private static Task<NamespaceRuntime> StartAsync(FlakyStores stores, string ns, CancellationToken ct) =>
         stores.OpenAsync(ns, ct).ContinueWith(
             t => NamespaceRuntime.StartAsync(ns, t.Result, new SchedulerOptions(), new EmbeddedSecretStore(), null, new EmbeddedAuditStore(), TimeProvider.System, NullLogger.Instance, ct),

@@ -181,6 +181,11 @@ internal sealed class NamespaceDirectory
             {
                 // GetAsync logged why; the next tick tries it again.
             }
+            catch (RpcException) when (token.IsCancellationRequested)
+            {
+                // The replica is closing (GetAsync says so with UNAVAILABLE): stop quietly, so shutdown does not fail on it.
+                return;
+            }
         }
 
         // A namespace this replica serves but the record lost (Redis restarted without its data) is recorded again.
