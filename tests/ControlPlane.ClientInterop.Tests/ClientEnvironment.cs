@@ -41,6 +41,31 @@ public static class ClientEnvironment
 
     public static Task RequirePythonAsync() => TestEnvironment.RequirePythonAsync();
 
+    /// <summary>
+    /// Runs a Python client script against <paramref name="hosts"/> with the google/rpc protos it compiles, and returns
+    /// its output; fails the test with the output of the client and of the hosts unless it exits 0 saying "PASS: ".
+    /// </summary>
+    public static async Task<string> RunPythonClientAsync(ControlPlaneHostsFixture hosts, string script, TimeSpan timeout)
+    {
+        ArgumentNullException.ThrowIfNull(hosts);
+        await RequirePythonAsync();
+        await using var client = ObservedProcess.Start(
+            "python " + Path.GetFileName(script),
+            PythonPath,
+            [script, "--scheduler", hosts.Target, "--google-protos", GoogleProtos],
+            RepositoryRoot);
+
+        var exitCode = await client.WaitForExitAsync(timeout);
+
+        var output = client.Output;
+        if (exitCode != 0 || !output.Contains("PASS: ", StringComparison.Ordinal))
+        {
+            throw new Xunit.Sdk.XunitException($"the Python client exited with {exitCode?.ToString() ?? "nothing (killed)"}.\n--- client output ---\n{output}{hosts.HostOutput}");
+        }
+
+        return output;
+    }
+
     public static Task RequireNodeAsync() => TestEnvironment.RequireNodeAsync();
 
     private static string HostPath(string key)

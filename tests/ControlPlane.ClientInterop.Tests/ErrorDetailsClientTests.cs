@@ -1,6 +1,3 @@
-using ControlPlane.Tests.Support;
-using Xunit.Sdk;
-
 namespace ControlPlane.ClientInterop.Tests;
 
 /// <summary>
@@ -14,20 +11,7 @@ public sealed class ErrorDetailsClientTests(ControlPlaneHostsFixture hosts) : IC
     [Fact]
     public async Task PythonClient_InvalidSpecAndUnknownRun_ReadsBadRequestAndErrorInfo()
     {
-        await ClientEnvironment.RequirePythonAsync();
-        await using var client = ObservedProcess.Start(
-            "python error_details_client.py",
-            ClientEnvironment.PythonPath,
-            [ClientEnvironment.PythonErrorDetailsClient, "--scheduler", hosts.Target, "--google-protos", ClientEnvironment.GoogleProtos],
-            ClientEnvironment.RepositoryRoot);
-
-        var exitCode = await client.WaitForExitAsync(ClientTimeout);
-
-        var output = client.Output;
-        if (exitCode != 0 || !output.Contains("PASS: ", StringComparison.Ordinal))
-        {
-            throw new XunitException($"the Python client exited with {exitCode?.ToString() ?? "nothing (killed)"}.\n--- client output ---\n{output}{hosts.HostOutput}");
-        }
+        var output = await ClientEnvironment.RunPythonClientAsync(hosts, ClientEnvironment.PythonErrorDetailsClient, ClientTimeout);
 
         Assert.Contains("violation steps[0].framework: ", output, StringComparison.Ordinal);
         Assert.Contains("violation steps[1].needs[1]: ", output, StringComparison.Ordinal);

@@ -1,6 +1,3 @@
-using ControlPlane.Tests.Support;
-using Xunit.Sdk;
-
 namespace ControlPlane.ClientInterop.Tests;
 
 /// <summary>
@@ -14,20 +11,7 @@ public sealed class NamespaceClientTests(ControlPlaneHostsFixture hosts) : IClas
     [Fact]
     public async Task PythonClient_CpNamespaceMetadata_SubmitsListsAndCancelsInItsNamespaceOnly()
     {
-        await ClientEnvironment.RequirePythonAsync();
-        await using var client = ObservedProcess.Start(
-            "python namespace_client.py",
-            ClientEnvironment.PythonPath,
-            [ClientEnvironment.PythonNamespaceClient, "--scheduler", hosts.Target, "--google-protos", ClientEnvironment.GoogleProtos],
-            ClientEnvironment.RepositoryRoot);
-
-        var exitCode = await client.WaitForExitAsync(ClientTimeout);
-
-        var output = client.Output;
-        if (exitCode != 0 || !output.Contains("PASS: ", StringComparison.Ordinal))
-        {
-            throw new XunitException($"the Python client exited with {exitCode?.ToString() ?? "nothing (killed)"}.\n--- client output ---\n{output}{hosts.HostOutput}");
-        }
+        var output = await ClientEnvironment.RunPythonClientAsync(hosts, ClientEnvironment.PythonNamespaceClient, ClientTimeout);
 
         Assert.Contains("listed in py-", output, StringComparison.Ordinal);
         Assert.Contains("error info ERROR_REASON_NAMESPACE_NOT_FOUND namespace=py-", output, StringComparison.Ordinal);
