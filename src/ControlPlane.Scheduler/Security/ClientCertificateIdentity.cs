@@ -8,7 +8,8 @@ namespace ControlPlane.Scheduler.Security;
 /// Maps a client certificate that the TLS handshake already chained to <c>--client-ca</c> to an agent credential:
 /// role agent, allowed to connect as the certificate's CN or one of its DNS subject alternative names and nothing
 /// else. The principal carries the same <see cref="CallerClaims"/> a bearer token's does, named
-/// "certificate:&lt;CN&gt;", so authorization, the agent identity check and the audit trail treat both alike.
+/// "certificate:&lt;CN&gt;", so authorization, the agent identity check and the audit trail treat both alike. Such an
+/// agent acts in the scheduler's default namespace (<paramref name="schedulerNamespace"/>): a certificate names no namespace.
 /// </summary>
 internal sealed class ClientCertificateIdentity(string schedulerNamespace)
 {

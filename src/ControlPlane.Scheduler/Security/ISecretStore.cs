@@ -11,7 +11,7 @@ public sealed record SecretRecord(string Name, ReadOnlyMemory<byte> Sealed, IRea
 }
 
 /// <summary>
-/// Where the secrets of the scheduler's namespace live: in-process for the embedded store, under <c>cp:{ns}:</c> in
+/// Where the secrets of one namespace live: in-process for the embedded store, under <c>cp:{ns}:</c> in
 /// Redis. A store holds sealed values only and never needs the key; every method is atomic on its own.
 /// </summary>
 public interface ISecretStore

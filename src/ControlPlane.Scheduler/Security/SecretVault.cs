@@ -10,7 +10,7 @@ using Microsoft.Extensions.Logging;
 namespace ControlPlane.Scheduler.Security;
 
 /// <summary>
-/// The secrets of the scheduler's namespace: the store (sealed values only) and the cipher (null when no key is
+/// The secrets of one namespace: the store (sealed values only) and the cipher (null when no key is
 /// configured). Values are opened here, in the scheduler, only when an assignment that needs them is sent; the claim
 /// scripts never see the key.
 /// </summary>
