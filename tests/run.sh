@@ -55,16 +55,29 @@ if [ ${#apt_missing[@]} -gt 0 ] || [ $npm_missing -eq 1 ]; then
   fi
 fi
 
-# ---- 2. Proto lint ----------------------------------------------------------------------------
-echo "run.sh: buf lint"
-tests/node_modules/.bin/buf lint
-
-# ---- 3. Build once, then run each test project in turn -----------------------------------------
+# ---- 2. Build once ------------------------------------------------------------------------------
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 echo "run.sh: dotnet build"
 build_started=$SECONDS
 dotnet build ControlPlane.sln -c Release -nologo -v:q -clp:ErrorsOnly
 echo "run.sh: built in $(duration $((SECONDS - build_started)))"
+
+# ---- 3. Proto lint ------------------------------------------------------------------------------
+# The services' HTTP routes import google/api/annotations.proto. buf resolves it from the googleapis protos of the
+# Google.Api.CommonProtos package the build restored (no registry is reachable offline), as a second module of a
+# workspace that holds buf.yaml's own rules and leaves googleapis itself unlinted.
+echo "run.sh: buf lint"
+googleapis=$(dotnet msbuild src/ControlPlane.Protos/ControlPlane.Protos.csproj -nologo -getProperty:GoogleApiCommonProtos_ProtosPath)
+[ -f "$googleapis/google/api/annotations.proto" ] || { echo "run.sh: google/api/annotations.proto not found under '$googleapis'" >&2; exit 1; }
+lint_workspace=$(mktemp -d)
+ln -s "$root/protos" "$lint_workspace/protos"
+mkdir -p "$lint_workspace/googleapis/google"
+ln -s "$googleapis/google/api" "$lint_workspace/googleapis/google/api"
+sed -e 's|^  - path: protos$|  - path: protos\n  - path: googleapis|' -e 's|^  ignore:$|  ignore:\n    - googleapis|' buf.yaml >"$lint_workspace/buf.yaml"
+(cd "$lint_workspace" && "$root/tests/node_modules/.bin/buf" lint)
+rm -rf "$lint_workspace"
+
+# ---- 4. Run each test project in turn -----------------------------------------------------------
 
 mapfile -t projects < <(grep -l '<IsTestProject>true</IsTestProject>' tests/*/*.csproj | sort)
 log=$(mktemp)
@@ -92,7 +105,7 @@ for project in "${projects[@]}"; do
     "$([ "$s" -ne 0 ] && echo ", $s skipped")" "$(duration $((SECONDS - project_started)))"
 done
 
-# ---- 4. Chaos soak ----------------------------------------------------------------------------
+# ---- 5. Chaos soak ----------------------------------------------------------------------------
 # Two minutes of pipelines under seeded random faults (tests/soak.sh), then its invariants; a violated one fails the suite.
 soak_started=$SECONDS
 set +e

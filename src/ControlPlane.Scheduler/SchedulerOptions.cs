@@ -12,6 +12,37 @@ public sealed partial class SchedulerOptions
     /// <summary>Address the gRPC server listens on, HOST:PORT; port 0 picks a free port. Default is 127.0.0.1:7070.</summary>
     public string Listen { get; set; } = "127.0.0.1:7070";
 
+    /// <summary>
+    /// Address of the HTTP listener, HOST:PORT, beside the gRPC one: the dashboard, the JSON API (RunService,
+    /// AdminService and AuthService.WhoAmI transcoded), /metrics, /healthz and /readyz, over HTTP/1.1 (and h2 with TLS),
+    /// under the same TLS and token rules. Port 0 picks a free port; "off" serves none. Default is null: the address
+    /// of <see cref="Listen"/> with its port + 10 (127.0.0.1:7080), or port 0 when Listen's port is 0.
+    /// </summary>
+    public string? HttpListen { get; set; }
+
+    /// <summary>The HTTP listener's endpoint <see cref="HttpListen"/> gives (or implies); null when it is "off".</summary>
+    public IPEndPoint? HttpEndpoint
+    {
+        get
+        {
+            if (HttpListen is { } text)
+            {
+                return text.Trim().Equals("off", StringComparison.OrdinalIgnoreCase) ? null : ParseListen(text, nameof(HttpListen));
+            }
+
+            var grpc = ParseListen(Listen);
+            if (grpc.Port > IPEndPoint.MaxPort - HttpPortOffset)
+            {
+                throw new ArgumentException($"Listen {Listen} leaves no port at +{HttpPortOffset} for the HTTP listener; give --http-listen HOST:PORT (or off).", nameof(HttpListen));
+            }
+
+            return new IPEndPoint(grpc.Address, grpc.Port == 0 ? 0 : grpc.Port + HttpPortOffset);
+        }
+    }
+
+    /// <summary>How far above the gRPC port the HTTP listener is by default (7070 and 7080).</summary>
+    public const int HttpPortOffset = 10;
+
     /// <summary>PEM certificate (chain) file: with <see cref="TlsKey"/>, the listener speaks TLS instead of h2c. Default is null (h2c).</summary>
     public string? TlsCert { get; set; }
 
@@ -125,6 +156,7 @@ public sealed partial class SchedulerOptions
     public void Validate()
     {
         _ = ParseListen(Listen);
+        _ = HttpEndpoint;
         if (Redis is not null && string.IsNullOrWhiteSpace(Redis))
         {
             throw new ArgumentException("Redis is empty; give HOST:PORT of a Redis server (e.g. 127.0.0.1:6379), or leave it unset for the embedded store.", nameof(Redis));
@@ -311,16 +343,24 @@ public sealed partial class SchedulerOptions
                 $"Listen {Listen} is not a loopback address, and the scheduler would serve it {missing}: anyone who reaches the port could submit commands that every agent runs. Give --tls-cert/--tls-key and --admin-token-file (or CP_ADMIN_TOKEN), listen on 127.0.0.1, or pass --insecure to do it anyway.",
                 nameof(Listen));
         }
+
+        // The HTTP listener serves the same API (JSON) and the dashboard: the same rule holds for its address.
+        if (HttpEndpoint is { } http && !IPAddress.IsLoopback(http.Address) && !Insecure && (TlsCert is null || !AuthenticationEnabled))
+        {
+            throw new ArgumentException(
+                $"HttpListen {http} is not a loopback address, and the scheduler would serve its dashboard and JSON API there {(TlsCert is null ? "without TLS" : "without authentication")}; give --tls-cert/--tls-key and --admin-token-file (or CP_ADMIN_TOKEN), give --http-listen 127.0.0.1:PORT (or off), or pass --insecure to do it anyway.",
+                nameof(HttpListen));
+        }
     }
 
     /// <summary>Parses HOST:PORT (an IP address or "localhost", port 0-65535) into an endpoint.</summary>
 #pragma warning disable CA2208 // The exceptions name the setting (Listen) a user must fix, not this method's parameter.
-    public static IPEndPoint ParseListen(string? listen)
+    public static IPEndPoint ParseListen(string? listen, string setting = nameof(Listen))
     {
         const string Hint = "use HOST:PORT such as 127.0.0.1:7070, 0.0.0.0:7070 or [::1]:7070 (port 0 picks a free port)";
         if (string.IsNullOrWhiteSpace(listen))
         {
-            throw new ArgumentException($"Listen is empty; {Hint}.", nameof(Listen));
+            throw new ArgumentException($"{setting} is empty; {Hint}.", setting);
         }
 
         var text = listen.Trim();
@@ -332,19 +372,19 @@ public sealed partial class SchedulerOptions
         var colon = text.LastIndexOf(':');
         if (colon <= 0 || colon == text.Length - 1)
         {
-            throw new ArgumentException($"Listen '{listen}' has no port; {Hint}.", nameof(Listen));
+            throw new ArgumentException($"{setting} '{listen}' has no port; {Hint}.", setting);
         }
 
         var host = text[..colon].Trim('[', ']');
         if (!int.TryParse(text[(colon + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out var port) || port > 65535)
         {
-            throw new ArgumentException($"Listen '{listen}' has an invalid port '{text[(colon + 1)..]}'; {Hint}.", nameof(Listen));
+            throw new ArgumentException($"{setting} '{listen}' has an invalid port '{text[(colon + 1)..]}'; {Hint}.", setting);
         }
 
         IPAddress? address = host.Equals("localhost", StringComparison.OrdinalIgnoreCase) ? IPAddress.Loopback : null;
         if (address is null && !IPAddress.TryParse(host, out address))
         {
-            throw new ArgumentException($"Listen '{listen}' has host '{host}', which is not an IP address; {Hint}.", nameof(Listen));
+            throw new ArgumentException($"{setting} '{listen}' has host '{host}', which is not an IP address; {Hint}.", setting);
         }
 
         return new IPEndPoint(address, port);

@@ -4,6 +4,7 @@ using ControlPlane.Scheduler.Internal;
 using ControlPlane.Scheduler.Security;
 using ControlPlane.Scheduler.Services;
 using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -58,6 +59,9 @@ public sealed class SchedulerServer : IAsyncDisposable
     private WebApplication? _app;
     private SchedulerRuntime? _runtime;
     private IReadOnlyList<Uri> _addresses = [];
+    private Uri? _httpAddress;
+    private ListenOptions? _grpcListener;
+    private ListenOptions? _httpListener;
     private Task? _stopping;
     private bool _started;
 
@@ -152,8 +156,14 @@ public sealed class SchedulerServer : IAsyncDisposable
     /// <summary>Most namespaces that may exist (tests lower it). Default: <see cref="NamespaceDirectory.DefaultMaxNamespaces"/>.</summary>
     internal int MaxNamespaces { get; init; } = NamespaceDirectory.DefaultMaxNamespaces;
 
-    /// <summary>The bound addresses (real ports when port 0 was asked for), after <see cref="StartAsync"/>.</summary>
+    /// <summary>The gRPC listener's bound addresses (real ports when port 0 was asked for), after <see cref="StartAsync"/>.</summary>
     public IReadOnlyList<Uri> Addresses => _addresses;
+
+    /// <summary>
+    /// The HTTP listener's bound address (dashboard, JSON API, /metrics, /healthz, /readyz), after
+    /// <see cref="StartAsync"/>; null when <see cref="SchedulerOptions.HttpListen"/> is "off".
+    /// </summary>
+    public Uri? HttpAddress => _httpAddress;
 
     /// <summary>The run store of the default namespace (<see cref="SchedulerOptions.Namespace"/>), after <see cref="StartAsync"/>.</summary>
     public IRunStore Store => _namespaces?.Default.Store ?? throw new InvalidOperationException("The scheduler has not been started; call StartAsync first.");
@@ -215,9 +225,15 @@ public sealed class SchedulerServer : IAsyncDisposable
         };
         _app = BuildApplication(_runtime);
         await _app.StartAsync(cancellationToken).ConfigureAwait(false);
-        _addresses = _app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>()
-            .Addresses.Select(a => new Uri(a)).ToArray();
+        // Kestrel puts the bound endpoint (the real port for port 0) back on each listener's options.
+        var scheme = _options.TlsCert is null ? "http" : "https";
+        _addresses = [new Uri($"{scheme}://{FormatEndpoint(_grpcListener!.IPEndPoint!)}")];
+        _httpAddress = _httpListener?.IPEndPoint is { } http ? new Uri($"{scheme}://{FormatEndpoint(http)}/") : null;
         SchedulerLog.Listening(_logger, _options.EffectiveSchedulerId, _addresses);
+        if (_httpAddress is not null)
+        {
+            SchedulerLog.HttpListening(_logger, _httpAddress);
+        }
     }
 
     /// <summary>Opens one namespace: its store, secrets and audit trail, then its pipeline, signals and maintenance.</summary>
@@ -301,6 +317,7 @@ public sealed class SchedulerServer : IAsyncDisposable
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = _options.ShutdownTimeout);
 
         var endpoint = SchedulerOptions.ParseListen(_options.Listen);
+        var httpEndpoint = _options.HttpEndpoint;
         var certificate = LoadCertificate(_options);
         var clientCa = _options.LoadClientCa();
         builder.WebHost.ConfigureKestrel(kestrel =>
@@ -314,22 +331,42 @@ public sealed class SchedulerServer : IAsyncDisposable
             {
                 // h2c needs HTTP/2 with prior knowledge; TLS negotiates h2 by ALPN.
                 listen.Protocols = HttpProtocols.Http2;
-                if (certificate is not null)
-                {
-                    listen.UseHttps(https =>
-                    {
-                        https.ServerCertificate = certificate;
-                        ClientCertificates.Configure(https, clientCa);
-                    });
-                }
+                UseTls(listen);
+                _grpcListener = listen;
             });
+            if (httpEndpoint is not null)
+            {
+                // Browsers and Prometheus speak HTTP/1.1, which an h2c-only listener cannot serve; with TLS, ALPN may pick h2.
+                kestrel.Listen(httpEndpoint, listen =>
+                {
+                    listen.Protocols = certificate is null ? HttpProtocols.Http1 : HttpProtocols.Http1AndHttp2;
+                    UseTls(listen);
+                    _httpListener = listen;
+                });
+            }
         });
+
+        void UseTls(ListenOptions listen)
+        {
+            if (certificate is not null)
+            {
+                listen.UseHttps(https =>
+                {
+                    https.ServerCertificate = certificate;
+                    ClientCertificates.Configure(https, clientCa);
+                });
+            }
+        }
 
         builder.Services.AddGrpc(grpc =>
             {
                 // Agent reports carry outputs and checkpoints of up to 1 MiB each, beyond grpc's 4 MiB default once batched.
                 grpc.MaxReceiveMessageSize = _options.MaxReceiveMessageSize;
             })
+
+            // The services' google.api.http routes (/v1/runs, ...): the same methods, interceptors and policy, in JSON.
+            // Errors carry google.rpc details (BadRequest, ErrorInfo...), written as JSON "details" entries by type.
+            .AddJsonTranscoding(json => json.TypeRegistry = Google.Protobuf.Reflection.TypeRegistry.FromFiles(Google.Rpc.ErrorDetailsReflection.Descriptor))
 
             // Behind RequestSizeLimits, which refuses oversized requests first with a message naming the limit.
             .AddServiceOptions<RunServiceImpl>(grpc => grpc.MaxReceiveMessageSize = _options.MaxSubmitSize)
@@ -414,6 +451,7 @@ public sealed class SchedulerServer : IAsyncDisposable
             web.MapGrpcService<SecretServiceImpl>(),
         };
         web.MapGrpcHealthChecksService();
+        MapHttpProbes(web);
         if (_options.Reflection)
         {
             services.Add(web.MapGrpcReflectionService());
@@ -429,6 +467,19 @@ public sealed class SchedulerServer : IAsyncDisposable
 
         return web;
     }
+
+    /// <summary>
+    /// /healthz answers while the process serves; /readyz runs the same checks as grpc.health (the store is reachable,
+    /// the replica is not stopping). Both stay open to probes, as grpc.health does.
+    /// </summary>
+    private static void MapHttpProbes(WebApplication web)
+    {
+        web.MapHealthChecks("/healthz", new HealthCheckOptions { Predicate = _ => false });
+        web.MapHealthChecks("/readyz");
+    }
+
+    private static string FormatEndpoint(System.Net.IPEndPoint endpoint) =>
+        endpoint.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{endpoint.Address}]:{endpoint.Port}" : $"{endpoint.Address}:{endpoint.Port}";
 
     private static X509Certificate2? LoadCertificate(SchedulerOptions options)
     {

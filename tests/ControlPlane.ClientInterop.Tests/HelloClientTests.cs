@@ -48,7 +48,7 @@ public sealed partial class HelloClientTests(ControlPlaneHostsFixture hosts) : I
 
     private async Task AssertHelloRunSucceedsAsync(string description, string fileName, string script)
     {
-        await using var client = ObservedProcess.Start(description, fileName, [script, "--scheduler", hosts.Target], ClientEnvironment.RepositoryRoot);
+        await using var client = ObservedProcess.Start(description, fileName, [script, "--scheduler", hosts.Target, "--google-protos", ClientEnvironment.GoogleProtos], ClientEnvironment.RepositoryRoot);
         var exitCode = await client.WaitForExitAsync(ClientTimeout);
         var output = client.Output;
         if (exitCode != 0 || !output.Contains("PASS: run ", StringComparison.Ordinal))
@@ -70,7 +70,7 @@ public sealed partial class HelloClientTests(ControlPlaneHostsFixture hosts) : I
 
     private static async Task AssertFailsUnavailableAsync(string description, string fileName, string script)
     {
-        await using var client = ObservedProcess.Start(description, fileName, [script, "--scheduler", $"127.0.0.1:{ClosedPort()}"], ClientEnvironment.RepositoryRoot);
+        await using var client = ObservedProcess.Start(description, fileName, [script, "--scheduler", $"127.0.0.1:{ClosedPort()}", "--google-protos", ClientEnvironment.GoogleProtos], ClientEnvironment.RepositoryRoot);
         var exitCode = await client.WaitForExitAsync(ClientTimeout);
         var output = client.Output;
         Assert.True(exitCode is not null and not 0, $"{description} against a closed port should exit non-zero but {(exitCode is null ? "hung" : "exited 0")}:\n{output}");

@@ -150,6 +150,7 @@ public sealed class FunctionalCluster : IAsyncDisposable
         var scheduler = ObservedProcess.Start("scheduler", SchedulerPath,
         [
             "--listen", $"127.0.0.1:{port}",
+            "--http-listen", "127.0.0.1:0",
             "--redis", _redis,
             "--namespace", _ns,
             "--lease-duration", $"{_lease.TotalMilliseconds}ms",

@@ -14,7 +14,7 @@ public sealed class ServiceHostProcessTests
     public async Task SchedulerHost_UnderSystemd_ReadyOnceListeningStoppingOnSigtermThenExitsZero()
     {
         var port = FreePort();
-        await using var systemd = await FakeSystemd.StartAsync("cp-scheduler", Timeout, "dotnet", HostPath(), "--listen", $"127.0.0.1:{port}");
+        await using var systemd = await FakeSystemd.StartAsync("cp-scheduler", Timeout, "dotnet", HostPath(), "--listen", $"127.0.0.1:{port}", "--http-listen", "127.0.0.1:0");
 
         await systemd.WaitForNotificationAsync("READY=1", Timeout);
 

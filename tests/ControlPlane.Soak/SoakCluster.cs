@@ -142,6 +142,7 @@ internal sealed class SoakCluster : IAsyncDisposable
         var process = ObservedProcess.Start(replica.Name, SchedulerPath,
         [
             "--listen", $"127.0.0.1:{replica.Port}",
+            "--http-listen", "127.0.0.1:0",
             "--redis", Redis.Configuration,
             "--scheduler-id", replica.Name,
             "--lease-duration", Ms(Lease),

@@ -22,12 +22,16 @@ internal static class DevSession
         var pipeline = await PipelineFile.LoadAsync(settings.PipelinePath, cancellationToken).ConfigureAwait(false);
         using var interrupt = new DevInterrupt(settings.HandleSignals, cancellationToken);
         using var loggerFactory = HostEntryPoints.CreateLoggerFactory(LogLevel.Warning);
-        var server = new SchedulerServer(new SchedulerOptions { Listen = settings.Listen }, storeFactory: null, loggerFactory);
+        var server = new SchedulerServer(new SchedulerOptions { Listen = settings.Listen, HttpListen = settings.HttpListen }, storeFactory: null, loggerFactory);
         await using (server.ConfigureAwait(false))
         {
             await server.StartAsync(cancellationToken).ConfigureAwait(false);
             var address = server.Addresses[0].ToString().TrimEnd('/');
             await cli.Out.WriteLineAsync($"dev: scheduler on {address} (in-memory store), agent 'dev' with {settings.Slots} slots").ConfigureAwait(false);
+            if (server.HttpAddress is { } dashboard)
+            {
+                await cli.Out.WriteLineAsync($"dev: dashboard on {dashboard} (metrics on {dashboard}metrics)").ConfigureAwait(false);
+            }
 
             var agentOptions = new AgentOptions
             {

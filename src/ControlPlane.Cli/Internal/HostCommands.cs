@@ -49,16 +49,24 @@ internal static class HostCommands
         var command = new Command("dev", $"Run scheduler, agent and an in-memory store in this process, and run a pipeline file with live progress (default: {DevPipelineLocator.DefaultPipeline}).");
         var file = new Argument<string?>("FILE") { Description = $"The pipeline file to run, relative to the current directory or the repository root. Default: {DevPipelineLocator.DefaultPipeline}.", Arity = ArgumentArity.ZeroOrOne };
         var listen = new Option<string>("--listen") { Description = "Address to serve gRPC on; port 0 picks a free one.", HelpName = "HOST:PORT", DefaultValueFactory = _ => "127.0.0.1:7070" };
+        var httpListen = new Option<string?>("--http-listen") { Description = "Address of the dashboard, JSON API and /metrics; port 0 picks a free one, off serves none. Default: --listen's address, port + 10 (127.0.0.1:7080).", HelpName = "HOST:PORT" };
         var slots = new Option<int>("--slots") { Description = "Slots of the in-process agent.", DefaultValueFactory = _ => Environment.ProcessorCount };
         var keepRunning = new Option<bool>("--keep-running") { Description = "After the run, keep the scheduler and agent up until Ctrl+C, so other cpctl commands can use them." };
         command.Arguments.Add(file);
         command.Options.Add(listen);
+        command.Options.Add(httpListen);
         command.Options.Add(slots);
         command.Options.Add(keepRunning);
         handlers.Handle(command, async (inv, ct) =>
         {
             var listenText = inv.Get(listen)!;
             ArgumentParsing.Endpoint(listenText, "--listen");
+            var httpListenText = inv.Get(httpListen);
+            if (httpListenText is not null && !httpListenText.Trim().Equals("off", StringComparison.OrdinalIgnoreCase))
+            {
+                ArgumentParsing.Endpoint(httpListenText, "--http-listen");
+            }
+
             if (inv.Get(slots) is < 1 or > 10_000)
             {
                 throw new CliUsageException($"--slots {inv.Get(slots)} is out of range; use a number from 1 to 10000");
@@ -68,7 +76,7 @@ internal static class HostCommands
 
             // Check the file before starting anything, so a typo fails fast with its line number.
             await ControlPlane.Client.PipelineFile.LoadAsync(path, ct).ConfigureAwait(false);
-            var settings = new DevSettings(path, listenText, inv.Get(slots), inv.Get(keepRunning), inv.HandleTermination);
+            var settings = new DevSettings(path, listenText, httpListenText, inv.Get(slots), inv.Get(keepRunning), inv.HandleTermination);
             return await HostEntryPoints.RunDevAsync(settings, inv.Cli, ct).ConfigureAwait(false);
         });
         return command;

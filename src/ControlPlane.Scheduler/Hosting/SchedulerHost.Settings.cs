@@ -16,6 +16,7 @@ public static partial class SchedulerHost
     public static DaemonSettings<SchedulerOptions> Settings { get; } = new(
         [
             Setting.Text("Listen", "HOST:PORT", "Address the gRPC server listens on; port 0 picks a free port.", Defaults.Listen, (o, v) => o.Listen = v),
+            Setting.Text("HttpListen", "HOST:PORT", "Address of the HTTP listener: dashboard, JSON API, /metrics, /healthz, /readyz (same TLS and tokens); port 0 picks a free port, off serves none.", "Listen's address, port + 10 (127.0.0.1:7080)", (o, v) => o.HttpListen = v),
             Setting.Text("Redis", "HOST:PORT", "Redis holding the run state, for several replicas and restarts.", "none: the in-process embedded store", (o, v) => o.Redis = v),
             Setting.Text("Namespace", "NAME", "The namespace of calls that name none (no cp-namespace header, a token of every namespace, or authentication off); the scheduler serves every namespace, each under Redis keys cp:{NAME}:.", Defaults.Namespace, (o, v) => o.Namespace = v),
             Setting.Boolean("Migrate", "Upgrade Redis data of an older format in place at start (stop the older replicas first); without it such data stops the start.", Defaults.Migrate ? "true" : "false", (o, v) => o.Migrate = v),

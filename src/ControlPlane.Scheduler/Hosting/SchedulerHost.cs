@@ -78,6 +78,11 @@ public static partial class SchedulerHost
                     await context.Out.WriteLineAsync($"scheduler listening on {address.ToString().TrimEnd('/')}").ConfigureAwait(false);
                 }
 
+                if (server.HttpAddress is { } http)
+                {
+                    await context.Out.WriteLineAsync($"dashboard, JSON API and /metrics on {http}").ConfigureAwait(false);
+                }
+
                 await context.Out.FlushAsync(CancellationToken.None).ConfigureAwait(false);
                 var stopRequested = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
                 using (server.StopRequested.Register(() => stopRequested.TrySetResult()))

@@ -33,6 +33,12 @@ internal sealed class RequestSizeLimits(RequestDelegate next, SchedulerOptions o
             return;
         }
 
+        if (!IsGrpc(context.Request.ContentType))
+        {
+            await LimitJsonAsync(context).ConfigureAwait(false);
+            return;
+        }
+
         var submit = path.Equals(SubmitRunPath, StringComparison.Ordinal);
         var limit = submit ? options.MaxSubmitSize : SmallRequestLimit;
         var length = await PeekMessageLengthAsync(context).ConfigureAwait(false);
@@ -57,6 +63,49 @@ internal sealed class RequestSizeLimits(RequestDelegate next, SchedulerOptions o
         context.Response.Headers["grpc-status"] = "8";
         context.Response.Headers["grpc-message"] = PercentEncode(message);
     }
+
+    private static bool IsGrpc(string? contentType) =>
+        contentType is not null && contentType.StartsWith("application/grpc", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// A JSON call (the transcoded API) gets the same limit as its gRPC method, on the body's bytes: one that says it is
+    /// larger is refused at once with 413 and the JSON status; a chunked one that grows past it fails as it is read.
+    /// </summary>
+    private async Task LimitJsonAsync(HttpContext context)
+    {
+        var method = context.GetEndpoint()?.Metadata.GetMetadata<Grpc.AspNetCore.Server.GrpcMethodMetadata>()?.Method;
+        if (method is null)
+        {
+            await next(context).ConfigureAwait(false);
+            return;
+        }
+
+        var submit = method.FullName.Equals(SubmitRunPath, StringComparison.Ordinal);
+        var limit = submit ? options.MaxSubmitSize : SmallRequestLimit;
+        if (context.Request.ContentLength is { } length && length > limit)
+        {
+            var message = string.Create(
+                CultureInfo.InvariantCulture,
+                $"{method.Name} request is {length:N0} bytes; the scheduler accepts at most {limit:N0} bytes for {(submit ? "SubmitRun" : "this call")}");
+            message += submit ? " (the scheduler's --max-submit-size / CP_MAX_SUBMIT_SIZE raises it)" : "; send less in one request";
+            SchedulerLog.RequestTooLarge(logger, context.Request.Path.Value ?? "", length, limit);
+            context.Response.StatusCode = StatusCodes.Status413PayloadTooLarge;
+            await context.Response.WriteAsJsonAsync(new JsonStatus(8, message), context.RequestAborted).ConfigureAwait(false);
+            return;
+        }
+
+        if (context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } body)
+        {
+            body.MaxRequestBodySize = limit;
+        }
+
+        await next(context).ConfigureAwait(false);
+    }
+
+    /// <summary>The JSON form of a status, as the transcoded API writes its errors.</summary>
+    private sealed record JsonStatus(
+        [property: System.Text.Json.Serialization.JsonPropertyName("code")] int Code,
+        [property: System.Text.Json.Serialization.JsonPropertyName("message")] string Message);
 
     /// <summary>The length the first frame header announces, without consuming anything; null when the body ends before one.</summary>
     private static async Task<long?> PeekMessageLengthAsync(HttpContext context)

@@ -23,6 +23,7 @@ public static class AuthorizationTable
         [Runs + "GetRun"] = Capability.Read,
         [Runs + "ListRuns"] = Capability.Read,
         [Runs + "WatchRun"] = Capability.Read,
+        [Runs + "WatchRuns"] = Capability.Read,
         [Runs + "GetStepOutput"] = Capability.Read,
         [Runs + "SubmitRun"] = Capability.Submit,
         [Runs + "CancelRun"] = Capability.Submit,
@@ -37,6 +38,7 @@ public static class AuthorizationTable
         [Auth + "CreateToken"] = Capability.ManageTokens,
         [Auth + "ListTokens"] = Capability.ManageTokens,
         [Auth + "RevokeToken"] = Capability.ManageTokens,
+        [Auth + "WhoAmI"] = Capability.Identify,
         [Secrets + "SetSecret"] = Capability.ManageSecrets,
         [Secrets + "ListSecrets"] = Capability.ManageSecrets,
         [Secrets + "DeleteSecret"] = Capability.ManageSecrets,
@@ -51,12 +53,12 @@ public static class AuthorizationTable
     /// <summary>Each role's permissions.</summary>
     public static FrozenDictionary<TokenRole, FrozenSet<Capability>> Roles { get; } = new Dictionary<TokenRole, FrozenSet<Capability>>
     {
-        [TokenRole.Reader] = Set(Capability.Read),
-        [TokenRole.Submitter] = Set(Capability.Read, Capability.Submit),
-        [TokenRole.Approver] = Set(Capability.Read, Capability.Approve),
-        [TokenRole.Operator] = Set(Capability.Read, Capability.Submit, Capability.Approve, Capability.Operate),
+        [TokenRole.Reader] = Set(Capability.Identify, Capability.Read),
+        [TokenRole.Submitter] = Set(Capability.Identify, Capability.Read, Capability.Submit),
+        [TokenRole.Approver] = Set(Capability.Identify, Capability.Read, Capability.Approve),
+        [TokenRole.Operator] = Set(Capability.Identify, Capability.Read, Capability.Submit, Capability.Approve, Capability.Operate),
         [TokenRole.Admin] = Set(Enum.GetValues<Capability>()),
-        [TokenRole.Agent] = Set(Capability.ConnectAgent),
+        [TokenRole.Agent] = Set(Capability.Identify, Capability.ConnectAgent),
     }.ToFrozenDictionary();
 
     /// <summary>Whether <paramref name="role"/> may call <paramref name="methodFullName"/>; false for a method without a row.</summary>

@@ -26,4 +26,7 @@ public enum Capability
 
     /// <summary>Read the audit trail (admin only).</summary>
     ReadAudit,
+
+    /// <summary>Ask who the call's token is and what it may call (AuthService.WhoAmI); every role.</summary>
+    Identify,
 }

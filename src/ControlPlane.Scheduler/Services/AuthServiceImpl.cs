@@ -113,6 +113,24 @@ internal sealed partial class AuthServiceImpl : AuthService.AuthServiceBase
         return new CreateTokenResponse { Token = secret, Info = token.ToInfo() };
     }
 
+    public override Task<WhoAmIResponse> WhoAmI(WhoAmIRequest request, ServerCallContext context)
+    {
+        var response = new WhoAmIResponse { AuthenticationEnabled = _options.AuthenticationEnabled };
+        var user = CallerClaims.UserOf(context);
+        if (!_options.AuthenticationEnabled || CallerClaims.RoleOf(user) is not { } role)
+        {
+            // Nothing checks who calls: every method is open.
+            response.AllowedMethods.AddRange(AuthorizationTable.Methods.Keys.Order(StringComparer.Ordinal));
+            return Task.FromResult(response);
+        }
+
+        response.TokenName = CallerClaims.TokenNameOf(user) ?? "";
+        response.Role = role;
+        response.Namespace = CallNamespace.TokenNamespaceOf(user) ?? _options.Namespace;
+        response.AllowedMethods.AddRange(AuthorizationTable.Methods.Keys.Where(m => AuthorizationTable.Allows(role, m)).Order(StringComparer.Ordinal));
+        return Task.FromResult(response);
+    }
+
     public override async Task<ListTokensResponse> ListTokens(ListTokensRequest request, ServerCallContext context)
     {
         // A caller of one namespace sees that namespace's tokens; one of every namespace sees all, or one namespace's

@@ -158,6 +158,23 @@ internal sealed class RunServiceImpl : RunService.RunServiceBase
     }
 
     /// <summary>
+    /// Whether the stream takes write options (buffer hints): gRPC's does; the JSON-transcoded stream's throws
+    /// NotImplementedException on them and writes each message as it comes.
+    /// </summary>
+    private static bool SupportsWriteOptions<T>(IServerStreamWriter<T> responses)
+    {
+        try
+        {
+            responses.WriteOptions = null;
+            return true;
+        }
+        catch (NotImplementedException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
     /// Replays events after after_seq in batches, then tails on the store's RunEventsAppended wake-ups (re-reading
     /// every WatchRecheckInterval in case one is lost) and ends once the run is terminal and its last event was sent.
     /// </summary>
@@ -187,6 +204,7 @@ internal sealed class RunServiceImpl : RunService.RunServiceBase
         // starts later learns it from one snapshot once it has caught up.
         RunState? state = request.AfterSeq == 0 ? RunState.Unspecified : null;
         var seq = request.AfterSeq;
+        var buffering = SupportsWriteOptions(responses);
         try
         {
             while (true)
@@ -194,9 +212,14 @@ internal sealed class RunServiceImpl : RunService.RunServiceBase
                 var events = await ReadEventsAsync(ns.Store, runId, seq, token).ConfigureAwait(false);
                 for (var i = 0; i < events.Count; i++)
                 {
-                    // One flush per batch: every event but the last is only buffered.
+                    // One flush per batch: every event but the last is only buffered (gRPC only: the JSON stream's
+                    // writer has no write options and flushes each message).
                     var e = events[i];
-                    responses.WriteOptions = i < events.Count - 1 ? Buffered : null;
+                    if (buffering)
+                    {
+                        responses.WriteOptions = i < events.Count - 1 ? Buffered : null;
+                    }
+
                     // Cancelled only when the caller leaves: a write cut by shutdown would reset the stream and lose the
                     // UNAVAILABLE status that says where to resume.
                     await responses.WriteAsync(new WatchRunResponse { Event = e }, context.CancellationToken).ConfigureAwait(false);

@@ -62,6 +62,9 @@ internal static partial class SchedulerLog
     [LoggerMessage(EventId = 130, Level = LogLevel.Information, Message = "Scheduler {SchedulerId} listening on {Addresses}")]
     public static partial void Listening(ILogger logger, string schedulerId, IEnumerable<Uri> addresses);
 
+    [LoggerMessage(EventId = 161, Level = LogLevel.Information, Message = "Dashboard, JSON API and /metrics on {Address}")]
+    public static partial void HttpListening(ILogger logger, Uri address);
+
     [LoggerMessage(EventId = 131, Level = LogLevel.Information, Message = "Scheduler {SchedulerId} shutting down: {Step}")]
     public static partial void ShutdownStep(ILogger logger, string schedulerId, string step);
 

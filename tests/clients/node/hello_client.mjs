@@ -1,13 +1,21 @@
 // Runs examples/hello.yaml through ControlPlane's gRPC API with @grpc/grpc-js: submit, watch, check outputs.
-//   node tests/clients/node/hello_client.mjs --scheduler 127.0.0.1:7070
+//   node tests/clients/node/hello_client.mjs --scheduler 127.0.0.1:7070 --google-protos DIR
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 
+const fail = (message) => { console.error(`FAIL: ${message}`); process.exit(1); };
+const { values: args } = parseArgs({
+  options: { scheduler: { type: "string" }, "google-protos": { type: "string" }, timeout: { type: "string", default: "60" } },
+});
+if (!args.scheduler) fail("--scheduler HOST:PORT is required, e.g. --scheduler 127.0.0.1:7070");
+if (!args["google-protos"]) fail("--google-protos DIR is required: a directory holding google/api/annotations.proto (googleapis)");
+
+// The services' HTTP routes import google/api/annotations.proto, so googleapis is on the include path.
 const protos = fileURLToPath(new URL("../../../protos", import.meta.url));
 const definition = protoLoader.loadSync("controlplane/v1/run_service.proto",
-  { includeDirs: [protos], longs: String, enums: String, defaults: true, oneofs: true });
+  { includeDirs: [protos, args["google-protos"]], longs: String, enums: String, defaults: true, oneofs: true });
 const { RunService } = grpc.loadPackageDefinition(definition).controlplane.v1;
 
 const part = `for i in 1 2 3 4 5; do
@@ -30,9 +38,6 @@ echo "joined $(wc -l < "$CP_OUTPUT_FILE") results"\n`, parts),
   ],
 };
 
-const fail = (message) => { console.error(`FAIL: ${message}`); process.exit(1); };
-const { values: args } = parseArgs({ options: { scheduler: { type: "string" }, timeout: { type: "string", default: "60" } } });
-if (!args.scheduler) fail("--scheduler HOST:PORT is required, e.g. --scheduler 127.0.0.1:7070");
 const runs = new RunService(args.scheduler, grpc.credentials.createInsecure());
 const deadline = (seconds) => ({ deadline: Date.now() + seconds * 1000 });
 const call = (method, request) => new Promise((resolve, reject) =>

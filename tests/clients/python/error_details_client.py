@@ -23,9 +23,11 @@ def load_stubs(google_protos):
     for name in ("status.proto", "error_details.proto"):
         text = pathlib.Path(google_protos, "google", "rpc", name).read_text()
         rpc.joinpath(name).write_text(re.sub(r"^(\s*)optional ", r"\1", text, flags=re.MULTILINE))
-    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{PROTOS}", f"-I{rpc.parents[1]}", f"--python_out={out}",
-                    f"--grpc_python_out={out}", "controlplane/v1/run.proto", "controlplane/v1/run_service.proto",
-                    "controlplane/v1/errors.proto", "google/rpc/status.proto", "google/rpc/error_details.proto"], check=True)
+    # The services' HTTP routes import google/api/annotations.proto, compiled from the same package.
+    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{PROTOS}", f"-I{rpc.parents[1]}", f"-I{google_protos}",
+                    f"--python_out={out}", f"--grpc_python_out={out}", "controlplane/v1/run.proto",
+                    "controlplane/v1/run_service.proto", "controlplane/v1/errors.proto", "google/rpc/status.proto",
+                    "google/rpc/error_details.proto", "google/api/annotations.proto", "google/api/http.proto"], check=True)
     sys.path.insert(0, out)
 
 

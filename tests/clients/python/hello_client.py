@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Runs examples/hello.yaml through ControlPlane's gRPC API with grpcio: submit, watch, check outputs.
 
-    /usr/bin/python3 tests/clients/python/hello_client.py --scheduler 127.0.0.1:7070
+    /usr/bin/python3 tests/clients/python/hello_client.py --scheduler 127.0.0.1:7070 --google-protos DIR
 """
 import argparse, pathlib, subprocess, sys, tempfile
 import grpc
@@ -10,10 +10,17 @@ from google.protobuf import text_format
 PROTOS = pathlib.Path(__file__).resolve().parents[3] / "protos"
 PARTS = ["part-a", "part-b", "part-c"]
 
-# Generate the stubs from the protos at start, as a user's build would.
+# Generate the stubs from the protos at start, as a user's build would. The services' HTTP routes import
+# google/api/annotations.proto (googleapis; the Google.Api.CommonProtos package ships it), so it is compiled too.
+_parser = argparse.ArgumentParser(description=__doc__)
+_parser.add_argument("--scheduler", required=True, help="HOST:PORT of a scheduler, e.g. 127.0.0.1:7070")
+_parser.add_argument("--google-protos", required=True, help="directory holding google/api/annotations.proto and http.proto")
+_parser.add_argument("--timeout", type=float, default=60, help="seconds the whole run may take (default 60)")
+ARGS = _parser.parse_args()
 with tempfile.TemporaryDirectory(prefix="cp-stubs-") as out:
-    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{PROTOS}", f"--python_out={out}", f"--grpc_python_out={out}",
-                    "controlplane/v1/run.proto", "controlplane/v1/run_service.proto"], check=True)
+    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{PROTOS}", f"-I{ARGS.google_protos}", f"--python_out={out}",
+                    f"--grpc_python_out={out}", "controlplane/v1/run.proto", "controlplane/v1/run_service.proto",
+                    "google/api/annotations.proto", "google/api/http.proto"], check=True)
     sys.path.insert(0, out)
     from controlplane.v1 import run_pb2 as cp, run_service_pb2 as api, run_service_pb2_grpc as api_grpc
 
@@ -37,10 +44,7 @@ HELLO = cp.RunSpec(name="hello", labels={"example": "hello"}, concurrency=3, ste
 ])
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--scheduler", required=True, help="HOST:PORT of a scheduler, e.g. 127.0.0.1:7070")
-    parser.add_argument("--timeout", type=float, default=60, help="seconds the whole run may take (default 60)")
-    args = parser.parse_args()
+    args = ARGS
     with grpc.insecure_channel(args.scheduler) as channel:
         runs = api_grpc.RunServiceStub(channel)
         run = runs.SubmitRun(api.SubmitRunRequest(spec=HELLO), timeout=10).run
