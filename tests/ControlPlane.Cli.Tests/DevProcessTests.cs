@@ -32,6 +32,11 @@ public sealed partial class DevProcessTests : IDisposable
         Assert.True(exit == 0, output + error);
         Assert.Contains("run RUNNING -> SUCCEEDED", output, StringComparison.Ordinal);
         Assert.Contains("State     SUCCEEDED", output, StringComparison.Ordinal);
+
+        // The dashboard's address is among the first lines, on a free port as the gRPC one is.
+        var dashboard = output.Split('\n').Take(4).FirstOrDefault(l => l.StartsWith("dev: dashboard on http://127.0.0.1:", StringComparison.Ordinal));
+        Assert.True(dashboard is not null, output);
+        Assert.DoesNotContain("127.0.0.1:0/", dashboard, StringComparison.Ordinal);
         Assert.Contains("STEP    STATE      ATTEMPTS  DURATION  OUTPUT", output, StringComparison.Ordinal);
         foreach (var step in new[] { "plan", "part-a", "part-b", "part-c", "join" })
         {
