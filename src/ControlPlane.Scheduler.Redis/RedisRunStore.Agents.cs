@@ -104,6 +104,7 @@ public sealed partial class RedisRunStore
                 Spec = StepSpec.Parser.ParseFrom((byte[])r[4]!),
                 LeaseExpiresAt = Ms(long.Parse((string)r[5]!, CultureInfo.InvariantCulture)),
                 HasCheckpoint = (int)r[7] == 1,
+                Traceparent = (string?)r[9] ?? string.Empty,
             };
             if (assignment.HasCheckpoint)
             {

@@ -12,11 +12,15 @@ namespace ControlPlane.Scheduler.Redis;
 public sealed partial class RedisRunStore
 {
     private static readonly RedisValue[] SummaryFields =
-        ["_st", "_name", "_lbl", "_idem", "_err", "_seq", "_crt", "_sta", "_fin", "_res", "_usd", "_spec"];
+        ["_st", "_name", "_lbl", "_idem", "_err", "_seq", "_crt", "_sta", "_fin", "_res", "_usd", "_tp", "_spec"];
 
-    public async Task<SubmitRunResult> SubmitRunAsync(RunSpec spec, string? idempotencyKey, CancellationToken cancellationToken = default)
+    public Task<SubmitRunResult> SubmitRunAsync(RunSpec spec, string? idempotencyKey, CancellationToken cancellationToken = default) =>
+        SubmitRunAsync(spec, idempotencyKey, traceParent: null, cancellationToken);
+
+    public async Task<SubmitRunResult> SubmitRunAsync(RunSpec spec, string? idempotencyKey, string? traceParent, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(spec);
+        traceParent = RunTrace.Check(traceParent);
         if (idempotencyKey is { Length: > 0 } && idempotencyKey.Length > _options.MaxIdempotencyKeyLength)
         {
             throw RunStoreException.Invalid("idempotency_key",
@@ -26,7 +30,7 @@ public sealed partial class RedisRunStore
         RunSpecValidator.ThrowIfInvalid(spec);
         var runId = _options.RunIdGenerator?.Invoke(_time.GetUtcNow()) ?? Guid.CreateVersion7(_time.GetUtcNow()).ToString("N");
         var metas = StepMeta.Build(spec);
-        var args = new List<RedisValue>(10 + (spec.Steps.Count * 3))
+        var args = new List<RedisValue>(11 + (spec.Steps.Count * 3))
         {
             runId,
             idempotencyKey ?? string.Empty,
@@ -38,6 +42,7 @@ public sealed partial class RedisRunStore
             StepMeta.Strings(spec.Steps.Select(s => s.Id)),
             spec.Steps.Count,
             (long)_options.RetentionOf(spec).TotalMilliseconds,
+            traceParent,
         };
         for (var i = 0; i < spec.Steps.Count; i++)
         {

@@ -415,6 +415,7 @@ public sealed partial class EmbeddedRunStore
             FencingToken = step.Token,
             Spec = spec,
             LeaseExpiresAt = Timestamp.FromDateTimeOffset(step.LeaseExpiresAt),
+            Traceparent = run.TraceParent,
         };
         foreach (var index in step.Needs)
         {

@@ -9,7 +9,7 @@ public sealed partial class EmbeddedRunStore
 {
     private const double BudgetEpsilon = 1e-9;
 
-    private EmbeddedRun CreateRun(RunSpec spec, string idempotencyKey)
+    private EmbeddedRun CreateRun(RunSpec spec, string idempotencyKey, string traceParent)
     {
         var now = Now;
         var run = new EmbeddedRun(
@@ -22,10 +22,12 @@ public sealed partial class EmbeddedRunStore
                 Spec = spec,
                 CreatedAt = Timestamp.FromDateTimeOffset(now),
                 IdempotencyKey = idempotencyKey,
+                TraceId = RunTrace.TraceIdOf(traceParent),
             },
             ++_nextRunSeq)
         {
             Retention = _options.RetentionOf(spec),
+            TraceParent = traceParent,
         };
         run.Steps = spec.Steps.Select((s, i) => new EmbeddedStep(run, i, s, StepDefaults.QueueOf(spec, s))).ToArray();
         for (var i = 0; i < run.Steps.Length; i++)

@@ -64,9 +64,13 @@ public sealed partial class EmbeddedRunStore : IRunStore
 
     // ---- Runs ----------------------------------------------------------------------------------
 
-    public Task<SubmitRunResult> SubmitRunAsync(RunSpec spec, string? idempotencyKey, CancellationToken cancellationToken = default)
+    public Task<SubmitRunResult> SubmitRunAsync(RunSpec spec, string? idempotencyKey, CancellationToken cancellationToken = default) =>
+        SubmitRunAsync(spec, idempotencyKey, traceParent: null, cancellationToken);
+
+    public Task<SubmitRunResult> SubmitRunAsync(RunSpec spec, string? idempotencyKey, string? traceParent, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(spec);
+        traceParent = RunTrace.Check(traceParent);
         if (idempotencyKey is { Length: > 0 } && idempotencyKey.Length > _options.MaxIdempotencyKeyLength)
         {
             throw RunStoreException.Invalid("idempotency_key",
@@ -81,7 +85,7 @@ public sealed partial class EmbeddedRunStore : IRunStore
                 return new SubmitRunResult(Snapshot(_runs[existing], withSteps: true), Created: false);
             }
 
-            var run = CreateRun(spec.Clone(), idempotencyKey ?? "");
+            var run = CreateRun(spec.Clone(), idempotencyKey ?? "", traceParent);
             return new SubmitRunResult(Snapshot(run, withSteps: true), Created: true);
         }));
     }

@@ -18,6 +18,14 @@ public interface IRunStore : IAsyncDisposable
     /// </summary>
     Task<SubmitRunResult> SubmitRunAsync(RunSpec spec, string? idempotencyKey, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// As <see cref="SubmitRunAsync(RunSpec, string?, CancellationToken)"/>, keeping the run's trace context
+    /// <paramref name="traceParent"/> (a W3C traceparent; null or empty for none, else <see cref="ArgumentException"/> when
+    /// malformed) with the run: <see cref="Run.TraceId"/> is its trace id, and every claimed attempt of the run carries it
+    /// in <see cref="Assignment.Traceparent"/>. A repeated idempotency key keeps the first call's context.
+    /// </summary>
+    Task<SubmitRunResult> SubmitRunAsync(RunSpec spec, string? idempotencyKey, string? traceParent, CancellationToken cancellationToken = default);
+
     /// <summary>The run with its steps and histories, or null when there is no such run.</summary>
     Task<Run?> GetRunAsync(string runId, CancellationToken cancellationToken = default);
 
@@ -90,7 +98,8 @@ public interface IRunStore : IAsyncDisposable
     /// each only when the run cap, queue cap, concurrency-key cap and the run's budget allow, all
     /// checked and taken atomically. A step whose estimate does not fit the remaining budget fails
     /// (QUOTA_EXCEEDED) instead. Each claimed step is ASSIGNED with attempt+1, a new fencing token
-    /// and a lease, and comes back with its spec, inputs and last checkpoint. The attempt belongs to the claim's
+    /// and a lease, and comes back with its spec, inputs, last checkpoint and the run's trace context (the traceparent kept
+    /// at submit, empty for a run submitted without one, which the scheduler replaces with its attempt span's). The attempt belongs to the claim's
     /// <see cref="ClaimRequest.SessionId"/> (or, when none is named, to any session of the agent). Fencing tokens are
     /// positive and strictly increasing, and never below the store's own clock (Redis: its TIME) in microseconds since 1970,
     /// so a store that lost its data (Redis flushed, or restarted without its last writes) does not hand out a token again.

@@ -165,6 +165,44 @@ public sealed class StoreFormatTests : IAsyncLifetime
         Assert.Equal(0, await _db.SortedSetLengthAsync("cp:{ret}:expire"));
     }
 
+    [Fact]
+    public async Task Migrate_FromFormatThreeWithRunsInFlight_OldRunsHaveNoTraceAndNewRunsKeepTheirs()
+    {
+        string inFlight;
+        Assignment claimed;
+        await using (var old = await ConnectAsync("tp"))
+        {
+            inFlight = (await old.SubmitRunAsync(Run(Shell("a"), Shell("b", "a")), null)).Run.Id;
+            await old.ConnectAgentAsync(new AgentRegistration("agent-1", "h", ["shell"], [], new Dictionary<string, string>(), 1, [], []));
+            claimed = Assert.Single(await old.ClaimAsync(new ClaimRequest("agent-1", 1)));
+        }
+
+        // Format 3 is this layout: no run carries a trace context (_tp).
+        Assert.False(await _db.HashExistsAsync("cp:{tp}:r:" + inFlight, "_tp"));
+        await _db.StringSetAsync("cp:{tp}:format", "3");
+        var refused = await Assert.ThrowsAsync<StoreFormatException>(() => ConnectAsync("tp"));
+        Assert.Contains("3→4", refused.Message, StringComparison.Ordinal);
+
+        await using var store = await RedisRunStore.ConnectAsync(_redis.Configuration, "tp", new RunStoreOptions { MigrateFormat = true }, new ManualTimeProvider());
+
+        Assert.Equal("4", (string?)await _db.StringGetAsync("cp:{tp}:format"));
+        Assert.Equal(string.Empty, (await store.GetRunAsync(inFlight))!.TraceId);
+        Assert.Equal(string.Empty, Assert.Single((await store.ListRunsAsync(new RunQuery())).Runs).TraceId);
+
+        // The old run goes on without a trace; a run submitted now keeps its context.
+        await store.ConnectAgentAsync(new AgentRegistration("agent-1", "h", ["shell"], [], new Dictionary<string, string>(), 1, [], [new AttemptRef(claimed.RunId, claimed.StepId, claimed.FencingToken)]));
+        Assert.Equal(ReportOutcome.Accepted, Assert.Single(await store.ReportAsync([Completed(claimed.RunId, claimed.StepId, claimed.FencingToken)])));
+        var b = Assert.Single(await store.ClaimAsync(new ClaimRequest("agent-1", 1)));
+        Assert.Equal(string.Empty, b.Traceparent);
+        await store.ReportAsync([Completed(b.RunId, b.StepId, b.FencingToken)]);
+        Assert.Equal(RunState.Succeeded, (await store.GetRunAsync(inFlight))!.State);
+
+        const string traceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        var traced = (await store.SubmitRunAsync(Run(Shell("c")), null, traceParent)).Run;
+        Assert.Equal("4bf92f3577b34da6a3ce929d0e0e4736", (await store.GetRunAsync(traced.Id))!.TraceId);
+        Assert.Equal(traceParent, Assert.Single(await store.ClaimAsync(new ClaimRequest("agent-1", 1))).Traceparent);
+    }
+
     private static AttemptReport Completed(string runId, string stepId, long token) =>
         new(new AttemptRef(runId, stepId, token), new ConnectRequest { StepCompleted = new StepCompleted { FencingToken = token } });
 

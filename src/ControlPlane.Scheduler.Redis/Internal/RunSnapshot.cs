@@ -55,6 +55,7 @@ internal static class RunSnapshot
             CreatedAt = Time(f, "_crt"),
             StartedAt = Time(f, "_sta"),
             FinishedAt = Time(f, "_fin"),
+            TraceId = RunTrace.TraceIdOf(Get(f, "_tp")),
         };
         foreach (var (k, v) in StepMeta.ParseMap(Get(f, "_lbl")))
         {

@@ -15,7 +15,7 @@ namespace ControlPlane.Scheduler.Redis.Internal;
 internal static class StoreFormat
 {
     /// <summary>The format this build reads and writes.</summary>
-    public const int Current = 3;
+    public const int Current = 4;
 
     /// <summary>The key suffix under the namespace prefix.</summary>
     public const string KeySuffix = "format";
@@ -34,6 +34,12 @@ internal static class StoreFormat
     [
         new(1, "index runs by label (cp:{ns}:lbl:*), so ListRuns with a label reads only the runs carrying it", IndexLabelsAsync),
         new(2, "give every run its retention, schedule finished runs for deletion (cp:{ns}:expire) and copy each run's transitions into its history list (cp:{ns}:h:*)", (db, prefix) => ScheduleRetentionAsync(db, prefix, options)),
+
+        // 3 → 4: new runs keep their trace context in the run hash (_tp, a W3C traceparent). Older runs have none to
+        // recover, and every reader takes a missing _tp as no trace (an empty Run.trace_id, attempt spans in traces of
+        // their own), so nothing is rewritten; the version still moves, so a format-3 replica, which would drop the
+        // context of the runs it submits, refuses to write beside this one.
+        new(3, "keep each new run's trace context (_tp); runs submitted before have none and list an empty trace id", (_, _) => Task.CompletedTask),
     ];
 
     /// <summary>

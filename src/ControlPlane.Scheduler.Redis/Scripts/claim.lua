@@ -11,7 +11,8 @@ if not get(AK, 'st') then return err('NotFound', REASON.AGENT_NOT_CONNECTED, "ag
 if session ~= '' and get(AK, 'sid') ~= session then return {} end
 local lease_until = I(NOW + lease)
 
--- An assignment row: the attempt with its spec, last checkpoint and inputs (the outputs of the needs that have one).
+-- An assignment row: the attempt with its spec, last checkpoint, inputs (the outputs of the needs that have one) and
+-- the run's trace context (StoreFormat 4; absent on older runs).
 local INPUT_FIELDS = { ':o', ':ou', ':os' }
 local function assignment(run, id, m, at, tok)
   local k = RK(run)
@@ -29,7 +30,7 @@ local function assignment(run, id, m, at, tok)
     end
   end
   local ck = get(k, F(id, ':ck'))
-  return { run, id, at, tok, get(k, F(id, ':p')), lease_until, ck or '', ck and 1 or 0, inputs }
+  return { run, id, at, tok, get(k, F(id, ':p')), lease_until, ck or '', ck and 1 or 0, inputs, get(k, '_tp') or '' }
 end
 
 -- A claim repeated under its id (its reply was lost): the attempts it took that are still current come back with
@@ -105,7 +106,7 @@ end
 -- run in this call. A popped step is READY, so its state is not read. The fields that are deleted at
 -- dispatch are read so that absent ones cost no HDEL.
 local STEP_FIELDS = { ':m', ':at', ':p', ':ck', ':sa', ':cx', ':pg', ':pm', ':sn' }
-local RUN_FIELDS = { '_st', '_cap', '_used', '_rc', '_seq' }
+local RUN_FIELDS = { '_st', '_cap', '_used', '_rc', '_seq', '_tp' }
 -- Read only when a step has estimates, or fails on its quota.
 local BUDGET_FIELDS = { '_bud', '_res', '_usd' }
 local FAIL_FIELDS = { '_cb', '_rr', '_nt', '_n', '_nf', '_nc' }

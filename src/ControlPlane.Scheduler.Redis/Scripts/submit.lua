@@ -1,6 +1,7 @@
 -- submit: the idempotency check, the run, its steps and its root steps' queue entries must appear together or not at all.
 -- ARGV: 3 run id, 4 idempotency key, 5 RunSpec bytes, 6 name, 7 labels json, 8 run cap, 9 budget json,
 --       10 step ids json, 11 step count, 12 retention in ms once finished (0: kept forever),
+--       13 the run's trace context (W3C traceparent, StoreFormat 4; '' none),
 --       then per step: id, meta json, StepSpec bytes.
 local run, idem = ARGV[3], ARGV[4]
 -- Label index entries, computed before the first write.
@@ -29,11 +30,12 @@ put(k, '_nc', 0)
 put(k, '_used', 0)
 put(k, '_seq', 0)
 put(k, '_ret', tonumber(ARGV[12]))
+if ARGV[13] ~= '' then put(k, '_tp', ARGV[13]) end
 local roots = {}
 for i = 0, n - 1 do
-  local id, m = ARGV[13 + i * 3], ARGV[14 + i * 3]
+  local id, m = ARGV[14 + i * 3], ARGV[15 + i * 3]
   put(k, id .. ':m', m)
-  put(k, id .. ':p', ARGV[15 + i * 3])
+  put(k, id .. ':p', ARGV[16 + i * 3])
   put(k, id .. ':st', BLOCKED)
   put(k, id .. ':at', 0)
   local d = decode_meta(m)

@@ -23,6 +23,9 @@ internal sealed class EmbeddedRun
     /// <summary>How long the run is kept once finished, fixed at submit (its spec's, else the store default); zero keeps it forever.</summary>
     public TimeSpan Retention { get; init; }
 
+    /// <summary>The run's trace context kept at submit (a W3C traceparent), every attempt span's parent; empty for none.</summary>
+    public string TraceParent { get; init; } = string.Empty;
+
     /// <summary>When maintenance deletes the finished run; null while it runs or when it is kept forever.</summary>
     public DateTimeOffset? ExpiresAt { get; set; }
 

@@ -41,7 +41,10 @@ internal sealed class RunServiceImpl : RunService.RunServiceBase
         }
 
         var key = string.IsNullOrEmpty(request.IdempotencyKey) ? null : request.IdempotencyKey;
-        var result = await RpcErrors.Guard(() => ns.Store.SubmitRunAsync(request.Spec, key, context.CancellationToken)).ConfigureAwait(false);
+
+        // The run's trace: this call's server span (joined to the caller's trace when it sent traceparent), else a new one.
+        var traceParent = Internal.RunTrace.ForSubmit();
+        var result = await RpcErrors.Guard(() => ns.Store.SubmitRunAsync(request.Spec, key, traceParent, context.CancellationToken)).ConfigureAwait(false);
 
         // A repeated idempotency key returns the existing run and submits nothing.
         if (result.Created)
