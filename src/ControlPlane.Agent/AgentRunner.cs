@@ -12,6 +12,10 @@ public static class AgentRunner
     /// <exception cref="ArgumentException">The options are invalid; the message lists each problem and its fix.</exception>
     public static async Task RunAsync(AgentOptions options, IEnumerable<IComputeFramework> frameworks, ILoggerFactory? loggerFactory = null, CancellationToken stoppingToken = default)
     {
+        ArgumentNullException.ThrowIfNull(options);
+
+        // Traces over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set; nothing otherwise.
+        using var tracing = Internal.AgentTracing.StartExport(options);
         using var worker = new AgentWorker(options, frameworks, loggerFactory);
         await worker.RunAsync(stoppingToken).ConfigureAwait(false);
     }

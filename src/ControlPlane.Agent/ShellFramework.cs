@@ -132,6 +132,12 @@ public sealed partial class ShellFramework : IComputeFramework
             env["CP_CHECKPOINT_FILE"] = layout.CheckpointFile;
         }
 
+        // The W3C variable OpenTelemetry SDKs and CLI tools read to continue a trace: the step's spans join the run's trace.
+        if (execution.TraceParent.Length > 0)
+        {
+            env["TRACEPARENT"] = execution.TraceParent;
+        }
+
         using var process = new Process { StartInfo = startInfo };
         try
         {

@@ -37,6 +37,13 @@ public sealed record StepExecution(
     /// </summary>
     public IReadOnlyDictionary<string, string> Secrets { get; init; } = new Dictionary<string, string>(StringComparer.Ordinal);
 
+    /// <summary>
+    /// The W3C trace context (traceparent) of the agent's execution span of this attempt, or of the scheduler's span when
+    /// the agent records none; empty when the scheduler sent none. A shell step gets it as TRACEPARENT, so its own tools
+    /// can continue the run's trace.
+    /// </summary>
+    public string TraceParent { get; init; } = string.Empty;
+
     /// <summary>The step's params as JSON ("{}" when it has none).</summary>
     public string ParamsJson => Spec.Params is null ? "{}" : Google.Protobuf.JsonFormatter.Default.Format(Spec.Params);
 }

@@ -1,6 +1,8 @@
+using ControlPlane.Scheduler.Internal;
 using ControlPlane.Scheduler.Redis.Internal;
 using ControlPlane.V1;
 using Microsoft.Extensions.Logging;
+using OpenTelemetry.Trace;
 using StackExchange.Redis;
 
 namespace ControlPlane.Scheduler.Redis;
@@ -10,7 +12,7 @@ namespace ControlPlane.Scheduler.Redis;
 /// each namespace keeps its keys under <c>cp:{ns}:</c> (its own cluster slot), and the set
 /// <c>cp:{_namespaces}:all</c> lists the namespaces any replica opened, so every replica reaps every namespace.
 /// </summary>
-public sealed class RedisNamespaceStores : INamespaceStores
+public sealed class RedisNamespaceStores : INamespaceStores, IStoreTracing
 {
     /// <summary>The set of opened namespaces. Namespace names start with a letter or digit, so no namespace's keys meet it.</summary>
     public const string RegistryKey = "cp:{_namespaces}:all";
@@ -76,6 +78,9 @@ public sealed class RedisNamespaceStores : INamespaceStores
     }
 
     private bool OwnsConnection { get; init; } = true;
+
+    /// <summary>Every command on the connection becomes a span, a child of the span current when it was sent.</summary>
+    void IStoreTracing.AddTo(TracerProviderBuilder tracing) => tracing.AddRedisInstrumentation(_connection);
 
     /// <summary>
     /// The store of <paramref name="ns"/>: scripts loaded, the stored format checked (migrated when

@@ -420,6 +420,9 @@ public sealed class SchedulerServer : IAsyncDisposable
             builder.Services.AddGrpcReflection();
         }
 
+        // Traces over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set; nothing otherwise.
+        SchedulerTracing.Add(builder, _options, _stores);
+
         ConfigureHost?.Invoke(builder);
 
         var web = builder.Build();

@@ -199,7 +199,7 @@ public sealed class ServiceAgentServiceTests
         // (connected) and then marks it draining again, two store calls: wait for both, or time out if the second never comes.
         await agent.SendAsync(new ConnectRequest { SlotsChanged = new SlotsChanged { Slots = 0 } });
         using var timeout = new CancellationTokenSource(ServiceTestHost.Timeout);
-        Agent listed;
+        V1.Agent listed;
         do
         {
             await Task.Delay(20, timeout.Token);

@@ -212,6 +212,9 @@ internal sealed class AttemptRunner(
     private async Task RunAsync(AttemptState attempt, Assignment assignment)
     {
         var framework = frameworks[assignment.Spec.Framework];
+
+        // Current for the rest of this attempt's task: a dotnet handler runs inside it, a shell step gets it as TRACEPARENT.
+        var span = AgentTracing.StartExecution(assignment, options.AgentId);
         var directory = Path.Combine(
             options.EffectiveWorkRoot,
             AgentOptions.SanitizeAgentId(attempt.RunId),
@@ -242,6 +245,7 @@ internal sealed class AttemptRunner(
             {
                 LeaseDuration = leaseTicks > 0 ? TimeSpan.FromTicks(leaseTicks) : null,
                 Secrets = attempt.Secrets,
+                TraceParent = span?.Id ?? assignment.Traceparent,
             };
             using var lease = WatchLease(attempt);
             result = await framework.RunAsync(execution, new AttemptReporter(outbox, attempt), attempt.Stop.Token).ConfigureAwait(false);
@@ -258,6 +262,7 @@ internal sealed class AttemptRunner(
             TryDeleteDirectory(directory);
         }
 
+        AgentTracing.EndExecution(span, Masked(attempt.Mask, result));
         Finish(attempt, result);
     }
 

@@ -44,6 +44,7 @@ internal sealed class AgentConnection : IDisposable
     private readonly SchedulerOptions _options;
     private readonly ILogger _logger;
     private readonly HashSet<string> _queues;
+    private readonly AttemptSpans _spans;
     private AgentRegistration _registration;
     private volatile bool _draining;
 
@@ -91,6 +92,7 @@ internal sealed class AgentConnection : IDisposable
         _options = options;
         _logger = logger;
         _queues = new HashSet<string>(registration.Queues, StringComparer.Ordinal);
+        _spans = new AttemptSpans(registration.AgentId);
         _stop = CancellationTokenSource.CreateLinkedTokenSource(callCancelled);
         _outgoingCapacity = OutgoingCapacity(registration.Slots, options.ReportBatch);
         _outgoing = Channel.CreateBounded<ConnectResponse>(new BoundedChannelOptions(_outgoingCapacity)
@@ -222,6 +224,7 @@ internal sealed class AgentConnection : IDisposable
             _outgoing.Writer.TryComplete();
             await _stop.CancelAsync().ConfigureAwait(false);
             await Task.WhenAll(Quietly(claimer), Quietly(writer)).ConfigureAwait(false);
+            _spans.EndAll(ClosedReason ?? "the agent's stream ended before the attempt's result");
         }
     }
 
@@ -364,6 +367,7 @@ internal sealed class AgentConnection : IDisposable
 
             foreach (var assignment in claimed)
             {
+                _spans.Start(assignment);
                 Send(new ConnectResponse { Assignment = assignment });
             }
 
@@ -561,7 +565,7 @@ internal sealed class AgentConnection : IDisposable
                 result =>
                 {
                     Interlocked.Decrement(ref _uncommitted);
-                    OnCommitted(fencingToken, end, result);
+                    OnCommitted(fencingToken, end, result, message);
                 },
                 token).ConfigureAwait(false);
         }
@@ -574,7 +578,7 @@ internal sealed class AgentConnection : IDisposable
         }
     }
 
-    private void OnCommitted(long fencingToken, ReportEnd end, CommitResult result)
+    private void OnCommitted(long fencingToken, ReportEnd end, CommitResult result, ConnectRequest report)
     {
         var refused = result.Outcome switch
         {
@@ -602,6 +606,7 @@ internal sealed class AgentConnection : IDisposable
                 _started.Remove(fencingToken);
             }
 
+            _spans.End(fencingToken, report, result.Outcome, refused);
             if (end == ReportEnd.Declined && result.Outcome is ReportOutcome.Accepted or ReportOutcome.AlreadyApplied)
             {
                 // The agent has fewer free slots than counted here: asking it again at once would only be declined again.
@@ -722,6 +727,7 @@ internal sealed class AgentConnection : IDisposable
 
         foreach (var revoked in session.RevokedTokens)
         {
+            _spans.End(revoked, "lease_lost", "the attempt is no longer owned by this agent");
             CancelAttempt(revoked, "the attempt is no longer owned by this agent");
         }
 
