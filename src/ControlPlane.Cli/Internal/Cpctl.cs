@@ -73,10 +73,11 @@ internal static class Cpctl
         root.Subcommands.Add(AuthCommands.Build(handlers));
         root.Subcommands.Add(AuditCommands.Build(handlers));
         root.Subcommands.Add(SecretCommands.Build(handlers));
+        root.Subcommands.Add(TopCommand.Build(handlers));
 
         // --namespace after the command: every group that calls the scheduler, except auth, whose token create|revoke
         // already take --namespace as the token's namespace (auth token ls takes it itself).
-        foreach (var group in root.Subcommands.Where(c => c.Name is "run" or "agents" or "audit" or "secret"))
+        foreach (var group in root.Subcommands.Where(c => c.Name is "run" or "agents" or "audit" or "secret" or "top"))
         {
             group.Options.Add(globals.CallNamespace);
         }
