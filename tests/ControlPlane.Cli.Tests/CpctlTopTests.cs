@@ -182,6 +182,23 @@ public sealed partial class CpctlTopTests : IDisposable
         Assert.DoesNotContain("\nstep ", output, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Top_PipedIntoHead_ExitsWhenTheReaderGoes()
+    {
+        await using var cluster = await Cluster.StartAsync(agentId: null);
+        var cpctl = Path.Combine(AppContext.BaseDirectory, "cpctl.dll");
+        await using var pipeline = ObservedProcess.Start(
+            "cpctl top | head -n 1",
+            "bash",
+            ["-c", $"dotnet '{cpctl}' top --interval 0.2s --scheduler {cluster.Address} | head -n 1"],
+            AppContext.BaseDirectory);
+
+        var exit = await pipeline.WaitForExitAsync(Timeout);
+
+        Assert.True(exit == 0, $"exit {exit?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none: still refreshing, killed"}. Output:\n{pipeline.Output}");
+        Assert.StartsWith("snapshot ", pipeline.StandardOutput, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("0.1s", "--interval '0.1s' is out of range; use a value from 0.2s to 60s, e.g. --interval 2s")]
     [InlineData("61", "--interval '61' is out of range; use a value from 0.2s to 60s, e.g. --interval 2s")]

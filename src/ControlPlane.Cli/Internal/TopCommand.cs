@@ -1,7 +1,9 @@
 using System.CommandLine;
 using System.Globalization;
+using System.Text;
 using ControlPlane.Client;
 using Grpc.Core;
+using Microsoft.Win32.SafeHandles;
 
 namespace ControlPlane.Cli.Internal;
 
@@ -56,7 +58,9 @@ internal static class TopCommand
                 }
                 else
                 {
-                    PlainTopView.Write(inv.Out, first);
+                    using var stdout = ReferenceEquals(inv.Out, Console.Out) && Console.IsOutputRedirected ? OpenStandardOutput() : null;
+                    var output = stdout ?? inv.Out;
+                    PlainTopView.Write(output, first);
                     if (inv.Get(once))
                     {
                         return ExitCodes.Success;
@@ -70,11 +74,11 @@ internal static class TopCommand
                         {
                             if (problem is null)
                             {
-                                PlainTopView.Write(inv.Out, snapshot!);
+                                PlainTopView.Write(output, snapshot!);
                             }
                             else
                             {
-                                PlainTopView.WriteProblem(inv.Out, DateTimeOffset.UtcNow, problem);
+                                PlainTopView.WriteProblem(output, DateTimeOffset.UtcNow, problem);
                             }
                         },
                         ct).ConfigureAwait(false);
@@ -84,11 +88,22 @@ internal static class TopCommand
             {
                 // Ctrl+C is how top is meant to end.
             }
+            catch (IOException) when (!interactive && ReferenceEquals(inv.Out, Console.Out))
+            {
+                // The reader of the pipe went away (cpctl top | head): nobody is left to show a refresh to.
+            }
 
             return ExitCodes.Success;
         });
         return command;
     }
+
+    /// <summary>
+    /// The process's stdout as a plain stream. Console.Out drops writes to a pipe whose reader has gone and SIGPIPE is
+    /// ignored, so <c>cpctl top | head</c> would refresh forever into nothing; this stream fails with an IOException instead.
+    /// </summary>
+    private static StreamWriter OpenStandardOutput() =>
+        new(new FileStream(new SafeFileHandle(1, ownsHandle: false), FileAccess.Write, bufferSize: 0), new UTF8Encoding(encoderShouldEmitUTF8Identifier: false));
 
     /// <summary>2, 2s, 0.5s or 500ms, within <see cref="MinInterval"/> and <see cref="MaxInterval"/>.</summary>
     public static TimeSpan ParseInterval(string text)
