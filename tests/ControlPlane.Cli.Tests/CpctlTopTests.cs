@@ -183,6 +183,25 @@ public sealed partial class CpctlTopTests : IDisposable
     }
 
     [Fact]
+    public async Task Top_SchedulerGoesAway_SaysSoInEachRefreshAndKeepsTrying()
+    {
+        await using var cluster = await Cluster.StartAsync(agentId: null);
+        await using var top = CpctlProcess.Cpctl("top", "--interval", "0.2s", "--scheduler", cluster.Address);
+        await top.WaitForLineAsync(l => l.StartsWith("runs running=", StringComparison.Ordinal), Timeout, "a first block");
+
+        await cluster.Server.StopAsync(Timeout);
+        var failed = await top.WaitForLineAsync(l => l.StartsWith("snapshot ", StringComparison.Ordinal) && l.EndsWith(" failed", StringComparison.Ordinal), Timeout, "a failed refresh");
+        var problem = await top.WaitForLineAsync(l => l.Contains("(UNAVAILABLE)", StringComparison.Ordinal), Timeout, "why the refresh failed");
+        await top.SignalAsync("INT");
+        var exit = await top.Exited.WaitAsync(Timeout);
+
+        Assert.Matches(@"^snapshot \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z failed$", failed);
+        Assert.StartsWith("error: ", problem, StringComparison.Ordinal);
+        Assert.Contains("is the scheduler running?", problem, StringComparison.Ordinal);
+        Assert.True(exit == 0, top.Output);
+    }
+
+    [Fact]
     public async Task Top_PipedIntoHead_ExitsWhenTheReaderGoes()
     {
         await using var cluster = await Cluster.StartAsync(agentId: null);
