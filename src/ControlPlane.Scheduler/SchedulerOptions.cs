@@ -155,8 +155,11 @@ public sealed partial class SchedulerOptions
     /// <summary>Throws <see cref="ArgumentException"/> naming the first wrong setting and how to fix it.</summary>
     public void Validate()
     {
-        _ = ParseListen(Listen);
-        _ = HttpEndpoint;
+        var grpcEndpoint = ParseListen(Listen);
+        if (HttpEndpoint is { Port: > 0 } httpEndpoint && httpEndpoint.Port == grpcEndpoint.Port)
+        {
+            throw new ArgumentException($"HttpListen {httpEndpoint} takes Listen's port {grpcEndpoint.Port}; give the HTTP listener another port (by default it is Listen's port + {HttpPortOffset}), 0 for a free one, or off.", nameof(HttpListen));
+        }
         if (Redis is not null && string.IsNullOrWhiteSpace(Redis))
         {
             throw new ArgumentException("Redis is empty; give HOST:PORT of a Redis server (e.g. 127.0.0.1:6379), or leave it unset for the embedded store.", nameof(Redis));

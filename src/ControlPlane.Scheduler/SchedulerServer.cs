@@ -426,6 +426,11 @@ public sealed class SchedulerServer : IAsyncDisposable
         ConfigureHost?.Invoke(builder);
 
         var web = builder.Build();
+        if (httpEndpoint is not null && System.Net.IPAddress.IsLoopback(httpEndpoint.Address))
+        {
+            web.UseMiddleware<LoopbackHostCheck>(new Func<int?>(() => _httpListener?.IPEndPoint?.Port));
+        }
+
         web.UseMiddleware<RequestSizeLimits>(_options, _logger);
         web.UseMiddleware<HealthWatchShutdown>();
         if (authenticated)

@@ -45,6 +45,17 @@ public sealed class HttpListenerTests
     }
 
     [Fact]
+    public void HttpEndpoint_SamePortAsListen_RefusedNamingBoth()
+    {
+        var options = new SchedulerOptions { Listen = "127.0.0.1:7070", HttpListen = "127.0.0.1:7070" };
+
+        var ex = Assert.Throws<ArgumentException>(options.Validate);
+
+        Assert.Equal(nameof(SchedulerOptions.HttpListen), ex.ParamName);
+        Assert.Contains("takes Listen's port 7070", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void HttpEndpoint_ListenPortLeavesNoRoom_SaysToGiveHttpListen()
     {
         var options = new SchedulerOptions { Listen = "127.0.0.1:65530" };
@@ -164,6 +175,36 @@ public sealed class HttpListenerTests
         var body = await response.Content.ReadFromJsonAsync<JsonElement>();
         Assert.Equal(8, body.GetProperty("code").GetInt32());
         Assert.Contains("accepts at most 65,536 bytes", body.GetProperty("message").GetString(), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("rebind.example.com", HttpStatusCode.MisdirectedRequest)]
+    [InlineData("127.0.0.2.nip.io", HttpStatusCode.MisdirectedRequest)]
+    [InlineData("localhost", HttpStatusCode.OK)]
+    [InlineData("127.0.0.1", HttpStatusCode.OK)]
+    [InlineData("[::1]", HttpStatusCode.OK)]
+    public async Task LoopbackListener_RequestNamingAnotherHost_RefusedAgainstDnsRebinding(string host, HttpStatusCode expected)
+    {
+        await using var server = new SchedulerServer(new SchedulerOptions { Listen = "127.0.0.1:0" }, new EmbeddedRunStore(new RunStoreOptions()));
+        await server.StartAsync();
+        using var http = Client(server);
+        var port = server.HttpAddress!.Port;
+
+        // What a page whose domain now resolves to 127.0.0.1 sends: its own name in Host, a JSON body, same origin.
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri("v1/runs", UriKind.Relative))
+        {
+            Content = Json("""{"spec":{"name":"rebound","steps":[{"id":"a","framework":"shell","command":"true"}]}}"""),
+        };
+        request.Headers.Host = $"{host}:{port}";
+        var response = await http.SendAsync(request);
+        var runs = await server.Store.ListRunsAsync(new RunQuery());
+
+        Assert.Equal(expected, response.StatusCode);
+        Assert.Equal(expected == HttpStatusCode.OK ? 1 : 0, runs.Runs.Count);
+        if (expected != HttpStatusCode.OK)
+        {
+            Assert.Contains($"open http://127.0.0.1:{port}/", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
     }
 
     private static HttpClient Client(SchedulerServer server) =>

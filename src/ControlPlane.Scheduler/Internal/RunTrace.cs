@@ -19,7 +19,19 @@ internal static class RunTrace
     {
         if (Activity.Current is { IdFormat: ActivityIdFormat.W3C } current)
         {
-            return current.Id!;
+            // A caller's sampling decision travels on; a trace that starts here is recorded whether or not this replica
+            // exports (ASP.NET Core makes its request activity unsampled when nothing listens), so agents and the
+            // step's own tools that export keep their spans.
+            var root = current;
+            while (root.Parent is { } parent)
+            {
+                root = parent;
+            }
+
+            // The outermost activity has a parent id but no parent object only when its parent came from outside.
+            return root.HasRemoteParent || root.ParentId is not null
+                ? current.Id!
+                : new ActivityContext(current.TraceId, current.SpanId, current.ActivityTraceFlags | ActivityTraceFlags.Recorded).ToTraceParent();
         }
 
         // Recorded: a trace started here has no caller that decided against sampling it.
