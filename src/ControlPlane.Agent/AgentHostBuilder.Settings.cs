@@ -34,6 +34,7 @@ public sealed partial class AgentHostBuilder
             Setting.Duration("ConnectTimeout", "How long to wait for the scheduler's Welcome before reconnecting.", DaemonDuration.Format(Defaults.ConnectTimeout), (o, v) => o.ConnectTimeout = v),
             Setting.Duration("MaxReconnectDelay", "Longest wait between reconnect attempts (exponential backoff with jitter).", DaemonDuration.Format(Defaults.MaxReconnectDelay), (o, v) => o.MaxReconnectDelay = v),
             Setting.Number("MaxBufferedReports", "Log lines kept while disconnected (at most 1 MiB per attempt); beyond it they are dropped and counted. Progress and checkpoints keep the latest, results are never dropped.", Defaults.MaxBufferedReports.ToString(CultureInfo.InvariantCulture), (o, v) => o.MaxBufferedReports = v),
+            Setting.Text("MetricsListen", "HOST:PORT", "Serve Prometheus metrics at http://HOST:PORT/metrics (plain HTTP, no authentication: keep it on loopback or a private interface; 0.0.0.0 = every interface).", "off", (o, v) => o.MetricsListen = v),
             Setting.Boolean("KeepWorkDirectories", "Keep each attempt's work directory after it ends, for debugging.", Defaults.KeepWorkDirectories ? "true" : "false", (o, v) => o.KeepWorkDirectories = v),
         ],
         static options =>

@@ -97,6 +97,14 @@ public sealed partial class AgentOptions
     /// <summary>Keep each attempt's work directory after it ends (for debugging). Default is false.</summary>
     public bool KeepWorkDirectories { get; set; }
 
+    /// <summary>
+    /// HOST:PORT where the agent serves Prometheus metrics at /metrics over plain HTTP, without authentication: keep it
+    /// on loopback, or on an interface only the scraper reaches. 0.0.0.0, [::] or * listen on every interface and
+    /// answer any Host header; a named host or address answers only requests whose Host header names it (HttpListener
+    /// matches the Host header). The port must be given (1-65535). Default is off (null).
+    /// </summary>
+    public string? MetricsListen { get; set; }
+
     /// <summary>The work root in effect: <see cref="WorkRoot"/> or its default.</summary>
     public string EffectiveWorkRoot =>
         string.IsNullOrWhiteSpace(WorkRoot) ? Internal.WorkRoot.Default(AgentId, Environment.GetEnvironmentVariable) : WorkRoot;
@@ -207,6 +215,11 @@ public sealed partial class AgentOptions
             {
                 errors.Add((nameof(PassEnv), problem));
             }
+        }
+
+        if (MetricsListen is not null && Internal.AgentMetrics.Parse(MetricsListen) is null)
+        {
+            errors.Add((nameof(MetricsListen), $"MetricsListen '{MetricsListen}' is not HOST:PORT with a port of 1-65535; set it like 127.0.0.1:9464 (0.0.0.0:9464 for every interface), or leave it unset."));
         }
 
         if (MaxBufferedReports < 100)

@@ -23,6 +23,7 @@ public sealed class AgentWorker : IDisposable
     private readonly AttemptTable _attempts;
     private readonly AttemptRunner _runner;
     private readonly SchedulerSession _session;
+    private readonly AgentMetrics _metrics;
     private readonly CancellationTokenSource _hardStop = new();
     private readonly CancellationTokenSource _exited = new();
     private volatile bool _localStop;
@@ -58,7 +59,13 @@ public sealed class AgentWorker : IDisposable
         _timeProvider = timeProvider ?? TimeProvider.System;
         _outbox = new Outbox(options.MaxBufferedReports);
         _attempts = new AttemptTable(options.AgentId, options.Slots);
-        _runner = new AttemptRunner(options, byName, _attempts, _outbox, _logger, _timeProvider);
+        _metrics = new AgentMetrics(options, _attempts);
+        if (options.MetricsListen is { } listen && !AgentMetrics.IsLoopback(listen))
+        {
+            AgentLog.MetricsExposed(_logger, listen);
+        }
+
+        _runner = new AttemptRunner(options, byName, _attempts, _outbox, _logger, _timeProvider) { Metrics = _metrics };
         _session = new SchedulerSession(options, byName.Values, _attempts, _runner, _outbox, _logger, _timeProvider);
     }
 
@@ -168,5 +175,6 @@ public sealed class AgentWorker : IDisposable
     {
         _hardStop.Dispose();
         _exited.Dispose();
+        _metrics.Dispose();
     }
 }

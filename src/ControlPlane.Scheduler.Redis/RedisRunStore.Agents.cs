@@ -111,6 +111,11 @@ public sealed partial class RedisRunStore
                 assignment.Checkpoint = ByteString.CopyFrom((byte[])r[6]!);
             }
 
+            if (r.Length > 10 && long.TryParse((string?)r[10], NumberStyles.None, CultureInfo.InvariantCulture, out var readyMs))
+            {
+                assignment.ReadyAt = Ms(readyMs);
+            }
+
             foreach (var input in (RedisResult[])r[8]!)
             {
                 var i = (RedisResult[])input!;

@@ -416,6 +416,7 @@ public sealed partial class EmbeddedRunStore
             Spec = spec,
             LeaseExpiresAt = Timestamp.FromDateTimeOffset(step.LeaseExpiresAt),
             Traceparent = run.TraceParent,
+            ReadyAt = step.ReadyAt == default ? null : Timestamp.FromDateTimeOffset(step.ReadyAt),
         };
         foreach (var index in step.Needs)
         {

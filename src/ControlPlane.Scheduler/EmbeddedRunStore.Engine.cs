@@ -249,6 +249,7 @@ public sealed partial class EmbeddedRunStore
         step.Step.State = to;
         if (to == StepState.Ready)
         {
+            step.ReadyAt = now;
             AddReady(step);
         }
         else if (to == StepState.RetryWait)

@@ -52,6 +52,7 @@ public sealed class SchedulerServer : IAsyncDisposable
     private readonly TimeProvider _time;
     private readonly CancellationTokenSource _shutdown = new();
     private readonly Lock _gate = new();
+    private readonly SchedulerMetrics _metrics;
     private INamespaceStores? _stores;
     private NamespaceDirectory? _namespaces;
     private SecretCipher? _cipher;
@@ -127,6 +128,7 @@ public sealed class SchedulerServer : IAsyncDisposable
         _loggerFactory = loggerFactory ?? NullLoggerFactory.Instance;
         _logger = _loggerFactory.CreateLogger("ControlPlane.Scheduler");
         _time = timeProvider ?? TimeProvider.System;
+        _metrics = new SchedulerMetrics(_time);
     }
 
     /// <summary>
@@ -216,12 +218,13 @@ public sealed class SchedulerServer : IAsyncDisposable
         _namespaces = new NamespaceDirectory(_stores, StartNamespaceAsync, _logger, MaxNamespaces);
         await _namespaces.StartAsync(_options.Namespace, cancellationToken).ConfigureAwait(false);
 
-        var tokens = TokenStore ?? _namespaces.Default.Store as ITokenStore ?? new EmbeddedTokenStore();
+        var tokens = TokenStore ?? MeasuredRunStore.Unwrap(_namespaces.Default.Store) as ITokenStore ?? new EmbeddedTokenStore();
         await BootstrapAdminTokenAsync(tokens, cancellationToken).ConfigureAwait(false);
         _runtime = new SchedulerRuntime(_options, _namespaces, _logger, _shutdown.Token)
         {
             Tokens = new TokenValidator(tokens, _time),
             Time = _time,
+            Metrics = _metrics,
         };
         _app = BuildApplication(_runtime);
         await _app.StartAsync(cancellationToken).ConfigureAwait(false);
@@ -252,7 +255,7 @@ public sealed class SchedulerServer : IAsyncDisposable
             }
         }
 
-        return await NamespaceRuntime.StartAsync(ns, store, _options, secrets, _cipher, audit, _time, _logger, cancellationToken).ConfigureAwait(false);
+        return await NamespaceRuntime.StartAsync(ns, new MeasuredRunStore(store, _metrics, ns), _options, secrets, _cipher, audit, _time, _logger, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -423,6 +426,8 @@ public sealed class SchedulerServer : IAsyncDisposable
         // Traces over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set; nothing otherwise.
         SchedulerTracing.Add(builder, _options, _stores);
 
+        SchedulerTelemetry.AddMetrics(builder, _metrics, runtime, _logger);
+
         ConfigureHost?.Invoke(builder);
 
         var web = builder.Build();
@@ -460,6 +465,7 @@ public sealed class SchedulerServer : IAsyncDisposable
         };
         web.MapGrpcHealthChecksService();
         MapHttpProbes(web);
+        SchedulerTelemetry.MapMetrics(web, () => _httpListener?.IPEndPoint?.Port, authenticated);
         if (_options.Reflection)
         {
             services.Add(web.MapGrpcReflectionService());
@@ -569,6 +575,7 @@ public sealed class SchedulerServer : IAsyncDisposable
         }
 
         _runtime?.Tokens.Dispose();
+        _metrics.Dispose();
     }
 
     private static async Task Quietly(Task task)

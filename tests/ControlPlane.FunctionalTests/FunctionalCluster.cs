@@ -164,6 +164,13 @@ public sealed class FunctionalCluster : IAsyncDisposable
         return (scheduler, new Uri(await scheduler.WaitForListeningAsync(Timeout)).Port);
     }
 
+    /// <summary>The scheduler's HTTP listener (dashboard, JSON API, /metrics), from the line it logs when it listens.</summary>
+    public async Task<Uri> HttpAddressAsync()
+    {
+        var line = await Scheduler.WaitForLineAsync(l => l.Contains("/metrics on ", StringComparison.Ordinal), Timeout, "its HTTP listener line");
+        return new Uri(line[(line.LastIndexOf(" on ", StringComparison.Ordinal) + 4)..].Trim());
+    }
+
     /// <summary>kill -9 the scheduler, then start a new one on the same port.</summary>
     public async Task CrashAndRestartSchedulerAsync(Func<Task>? whileDown = null)
     {
@@ -192,20 +199,20 @@ public sealed class FunctionalCluster : IAsyncDisposable
     }
 
     /// <summary>Starts an agent of this cluster's scheduler, or of <paramref name="schedulers"/> (one or several addresses).</summary>
-    public async Task<ObservedProcess> StartAgentAsync(string id, int slots, string? schedulers = null, string? tokenFile = null)
+    public async Task<ObservedProcess> StartAgentAsync(string id, int slots, string? schedulers = null, string? tokenFile = null, IReadOnlyList<string>? arguments = null)
     {
-        var agent = LaunchAgent(id, slots, schedulers, tokenFile);
+        var agent = LaunchAgent(id, slots, schedulers, tokenFile, arguments);
         await WaitConnectedAsync(agent, 1);
         return agent;
     }
 
     /// <summary>Starts an agent process without waiting for it to connect (e.g. one the scheduler should refuse).</summary>
-    public ObservedProcess LaunchAgent(string id, int slots, string? schedulers = null, string? tokenFile = null)
+    public ObservedProcess LaunchAgent(string id, int slots, string? schedulers = null, string? tokenFile = null, IReadOnlyList<string>? arguments = null)
     {
         var workRoot = Path.Combine(SharedDir, "work-" + id);
         var agent = ObservedProcess.Start("agent " + id, AgentPath,
             ["--scheduler", schedulers ?? Address, "--agent-id", id, "--slots", slots.ToString(System.Globalization.CultureInfo.InvariantCulture), "--work-root", workRoot, .. TlsArguments(id),
-                .. tokenFile is null ? Array.Empty<string>() : ["--token-file", tokenFile]],
+                .. tokenFile is null ? Array.Empty<string>() : ["--token-file", tokenFile], .. arguments ?? []],
             environment: new Dictionary<string, string>
             {
                 ["CP_MAX_RECONNECT_DELAY"] = "1s",

@@ -47,4 +47,7 @@ internal static partial class AgentLog
 
     [LoggerMessage(EventId = 113, Level = LogLevel.Information, Message = "Agent {AgentId} stopped")]
     public static partial void Stopped(ILogger logger, string agentId);
+
+    [LoggerMessage(EventId = 115, Level = LogLevel.Warning, Message = "Metrics are served at http://{Listen}/metrics on a non-loopback address, without authentication or TLS: anyone who reaches it can read them")]
+    public static partial void MetricsExposed(ILogger logger, string listen);
 }

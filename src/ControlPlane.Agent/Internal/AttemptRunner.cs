@@ -22,6 +22,9 @@ internal sealed class AttemptRunner(
 {
     private readonly TimeProvider _time = timeProvider ?? TimeProvider.System;
 
+    /// <summary>Where finished attempts are counted (none in tests that build a runner alone).</summary>
+    public AgentMetrics? Metrics { get; init; }
+
     // Per running attempt, a timer that fires at its lease's end unless renewed first.
     private readonly ConcurrentDictionary<long, CancellationTokenSource> _leases = new();
 
@@ -295,6 +298,7 @@ internal sealed class AttemptRunner(
         result = Masked(attempt.Mask, result);
         var report = ToReport(attempt, result);
         var owned = attempts.Finish(attempt);
+        Metrics?.Finished(report);
         AgentLog.Finished(logger, attempt.RunId, attempt.StepId, attempt.Attempt, result.Succeeded ? "succeeded" : "failed: " + result.Error);
         if (owned)
         {

@@ -31,6 +31,18 @@ internal sealed class AttemptTable(string agentId, int slots)
         }
     }
 
+    /// <summary>Slots held by the attempts this agent holds.</summary>
+    public int UsedSlots
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _usedSlots;
+            }
+        }
+    }
+
     /// <summary>No attempt is held, not even one whose result still waits to be written.</summary>
     public bool IsEmpty
     {

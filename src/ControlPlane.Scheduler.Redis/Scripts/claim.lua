@@ -30,7 +30,7 @@ local function assignment(run, id, m, at, tok)
     end
   end
   local ck = get(k, F(id, ':ck'))
-  return { run, id, at, tok, get(k, F(id, ':p')), lease_until, ck or '', ck and 1 or 0, inputs, get(k, '_tp') or '' }
+  return { run, id, at, tok, get(k, F(id, ':p')), lease_until, ck or '', ck and 1 or 0, inputs, get(k, '_tp') or '', get(k, F(id, ':ra')) or '' }
 end
 
 -- A claim repeated under its id (its reply was lost): the attempts it took that are still current come back with
@@ -43,7 +43,7 @@ if CK then
   if rec then deadline, members = string.match(rec, '^(%d+)(.*)$') end
   if deadline and NOW < tonumber(deadline) then
     local out, renew = {}, {}
-    local REPLAY_FIELDS = { ':tk', ':ag', ':st', ':cx', ':at', ':m', ':p', ':ck' }
+    local REPLAY_FIELDS = { ':tk', ':ag', ':st', ':cx', ':at', ':m', ':p', ':ck', ':ra' }
     for member in string.gmatch(members, '[^ ]+') do
       local tok, run, id = string.match(member, '^(%d+)|(.+)|([^|]+)$')
       if tok then
@@ -105,7 +105,7 @@ end
 -- What a dispatch reads, with each popped step; the run's own fields only with the first step of that
 -- run in this call. A popped step is READY, so its state is not read. The fields that are deleted at
 -- dispatch are read so that absent ones cost no HDEL.
-local STEP_FIELDS = { ':m', ':at', ':p', ':ck', ':sa', ':cx', ':pg', ':pm', ':sn' }
+local STEP_FIELDS = { ':m', ':at', ':p', ':ck', ':sa', ':cx', ':pg', ':pm', ':sn', ':ra' }
 local RUN_FIELDS = { '_st', '_cap', '_used', '_rc', '_seq', '_tp' }
 -- Read only when a step has estimates, or fails on its quota.
 local BUDGET_FIELDS = { '_bud', '_res', '_usd' }

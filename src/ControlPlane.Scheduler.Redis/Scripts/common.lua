@@ -473,6 +473,8 @@ end
 local function make_ready(run, id, q, pr, reason, from, attempt, agent)
   if not step_to(run, id, READY, reason, agent or '', from, attempt) then return end
   local k = RK(run)
+  -- When it became READY (ms), returned with its assignment so the scheduler measures dispatch latency.
+  put(k, F(id, ':ra'), I(NOW))
   local seq = incr(SK, 'rseq', 1)
   redis.call('ZADD', RQK(run, q), I(-pr), string.format('%012d|%s', seq, id))
   local rc = jget(k, '_rc')

@@ -73,6 +73,9 @@ internal sealed class EmbeddedStep
     /// <summary>Order in which the step became READY: FIFO among equal priorities.</summary>
     public long ReadySeq { get; set; }
 
+    /// <summary>When the step last became READY; assignments carry it so the scheduler measures dispatch latency.</summary>
+    public DateTimeOffset ReadyAt { get; set; }
+
     /// <summary>Budget units reserved for the current attempt.</summary>
     public Dictionary<string, double> Reserved { get; } = new(StringComparer.Ordinal);
 

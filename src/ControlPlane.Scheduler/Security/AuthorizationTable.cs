@@ -48,6 +48,9 @@ public static class AuthorizationTable
         // Server reflection describes the API to tools (grpcurl); with authentication on, any reader may use it.
         ["/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"] = Capability.Read,
         ["/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"] = Capability.Read,
+
+        // Prometheus scrapes of the HTTP listener (an HTTP path, not a gRPC method): any reader may scrape.
+        ["/metrics"] = Capability.Read,
     }.ToFrozenDictionary(StringComparer.Ordinal);
 
     /// <summary>Each role's permissions.</summary>

@@ -30,6 +30,9 @@ internal sealed class SchedulerRuntime(
 
     public TimeProvider Time { get; init; } = TimeProvider.System;
 
+    /// <summary>The replica's instruments (none for a runtime a test builds); GetStats reads its dispatch latencies.</summary>
+    public SchedulerMetrics? Metrics { get; init; }
+
     /// <summary>Whether calls are authenticated (an admin token was configured).</summary>
     public bool AuthenticationEnabled => Options.AuthenticationEnabled;
 
