@@ -33,6 +33,34 @@ public sealed class AgentOptionsTests : IDisposable
     }
 
     [Fact]
+    public void Load_MetricsListenFromEnvironment_ServesThatAddressAndAnUnspecifiedOneListensEverywhere()
+    {
+        var options = Load([], new Dictionary<string, string> { ["CP_METRICS_LISTEN"] = "0.0.0.0:9464" }).Options;
+
+        Assert.Equal("0.0.0.0:9464", options.MetricsListen);
+        Assert.Equal(("+", 9464), ControlPlane.Agent.Internal.AgentMetrics.Parse(options.MetricsListen!));
+        Assert.Equal(("127.0.0.1", 9464), ControlPlane.Agent.Internal.AgentMetrics.Parse("127.0.0.1:9464"));
+        Assert.Equal(("[::1]", 9464), ControlPlane.Agent.Internal.AgentMetrics.Parse("[::1]:9464"));
+        Assert.True(ControlPlane.Agent.Internal.AgentMetrics.IsLoopback("[::1]:9464"));
+        Assert.False(ControlPlane.Agent.Internal.AgentMetrics.IsLoopback("0.0.0.0:9464"));
+    }
+
+    [Theory]
+    [InlineData("9464")]
+    [InlineData("127.0.0.1:0")]
+    [InlineData("127.0.0.1:70000")]
+    [InlineData("::1:9464")]
+    public void Validate_MetricsListenNotHostAndPort_SaysHowToSetIt(string listen)
+    {
+        var options = new AgentOptions { MetricsListen = listen };
+
+        var error = Assert.Throws<ArgumentException>(options.Validate);
+
+        Assert.Equal(nameof(AgentOptions.MetricsListen), error.ParamName);
+        Assert.Contains("127.0.0.1:9464", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Load_TokenFileFlagAndCpTokenInTheEnvironment_TheFlagWins()
     {
         var file = WriteFile("agent.token", "cpt_from-file-0123456789\n");

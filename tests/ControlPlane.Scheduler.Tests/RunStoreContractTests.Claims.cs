@@ -13,6 +13,28 @@ namespace ControlPlane.Scheduler.Tests;
 public abstract partial class RunStoreContractTests
 {
     [Fact]
+    public async Task Claim_StepsReadyAtDifferentTimes_EachAssignmentCarriesWhenItsStepBecameReady()
+    {
+        var submitted = Ms(Time.GetUtcNow());
+        await Store.SubmitRunAsync(Run(Shell("a"), Shell("b", "a")), null);
+        await Connect("agent-1", slots: 1);
+        Time.Advance(TimeSpan.FromSeconds(3));
+        var a = Assert.Single(await Claim("agent-1", 1));
+        Time.Advance(TimeSpan.FromSeconds(2));
+        var unblocked = Ms(Time.GetUtcNow());
+        await Complete(a);
+        Time.Advance(TimeSpan.FromSeconds(4));
+
+        var b = Assert.Single(await Claim("agent-1", 1));
+
+        Assert.Equal(submitted, a.ReadyAt);
+        Assert.Equal(unblocked, b.ReadyAt);
+    }
+
+    /// <summary>A store time as the stores keep it (milliseconds).</summary>
+    private static Timestamp Ms(DateTimeOffset time) => Timestamp.FromDateTimeOffset(DateTimeOffset.FromUnixTimeMilliseconds(time.ToUnixTimeMilliseconds()));
+
+    [Fact]
     public async Task Claim_SameClaimIdAgain_ReturnsTheSameAttemptsAndTakesNothingNew()
     {
         var run = (await Store.SubmitRunAsync(Run(Shell("a"), Shell("b"), Shell("c")), null)).Run;
