@@ -101,7 +101,8 @@ public sealed partial class AgentOptions
     /// HOST:PORT where the agent serves Prometheus metrics at /metrics over plain HTTP, without authentication: keep it
     /// on loopback, or on an interface only the scraper reaches. 0.0.0.0, [::] or * listen on every interface and
     /// answer any Host header; a named host or address answers only requests whose Host header names it (HttpListener
-    /// matches the Host header). The port must be given (1-65535). Default is off (null).
+    /// matches the Host header). The port must be given (1-65535); IPv6 literals other than [::] are refused, as
+    /// HttpListener cannot parse them. Default is off (null).
     /// </summary>
     public string? MetricsListen { get; set; }
 
@@ -219,7 +220,7 @@ public sealed partial class AgentOptions
 
         if (MetricsListen is not null && Internal.AgentMetrics.Parse(MetricsListen) is null)
         {
-            errors.Add((nameof(MetricsListen), $"MetricsListen '{MetricsListen}' is not HOST:PORT with a port of 1-65535; set it like 127.0.0.1:9464 (0.0.0.0:9464 for every interface), or leave it unset."));
+            errors.Add((nameof(MetricsListen), $"MetricsListen '{MetricsListen}' is not HOST:PORT with a port of 1-65535 (HOST a name or an IPv4 address; for IPv6 only [::], every interface); set it like 127.0.0.1:9464 (0.0.0.0:9464 for every interface), or leave it unset."));
         }
 
         if (MaxBufferedReports < 100)

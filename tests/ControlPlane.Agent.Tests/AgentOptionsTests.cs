@@ -40,8 +40,8 @@ public sealed class AgentOptionsTests : IDisposable
         Assert.Equal("0.0.0.0:9464", options.MetricsListen);
         Assert.Equal(("+", 9464), ControlPlane.Agent.Internal.AgentMetrics.Parse(options.MetricsListen!));
         Assert.Equal(("127.0.0.1", 9464), ControlPlane.Agent.Internal.AgentMetrics.Parse("127.0.0.1:9464"));
-        Assert.Equal(("[::1]", 9464), ControlPlane.Agent.Internal.AgentMetrics.Parse("[::1]:9464"));
-        Assert.True(ControlPlane.Agent.Internal.AgentMetrics.IsLoopback("[::1]:9464"));
+        Assert.Equal(("+", 9464), ControlPlane.Agent.Internal.AgentMetrics.Parse("[::]:9464"));
+        Assert.True(ControlPlane.Agent.Internal.AgentMetrics.IsLoopback("localhost:9464"));
         Assert.False(ControlPlane.Agent.Internal.AgentMetrics.IsLoopback("0.0.0.0:9464"));
     }
 
@@ -50,6 +50,7 @@ public sealed class AgentOptionsTests : IDisposable
     [InlineData("127.0.0.1:0")]
     [InlineData("127.0.0.1:70000")]
     [InlineData("::1:9464")]
+    [InlineData("[::1]:9464")]
     public void Validate_MetricsListenNotHostAndPort_SaysHowToSetIt(string listen)
     {
         var options = new AgentOptions { MetricsListen = listen };

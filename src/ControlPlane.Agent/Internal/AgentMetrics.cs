@@ -39,8 +39,17 @@ internal sealed class AgentMetrics : IDisposable
                 .AddHttpClientInstrumentation()
                 .AddPrometheusHttpListener(exporter =>
                 {
-                    exporter.Host = host;
+                    // The exporter builds its prefix as a URI, which "+" is not: every interface is set on the listener itself.
+                    exporter.Host = host == "+" ? "localhost" : host;
                     exporter.Port = port;
+                    if (host == "+")
+                    {
+                        exporter.ConfigureHttpListener = (_, listener) =>
+                        {
+                            listener.Prefixes.Clear();
+                            listener.Prefixes.Add(string.Create(CultureInfo.InvariantCulture, $"http://+:{port}/"));
+                        };
+                    }
                 })
                 .Build();
         }
@@ -65,7 +74,7 @@ internal sealed class AgentMetrics : IDisposable
     /// <summary>
     /// HOST:PORT with a port of 1..65535 (HttpListener cannot pick one); null when it is not that. HttpListener answers
     /// only requests whose Host header names its host, so an unspecified address (0.0.0.0, [::], *) becomes "+":
-    /// every interface, any Host header.
+    /// every interface, any Host header. IPv6 literals other than [::] are refused: HttpListener cannot parse them in a prefix.
     /// </summary>
     internal static (string Host, int Port)? Parse(string listen)
     {
@@ -81,15 +90,10 @@ internal sealed class AgentMetrics : IDisposable
             return ("+", port);
         }
 
-        if (host.StartsWith('[') && host.EndsWith(']') && IPAddress.TryParse(host[1..^1], out _))
-        {
-            return (host, port);
-        }
-
         return host.Length > 0 && !host.Contains(':', StringComparison.Ordinal) && Uri.CheckHostName(host) != UriHostNameType.Unknown ? (host, port) : null;
     }
 
     /// <summary>Whether <paramref name="listen"/> serves only this host (loopback name or address).</summary>
     internal static bool IsLoopback(string listen) =>
-        Parse(listen) is var (host, _) && (host == "localhost" || (IPAddress.TryParse(host.Trim('[', ']'), out var address) && IPAddress.IsLoopback(address)));
+        Parse(listen) is var (host, _) && (host == "localhost" || (IPAddress.TryParse(host, out var address) && IPAddress.IsLoopback(address)));
 }
