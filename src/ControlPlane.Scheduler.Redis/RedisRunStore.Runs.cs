@@ -175,15 +175,7 @@ public sealed partial class RedisRunStore
                     continue;
                 }
 
-                var fields = new Dictionary<string, string>(StringComparer.Ordinal);
-                for (var f = 0; f < SummaryFields.Length - 1; f++)
-                {
-                    if (!values[f].IsNull)
-                    {
-                        fields[(string)SummaryFields[f]!] = (string)values[f]!;
-                    }
-                }
-
+                var fields = SummaryFieldsOf(values);
                 var state = (RunState)RunSnapshot.Int(fields, "_st");
                 if (query.State != RunState.Unspecified && state != query.State)
                 {
@@ -210,6 +202,102 @@ public sealed partial class RedisRunStore
         var page = matches.Take(pageSize).ToList();
         var next = matches.Count > pageSize ? page[^1].Order.ToString(CultureInfo.InvariantCulture) : null;
         return new RunPage(page.Select(m => m.Run).ToList(), next);
+    }
+
+    /// <summary>The hash fields of a <see cref="SummaryFields"/> read, without the spec (the last).</summary>
+    private static Dictionary<string, string> SummaryFieldsOf(RedisValue[] values)
+    {
+        var fields = new Dictionary<string, string>(StringComparer.Ordinal);
+        for (var f = 0; f < SummaryFields.Length - 1; f++)
+        {
+            if (!values[f].IsNull)
+            {
+                fields[(string)SummaryFields[f]!] = (string)values[f]!;
+            }
+        }
+
+        return fields;
+    }
+
+    public async Task<IReadOnlyList<Run?>> GetRunSummariesAsync(IReadOnlyList<string> runIds, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(runIds);
+        if (runIds.Count == 0)
+        {
+            return [];
+        }
+
+        var values = await ReadAsync(
+            async d =>
+            {
+                var batch = d.CreateBatch();
+                var reads = runIds.Select(id => batch.HashGetAsync(RunKey(id), SummaryFields)).ToList();
+                batch.Execute();
+                return await Task.WhenAll(reads).ConfigureAwait(false);
+            },
+            cancellationToken).ConfigureAwait(false);
+        var runs = new Run?[runIds.Count];
+        for (var i = 0; i < runIds.Count; i++)
+        {
+            if (values[i][0].IsNull)
+            {
+                continue;
+            }
+
+            var spec = RunSpec.Parser.ParseFrom((byte[])values[i][^1]!);
+            spec.Steps.Clear();
+            runs[i] = RunSnapshot.Summary(runIds[i], SummaryFieldsOf(values[i]), spec);
+        }
+
+        return runs;
+    }
+
+    public async Task<RunChangePage> ReadRunChangesAsync(string? afterCursor, int max, CancellationToken cancellationToken = default)
+    {
+        var after = afterCursor is null ? (long?)null : RunFeedCursor.Parse(afterCursor);
+        max = RunFeedCursor.Clamp(max);
+        var reply = (RedisResult[])(await InvokeAsync(
+            LuaScripts.RunFeed,
+            [_prefix + "runfeed", _prefix + "runfeed:n"],
+            [after is { } a ? a.ToString(CultureInfo.InvariantCulture) : "", max],
+            cancellationToken).ConfigureAwait(false))!;
+        var newest = RunFeedCursor.Of((long)reply[0]);
+        if ((long)reply[1] == 1)
+        {
+            return new RunChangePage([], newest, CursorExpired: true);
+        }
+
+        if (after is null)
+        {
+            return new RunChangePage([], newest, CursorExpired: false);
+        }
+
+        var changes = new List<RunChange>();
+        foreach (RedisResult entry in (RedisResult[])reply[2]!)
+        {
+            var parts = (RedisResult[])entry!;
+            var id = (string)parts[0]!;
+            var flat = (RedisResult[])parts[1]!;
+            string? runId = null;
+            var state = RunState.Unspecified;
+            var deleted = false;
+            for (var i = 0; i + 1 < flat.Length; i += 2)
+            {
+                switch ((string)flat[i]!)
+                {
+                    case "r": runId = (string)flat[i + 1]!; break;
+                    case "s": state = (RunState)int.Parse((string)flat[i + 1]!, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture); break;
+                    case "d": deleted = true; break;
+                }
+            }
+
+            if (runId is not null)
+            {
+                changes.Add(new RunChange(id[..id.IndexOf('-', StringComparison.Ordinal)], runId, state, deleted));
+            }
+        }
+
+        return new RunChangePage(changes, changes.Count > 0 ? changes[^1].Cursor : afterCursor!, CursorExpired: false);
     }
 
     public async Task<Run> CancelRunAsync(string runId, string reason, CancellationToken cancellationToken = default)

@@ -326,6 +326,9 @@ public sealed partial class RedisRunStore : IRunStore, ITokenStore, Audit.IAudit
                 }
 
                 RedisStoreLog.ScriptsLoaded(_logger, Scripts.Count, _ns, loaded);
+
+                // The scripts trim the run change feed to about this many entries (common.lua, feed_append).
+                await _db.StringSetAsync(_prefix + "runfeed:max", _options.RunFeedLength).ConfigureAwait(false);
             }).ConfigureAwait(false);
         }
         catch (RedisConnectionException ex)

@@ -740,6 +740,8 @@ public sealed partial class EmbeddedRunStore
                 SetStepState(step, StepState.Ready, $"retry backoff elapsed; attempt {step.Step.Attempt + 1} queued");
             }
 
+            // Deletions follow the entries of this call's other changes in the feed, as Redis appends them after its flush.
+            FlushFeed();
             var deleted = 0;
             while (deleted < max && _expiring.Min is { ExpiresAt: { } deadline } gone && deadline <= now)
             {
@@ -802,6 +804,7 @@ public sealed partial class EmbeddedRunStore
     {
         _expiring.Remove(run);
         _runs.Remove(run.Run.Id);
+        FeedAppend(run, deleted: true);
         if (run.Run.IdempotencyKey.Length > 0
             && _runIdByIdempotencyKey.TryGetValue(run.Run.IdempotencyKey, out var holder)
             && holder == run.Run.Id)

@@ -51,6 +51,7 @@ public sealed partial class EmbeddedRunStore
             _runIdByIdempotencyKey[idempotencyKey] = run.Run.Id;
         }
 
+        FeedTouch(run);
         run.Run.History.Add(RunEvents.History(RunState.Unspecified, RunState.Pending, "submitted", now));
         AppendEvent(run, (id, seq, t) => RunEvents.RunStateChanged(id, seq, t, RunState.Unspecified, RunState.Pending, "submitted"));
         foreach (var step in run.Steps)
@@ -209,6 +210,7 @@ public sealed partial class EmbeddedRunStore
             run.ExpiresAt = null;
         }
 
+        FeedTouch(run);
         run.Run.History.Add(RunEvents.History(from, to, reason, now));
         AppendEvent(run, (id, seq, t) => RunEvents.RunStateChanged(id, seq, t, from, to, reason));
         return true;
@@ -262,6 +264,7 @@ public sealed partial class EmbeddedRunStore
             step.Step.StartedAt = Timestamp.FromDateTimeOffset(now);
         }
 
+        FeedTouch(run);
         step.Step.History.Add(RunEvents.History(from, to, reason, now, step.Step.Attempt));
         var agentId = StepStateMachine.IsActive(to) || StepStateMachine.IsActive(from) ? step.Step.AgentId : "";
         AppendEvent(run, (id, seq, t) => RunEvents.StepStateChanged(id, seq, t, step.Spec.Id, from, to, step.Step.Attempt, reason, agentId));

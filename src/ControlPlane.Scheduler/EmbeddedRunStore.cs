@@ -44,6 +44,13 @@ public sealed partial class EmbeddedRunStore : IRunStore
     private readonly HashSet<EmbeddedRun> _runsTouched = [];
     private readonly List<Action<StoreSignal>> _subscribers = [];
 
+    // The run change feed: entries by position (positions 1, 2, ... without gaps), the newest _feedLast, at most
+    // RunFeedLength kept; runs whose state changed in the current call, in the order they first changed.
+    private readonly Queue<RunChange> _feed = new();
+    private readonly List<EmbeddedRun> _feedTouched = [];
+    private readonly HashSet<EmbeddedRun> _feedTouchedSet = [];
+    private long _feedLast;
+
     // The last fencing token handed out (NextToken).
     private long _lastToken;
     private long _nextRunSeq;
@@ -125,6 +132,71 @@ public sealed partial class EmbeddedRunStore : IRunStore
             var page = matching.Take(pageSize).ToList();
             var next = matching.Count > pageSize ? page[^1].CreatedSeq.ToString(System.Globalization.CultureInfo.InvariantCulture) : null;
             return Task.FromResult(new RunPage(page.Select(r => Snapshot(r, withSteps: false)).ToList(), next));
+        }
+    }
+
+    public Task<IReadOnlyList<Run?>> GetRunSummariesAsync(IReadOnlyList<string> runIds, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(runIds);
+        lock (_gate)
+        {
+            return Task.FromResult<IReadOnlyList<Run?>>(
+                runIds.Select(id => _runs.TryGetValue(id, out var run) ? Snapshot(run, withSteps: false) : null).ToList());
+        }
+    }
+
+    public Task<RunChangePage> ReadRunChangesAsync(string? afterCursor, int max, CancellationToken cancellationToken = default)
+    {
+        var after = afterCursor is null ? (long?)null : RunFeedCursor.Parse(afterCursor);
+        max = RunFeedCursor.Clamp(max);
+        lock (_gate)
+        {
+            var newest = RunFeedCursor.Of(_feedLast);
+            if (after is null)
+            {
+                return Task.FromResult(new RunChangePage([], newest, CursorExpired: false));
+            }
+
+            var oldest = _feed.Count > 0 ? long.Parse(_feed.Peek().Cursor, System.Globalization.CultureInfo.InvariantCulture) : _feedLast + 1;
+            if (after > _feedLast || after < oldest - 1)
+            {
+                return Task.FromResult(new RunChangePage([], newest, CursorExpired: true));
+            }
+
+            var skip = (int)(after.Value - (oldest - 1));
+            var changes = _feed.Skip(skip).Take(max).ToList();
+            return Task.FromResult(new RunChangePage(changes, changes.Count > 0 ? changes[^1].Cursor : afterCursor!, CursorExpired: false));
+        }
+    }
+
+    /// <summary>Notes that the run's state or one of its steps' changed in this call: one feed entry for it at the end of the call.</summary>
+    private void FeedTouch(EmbeddedRun run)
+    {
+        if (_feedTouchedSet.Add(run))
+        {
+            _feedTouched.Add(run);
+        }
+    }
+
+    /// <summary>Appends the entries of the runs changed so far in this call (Redis: at its flush).</summary>
+    private void FlushFeed()
+    {
+        foreach (var run in _feedTouched)
+        {
+            FeedAppend(run, deleted: false);
+        }
+
+        _feedTouched.Clear();
+        _feedTouchedSet.Clear();
+    }
+
+    /// <summary>Appends a feed entry, dropping the oldest beyond RunFeedLength.</summary>
+    private void FeedAppend(EmbeddedRun run, bool deleted)
+    {
+        _feed.Enqueue(new RunChange(RunFeedCursor.Of(++_feedLast), run.Run.Id, run.Run.State, deleted));
+        while (_feed.Count > _options.RunFeedLength)
+        {
+            _feed.Dequeue();
         }
     }
 
@@ -463,6 +535,7 @@ public sealed partial class EmbeddedRunStore : IRunStore
 
     private List<StoreSignal> TakeSignals()
     {
+        FlushFeed();
         var signals = new List<StoreSignal>(_pendingSignals);
         signals.AddRange(_readyQueuesTouched.Where(q => _rotation.ContainsKey(q)).Select(q => new ReadyWork(q)));
         signals.AddRange(_runsTouched.Select(r => new RunEventsAppended(r.Run.Id, r.Run.LastEventSeq)));

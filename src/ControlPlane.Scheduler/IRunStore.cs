@@ -32,6 +32,20 @@ public interface IRunStore : IAsyncDisposable
     /// <summary>Runs newest first, without steps; filtered by state and labels; paged.</summary>
     Task<RunPage> ListRunsAsync(RunQuery query, CancellationToken cancellationToken = default);
 
+    /// <summary>Summaries of the named runs (as ListRunsAsync gives them: no steps, no history), in order; null for a run that does not exist.</summary>
+    Task<IReadOnlyList<Run?>> GetRunSummariesAsync(IReadOnlyList<string> runIds, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// The namespace's run change feed (WatchRuns): every submit, run or step state change and retention deletion
+    /// appends an entry, one per run per store call. The feed keeps at least the newest
+    /// <see cref="RunStoreOptions.RunFeedLength"/> entries (Redis may keep somewhat more). A null
+    /// <paramref name="afterCursor"/> reads nothing and returns the newest entry's cursor, to read what follows
+    /// from; otherwise the entries after it, oldest first, at most <paramref name="max"/> (at most 1000). A cursor
+    /// the feed no longer continues from comes back with <see cref="RunChangePage.CursorExpired"/>; one this store
+    /// never issued in any form is InvalidArgument on after_cursor.
+    /// </summary>
+    Task<RunChangePage> ReadRunChangesAsync(string? afterCursor, int max, CancellationToken cancellationToken = default);
+
     /// <summary>
     /// Ready and blocked steps become CANCELLED; running attempts are flagged for cancellation
     /// (signalled with <see cref="AttemptCancelRequested"/>); nothing new is dispatched. The run is

@@ -41,6 +41,15 @@ public sealed class RunStoreOptions
     /// <summary>Most reports one ReportAsync call applies in one atomic step (1 to 10,000). Default is 256.</summary>
     public int ReportBatch { get; set; } = 256;
 
+    /// <summary>
+    /// Entries of the run change feed (WatchRuns resumes from it) kept at least; a watcher whose cursor is older starts
+    /// over from a snapshot. Default is 10,000; at most 1,000,000.
+    /// </summary>
+    public int RunFeedLength { get; set; } = DefaultRunFeedLength;
+
+    /// <summary>The default <see cref="RunFeedLength"/>.</summary>
+    public const int DefaultRunFeedLength = 10_000;
+
     /// <summary>Largest ListRuns page. Default is 1000.</summary>
     public int MaxPageSize { get; set; } = 1000;
 
@@ -92,6 +101,11 @@ public sealed class RunStoreOptions
         {
             throw new ArgumentException($"ReportBatch must be at most {MaxBatch} (got {ReportBatch}); one atomic step holds the Redis server while it runs.", nameof(ReportBatch));
         }
+        if (RunFeedLength is <= 0 or > 1_000_000)
+        {
+            throw new ArgumentException($"RunFeedLength must be between 1 and 1000000 (got {RunFeedLength}); set it to e.g. 10000.", nameof(RunFeedLength));
+        }
+
         Positive(MaxPageSize, nameof(MaxPageSize));
         Positive(MaxIdempotencyKeyLength, nameof(MaxIdempotencyKeyLength));
     }

@@ -30,6 +30,7 @@ internal sealed class LuaScripts
     public const string AgentState = "agent_state";
     public const string SetLimit = "set_limit";
     public const string GetRun = "get_run";
+    public const string RunFeed = "run_feed";
 
     private static readonly string[] StateChanging =
     [
@@ -49,6 +50,7 @@ internal sealed class LuaScripts
         }
 
         _sources[GetRun] = ReadResource(GetRun);
+        _sources[RunFeed] = ReadResource(RunFeed);
     }
 
     public int Count => _sources.Count;
@@ -95,6 +97,7 @@ internal sealed class LuaScripts
         sb.Append("local STEP_NAMES = ").Append(RenderNames(Enum.GetValues<StepState>().Select(s => ((int)s, StateNames.Of(s))))).Append('\n');
         sb.Append("local RUN_NAMES = ").Append(RenderNames(Enum.GetValues<RunState>().Select(s => ((int)s, StateNames.Of(s))))).Append('\n');
         sb.Append("local REASON = ").Append(RenderReasons()).Append('\n');
+        sb.Append("local RUN_FEED_LENGTH = ").Append(RunStoreOptions.DefaultRunFeedLength.ToString(CultureInfo.InvariantCulture)).Append('\n');
         sb.Append("local FORMAT = '").Append(StoreFormat.Current.ToString(CultureInfo.InvariantCulture)).Append("'\n");
         sb.Append("local MAX_LOG_LINES_PER_STEP = ").Append(ReportLimits.MaxLogLinesPerStep.ToString(CultureInfo.InvariantCulture)).Append('\n');
         sb.Append("local MAX_PROGRESS_PER_STEP = ").Append(ReportLimits.MaxProgressEventsPerStep.ToString(CultureInfo.InvariantCulture)).Append('\n');

@@ -237,6 +237,45 @@ local live_add, live_rem = {}, {}
 
 local write_events
 
+-- ---- run change feed (WatchRuns) ---------------------------------------------------------------
+-- cp:{ns}:runfeed, one entry per run per call whose state or a step's state changed (r: run id, s: its state after
+-- the call, d: 1 when deleted), with ids "<n>-1" numbered on from cp:{ns}:runfeed:n without gaps, so a cursor n says
+-- exactly whether entries after it were trimmed. Trimmed to about cp:{ns}:runfeed:max entries (RunStoreOptions.RunFeedLength).
+local feed_runs, feed_seen = {}, {}
+local function feed_touch(run)
+  if not feed_seen[run] then feed_seen[run] = true; feed_runs[#feed_runs + 1] = run end
+end
+
+-- list: { { run, state, deleted }, ... }, appended now (callers call it after their checks, at or after flush).
+local function feed_append(list)
+  if #list == 0 then return end
+  local fk = P .. 'runfeed'
+  local cap = tonumber(redis.call('GET', fk .. ':max')) or RUN_FEED_LENGTH
+  local n = redis.call('INCRBY', fk .. ':n', #list) - #list
+  for i = 1, #list do
+    local e = list[i]
+    local id = I(n + i) .. '-1'
+    local r
+    if e[3] then
+      r = redis.pcall('XADD', fk, 'MAXLEN', '~', cap, id, 'r', e[1], 's', I(e[2]), 'd', '1')
+    else
+      r = redis.pcall('XADD', fk, 'MAXLEN', '~', cap, id, 'r', e[1], 's', I(e[2]))
+    end
+    if type(r) == 'table' and r.err then
+      -- The counter fell behind the stream (lost on its own): continue after the stream's last entry.
+      local top = redis.call('XREVRANGE', fk, '+', '-', 'COUNT', 1)
+      n = (top[1] and tonumber(string.match(top[1][1], '^(%d+)')) or 0) - i + 1
+      redis.call('SET', fk .. ':n', I(n + #list))
+      id = I(n + i) .. '-1'
+      if e[3] then
+        redis.call('XADD', fk, 'MAXLEN', '~', cap, id, 'r', e[1], 's', I(e[2]), 'd', '1')
+      else
+        redis.call('XADD', fk, 'MAXLEN', '~', cap, id, 'r', e[1], 's', I(e[2]))
+      end
+    end
+  end
+end
+
 local function flush()
   for key, fs in pairs(jdirty) do
     local t = jcache[key]
@@ -247,6 +286,12 @@ local function flush()
   end
   jdirty = {}
   write_events()
+  if #feed_runs > 0 then
+    local list = {}
+    for i, run in ipairs(feed_runs) do list[i] = { run, num(get(RK(run), '_st')), false } end
+    feed_runs, feed_seen = {}, {}
+    feed_append(list)
+  end
   for key, d in pairs(dirty) do
     if next(d) ~= nil then
       local c = vals[key]
@@ -314,6 +359,7 @@ local function ev(run, e, transition)
   if not list then list = {}; events[run] = list; event_runs[#event_runs + 1] = run end
   list[#list + 1] = e
   if transition then
+    feed_touch(run)
     local h = hists[run]
     if not h then h = {}; hists[run] = h; hist_runs[#hist_runs + 1] = run end
     h[#h + 1] = e

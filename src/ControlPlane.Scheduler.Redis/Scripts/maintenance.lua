@@ -79,6 +79,7 @@ flush()
 -- nothing the cache holds.
 local deleted = 0
 local gone = {}
+local feed_deleted = {}
 for _, run in ipairs(due(P .. 'expire', gone)) do
   local k = PR .. run
   local f = redis.call('HMGET', k, '_st', '_lbl', '_idem', '_rc')
@@ -93,9 +94,11 @@ for _, run in ipairs(due(P .. 'expire', gone)) do
     redis.call('SREM', P .. 'live', run)
     redis.call('DEL', k, P .. 'e:' .. run, P .. 'h:' .. run)
     deleted = deleted + 1
+    feed_deleted[deleted] = { run, num(f[1]), true }
   end
 end
 sliced('ZREM', P .. 'expire', nil, gone)
+feed_append(feed_deleted)
 
 -- Agents disconnected longer than the agent retention, holding no slot (a lease still running would write their
 -- hash again), longest silent first, ties by id: removed from the set every claim and ListAgents reads.

@@ -268,6 +268,247 @@ internal sealed class RunServiceImpl : RunService.RunServiceBase
         }
     }
 
+    /// <summary>
+    /// Without after_cursor: the newest matching runs, caught_up, then every change. With it: the changes after it, then
+    /// caught_up (a cursor the feed no longer continues from: reset and a new snapshot instead). Changes come from the
+    /// store's run change feed, read on the store's RunEventsAppended wake-ups (any replica's) and every
+    /// WatchRecheckInterval; each batch reads every changed run's summary once.
+    /// </summary>
+    public override async Task WatchRuns(WatchRunsRequest request, IServerStreamWriter<WatchRunsResponse> responses, ServerCallContext context)
+    {
+        using var open = _streams.Enter();
+        if (!Enum.IsDefined(request.State))
+        {
+            throw RpcErrors.InvalidArgument("state", $"state {(int)request.State} is not a RunState; leave it unset for any state");
+        }
+
+        if (request.SnapshotSize is < 0 or > MaxWatchSnapshot)
+        {
+            throw RpcErrors.InvalidArgument("snapshot_size", $"snapshot_size is {request.SnapshotSize}; use 0 for the default of 100, or 1 to {MaxWatchSnapshot}");
+        }
+
+        RpcErrors.ThrowIfInvalidLabels(request.Labels, "labels");
+        string? cursor = null;
+        if (request.AfterCursor.Length > 0)
+        {
+            try
+            {
+                RunFeedCursor.Parse(request.AfterCursor);
+            }
+            catch (RunStoreException ex)
+            {
+                throw RpcErrors.InvalidArgument("after_cursor", ex.Message);
+            }
+
+            cursor = request.AfterCursor;
+        }
+
+        if (_shutdown.IsCancellationRequested)
+        {
+            throw RpcErrors.ShuttingDown("the scheduler is shutting down; watch again on another replica", ("after_cursor", request.AfterCursor));
+        }
+
+        var ns = await _runtime.ForCallAsync(context).ConfigureAwait(false);
+        using var wake = new WakeUp();
+
+        // Subscribed before the first read, so a change made in between still wakes this watcher.
+        using var subscription = ns.Hub.WatchAll(wake);
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, _shutdown);
+        var token = cancel.Token;
+        var watch = new RunListWatch(request, ns.Store, responses, SupportsWriteOptions(responses), context.CancellationToken, token);
+        var batch = Math.Min(_options.WatchBatch, RunFeedCursor.MaxRead);
+        try
+        {
+            if (cursor is null)
+            {
+                cursor = await watch.SendSnapshotAsync(reset: false).ConfigureAwait(false);
+            }
+
+            var caughtUp = false;
+            while (true)
+            {
+                var page = await RpcErrors.Guard(() => ns.Store.ReadRunChangesAsync(cursor, batch, token), ("after_cursor", cursor)).ConfigureAwait(false);
+                if (page.CursorExpired)
+                {
+                    // Changes after the cursor are gone (trimmed, or the store lost its data): start over from a snapshot.
+                    cursor = await watch.SendSnapshotAsync(reset: true).ConfigureAwait(false);
+                    caughtUp = false;
+                    continue;
+                }
+
+                await watch.SendChangesAsync(page.Changes).ConfigureAwait(false);
+                cursor = page.Cursor;
+                if (page.Changes.Count >= batch)
+                {
+                    continue;
+                }
+
+                if (!caughtUp)
+                {
+                    caughtUp = true;
+                    await watch.WriteAsync(new WatchRunsResponse { CaughtUp = true, Cursor = cursor }, last: true).ConfigureAwait(false);
+                }
+
+                await wake.WaitAsync(_options.WatchRecheckInterval, token).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (_shutdown.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested)
+        {
+            var resume = watch.LastCursor ?? cursor;
+            throw RpcErrors.ShuttingDown(
+                resume is null
+                    ? "the scheduler is shutting down; watch again on another replica"
+                    : $"the scheduler is shutting down; watch again with after_cursor {resume} to continue where this stream stopped",
+                ("after_cursor", resume));
+        }
+    }
+
+    /// <summary>Most runs a WatchRuns snapshot holds.</summary>
+    private const int MaxWatchSnapshot = 1000;
+
+    /// <summary>One WatchRuns stream: its filter, the runs it has shown the watcher, and its writes.</summary>
+    private sealed class RunListWatch(
+        WatchRunsRequest request,
+        IRunStore store,
+        IServerStreamWriter<WatchRunsResponse> responses,
+        bool buffering,
+        CancellationToken callerGone,
+        CancellationToken token)
+    {
+        // Runs the watcher holds (sent and matching). Unknown for a stream resumed from a cursor until its next snapshot:
+        // the runs an earlier stream sent are not known here.
+        private readonly HashSet<string> _shown = new(StringComparer.Ordinal);
+        private bool _viewKnown;
+
+        /// <summary>The cursor of the last message written that carried one.</summary>
+        public string? LastCursor { get; private set; }
+
+        /// <summary>Sends the newest matching runs (no cursor on them: a watcher cut off mid-snapshot starts over); returns the feed cursor they are current at.</summary>
+        public async Task<string> SendSnapshotAsync(bool reset)
+        {
+            // The cursor is read before the runs: a change made while they are read is sent again after the snapshot.
+            var head = await RpcErrors.Guard(() => store.ReadRunChangesAsync(null, 0, token)).ConfigureAwait(false);
+            var query = new RunQuery(
+                request.State,
+                request.Labels.Count == 0 ? null : new Dictionary<string, string>(request.Labels, StringComparer.Ordinal),
+                request.SnapshotSize == 0 ? 100 : request.SnapshotSize,
+                null);
+            var page = await RpcErrors.Guard(() => store.ListRunsAsync(query, token)).ConfigureAwait(false);
+            _shown.Clear();
+            _viewKnown = true;
+            if (reset && page.Runs.Count == 0)
+            {
+                await WriteAsync(new WatchRunsResponse { Reset = true }, last: false).ConfigureAwait(false);
+            }
+
+            for (var i = 0; i < page.Runs.Count; i++)
+            {
+                _shown.Add(page.Runs[i].Id);
+                await WriteAsync(new WatchRunsResponse { Run = page.Runs[i], Reset = reset && i == 0 }, last: false).ConfigureAwait(false);
+            }
+
+            return head.Cursor;
+        }
+
+        /// <summary>
+        /// One message per changed run, in the order of its last change in the batch, carrying that change's cursor: a
+        /// watcher resuming from any of them misses nothing, since every run whose last change precedes it was sent.
+        /// </summary>
+        public async Task SendChangesAsync(IReadOnlyList<RunChange> changes)
+        {
+            if (changes.Count == 0)
+            {
+                return;
+            }
+
+            var last = new Dictionary<string, int>(StringComparer.Ordinal);
+            for (var i = 0; i < changes.Count; i++)
+            {
+                last[changes[i].RunId] = i;
+            }
+
+            var ordered = last.OrderBy(p => p.Value).Select(p => changes[p.Value]).ToList();
+
+            // Only runs that may be sent are read: one whose new state is outside the filter matters only if the watcher may hold it.
+            var toRead = ordered
+                .Where(c => !c.Deleted && (Matches(c.State) || MayHold(c.RunId)))
+                .Select(c => c.RunId)
+                .ToList();
+            var summaries = new Dictionary<string, Run?>(StringComparer.Ordinal);
+            if (toRead.Count > 0)
+            {
+                var read = await RpcErrors.Guard(() => store.GetRunSummariesAsync(toRead, token)).ConfigureAwait(false);
+                for (var i = 0; i < toRead.Count; i++)
+                {
+                    summaries[toRead[i]] = read[i];
+                }
+            }
+
+            var messages = new List<WatchRunsResponse>();
+            foreach (var change in ordered)
+            {
+                var cursor = change.Cursor;
+                if (change.Deleted || (summaries.TryGetValue(change.RunId, out var gone) && gone is null))
+                {
+                    if (MayHold(change.RunId))
+                    {
+                        _shown.Remove(change.RunId);
+                        messages.Add(new WatchRunsResponse { DeletedRunId = change.RunId, Cursor = cursor });
+                    }
+
+                    continue;
+                }
+
+                if (summaries.GetValueOrDefault(change.RunId) is not { } run)
+                {
+                    continue;
+                }
+
+                if (Matches(run.State) && MatchesLabels(run))
+                {
+                    _shown.Add(run.Id);
+                    messages.Add(new WatchRunsResponse { Run = run, Cursor = cursor });
+                }
+                else if (MayHold(run.Id) && (_viewKnown || MatchesLabels(run)))
+                {
+                    // Left the filter: sent once more with its new state, so the watcher drops it.
+                    _shown.Remove(run.Id);
+                    messages.Add(new WatchRunsResponse { Run = run, Cursor = cursor });
+                }
+            }
+
+            for (var i = 0; i < messages.Count; i++)
+            {
+                await WriteAsync(messages[i], last: i == messages.Count - 1).ConfigureAwait(false);
+            }
+        }
+
+        /// <summary>Writes one message; all but a batch's last are only buffered on gRPC (the JSON stream flushes each).</summary>
+        public async Task WriteAsync(WatchRunsResponse message, bool last)
+        {
+            if (buffering)
+            {
+                responses.WriteOptions = last ? null : Buffered;
+            }
+
+            // Cancelled only when the caller leaves: a write cut by shutdown would reset the stream and lose the
+            // UNAVAILABLE status that says where to resume.
+            await responses.WriteAsync(message, callerGone).ConfigureAwait(false);
+            if (message.Cursor.Length > 0)
+            {
+                LastCursor = message.Cursor;
+            }
+        }
+
+        private bool Matches(RunState state) => request.State == RunState.Unspecified || state == request.State;
+
+        private bool MatchesLabels(Run run) =>
+            request.Labels.All(l => run.Labels.TryGetValue(l.Key, out var v) && v == l.Value);
+
+        /// <summary>Whether the watcher may hold the run: it was shown on this stream, or the stream resumed and cannot know.</summary>
+        private bool MayHold(string runId) => !_viewKnown || _shown.Contains(runId);
+    }
+
     private async Task<IReadOnlyList<RunEvent>> ReadEventsAsync(IRunStore store, string runId, long afterSeq, CancellationToken token)
     {
         try

@@ -2,13 +2,15 @@ namespace ControlPlane.Scheduler.Services;
 
 /// <summary>
 /// Routes store signals to the streams of this replica: ready work to the agents serving the queue,
-/// cancellations and drains to the connection holding the agent, event-log growth to the run's watchers.
+/// cancellations and drains to the connection holding the agent, event-log growth to the run's watchers and to the
+/// run-list watchers (WatchRuns).
 /// </summary>
 internal sealed class SignalHub
 {
     private readonly Lock _gate = new();
     private readonly Dictionary<string, AgentConnection> _agents = new(StringComparer.Ordinal);
     private readonly Dictionary<string, HashSet<WakeUp>> _watchers = new(StringComparer.Ordinal);
+    private readonly HashSet<WakeUp> _listWatchers = [];
 
     public void OnSignal(StoreSignal signal)
     {
@@ -37,7 +39,7 @@ internal sealed class SignalHub
                 WakeUp[] toWake;
                 lock (_gate)
                 {
-                    toWake = _watchers.TryGetValue(appended.RunId, out var set) ? [.. set] : [];
+                    toWake = _watchers.TryGetValue(appended.RunId, out var set) ? [.. set, .. _listWatchers] : [.. _listWatchers];
                 }
 
                 foreach (var wake in toWake)
@@ -100,11 +102,33 @@ internal sealed class SignalHub
         return new Watcher(this, runId, wake);
     }
 
+    /// <summary>Rings <paramref name="wake"/> whenever any run's event log grows (a state change among them), until disposed.</summary>
+    public IDisposable WatchAll(WakeUp wake)
+    {
+        lock (_gate)
+        {
+            _listWatchers.Add(wake);
+        }
+
+        return new ListWatcher(this, wake);
+    }
+
     private AgentConnection? FindAgent(string agentId)
     {
         lock (_gate)
         {
             return _agents.GetValueOrDefault(agentId);
+        }
+    }
+
+    private sealed class ListWatcher(SignalHub hub, WakeUp wake) : IDisposable
+    {
+        public void Dispose()
+        {
+            lock (hub._gate)
+            {
+                hub._listWatchers.Remove(wake);
+            }
         }
     }
 
