@@ -405,9 +405,36 @@ public sealed class StoreDifferentialTests(RedisServerFixture redis, ITestOutput
                 }
             }
 
+            // The run change feeds: the same entries (run ids are alike in both stores) at the same cursors.
+            var ef = await ReadFeedAsync(_embedded);
+            var rf = await ReadFeedAsync(_redis);
+            Assert.True(ef == rf, $"{when}: run change feeds differ\nembedded: {ef}\nredis:    {rf}");
+
             var es = Describe(await _embedded.GetStatsAsync());
             var rs = Describe(await _redis.GetStatsAsync());
             Assert.True(es == rs, $"{when}: stats differ\nembedded: {es}\nredis:    {rs}");
+        }
+
+        private static async Task<string> ReadFeedAsync(IRunStore store)
+        {
+            var sb = new StringBuilder();
+            var cursor = "0";
+            while (true)
+            {
+                var page = await store.ReadRunChangesAsync(cursor, 1000);
+                Assert.False(page.CursorExpired);
+                foreach (var change in page.Changes)
+                {
+                    sb.Append(change.Cursor).Append(':').Append(change.RunId).Append('=').Append(change.State).Append(change.Deleted ? " deleted" : "").Append("; ");
+                }
+
+                if (page.Changes.Count == 0)
+                {
+                    return sb.ToString();
+                }
+
+                cursor = page.Cursor;
+            }
         }
 
         /// <summary>The first steps (or the run's own fields) that differ, so a failure names what to look at.</summary>
