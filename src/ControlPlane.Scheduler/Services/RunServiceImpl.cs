@@ -28,23 +28,20 @@ internal sealed class RunServiceImpl : RunService.RunServiceBase
     public override async Task<SubmitRunResponse> SubmitRun(SubmitRunRequest request, ServerCallContext context)
     {
         var ns = await _runtime.ForCallAsync(context, create: true).ConfigureAwait(false);
-        if (request.Spec is null)
-        {
-            throw RpcErrors.Required("spec");
-        }
+        var spec = request.PipelineYaml.Length > 0 ? ReadPipeline(request) : request.Spec ?? throw RpcErrors.Required("spec");
 
         // Secrets a step names must exist and allow its queue; the spec's own rules are checked first, with every violation.
-        if (request.Spec.Steps.Any(s => s.Secrets.Count > 0))
+        if (spec.Steps.Any(s => s.Secrets.Count > 0))
         {
-            await RpcErrors.Guard(() => { Internal.RunSpecValidator.ThrowIfInvalid(request.Spec); return Task.FromResult(0); }).ConfigureAwait(false);
-            await ns.Secrets.ThrowIfUnusableAsync(request.Spec, context.CancellationToken).ConfigureAwait(false);
+            await RpcErrors.Guard(() => { Internal.RunSpecValidator.ThrowIfInvalid(spec); return Task.FromResult(0); }).ConfigureAwait(false);
+            await ns.Secrets.ThrowIfUnusableAsync(spec, context.CancellationToken).ConfigureAwait(false);
         }
 
         var key = string.IsNullOrEmpty(request.IdempotencyKey) ? null : request.IdempotencyKey;
 
         // The run's trace: this call's server span (joined to the caller's trace when it sent traceparent), else a new one.
         var traceParent = Internal.RunTrace.ForSubmit();
-        var result = await RpcErrors.Guard(() => ns.Store.SubmitRunAsync(request.Spec, key, traceParent, context.CancellationToken)).ConfigureAwait(false);
+        var result = await RpcErrors.Guard(() => ns.Store.SubmitRunAsync(spec, key, traceParent, context.CancellationToken)).ConfigureAwait(false);
 
         // A repeated idempotency key returns the existing run and submits nothing.
         if (result.Created)
@@ -54,6 +51,62 @@ internal sealed class RunServiceImpl : RunService.RunServiceBase
 
         return new SubmitRunResponse { Run = result.Run, Created = result.Created };
     }
+
+    /// <summary>Longest pipeline_file_name accepted.</summary>
+    private const int MaxPipelineFileName = 256;
+
+    /// <summary>
+    /// The RunSpec of request.pipeline_yaml, read by cpctl's reader (ControlPlane.Client.PipelineFile) and validated: every
+    /// problem, the reader's and the spec's, is one field violation on pipeline_yaml that starts with file:line:column.
+    /// </summary>
+    private RunSpec ReadPipeline(SubmitRunRequest request)
+    {
+        if (request.Spec is not null)
+        {
+            throw RpcErrors.InvalidArgument("pipeline_yaml", "both spec and pipeline_yaml are set; send the run as one of them");
+        }
+
+        if (request.PipelineFileName.Length > MaxPipelineFileName)
+        {
+            throw RpcErrors.InvalidArgument("pipeline_file_name", $"pipeline_file_name is {request.PipelineFileName.Length} characters; at most {MaxPipelineFileName} are allowed (send the file's name, not its path)");
+        }
+
+        if (request.PipelineYaml.Length > _options.MaxSubmitSize)
+        {
+            throw RpcErrors.InvalidArgument("pipeline_yaml", $"pipeline_yaml is {request.PipelineYaml.Length} characters; at most {_options.MaxSubmitSize} are accepted (MaxSubmitSize)");
+        }
+
+        var name = request.PipelineFileName.Length > 0 ? request.PipelineFileName : null;
+        ControlPlane.Client.PipelineFile file;
+        try
+        {
+            file = ControlPlane.Client.PipelineFile.Parse(request.PipelineYaml, name);
+        }
+        catch (ControlPlane.Client.PipelineFileException ex)
+        {
+            throw PipelineErrors(ex.Errors.Select(e => e.ToString()).ToList());
+        }
+
+        try
+        {
+            Internal.RunSpecValidator.ThrowIfInvalid(file.Spec);
+        }
+        catch (RunSpecValidationException ex)
+        {
+            throw PipelineErrors(ex.Violations.Select(v =>
+            {
+                var at = file.Locate(v.Field) is { } l ? $"{name ?? "<pipeline>"}:{l.Line}:{l.Column}" : name ?? "<pipeline>";
+                return $"{at}: {v.Field}: {v.Description}";
+            }).ToList());
+        }
+
+        return file.Spec;
+    }
+
+    private static RpcException PipelineErrors(IReadOnlyList<string> errors) =>
+        RpcErrors.BadRequest(
+            string.Join("; ", errors),
+            errors.Select(e => new Google.Rpc.BadRequest.Types.FieldViolation { Field = "pipeline_yaml", Description = e }));
 
     public override async Task<GetRunResponse> GetRun(GetRunRequest request, ServerCallContext context)
     {
