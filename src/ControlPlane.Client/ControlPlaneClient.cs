@@ -433,6 +433,74 @@ public sealed class ControlPlaneClient : IDisposable
         }
     }
 
+    /// <summary>
+    /// RunService.WatchRuns until cancelled: the snapshot of matching runs (or the changes after
+    /// <see cref="WatchRunsRequest.AfterCursor"/>), a caught_up message, then every change. A stream cut off (the
+    /// scheduler restarting, a replica shutting down) is reopened after the last cursor received, so no change is
+    /// missed; when the scheduler no longer keeps changes that old it sends reset and a new snapshot.
+    /// </summary>
+    public async IAsyncEnumerable<WatchRunsResponse> WatchRunsAsync(WatchRunsRequest request, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var next = request.Clone();
+        var idleEnds = 0;
+        while (true)
+        {
+            var (call, hasMessage) = await _retry.ExecuteAsync(
+                static async (state, token) =>
+                {
+                    var (client, watch) = state;
+                    var opened = client._runs.WatchRuns(watch, new CallOptions(client._headers, null, token));
+                    try
+                    {
+                        return (opened, await opened.ResponseStream.MoveNext(token).ConfigureAwait(false));
+                    }
+                    catch
+                    {
+                        opened.Dispose();
+                        throw;
+                    }
+                },
+                (this, next.Clone()),
+                cancellationToken).ConfigureAwait(false);
+
+            var delivered = false;
+            using (call)
+            {
+                while (hasMessage)
+                {
+                    var message = call.ResponseStream.Current;
+                    if (message.Cursor.Length > 0)
+                    {
+                        next.AfterCursor = message.Cursor;
+                    }
+
+                    delivered = true;
+                    yield return message;
+                    try
+                    {
+                        hasMessage = await call.ResponseStream.MoveNext(cancellationToken).ConfigureAwait(false);
+                    }
+                    catch (RpcException ex) when (IsCutOff(ex, cancellationToken))
+                    {
+                        break;
+                    }
+                }
+            }
+
+            // A stream that ends again and again without delivering anything must not spin forever.
+            idleEnds = delivered ? 0 : idleEnds + 1;
+            if (idleEnds > _options.MaxRetryAttempts)
+            {
+                throw new RpcException(new Status(
+                    StatusCode.Unavailable,
+                    $"The watch of runs ended {idleEnds} times in a row without delivering anything; the scheduler at {Address} keeps closing the stream."));
+            }
+
+            await Task.Delay(_options.RetryBaseDelay, _options.TimeProvider, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
     /// <summary>Closes the connection to the scheduler; calls still running fail.</summary>
     public void Dispose() => _channel.Dispose();
 

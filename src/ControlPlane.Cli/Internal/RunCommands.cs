@@ -112,13 +112,28 @@ internal static class RunCommands
         var limit = new Option<int>("--limit") { Description = "At most this many runs.", DefaultValueFactory = _ => 50 };
         command.Options.Add(state);
         command.Options.Add(label);
+        var watch = new Option<bool>("--watch") { Description = "Keep watching: after the table, one line per run that changes (state, new run, deleted) until interrupted; reconnects by itself when cut off." };
         command.Options.Add(limit);
+        command.Options.Add(watch);
         handlers.Handle(command, async (inv, ct) =>
         {
             var max = inv.Get(limit);
             if (max < 1)
             {
                 throw new CliUsageException($"--limit {max} is not positive; use e.g. --limit 50");
+            }
+
+            if (inv.Get(watch))
+            {
+                var watchRequest = new WatchRunsRequest { SnapshotSize = Math.Min(max, 1000) };
+                if (inv.Get(state) is { } watchState)
+                {
+                    watchRequest.State = ArgumentParsing.State(watchState);
+                }
+
+                watchRequest.Labels.Add(ArgumentParsing.Labels(inv.Get(label), "--label"));
+                using var watchClient = inv.CreateClient();
+                return await WatchListAsync(watchClient, watchRequest, inv, ct).ConfigureAwait(false);
             }
 
             var request = new ListRunsRequest { PageSize = Math.Min(max, 1000) };
@@ -155,6 +170,59 @@ internal static class RunCommands
             return ExitCodes.Success;
         });
         return command;
+    }
+
+    /// <summary>
+    /// run ls --watch: the table of the snapshot, then one line per change until interrupted (a reset prints the table
+    /// of the new snapshot again); with --json, every message as one JSON line.
+    /// </summary>
+    private static async Task<int> WatchListAsync(ControlPlaneClient client, WatchRunsRequest request, Invocation inv, CancellationToken ct)
+    {
+        var snapshot = new List<Run>();
+        var live = false;
+        await foreach (var message in client.WatchRunsAsync(request, ct).ConfigureAwait(false))
+        {
+            if (inv.Json)
+            {
+                await inv.WriteJsonLineAsync(message).ConfigureAwait(false);
+                continue;
+            }
+
+            if (message.Reset)
+            {
+                await inv.Out.WriteLineAsync("the scheduler no longer keeps changes this far back; the runs as they are now:").ConfigureAwait(false);
+                snapshot.Clear();
+                live = false;
+            }
+
+            if (!live)
+            {
+                if (message.Run is not null)
+                {
+                    snapshot.Add(message.Run);
+                }
+
+                if (message.CaughtUp)
+                {
+                    TextRender.RunList(inv.Out, snapshot);
+                    snapshot.Clear();
+                    live = true;
+                }
+
+                continue;
+            }
+
+            if (message.Run is { } run)
+            {
+                await inv.Out.WriteLineAsync($"{DateTime.Now.ToString("HH:mm:ss", CultureInfo.InvariantCulture)}  {run.Id}  {TextRender.Name(run.State)}  {(run.Name.Length > 0 ? run.Name : "-")}  {TextRender.Labels(run.Labels)}".TrimEnd()).ConfigureAwait(false);
+            }
+            else if (message.DeletedRunId.Length > 0)
+            {
+                await inv.Out.WriteLineAsync($"{DateTime.Now.ToString("HH:mm:ss", CultureInfo.InvariantCulture)}  {message.DeletedRunId}  deleted").ConfigureAwait(false);
+            }
+        }
+
+        return ExitCodes.Success;
     }
 
     private static Command Watch(CommandHandlers handlers)
