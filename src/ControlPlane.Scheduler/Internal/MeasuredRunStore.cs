@@ -30,6 +30,12 @@ internal sealed class MeasuredRunStore(IRunStore inner, SchedulerMetrics metrics
     public Task<RunPage> ListRunsAsync(RunQuery query, CancellationToken cancellationToken = default) =>
         Time("list_runs", () => Inner.ListRunsAsync(query, cancellationToken));
 
+    public Task<IReadOnlyList<Run?>> GetRunSummariesAsync(IReadOnlyList<string> runIds, CancellationToken cancellationToken = default) =>
+        Time("get_run_summaries", () => Inner.GetRunSummariesAsync(runIds, cancellationToken));
+
+    public Task<RunChangePage> ReadRunChangesAsync(string? afterCursor, int max, CancellationToken cancellationToken = default) =>
+        Time("read_run_changes", () => Inner.ReadRunChangesAsync(afterCursor, max, cancellationToken));
+
     public Task<Run> CancelRunAsync(string runId, string reason, CancellationToken cancellationToken = default) =>
         Time("cancel_run", () => Inner.CancelRunAsync(runId, reason, cancellationToken));
 
