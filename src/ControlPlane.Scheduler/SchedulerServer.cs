@@ -466,6 +466,7 @@ public sealed class SchedulerServer : IAsyncDisposable
         web.MapGrpcHealthChecksService();
         MapHttpProbes(web);
         SchedulerTelemetry.MapMetrics(web, () => _httpListener?.IPEndPoint?.Port, authenticated);
+        web.MapDashboard();
         if (_options.Reflection)
         {
             services.Add(web.MapGrpcReflectionService());

@@ -13,7 +13,8 @@ namespace ControlPlane.Scheduler.Security;
 /// <summary>
 /// Answers a refused gRPC call as gRPC does: HTTP 200 with grpc-status, grpc-message and grpc-status-details-bin (a
 /// google.rpc.Status with an ErrorInfo) in a trailers-only response, so every gRPC client sees UNAUTHENTICATED or
-/// PERMISSION_DENIED with the reason instead of an HTTP 401/403.
+/// PERMISSION_DENIED with the reason instead of an HTTP 401/403. A call to the JSON API (any request that is not gRPC)
+/// gets HTTP 401 or 403 with the JSON error the transcoded routes answer with: {code, message, details[]}.
 /// </summary>
 internal static class GrpcStatusResponse
 {
