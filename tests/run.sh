@@ -20,9 +20,11 @@ duration() {
 # ---- 1. Prerequisites -------------------------------------------------------------------------
 # Debian packages: a real Redis for the store and functional tests; for the Python and Node hello
 # clients (tests/ControlPlane.ClientInterop.Tests), Debian's python3 (not a virtualenv's) with grpcio,
-# protobuf and grpc_tools, and node. The npm packages serve the Node client and buf lint.
+# protobuf and grpc_tools, and node. The npm packages serve the Node client and buf lint. The dashboard's
+# browser tests drive Debian's chromium (Playwright never downloads a browser).
 apt_missing=()
 command -v redis-server >/dev/null 2>&1 || apt_missing+=(redis-server)
+[ -x /usr/bin/chromium ] || apt_missing+=(chromium)
 /usr/bin/python3 -c 'import grpc' >/dev/null 2>&1 || apt_missing+=(python3-grpcio)
 /usr/bin/python3 -c 'import google.protobuf' >/dev/null 2>&1 || apt_missing+=(python3-protobuf)
 /usr/bin/python3 -c 'import grpc_tools.protoc' >/dev/null 2>&1 || apt_missing+=(python3-grpc-tools)

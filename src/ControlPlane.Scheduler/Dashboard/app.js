@@ -893,7 +893,7 @@ function queuesPage(view) {
       body.replaceChildren(
         el('h2', { class: 'section' }, 'Queues'),
         queues.length ? el('div', { class: 'card table-card' }, el('table', { class: 'table', id: 'queues-table' },
-          el('thead', {}, el('tr', {}, ['Queue', 'Ready', 'Running', 'Agents', 'Dispatch wait p50', 'p95'].map((h) => el('th', {}, h)))),
+          el('thead', {}, el('tr', {}, el('th', {}, 'Queue'), ['Ready', 'Running', 'Agents', 'Dispatch wait p50', 'Dispatch wait p95'].map((h) => el('th', { class: 'num' }, h)))),
           el('tbody', {}, queues.map((q) => el('tr', {},
             el('td', {}, el('strong', {}, q.queue)), el('td', { class: 'num' }, q.ready || '0'), el('td', { class: 'num' }, q.running || '0'),
             el('td', { class: 'num' }, q.agents || 0), el('td', { class: 'num' }, protoDuration(q.dispatchLatencyP50)), el('td', { class: 'num' }, protoDuration(q.dispatchLatencyP95)))))))
