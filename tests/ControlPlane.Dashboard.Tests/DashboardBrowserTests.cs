@@ -35,6 +35,20 @@ public sealed class DashboardBrowserTests
         await Expect(page.Locator("#runs-body tr[data-state='SUCCEEDED']")).ToHaveCountAsync(1);
         await Expect(page.Locator("#runs-body tr[data-state='FAILED']")).ToHaveCountAsync(1);
 
+        // The filters: by state, then by labels (every one must match), then none again.
+        var rows = page.Locator("#runs-body tr");
+        await page.Locator("#filter-state").SelectOptionAsync("FAILED");
+        await Expect(rows).ToHaveCountAsync(1);
+        await Expect(rows).ToContainTextAsync("import-customers");
+        await page.Locator("#filter-state").SelectOptionAsync("");
+        await page.Locator("#filter-label").FillAsync("team=data, source=crm");
+        await page.Locator("#filter-label").PressAsync("Enter");
+        await Expect(rows).ToHaveCountAsync(1);
+        await Expect(rows).ToContainTextAsync("import-customers");
+        await page.Locator("#filter-label").FillAsync("");
+        await page.Locator("#filter-label").PressAsync("Enter");
+        await Expect(rows).ToHaveCountAsync(2);
+
         // Act 1: submit the release through the API; the list shows it, then shows it running.
         var run = (await host.Client.SubmitRunAsync(Pipelines.Release(go))).Run;
         var row = page.Locator($"#runs-body tr[data-run-id='{run.Id}']");
