@@ -31,6 +31,8 @@ public sealed class DashboardHttpTests
         Assert.Equal("text/css", style.Content.Headers.ContentType?.MediaType);
         Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
         Assert.True(script.Headers.CacheControl?.NoCache);
+        using var head = await http.SendAsync(new HttpRequestMessage(HttpMethod.Head, new Uri("/", UriKind.Relative)));
+        Assert.Equal(HttpStatusCode.OK, head.StatusCode);
 
         // The ETag answers a revalidation with 304 and no body.
         using var again = new HttpRequestMessage(HttpMethod.Get, new Uri("/dashboard/app.js", UriKind.Relative));

@@ -38,8 +38,9 @@ internal static class DashboardEndpoints
     /// <summary>Maps "/" (the page) and "/dashboard/{file}" (its assets), open to every caller.</summary>
     public static void MapDashboard(this IEndpointRouteBuilder endpoints)
     {
-        endpoints.MapGet("/", context => ServeAsync(context, "index.html"));
-        endpoints.MapGet("/dashboard/{file}", context => ServeAsync(context, (string)context.Request.RouteValues["file"]!));
+        string[] methods = [HttpMethods.Get, HttpMethods.Head];
+        endpoints.MapMethods("/", methods, context => ServeAsync(context, "index.html"));
+        endpoints.MapMethods("/dashboard/{file}", methods, context => ServeAsync(context, (string)context.Request.RouteValues["file"]!));
     }
 
     private static Task ServeAsync(HttpContext context, string file)
