@@ -162,4 +162,32 @@ public sealed class DashboardBrowserTests
         await DashboardHost.ScreenshotAsync(page, "queues.png");
         Assert.Empty(errors);
     }
+
+    [Fact]
+    public async Task Dashboard_SubmitPipelineFile_OpensTheNewRunOrSaysWhereTheFileIsWrong()
+    {
+        // Arrange: no authentication, an agent, the page open.
+        await using var host = await DashboardHost.StartAsync(authenticated: false, withAgent: true);
+        var errors = new List<string>();
+        var page = await host.OpenPageAsync(errors);
+        await page.GotoAsync(host.DashboardUrl.ToString());
+        await Expect(page.Locator("#runs-live")).ToHaveTextAsync("live");
+
+        // Act 1: a file with an unknown need is refused; the page names the file's line.
+        const string broken = "name: broken\nsteps:\n  - id: a\n    framework: shell\n    run: echo a\n    needs: [missing]\n";
+        await page.Locator("#submit-file").SetInputFilesAsync(new FilePayload { Name = "broken.yaml", MimeType = "text/yaml", Buffer = System.Text.Encoding.UTF8.GetBytes(broken) });
+        var toast = page.Locator(".toast-error");
+        await Expect(toast).ToContainTextAsync("Submitting broken.yaml failed");
+        await Expect(toast).ToContainTextAsync(new Regex(@"broken\.yaml:\d+:\d+"));
+
+        // Act 2: a good file starts a run and the page opens it.
+        const string good = "name: from-the-browser\nlabels:\n  origin: dashboard\nsteps:\n  - id: hello\n    framework: shell\n    run: echo hello from the browser\n";
+        await page.Locator("#submit-file").SetInputFilesAsync(new FilePayload { Name = "good.yaml", MimeType = "text/yaml", Buffer = System.Text.Encoding.UTF8.GetBytes(good) });
+
+        // Assert: the run page shows the run to its end.
+        await Expect(page.Locator(".run-title h1")).ToHaveTextAsync("from-the-browser");
+        await Expect(page.Locator(".run-title .pill")).ToHaveTextAsync("Succeeded");
+        await Expect(page.Locator("#step-log")).ToContainTextAsync("hello from the browser");
+        Assert.Empty(errors);
+    }
 }
