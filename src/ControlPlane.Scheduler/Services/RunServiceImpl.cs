@@ -319,6 +319,11 @@ internal sealed class RunServiceImpl : RunService.RunServiceBase
                 ("run_id", runId),
                 ("after_seq", seq.ToString(CultureInfo.InvariantCulture)));
         }
+        catch (OperationCanceledException) when (context.CancellationToken.IsCancellationRequested)
+        {
+            // The watcher left (a browser changed page, a client cancelled): nobody is there to answer, and the JSON
+            // stream's handler would log the cancellation as a failure.
+        }
     }
 
     /// <summary>
@@ -413,6 +418,10 @@ internal sealed class RunServiceImpl : RunService.RunServiceBase
                     ? "the scheduler is shutting down; watch again on another replica"
                     : $"the scheduler is shutting down; watch again with after_cursor {resume} to continue where this stream stopped",
                 ("after_cursor", resume));
+        }
+        catch (OperationCanceledException) when (context.CancellationToken.IsCancellationRequested)
+        {
+            // The watcher left: as in WatchRun, nothing to answer.
         }
     }
 
