@@ -52,6 +52,23 @@ public sealed class PipelineFileLimitsTests
     }
 
     [Fact]
+    public void Parse_FewAliasesOfALongString_RefusedByTheTextTheyExpandTo()
+    {
+        // 1.2 MB of file whose 20 aliases of one 60,000-character string expand past the 4 MiB a file may hold: few
+        // values, so only the text's length can catch it (unchecked, 20,000 such aliases add up to gigabytes).
+        var text = new StringBuilder(StepHead + "    params:\n      blob: &b \"" + new string('x', 60_000) + "\"\n");
+        for (var i = 0; i < 80; i++)
+        {
+            text.Append($"      copy{i}: *b\n");
+        }
+
+        var error = Refused(text.ToString());
+
+        Assert.Contains("4,194,304 characters of text", error.Message, StringComparison.Ordinal);
+        Assert.Contains("*b", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Parse_AliasBombAsMappingKey_Refused()
     {
         // A collection used as a key is hashed whole when the mapping is built, before any field is read.

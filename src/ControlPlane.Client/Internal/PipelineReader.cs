@@ -142,9 +142,12 @@ internal sealed class PipelineReader
     private bool Preflight(string yaml)
     {
         var parser = new Parser(new StringReader(yaml));
-        var anchors = new Dictionary<string, (long Size, int Height)?>(StringComparer.Ordinal); // null: still open
-        var open = new Stack<(string? Anchor, long Size, int Height)>();
+        var anchors = new Dictionary<string, (long Size, int Height, long Chars)?>(StringComparer.Ordinal); // null: still open
+        var open = new Stack<(string? Anchor, long Size, int Height, long Chars)>();
         long total = 0;
+
+        // Characters of text once every alias is expanded: an alias of a long string costs its length each time.
+        long chars = 0;
         while (parser.MoveNext())
         {
             var current = parser.Current!;
@@ -171,21 +174,28 @@ internal sealed class PipelineReader
                         return Refuse(current, $"the document expands to more than {MaxNodes:N0} values: an alias such as *{Clip(name)} repeats its anchor's whole value each time it is used; write the values out, use fewer aliases, or split the pipeline");
                     }
 
+                    chars += value.Chars;
+                    if (chars > MaxFileChars)
+                    {
+                        return Refuse(current, $"the document expands to more than {MaxFileChars:N0} characters of text: an alias such as *{Clip(name)} repeats its anchor's whole value each time it is used; write the values out, use fewer aliases, or move large params to an artifact store and pass references");
+                    }
+
                     if (open.Count + value.Height > MaxDepth)
                     {
                         return Refuse(current, $"nested deeper than {MaxDepth} levels once *{Clip(name)} is expanded; flatten the structure (params can nest {MaxDepth - 3} levels)");
                     }
 
-                    AddChild(open, value.Size, value.Height);
+                    AddChild(open, value.Size, value.Height, value.Chars);
                     continue;
                 case Scalar scalar:
                     total++;
+                    chars += scalar.Value.Length;
                     if (!scalar.Anchor.IsEmpty)
                     {
-                        anchors[scalar.Anchor.Value] = (1, 0);
+                        anchors[scalar.Anchor.Value] = (1, 0, scalar.Value.Length);
                     }
 
-                    AddChild(open, 1, 0);
+                    AddChild(open, 1, 0, scalar.Value.Length);
                     break;
                 case NodeEvent { } start and (SequenceStart or MappingStart):
                     total++;
@@ -195,7 +205,7 @@ internal sealed class PipelineReader
                         anchors[anchor] = null;
                     }
 
-                    open.Push((anchor, 1, 1));
+                    open.Push((anchor, 1, 1, 0));
                     if (open.Count > MaxDepth)
                     {
                         return Refuse(current, $"nested deeper than {MaxDepth} levels; flatten the structure (params can nest {MaxDepth - 3} levels)");
@@ -206,10 +216,10 @@ internal sealed class PipelineReader
                     var done = open.Pop();
                     if (done.Anchor is not null)
                     {
-                        anchors[done.Anchor] = (done.Size, done.Height);
+                        anchors[done.Anchor] = (done.Size, done.Height, done.Chars);
                     }
 
-                    AddChild(open, done.Size, done.Height);
+                    AddChild(open, done.Size, done.Height, done.Chars);
                     break;
             }
 
@@ -221,11 +231,11 @@ internal sealed class PipelineReader
 
         return true;
 
-        static void AddChild(Stack<(string? Anchor, long Size, int Height)> open, long size, int height)
+        static void AddChild(Stack<(string? Anchor, long Size, int Height, long Chars)> open, long size, int height, long chars)
         {
             if (open.TryPop(out var parent))
             {
-                open.Push((parent.Anchor, parent.Size + size, Math.Max(parent.Height, height + 1)));
+                open.Push((parent.Anchor, parent.Size + size, Math.Max(parent.Height, height + 1), parent.Chars + chars));
             }
         }
 

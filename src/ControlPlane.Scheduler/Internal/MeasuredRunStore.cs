@@ -78,7 +78,7 @@ internal sealed class MeasuredRunStore(IRunStore inner, SchedulerMetrics metrics
         var claimed = await Time("claim", () => Inner.ClaimAsync(request, cancellationToken)).ConfigureAwait(false);
 
         // A claim repeated under its id after a failed call returns what that call took, which nobody counted yet.
-        metrics.Dispatched(ns, claimed, Inner.Clock.GetUtcNow());
+        Measure(() => metrics.Dispatched(ns, claimed, Inner.Clock.GetUtcNow()));
         return claimed;
     }
 
@@ -92,11 +92,11 @@ internal sealed class MeasuredRunStore(IRunStore inner, SchedulerMetrics metrics
         catch (RunStoreException ex) when (ex.Error != RunStoreError.Unavailable)
         {
             // Refused for good (an outage is waited out instead): none of these reports was recorded.
-            metrics.ReportsFailed(reports.Count);
+            Measure(() => metrics.ReportsFailed(reports.Count));
             throw;
         }
 
-        metrics.Reported(reports, outcomes, Inner.Clock.GetUtcNow());
+        Measure(() => metrics.Reported(reports, outcomes, Inner.Clock.GetUtcNow()));
         return outcomes;
     }
 
@@ -106,7 +106,7 @@ internal sealed class MeasuredRunStore(IRunStore inner, SchedulerMetrics metrics
     public async Task<MaintenanceResult> RunMaintenanceAsync(int max, CancellationToken cancellationToken = default)
     {
         var result = await Time("run_maintenance", () => Inner.RunMaintenanceAsync(max, cancellationToken)).ConfigureAwait(false);
-        metrics.LeasesExpired(result.LeasesExpired);
+        Measure(() => metrics.LeasesExpired(result.LeasesExpired));
         return result;
     }
 
@@ -139,6 +139,23 @@ internal sealed class MeasuredRunStore(IRunStore inner, SchedulerMetrics metrics
         finally
         {
             metrics.StoreCall(operation, Stopwatch.GetElapsedTime(started));
+        }
+    }
+
+    /// <summary>
+    /// Records what a store call returned. The call has committed by then (leases taken, results stored): a failure to
+    /// count it must not turn it into an error its caller would retry or report.
+    /// </summary>
+    private static void Measure(Action record)
+    {
+        try
+        {
+            record();
+        }
+#pragma warning disable CA1031 // Counting is best effort; the store call it follows has succeeded.
+        catch (Exception)
+#pragma warning restore CA1031
+        {
         }
     }
 }

@@ -133,9 +133,11 @@ internal static partial class RunSpecValidator
             return v.Finish();
         }
 
-        if (spec.CalculateSize() is var size && size > MaxSpecBytes)
+        // Protobuf sums sizes in an int: a spec beyond 2 GiB (built in memory, never received) comes out negative.
+        if (spec.CalculateSize() is var size && (size > MaxSpecBytes || size < 0))
         {
-            v.Add("", $"the spec is {size:N0} bytes serialized; at most {MaxSpecBytes:N0} are allowed, move large params to an artifact store and pass references");
+            var shown = size < 0 ? "over 2 GiB" : $"{size:N0} bytes";
+            v.Add("", $"the spec is {shown} serialized; at most {MaxSpecBytes:N0} bytes are allowed, move large params to an artifact store and pass references");
             return v.Finish();
         }
 

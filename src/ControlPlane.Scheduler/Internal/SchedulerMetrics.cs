@@ -164,10 +164,21 @@ internal sealed class SchedulerMetrics : IDisposable
         switch (report.MessageCase)
         {
             case ConnectRequest.MessageOneofCase.StepStarted:
-                if (_started.Count < MaxStartedAttempts)
+                if (_started.Count >= MaxStartedAttempts)
                 {
-                    _started[token] = now;
+                    // Attempts whose end this replica never sees (lease lost, result sent to another replica) stay
+                    // here: at the cap, the oldest half goes, so durations keep being measured.
+                    var cutoff = _started.Values.Order().ElementAt(_started.Count / 2);
+                    foreach (var (old, at) in _started)
+                    {
+                        if (at <= cutoff)
+                        {
+                            _started.TryRemove(old, out _);
+                        }
+                    }
                 }
+
+                _started[token] = now;
 
                 break;
             case ConnectRequest.MessageOneofCase.StepCompleted:
