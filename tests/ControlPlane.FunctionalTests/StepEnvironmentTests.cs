@@ -9,7 +9,7 @@ namespace ControlPlane.FunctionalTests;
 [Collection(FunctionalTestGroup.Name)]
 public sealed class StepEnvironmentTests(RedisServerFixture redis)
 {
-    private static readonly string[] Contract = ["CP_RUN_ID", "CP_STEP_ID", "CP_ATTEMPT", "CP_PARAMS", "CP_INPUTS_DIR", "CP_OUTPUT_FILE", "CP_WORK_DIR"];
+    private static readonly string[] Contract = ["CP_RUN_ID", "CP_STEP_ID", "CP_ATTEMPT", "CP_PARAMS", "CP_INPUTS_DIR", "CP_OUTPUT_FILE", "CP_WORK_DIR", "TRACEPARENT"];
 
     [Fact]
     public async Task ShellStep_AgentEnvironmentWithTokenAndOtherVariables_SeesOnlyTheAllowedSet()
