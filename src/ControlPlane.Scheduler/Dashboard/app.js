@@ -56,7 +56,8 @@ async function readError(response) {
   return new ApiError(response.status, body || { message: `the scheduler answered HTTP ${response.status} ${response.statusText}`.trim() });
 }
 
-async function api(method, path, body, signal) {
+/** One call: the response when the scheduler answered 2xx; otherwise an ApiError (a 401 asks for a token again). */
+async function send(method, path, body, signal) {
   let response;
   try {
     response = await fetch(path, { method, headers: headers(body !== undefined), body: body === undefined ? undefined : JSON.stringify(body), signal });
@@ -69,7 +70,11 @@ async function api(method, path, body, signal) {
     if (response.status === 401) onUnauthenticated(error);
     throw error;
   }
-  return response.json();
+  return response;
+}
+
+async function api(method, path, body, signal) {
+  return (await send(method, path, body, signal)).json();
 }
 
 /**
@@ -77,18 +82,7 @@ async function api(method, path, body, signal) {
  * each; resolves when the server ends the stream, rejects with an ApiError when it ends with an error.
  */
 async function stream(method, path, body, signal, onMessage) {
-  let response;
-  try {
-    response = await fetch(path, { method, headers: headers(body !== undefined), body: body === undefined ? undefined : JSON.stringify(body), signal });
-  } catch (e) {
-    if (e.name === 'AbortError') throw e;
-    throw new ApiError(0, { message: `cannot reach the scheduler (${e.message})` });
-  }
-  if (!response.ok) {
-    const error = await readError(response);
-    if (response.status === 401) onUnauthenticated(error);
-    throw error;
-  }
+  const response = await send(method, path, body, signal);
   const reader = response.body.getReader();
   const decoder = new TextDecoder();
   const scanner = new JsonScanner();
