@@ -18,6 +18,10 @@ public sealed class SecretCipher : IDisposable
 
     private readonly AesGcm _aes;
 
+    // One AesGcm instance is not safe for concurrent calls (on OpenSSL it reuses one cipher context): two opens at once,
+    // from agents of any namespaces, could fail each other's tag check. One cipher serves every namespace, so calls queue.
+    private readonly Lock _gate = new();
+
     public SecretCipher(ReadOnlySpan<byte> key)
     {
         if (key.Length != KeyLength)
@@ -75,7 +79,11 @@ public sealed class SecretCipher : IDisposable
         var sealedValue = new byte[NonceLength + TagLength + value.Length];
         var nonce = sealedValue.AsSpan(0, NonceLength);
         RandomNumberGenerator.Fill(nonce);
-        _aes.Encrypt(nonce, value, sealedValue.AsSpan(NonceLength + TagLength), sealedValue.AsSpan(NonceLength, TagLength), Encoding.UTF8.GetBytes(name));
+        lock (_gate)
+        {
+            _aes.Encrypt(nonce, value, sealedValue.AsSpan(NonceLength + TagLength), sealedValue.AsSpan(NonceLength, TagLength), Encoding.UTF8.GetBytes(name));
+        }
+
         return sealedValue;
     }
 
@@ -88,9 +96,19 @@ public sealed class SecretCipher : IDisposable
         }
 
         var value = new byte[sealedValue.Length - NonceLength - TagLength];
-        _aes.Decrypt(sealedValue[..NonceLength], sealedValue[(NonceLength + TagLength)..], sealedValue.Slice(NonceLength, TagLength), value, Encoding.UTF8.GetBytes(name));
+        lock (_gate)
+        {
+            _aes.Decrypt(sealedValue[..NonceLength], sealedValue[(NonceLength + TagLength)..], sealedValue.Slice(NonceLength, TagLength), value, Encoding.UTF8.GetBytes(name));
+        }
+
         return value;
     }
 
-    public void Dispose() => _aes.Dispose();
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            _aes.Dispose();
+        }
+    }
 }
